@@ -1,0 +1,64 @@
+"""Errors that a user can act on.
+
+Every error raised at an input boundary names the file, the line and the column it is
+about and says how to fix it; the CLI prints it as one line (no traceback unless --debug).
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Iterable
+
+
+class GraphoncError(Exception):
+    """Base class of errors the CLI reports as one line and exit code 2."""
+
+
+class ConfigError(GraphoncError):
+    """A config file is missing, malformed or names something that does not exist."""
+
+
+class InputError(GraphoncError):
+    """Bad input data: says where (file, line, column), what, and how to fix it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        column: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.column = column
+        self.message = message
+        self.hint = hint
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        where = []
+        if self.file:
+            where.append(self.file)
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.column:
+            where.append(f"column {self.column!r}")
+        text = (", ".join(where) + ": " if where else "") + self.message
+        if self.hint:
+            text += f" Fix: {self.hint}"
+        return text
+
+
+def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """Candidates that look like a misspelling of `word` (case-insensitive)."""
+    cands = list(candidates)
+    lower = {c.lower(): c for c in cands}
+    hits = difflib.get_close_matches(word.lower(), list(lower), n=n, cutoff=0.6)
+    return [lower[h] for h in hits]
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    hits = close_matches(word, candidates)
+    return f" Did you mean {', '.join(repr(h) for h in hits)}?" if hits else ""

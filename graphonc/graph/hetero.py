@@ -1,0 +1,200 @@
+"""Run folder → ``torch_geometric.data.HeteroData``.
+
+Shaped like PyG's ``examples/hetero/load_csv.py``: a node table becomes ``(x, id → index)``,
+an edge table is mapped through the two node id maps. Patient features come from a
+:class:`PatientFeatureEncoder` (scikit-learn style ``fit``/``transform``) so a training
+fold can fit it on its own patients and apply it unchanged to held-out or new patients.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch_geometric.data import HeteroData
+
+from graphonc.graph import schema as S
+from graphonc.graph.run import GraphRun
+from graphonc.ingest.gene_roles import ROLES
+
+#: MAF variant classes (anything else → "other").
+VARIANT_CLASSES = ("Missense_Mutation", "Nonsense_Mutation", "Frame_Shift_Del", "Frame_Shift_Ins", "Splice_Site",
+                   "In_Frame_Del", "In_Frame_Ins", "Nonstop_Mutation", "Translation_Start_Site", "Silent",
+                   "Splice_Region", "Intron", "3'UTR", "5'UTR", "3'Flank", "5'Flank")
+
+
+@dataclass
+class PatientFeatureEncoder:
+    """Clinical columns → a dense float32 matrix.
+
+    Numeric columns are imputed with the training median, standardised with the training
+    mean/sd, and get a 0/1 missing indicator. Categorical columns are one-hot over the
+    categories seen in training plus a missing indicator (unseen categories → all zeros).
+    A ``mutations_assayed`` flag marks patients whose mutation modality is present.
+    """
+
+    numeric: list[str]
+    categorical: list[str]
+    median_: dict[str, float] = field(default_factory=dict)
+    mean_: dict[str, float] = field(default_factory=dict)
+    scale_: dict[str, float] = field(default_factory=dict)
+    categories_: dict[str, list[str]] = field(default_factory=dict)
+
+    def _check(self, df: pd.DataFrame) -> None:
+        missing = [c for c in self.numeric + self.categorical if c not in df.columns]
+        if missing:
+            raise ValueError(f"patient table lacks feature columns {missing}")
+
+    def fit(self, df: pd.DataFrame) -> "PatientFeatureEncoder":
+        """Learn imputation, scaling and categories from ``df`` (training patients only)."""
+        self._check(df)
+        for c in self.numeric:
+            v = pd.to_numeric(df[c], errors="coerce").astype("float64")
+            med = float(v.median()) if v.notna().any() else 0.0
+            sd = float(v.std(ddof=0)) if v.notna().sum() > 1 else 0.0
+            self.median_[c], self.mean_[c] = med, float(v.mean()) if v.notna().any() else 0.0
+            self.scale_[c] = sd if sd > 0 else 1.0
+        for c in self.categorical:
+            self.categories_[c] = sorted(df[c].dropna().astype(str).unique().tolist())
+        return self
+
+    @property
+    def feature_names_(self) -> list[str]:
+        names = []
+        for c in self.numeric:
+            names += [c, f"{c}__missing"]
+        for c in self.categorical:
+            names += [f"{c}={v}" for v in self.categories_[c]] + [f"{c}__missing"]
+        return names + ["mutations_assayed"]
+
+    def transform(self, df: pd.DataFrame) -> np.ndarray:
+        """Shape (n_patients, len(feature_names_)), float32."""
+        if not self.median_ and self.numeric or not self.categories_ and self.categorical:
+            raise RuntimeError("PatientFeatureEncoder.transform called before fit")
+        self._check(df)
+        cols = []
+        for c in self.numeric:
+            v = pd.to_numeric(df[c], errors="coerce").astype("float64").to_numpy()
+            miss = np.isnan(v)
+            v = np.where(miss, self.median_[c], v)
+            cols += [(v - self.mean_[c]) / self.scale_[c], miss.astype(np.float64)]
+        for c in self.categorical:
+            s = df[c].astype("string")
+            for val in self.categories_[c]:
+                cols.append((s == val).fillna(False).to_numpy(dtype=np.float64))
+            cols.append(s.isna().to_numpy(dtype=np.float64))
+        assayed = df["sequenced"].to_numpy(dtype=np.float64) if "sequenced" in df.columns else np.ones(len(df))
+        cols.append(assayed)
+        return np.column_stack(cols).astype(np.float32) if cols else np.zeros((len(df), 0), np.float32)
+
+    def fit_transform(self, df: pd.DataFrame) -> np.ndarray:
+        return self.fit(df).transform(df)
+
+    def to_dict(self) -> dict:
+        return {"numeric": self.numeric, "categorical": self.categorical, "median_": self.median_,
+                "mean_": self.mean_, "scale_": self.scale_, "categories_": self.categories_}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PatientFeatureEncoder":
+        return cls(**d)
+
+
+def _one_hot(values: pd.Series, vocab: list[str] | tuple[str, ...], other: bool = True) -> np.ndarray:
+    vocab = list(vocab)
+    idx = {v: i for i, v in enumerate(vocab)}
+    n = len(vocab) + (1 if other else 0)
+    out = np.zeros((len(values), n), np.float32)
+    for row, v in enumerate(values.astype(str)):
+        j = idx.get(v, len(vocab) if other else None)
+        if j is not None:
+            out[row, j] = 1.0
+    return out
+
+
+def node_features(label: str, df: pd.DataFrame) -> np.ndarray:
+    """Features of the non-patient node types (documented per type)."""
+    if label == S.GENE:  # role one-hot + driver flag
+        return np.hstack([_one_hot(df["role"], ROLES, other=False),
+                          df["is_driver"].to_numpy(np.float32)[:, None]])
+    if label == S.MUTATION:  # variant class one-hot (+ other)
+        return _one_hot(df["variant_class"], VARIANT_CLASSES)
+    if label == S.PATHWAY:  # source one-hot + log pathway size
+        return np.hstack([_one_hot(df["source"], sorted(df["source"].unique()), other=False),
+                          (np.log1p(df["n_genes"].to_numpy(np.float32)) / 10.0)[:, None]])
+    if label == S.GENE_PANEL:
+        return np.column_stack([np.log1p(df["n_genes"].to_numpy(np.float32)) / 10.0,
+                                df["inferred"].to_numpy(np.float32)])
+    return np.eye(len(df), dtype=np.float32)  # Treatment, RadiomicPhenotype: identity
+
+
+@dataclass
+class HeteroGraph:
+    """A ``HeteroData`` plus what is needed to map back to ids and labels."""
+
+    data: HeteroData
+    ids: dict[str, pd.Index]
+    encoder: PatientFeatureEncoder
+    label_classes: list[str]
+    feature_names: dict[str, list[str]]
+
+
+def to_hetero(run: GraphRun, encoder: PatientFeatureEncoder | None = None,
+              fit_patients: list[str] | None = None) -> HeteroGraph:
+    """Load a run into PyG.
+
+    Args:
+        run: the run folder.
+        encoder: a fitted encoder to reuse (held-out/new patients); None = fit a new one.
+        fit_patients: ids to fit a new encoder on (default all patients). Pass the training
+            fold so no statistics of test patients leak into the features.
+
+    Patient targets: ``y`` (class index, -1 = unknown), ``time`` (months), ``event`` (0/1)
+    and ``has_survival`` (bool).
+    """
+    cols = run.manifest["patient_columns"]
+    data = HeteroData()
+    ids: dict[str, pd.Index] = {}
+    names: dict[str, list[str]] = {}
+    patients = run.nodes(S.PATIENT)
+    if encoder is None:
+        encoder = PatientFeatureEncoder(cols["numeric"], cols["categorical"])
+        fit_df = patients if fit_patients is None else patients[patients[S.ID].isin(set(fit_patients))]
+        encoder.fit(fit_df)
+    data[S.PATIENT].x = torch.from_numpy(encoder.transform(patients))
+    names[S.PATIENT] = encoder.feature_names_
+    ids[S.PATIENT] = pd.Index(patients[S.ID])
+    classes: list[str] = []
+    if cols.get("label"):
+        lab = patients["label"].astype("string")
+        classes = sorted(lab.dropna().unique().tolist())
+        code = {c: i for i, c in enumerate(classes)}
+        data[S.PATIENT].y = torch.tensor([code.get(v, -1) if v is not pd.NA else -1 for v in lab], dtype=torch.long)
+    if cols.get("survival"):
+        t = patients["os_months"].to_numpy(np.float64)
+        e = patients["os_event"].to_numpy(np.float64)
+        ok = ~(np.isnan(t) | np.isnan(e))
+        data[S.PATIENT].time = torch.tensor(np.nan_to_num(t), dtype=torch.float32)
+        data[S.PATIENT].event = torch.tensor(np.nan_to_num(e), dtype=torch.float32)
+        data[S.PATIENT].has_survival = torch.from_numpy(ok)
+    for label in run.node_types():
+        if label == S.PATIENT:
+            continue
+        df = run.nodes(label)
+        if df.empty:
+            continue
+        data[label].x = torch.from_numpy(node_features(label, df))
+        ids[label] = pd.Index(df[S.ID])
+    for edge in run.edge_types():
+        src, _, dst = edge
+        if src not in ids or dst not in ids:
+            continue
+        df = run.edges(edge)
+        if df.empty:
+            continue
+        si = ids[src].get_indexer(df[S.SRC])
+        di = ids[dst].get_indexer(df[S.DST])
+        if (si < 0).any() or (di < 0).any():
+            raise ValueError(f"{S.edge_name(edge)}: edge endpoints missing from node tables (corrupt run?)")
+        data[edge].edge_index = torch.from_numpy(np.vstack([si, di]).astype(np.int64))
+    return HeteroGraph(data, ids, encoder, classes, names)
