@@ -1,0 +1,200 @@
+"""Bad input gives one clear line (file, line, column, fix), exit code 2, and writes nothing.
+
+Each case starts from a small real study cut from METABRIC (first 60 patients, their
+samples and MAF rows, written to a temp folder with the original line endings) and breaks
+one thing.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from graphonc.cli import app
+from graphonc.config import load_config
+from graphonc.errors import ConfigError, InputError
+from graphonc.graph.build import build_graph, build_run
+
+from conftest import CONFIGS
+
+N_PATIENTS = 60
+
+
+def _lines(path: Path) -> tuple[list[str], str]:
+    raw = path.read_bytes().decode()
+    eol = "\r" if "\n" not in raw else "\n"
+    return raw.split(eol), eol
+
+
+@pytest.fixture()
+def small_study(tmp_path, data_dir) -> tuple[Path, Path]:
+    """A 60-patient METABRIC study and a config pointing at it."""
+    src = data_dir / "metabric"
+    study = tmp_path / "study"
+    study.mkdir()
+    pat, eol = _lines(src / "data_clinical_patient.txt")
+    keep = pat[: 5 + N_PATIENTS]
+    (study / "data_clinical_patient.txt").write_bytes(eol.join(keep).encode())
+    ids = {ln.split("\t")[0] for ln in keep[5:]}
+    smp, eol_s = _lines(src / "data_clinical_sample.txt")
+    (study / "data_clinical_sample.txt").write_bytes(
+        eol_s.join(smp[:5] + [ln for ln in smp[5:] if ln.split("\t")[0] in ids]).encode())
+    maf, eol_m = _lines(src / "data_mutations_extended.txt")
+    header = maf[:2]
+    barcode = header[1].split("\t").index("Tumor_Sample_Barcode")
+    rows = [ln for ln in maf[2:] if ln and ln.split("\t")[barcode] in ids]
+    (study / "data_mutations_extended.txt").write_bytes(eol_m.join(header + rows).encode() + b"\n")
+    shutil.copy(src / "data_gene_panel.txt", study / "data_gene_panel.txt")
+    cfg = yaml.safe_load((CONFIGS / "metabric.yaml").read_text())
+    cfg["input"]["study_dir"] = str(study)
+    for key in ("gene_info", "intogen", "oncokb"):
+        cfg["genes"][key] = str((CONFIGS / cfg["genes"][key]).resolve())
+    for p in cfg["pathways"]:
+        p["path"] = str((CONFIGS / p["path"]).resolve())
+    cfg_path = tmp_path / "small.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    return study, cfg_path
+
+
+def _edit_line(path: Path, lineno: int, column: str, value: str) -> None:
+    """Set ``column`` on 1-based file line ``lineno``, keeping the file's line endings."""
+    lines, eol = _lines(path)
+    header = next(ln for ln in lines if not ln.startswith("#")).split("\t")
+    cells = lines[lineno - 1].split("\t")
+    cells[header.index(column)] = value
+    lines[lineno - 1] = "\t".join(cells)
+    path.write_bytes(eol.join(lines).encode())
+
+
+def _run_cli(cfg_path: Path, out: Path):
+    return CliRunner().invoke(app, ["build-graph", "--config", str(cfg_path), "--out", str(out)])
+
+
+def _assert_one_line_error(result, out: Path, *fragments: str) -> str:
+    assert result.exit_code == 2, result.output
+    msg = result.output.strip()
+    assert "Traceback" not in msg
+    assert len([ln for ln in msg.splitlines() if ln.strip()]) <= 3  # one logical line, maybe soft-wrapped
+    flat = " ".join(msg.split())
+    for frag in fragments:
+        assert frag in flat, (frag, flat)
+    assert "Fix:" in flat or "Did you mean" in flat
+    assert not out.exists() and not any(p.name.startswith(f".{out.name}.tmp") for p in out.parent.iterdir())
+    return flat
+
+
+def test_small_study_builds(small_study):
+    _, cfg = small_study
+    g = build_graph(load_config(cfg))
+    assert len(g.nodes["Patient"]) == N_PATIENTS
+
+
+def test_missing_file(small_study, tmp_path):
+    study, cfg = small_study
+    (study / "data_clinical_sample.txt").unlink()
+    _assert_one_line_error(_run_cli(cfg, tmp_path / "out"), tmp_path / "out", "data_clinical_sample.txt",
+                           "not found")
+
+
+def test_missing_config_file(tmp_path):
+    result = CliRunner().invoke(app, ["build-graph", "--config", str(tmp_path / "nope.yaml"), "--out",
+                                      str(tmp_path / "out")])
+    assert result.exit_code == 2 and "nope.yaml" in result.output and "Traceback" not in result.output
+
+
+def test_misspelt_column(small_study, tmp_path):
+    _, cfg = small_study
+    c = yaml.safe_load(cfg.read_text())
+    c["clinical"]["numeric"][0] = "AGE_AT_DIAGNOSI"
+    cfg.write_text(yaml.safe_dump(c))
+    flat = _assert_one_line_error(_run_cli(cfg, tmp_path / "out"), tmp_path / "out", "AGE_AT_DIAGNOSI",
+                                  "data_clinical_patient.txt", "AGE_AT_DIAGNOSIS")
+    assert "line 5" in flat  # the header line of the file
+
+
+def test_unparseable_number_names_line_and_column(small_study, tmp_path):
+    study, cfg = small_study
+    _edit_line(study / "data_clinical_patient.txt", 17, "AGE_AT_DIAGNOSIS", "fifty")
+    _assert_one_line_error(_run_cli(cfg, tmp_path / "out"), tmp_path / "out", "data_clinical_patient.txt",
+                           "line 17", "AGE_AT_DIAGNOSIS", "'fifty' is not a number")
+
+
+def test_unparseable_number_in_sample_file(small_study, tmp_path):
+    study, cfg = small_study
+    _edit_line(study / "data_clinical_sample.txt", 9, "TUMOR_SIZE", "12mm")
+    _assert_one_line_error(_run_cli(cfg, tmp_path / "out"), tmp_path / "out", "data_clinical_sample.txt",
+                           "line 9", "TUMOR_SIZE")
+
+
+def test_sample_with_no_patient(small_study, tmp_path):
+    study, cfg = small_study
+    _edit_line(study / "data_mutations_extended.txt", 3, "Tumor_Sample_Barcode", "MB-9999")
+    _assert_one_line_error(_run_cli(cfg, tmp_path / "out"), tmp_path / "out", "data_mutations_extended.txt",
+                           "line 3", "Tumor_Sample_Barcode", "MB-9999")
+
+
+def test_sample_file_patient_unknown(small_study, tmp_path):
+    study, cfg = small_study
+    _edit_line(study / "data_clinical_sample.txt", 7, "PATIENT_ID", "MB-9998")
+    _assert_one_line_error(_run_cli(cfg, tmp_path / "out"), tmp_path / "out", "data_clinical_sample.txt",
+                           "line 7", "PATIENT_ID", "MB-9998")
+
+
+def test_empty_cohort(small_study, tmp_path):
+    study, cfg = small_study
+    lines, eol = _lines(study / "data_clinical_patient.txt")
+    (study / "data_clinical_patient.txt").write_bytes(eol.join(lines[:5]).encode())
+    (study / "data_clinical_sample.txt").write_bytes(
+        b"\n".join((study / "data_clinical_sample.txt").read_bytes().split(b"\n")[:5]))
+    (study / "data_mutations_extended.txt").write_bytes(
+        b"\n".join((study / "data_mutations_extended.txt").read_bytes().split(b"\n")[:2]))
+    _assert_one_line_error(_run_cli(cfg, tmp_path / "out"), tmp_path / "out", "no patients")
+
+
+def test_unknown_survival_status(small_study, tmp_path):
+    study, cfg = small_study
+    _edit_line(study / "data_clinical_patient.txt", 12, "OS_STATUS", "MISSING-ISH")
+    _assert_one_line_error(_run_cli(cfg, tmp_path / "out"), tmp_path / "out", "line 12", "OS_STATUS",
+                           "MISSING-ISH")
+
+
+def test_failed_rebuild_keeps_previous_run(small_study, tmp_path):
+    study, cfg = small_study
+    out = tmp_path / "run"
+    build_run(cfg, out)
+    before = (out / "manifest.json").read_text()
+    _edit_line(study / "data_clinical_patient.txt", 20, "NPI", "high")
+    result = _run_cli(cfg, out)
+    assert result.exit_code == 2
+    assert (out / "manifest.json").read_text() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.")]
+
+
+def test_config_errors_name_the_key(tmp_path):
+    c = yaml.safe_load((CONFIGS / "metabric.yaml").read_text())
+    c["clinical"]["numric"] = c["clinical"].pop("numeric")
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump(c))
+    with pytest.raises(ConfigError, match=r"clinical\.numric.*unknown key"):
+        load_config(p)
+
+
+def test_leakage_column_refused_as_feature(tmp_path):
+    c = yaml.safe_load((CONFIGS / "metabric.yaml").read_text())
+    c["clinical"]["categorical"].append("INTCLUST")
+    p = tmp_path / "leak.yaml"
+    p.write_text(yaml.safe_dump(c))
+    with pytest.raises(ConfigError, match="INTCLUST"):
+        load_config(p)
+
+
+def test_debug_shows_traceback(small_study, tmp_path):
+    study, cfg = small_study
+    _edit_line(study / "data_clinical_patient.txt", 17, "AGE_AT_DIAGNOSIS", "fifty")
+    result = CliRunner().invoke(app, ["--debug", "build-graph", "--config", str(cfg), "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0 and isinstance(result.exception, InputError)
+    assert re.search(r"line 17", str(result.exception))
