@@ -1,0 +1,26 @@
+# Two entry points for a fresh machine (see README):
+#   make demo   install, then run the main job on the embedded (Parquet) store
+#   make test   install everything (Python deps, Neo4j jars) and run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+GRAPHONC := $(VENV)/bin/graphonc
+RUN ?= runs/metabric
+CONFIG ?= configs/metabric.yaml
+
+.PHONY: setup demo test bench clean
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	$(GRAPHONC) build-graph --config $(CONFIG) --out $(RUN)
+	$(GRAPHONC) info $(RUN)
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) scripts/bench_build.py --sizes 1000,10000,100000
+
+clean:
+	rm -rf runs .pytest_cache
