@@ -47,8 +47,14 @@ class GraphTables:
 
 
 def _edges(src: pd.Series, dst: pd.Series, **props) -> pd.DataFrame:
+    """Edge table: first row of each (src, dst) pair, sorted by src then dst (NA last)."""
     df = pd.DataFrame({S.SRC: np.asarray(src, dtype=object), S.DST: np.asarray(dst, dtype=object), **props})
-    return df.drop_duplicates([S.SRC, S.DST]).sort_values([S.SRC, S.DST], kind="stable").reset_index(drop=True)
+    key = np.zeros(len(df), dtype=np.int64)
+    for col in (S.SRC, S.DST):  # one integer key per pair, ordered like the pair (sorted codes)
+        codes, uniques = pd.factorize(df[col], sort=True)
+        key = key * (len(uniques) + 1) + np.where(codes < 0, len(uniques), codes)
+    _, first = np.unique(key, return_index=True)  # sorted keys, index of each one's first occurrence
+    return df.iloc[first].reset_index(drop=True)
 
 
 def read_cohort(cfg: GraphConfig) -> RawCohort:
@@ -73,12 +79,16 @@ def _filter_mutations(mut: pd.DataFrame, cfg: GraphConfig) -> pd.DataFrame:
 
 def _mutation_tables(mut: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Mutation nodes, Patient-HAS_MUTATION edges, Mutation-IN_GENE edges."""
-    mut = mut.assign(mutation_id=mut["gene"] + ":" + mut["protein_change"].fillna("unknown"))
+    change = mut["protein_change"].fillna("unknown")
+    mut = pd.DataFrame({  # only the columns used below (no copy of the whole mutation table)
+        "patient_id": mut["patient_id"].to_numpy(), "mutation_id": (mut["gene"] + ":" + change).to_numpy(),
+        "gene": mut["gene"].to_numpy(), "protein_change": change.to_numpy(),
+        "variant_class": mut["variant_class"].fillna("unknown").to_numpy(), "vaf": mut["vaf"].to_numpy(),
+    }, index=mut.index)
     has = (mut.groupby(["patient_id", "mutation_id"], sort=True, observed=True)["vaf"].max().reset_index())
     has = _edges(has["patient_id"], has["mutation_id"], vaf=has["vaf"].astype("float64"))
     # one row per mutation; its class is the most frequent one (ties: alphabetical), without a Python loop
-    vc = (mut.assign(variant_class=mut["variant_class"].fillna("unknown"),
-                     protein_change=mut["protein_change"].fillna("unknown"))
+    vc = (mut
           .groupby(["mutation_id", "gene", "protein_change", "variant_class"], sort=True, observed=True)
           .size().rename("n").reset_index()
           .sort_values(["mutation_id", "n", "variant_class"], ascending=[True, False, True], kind="stable")
@@ -104,7 +114,8 @@ def _panel_tables(raw: RawCohort, all_genes: pd.DataFrame, symbols: SymbolMap, c
     ``panel_inference: all_assayed`` they cover every gene seen in the cohort.
     """
     samples = raw.samples.dropna(subset=["panel"])
-    seen = all_genes.merge(raw.samples[["sample_id", "panel"]], on="sample_id").dropna(subset=["panel"])
+    seen = all_genes[["sample_id", "gene"]].merge(raw.samples[["sample_id", "panel"]], on="sample_id") \
+        .dropna(subset=["panel"])
     cohort_genes = set(all_genes["gene"].dropna())
     rows, covers = [], []
     for pid in sorted(set(samples["panel"]) | {p for p, g in raw.panel_genes.items() if g}):
@@ -187,8 +198,9 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
             oncokb = read_oncokb(cfg.genes.oncokb, symbols) if cfg.genes.oncokb else None
             genes = gene_roles(pd.Series(sorted(graph_genes), dtype=object), intogen, oncokb).rename(
                 columns={"gene": S.ID})
-            n_pat = has_mut.assign(gene=has_mut[S.DST].str.split(":", n=1).str[0]) \
-                .groupby("gene")[S.SRC].nunique()
+            codes, mut_ids = pd.factorize(has_mut[S.DST])  # split each distinct mutation id once
+            gene_of = pd.Series(mut_ids, dtype=object).str.split(":", n=1).str[0].to_numpy(dtype=object)
+            n_pat = has_mut.assign(gene=gene_of[codes]).groupby("gene")[S.SRC].nunique()
             genes["n_patients_mutated"] = n_pat.reindex(genes[S.ID]).fillna(0).astype("int64").to_numpy()
         with st.stage("pathways"):
             stats["pathways"] = {}
@@ -198,7 +210,10 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
 
     sequenced = set(seq[S.SRC])
     patients["sequenced"] = patients["id"].isin(sequenced)
-    panel_of = seq.groupby(S.SRC)[S.DST].agg(lambda s: ";".join(sorted(s)))
+    multi = seq[S.SRC].duplicated(keep=False).to_numpy()  # patients on several panels (rare)
+    panel_of = seq.loc[~multi].set_index(S.SRC)[S.DST]
+    if multi.any():
+        panel_of = pd.concat([panel_of, seq.loc[multi].groupby(S.SRC)[S.DST].agg(lambda s: ";".join(sorted(s)))])
     patients["gene_panel"] = patients["id"].map(panel_of).astype("string")
     patients["n_mutations"] = has_mut.groupby(S.SRC).size().reindex(patients["id"]).fillna(0) \
         .astype("int64").to_numpy()

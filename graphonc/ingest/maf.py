@@ -39,9 +39,11 @@ def _protein_change(t: Table) -> pd.Series:
     change = col("HGVSp_Short")
     hgvsc = col("HGVSc")
     change = change.fillna(hgvsc)
-    if {"Chromosome", "Start_Position", "Reference_Allele", "Tumor_Seq_Allele2"} <= set(cols):
-        genomic = ("g." + t.df["Chromosome"].astype(str) + ":" + t.df["Start_Position"].astype(str)
-                   + t.df["Reference_Allele"].astype(str) + ">" + t.df["Tumor_Seq_Allele2"].astype(str))
+    need = change.isna().to_numpy()
+    if need.any() and {"Chromosome", "Start_Position", "Reference_Allele", "Tumor_Seq_Allele2"} <= set(cols):
+        d = t.df.loc[need]  # build the genomic fallback only for the rows that still lack a change
+        genomic = ("g." + d["Chromosome"].astype(str) + ":" + d["Start_Position"].astype(str)
+                   + d["Reference_Allele"].astype(str) + ">" + d["Tumor_Seq_Allele2"].astype(str))
         change = change.fillna(genomic)
     return change
 

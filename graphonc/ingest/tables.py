@@ -53,6 +53,23 @@ def _sniff_sep(path: Path, skip: int) -> str:
     return "\t"
 
 
+def _distinct(s: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """(codes, distinct non-NA values) of a column; NA gets code -1.
+
+    Columns repeat their values a lot (sample ids, genes, classes), so per-value string work
+    is done once per distinct value and broadcast back with :func:`_broadcast`.
+    """
+    codes, uniques = pd.factorize(s.to_numpy(dtype=object), use_na_sentinel=True)
+    return codes, pd.Series(uniques, dtype=object)
+
+
+def _broadcast(codes: np.ndarray, per_value: np.ndarray, na_value) -> np.ndarray:
+    """``per_value[codes]``, with ``na_value`` where the code is -1 (NA)."""
+    per_value = np.asarray(per_value)
+    out = np.append(per_value, np.array([na_value], dtype=per_value.dtype))
+    return out[codes]  # code -1 picks the appended na_value
+
+
 @dataclass
 class Table:
     """A text table read as strings; ``df.index`` holds the file line number of each row."""
@@ -78,19 +95,28 @@ class Table:
                     hint="correct the column name in the config or in the file header.",
                 )
 
+    def _missing_values(self, values: pd.Series) -> np.ndarray:
+        """Missing-token test on non-NA values (the distinct values of a column)."""
+        if not len(values):
+            return np.zeros(0, dtype=bool)
+        return values.str.strip().isin(self.missing).to_numpy()
+
     def is_missing(self, column: str) -> pd.Series:
         s = self.df[column]
-        return s.isna() | s.str.strip().isin(self.missing)
+        codes, values = _distinct(s)
+        return pd.Series(_broadcast(codes, self._missing_values(values), True), index=s.index, name=s.name)
 
     def numeric(self, column: str) -> pd.Series:
         """Column as float64, missing tokens → NaN; an unparseable value raises InputError."""
         self.require([column])
         raw = self.df[column]
-        miss = self.is_missing(column)
-        values = pd.to_numeric(raw.where(~miss), errors="coerce")
-        bad = values.isna() & ~miss
+        codes, distinct = _distinct(raw)
+        miss = self._missing_values(distinct)
+        parsed = pd.to_numeric(distinct.where(~miss), errors="coerce").astype("float64").to_numpy()
+        values = pd.Series(_broadcast(codes, parsed, np.nan), index=raw.index, name=raw.name)
+        bad = _broadcast(codes, np.isnan(parsed) & ~miss, False)
         if bad.any():
-            line = int(bad.idxmax())
+            line = int(raw.index[int(bad.argmax())])
             raise InputError(
                 f"{raw.loc[line]!r} is not a number.",
                 file=self.path,
@@ -103,8 +129,11 @@ class Table:
     def text(self, column: str) -> pd.Series:
         """Column as stripped strings with missing tokens → None (object dtype)."""
         self.require([column])
-        s = self.df[column].astype(str).str.strip()
-        return s.where(~self.is_missing(column), None)
+        s = self.df[column]
+        codes, distinct = _distinct(s)
+        text = distinct.astype(str).str.strip().to_numpy(dtype=object)
+        text[self._missing_values(distinct)] = None
+        return pd.Series(_broadcast(codes, text, None), index=s.index, name=s.name, dtype=object)
 
 
 def read_table(
@@ -141,8 +170,8 @@ def read_table(
         df = pd.read_csv(
             path, sep=sep, skiprows=skip, dtype=str, keep_default_na=False, na_filter=False,
             usecols=wanted, skip_blank_lines=False, quoting=3 if sep == "\t" else 0,
-            encoding="utf-8", encoding_errors="replace", engine="c", low_memory=False,
-        )
+            encoding="utf-8", encoding_errors="replace", engine="c",
+        )  # low_memory (chunked) parsing: every column is str, so no mixed-type guessing; far less peak RAM
     except pd.errors.ParserError as exc:  # ragged rows etc.
         raise InputError(f"cannot parse {what}: {exc}", file=path,
                          hint="check that every row has as many fields as the header.") from None
@@ -150,9 +179,16 @@ def read_table(
     # Header is on line skip+1; first data row on skip+2 (1-based).
     df.index = pd.RangeIndex(skip + 2, skip + 2 + len(df), name="line")
     if len(df):
-        blank = (df == "").all(axis=1).to_numpy()
-        if blank.any():
-            df = df.loc[~blank]
+        # all-empty rows; a column is only compared on the rows still empty in every earlier one
+        blank = np.arange(len(df))
+        for j in range(len(df.columns)):
+            if not len(blank):
+                break
+            blank = blank[df.iloc[blank, j].to_numpy(dtype=object) == ""]
+        if len(blank):
+            keep = np.ones(len(df), dtype=bool)
+            keep[blank] = False
+            df = df.loc[keep]
     table = Table(df=df, path=path, missing=frozenset(missing))
     table.require(required)
     return table
