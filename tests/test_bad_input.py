@@ -93,6 +93,15 @@ def test_small_study_builds(small_study):
     assert len(g.nodes["Patient"]) == N_PATIENTS
 
 
+def test_header_only_maf_builds_a_cohort_without_mutations(small_study):
+    study, cfg = small_study
+    maf = study / "data_mutations_extended.txt"
+    maf.write_bytes(b"\n".join(maf.read_bytes().split(b"\n")[:2]) + b"\n")
+    g = build_graph(load_config(cfg))
+    assert len(g.nodes["Patient"]) == N_PATIENTS and g.nodes["Mutation"].empty
+    assert g.nodes["Patient"]["sequenced"].all() and (g.nodes["Patient"]["n_mutations"] == 0).all()
+
+
 def test_missing_file(small_study, tmp_path):
     study, cfg = small_study
     (study / "data_clinical_sample.txt").unlink()

@@ -75,7 +75,7 @@ class SymbolMap:
         mapping = self.resolve_many(s.dropna().unique())
         unknown = sorted(k for k, v in mapping.items() if v is None)
         full = {k: (v if v is not None else k) for k, v in mapping.items()}
-        return s.map(full), unknown
+        return s.map(full).astype(object), unknown
 
 
 def load_gene_info(path: Path, aliases: Mapping[str, str] | None = None) -> SymbolMap:
