@@ -1,12 +1,15 @@
 """Shared fixtures: real data from ../shared/data, runs built once per test session."""
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
 
 from graphonc.graph.build import build_run
 from graphonc.graph.run import GraphRun
+from graphonc.store import neo4j_server as ns
+from graphonc.store.neo4j_load import Neo4jSettings
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = (REPO.parent / "shared" / "data").resolve()
@@ -35,3 +38,33 @@ def prostate_run(tmp_path_factory) -> GraphRun:
     out = tmp_path_factory.mktemp("runs") / "prostate"
     build_run(CONFIGS / "prostate_msk_2024.yaml", out)
     return GraphRun.open(out)
+
+
+def _two_free_ports() -> tuple[int, int]:
+    a = ns.free_port()
+    b = ns.free_port()
+    while b == a:
+        b = ns.free_port()
+    return a, b
+
+
+@pytest.fixture(scope="session")
+def neo4j_local(tmp_path_factory):
+    """A started server on free ports in a temp folder, with a random password; stopped at the end."""
+    bolt, http = _two_free_ports()
+    cfg = ns.Neo4jServerConfig(data_dir=tmp_path_factory.mktemp("neo4j"), bolt_port=bolt, http_port=http,
+                               password=secrets.token_urlsafe(16))
+    status = ns.start(cfg, timeout=180)
+    yield cfg, status
+    ns.stop(cfg)
+
+
+@pytest.fixture(scope="session")
+def neo4j_server(neo4j_local) -> ns.ServerStatus:
+    return neo4j_local[1]
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings(neo4j_local) -> Neo4jSettings:
+    cfg, status = neo4j_local
+    return Neo4jSettings(uri=status.bolt_uri, user="neo4j", password=cfg.password)

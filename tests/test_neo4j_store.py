@@ -1,0 +1,299 @@
+"""The Neo4j store against the real server (started by this test session, see conftest).
+
+Counts in Neo4j equal the Parquet run; every cypher/ file agrees with pandas on the same
+tables; loads are idempotent and resumable; write-back replaces; parameters are data.
+"""
+from __future__ import annotations
+
+import math
+import urllib.request
+
+import neo4j
+import numpy as np
+import pandas as pd
+import pytest
+
+from graphonc.graph import schema as S
+from graphonc.store.cypher_files import CypherFile
+from graphonc.store.neo4j_load import (iter_counts, load_run, schema_statements, write_patient_properties,
+                                       write_similar)
+
+from conftest import REPO
+
+pytestmark = pytest.mark.neo4j
+CYPHER = REPO / "cypher"
+
+
+@pytest.fixture(scope="module")
+def loaded(neo4j_settings, metabric_run):
+    drv = neo4j_settings.driver()
+    report = load_run(metabric_run, neo4j_settings, batch_size=5000)
+    yield drv, report
+    drv.close()
+
+
+def _tables(run):
+    t = {label: run.nodes(label) for label in run.node_types()}
+    t.update({e[1]: run.edges(e) for e in run.edge_types()})
+    return t
+
+
+def _query(drv, name, **params):
+    cf = CypherFile.read(CYPHER / f"{name}.cypher")
+    cols, rows = cf.run(drv, cf.bind({k: str(v) for k, v in params.items()}))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _counts(drv, cohort):
+    return dict(iter_counts(drv, cohort))
+
+
+def test_counts_match_parquet(loaded, metabric_run):
+    drv, report = loaded
+    counts = _counts(drv, "metabric")
+    for label, n in metabric_run.manifest["counts"]["nodes"].items():
+        assert counts[label] == n, label
+    for edge, n in metabric_run.manifest["counts"]["edges"].items():
+        assert counts[edge] == n, edge
+    assert report.total == sum(metabric_run.manifest["counts"]["nodes"].values()) + \
+        sum(metabric_run.manifest["counts"]["edges"].values())
+
+
+def test_properties_round_trip(loaded, metabric_run):
+    drv, _ = loaded
+    rec = drv.execute_query("MATCH (p:Patient {cohort: $c, id: $id}) RETURN p", c="metabric", id="MB-0002").records
+    p = dict(rec[0]["p"])
+    row = metabric_run.nodes(S.PATIENT).set_index("id").loc["MB-0002"]
+    assert p["label"] == row["label"] and math.isclose(p["os_months"], row["os_months"])
+    assert p["AGE_AT_DIAGNOSIS"] == row["AGE_AT_DIAGNOSIS"] and p["sequenced"] is True
+    # missing values are absent properties, not NaN strings
+    missing = [c for c in row.index if pd.isna(row[c])]
+    assert all(c not in p for c in missing)
+
+
+def test_schema_file_matches_loader():
+    cf = CypherFile.read(CYPHER / "schema.cypher")
+    assert cf.statements == schema_statements()
+
+
+def test_every_cypher_file_has_header_and_params():
+    for path in sorted(CYPHER.glob("*.cypher")):
+        cf = CypherFile.read(path)
+        assert cf.title and cf.description, path.name
+        if path.stem != "schema":
+            assert "cohort" in cf.params, path.name
+    assert len([p for p in CYPHER.glob("*.cypher") if p.stem != "schema"]) >= 8
+
+
+def test_patients_sharing_mutation(loaded, metabric_run):
+    drv, _ = loaded
+    t = _tables(metabric_run)
+    has = t["HAS_MUTATION"]
+    mine = set(has.loc[has["src"] == "MB-0002", "dst"])
+    other = has[has["dst"].isin(mine) & (has["src"] != "MB-0002")].groupby("src").size()
+    got = _query(drv, "patients_sharing_mutation", cohort="metabric", patient_id="MB-0002", limit=10000)
+    assert dict(zip(got["patient"], got["n_shared"])) == other.to_dict()
+    assert list(got["n_shared"]) == sorted(got["n_shared"], reverse=True)
+
+
+def _gene_of(t):
+    return t["IN_GENE"].set_index("src")["dst"]
+
+
+def test_top_pathways_in_subtype(loaded, metabric_run):
+    drv, _ = loaded
+    t = _tables(metabric_run)
+    pats = t["Patient"]
+    basal = set(pats.loc[pats["label"] == "Basal", "id"])
+    has = t["HAS_MUTATION"][t["HAS_MUTATION"]["src"].isin(basal)]
+    pg = pd.DataFrame({"p": has["src"], "g": has["dst"].map(_gene_of(t))}).drop_duplicates()
+    pp = pg.merge(t["IN_PATHWAY"], left_on="g", right_on="src")[["p", "dst"]].drop_duplicates()
+    expected = pp.groupby("dst").size().sort_values(ascending=False)
+    got = _query(drv, "top_pathways_in_subtype", cohort="metabric", label="Basal", limit=15)
+    assert len(got) == 15
+    assert all(expected[pw] == n for pw, n in zip(got["pathway"], got["n_patients"]))
+    assert got["n_patients"].iloc[0] == expected.iloc[0]
+    assert (got["n_group"] == len(basal)).all()
+
+
+def test_survival_by_gene(loaded, metabric_run):
+    drv, _ = loaded
+    t = _tables(metabric_run)
+    pats = t["Patient"].set_index("id")
+    covered = set(t["SEQUENCED_WITH"].loc[t["SEQUENCED_WITH"]["dst"].isin(
+        set(t["COVERS"].loc[t["COVERS"]["dst"] == "TP53", "src"])), "src"])
+    has = t["HAS_MUTATION"]
+    mutated = set(has.loc[has["dst"].map(_gene_of(t)) == "TP53", "src"])
+    surv = pats[pats["os_months"].notna() & pats.index.isin(covered)]
+    got = _query(drv, "survival_by_gene", cohort="metabric", gene="TP53").set_index("status")
+    for status, grp in (("mutated", surv[surv.index.isin(mutated)]), ("wild type", surv[~surv.index.isin(mutated)])):
+        assert got.loc[status, "n"] == len(grp)
+        assert got.loc[status, "events"] == int(grp["os_event"].sum())
+        assert got.loc[status, "mean_months"] == pytest.approx(grp["os_months"].mean(), abs=0.01)
+        assert got.loc[status, "median_months"] == pytest.approx(grp["os_months"].median(), abs=0.01)
+
+
+def test_pathway_neighbours(loaded, metabric_run):
+    drv, _ = loaded
+    t = _tables(metabric_run)
+    has = t["HAS_MUTATION"]
+    pg = pd.DataFrame({"p": has["src"], "g": has["dst"].map(_gene_of(t))}).drop_duplicates()
+    pp = pg.merge(t["IN_PATHWAY"], left_on="g", right_on="src")[["p", "dst"]].drop_duplicates()
+    mine = set(pp.loc[pp["p"] == "MB-0002", "dst"])
+    expected = pp[pp["dst"].isin(mine) & (pp["p"] != "MB-0002")].groupby("p").size()
+    got = _query(drv, "pathway_neighbours", cohort="metabric", patient_id="MB-0002", limit=100000)
+    assert dict(zip(got["patient"], got["shared_pathways"])) == expected.to_dict()
+    assert (got["query_pathways"] == len(mine)).all()
+
+
+def test_co_mutated_genes(loaded, metabric_run):
+    drv, _ = loaded
+    t = _tables(metabric_run)
+    has = t["HAS_MUTATION"]
+    pg = pd.DataFrame({"p": has["src"], "g": has["dst"].map(_gene_of(t))}).drop_duplicates()
+    carriers = set(pg.loc[pg["g"] == "PIK3CA", "p"])
+    expected = pg[pg["p"].isin(carriers) & (pg["g"] != "PIK3CA")].groupby("g").size()
+    got = _query(drv, "co_mutated_genes", cohort="metabric", gene="PIK3CA", limit=1000)
+    assert dict(zip(got["gene"], got["n_both"])) == expected.to_dict()
+
+
+def test_most_mutated_genes(loaded, metabric_run):
+    drv, _ = loaded
+    t = _tables(metabric_run)
+    genes = t["Gene"].set_index("id")
+    got = _query(drv, "most_mutated_genes", cohort="metabric", limit=10)
+    top = genes["n_patients_mutated"].sort_values(ascending=False)
+    assert list(got["gene"][:2]) == list(top.index[:2])  # PIK3CA, TP53
+    assert all(genes.loc[g, "n_patients_mutated"] == n for g, n in zip(got["gene"], got["n_mutated"]))
+    assert (got["n_assayed"] == 2509).all()
+
+
+def test_patient_profile(loaded, metabric_run):
+    drv, _ = loaded
+    t = _tables(metabric_run)
+    has = t["HAS_MUTATION"]
+    got = _query(drv, "patient_profile", cohort="metabric", patient_id="MB-0002")
+    assert set(got["mutation"]) == set(has.loc[has["src"] == "MB-0002", "dst"])
+    muts = t["Mutation"].set_index("id")
+    for m, other in zip(got["mutation"], got["other_carriers"]):
+        assert other == muts.loc[m, "n_patients"] - 1
+
+
+def test_treatment_outcomes(loaded, metabric_run):
+    drv, _ = loaded
+    t = _tables(metabric_run)
+    pats = t["Patient"].set_index("id")
+    rec = t["RECEIVED"].join(pats, on="src")
+    rec = rec[rec["os_months"].notna()]
+    for label in (None, "LumA"):
+        sub = rec if label is None else rec[rec["label"] == label]
+        exp = sub.groupby("dst").agg(n=("src", "size"), events=("os_event", "sum"), mean=("os_months", "mean"))
+        params = {"cohort": "metabric"} | ({"label": label} if label else {})
+        got = _query(drv, "treatment_outcomes", **params).set_index("treatment")
+        assert list(got.index) == sorted(exp.index)
+        assert (got["n"] == exp["n"]).all() and (got["events"] == exp["events"].astype(int)).all()
+        assert np.allclose(got["mean_months"], exp["mean"], atol=0.01)
+
+
+def test_hotspot_mutations(loaded, metabric_run):
+    drv, _ = loaded
+    got = _query(drv, "hotspot_mutations", cohort="metabric", min_patients=20, limit=100)
+    muts = metabric_run.nodes(S.MUTATION)
+    exp = muts[muts["n_patients"] >= 20].sort_values(["n_patients", "id"], ascending=[False, True])
+    assert list(got["mutation"]) == list(exp["id"])
+    assert got["mutation"].iloc[0] == "PIK3CA:p.H1047R" and got["carriers"].iloc[0] == 424
+
+
+def test_load_twice_changes_nothing(loaded, neo4j_settings, metabric_run):
+    drv, first = loaded
+    before = _counts(drv, "metabric")
+    props = drv.execute_query("MATCH (p:Patient {cohort:'metabric'}) RETURN p ORDER BY p.id LIMIT 50").records
+    again = load_run(metabric_run, neo4j_settings)
+    assert again.load_id == first.load_id and again.deleted_stale_nodes == 0
+    assert _counts(drv, "metabric") == before
+    props2 = drv.execute_query("MATCH (p:Patient {cohort:'metabric'}) RETURN p ORDER BY p.id LIMIT 50").records
+    assert [dict(r["p"]) for r in props] == [dict(r["p"]) for r in props2]
+
+
+def test_interrupted_load_is_rerun_safely(neo4j_settings, prostate_run):
+    class Boom(RuntimeError):
+        pass
+
+    def explode(table, done):
+        if table == S.edge_name(S.HAS_MUTATION) and done >= 2000:
+            raise Boom()
+
+    with pytest.raises(Boom):
+        load_run(prostate_run, neo4j_settings, batch_size=1000, on_batch=explode)
+    with neo4j_settings.driver() as drv:
+        partial = _counts(drv, prostate_run.cohort)
+        assert 0 < partial[S.edge_name(S.HAS_MUTATION)] < prostate_run.manifest["counts"]["edges"][
+            S.edge_name(S.HAS_MUTATION)]
+        load_run(prostate_run, neo4j_settings, batch_size=1000)
+        done = _counts(drv, prostate_run.cohort)
+    for label, n in prostate_run.manifest["counts"]["nodes"].items():
+        assert done[label] == n
+    for edge, n in prostate_run.manifest["counts"]["edges"].items():
+        assert done[edge] == n
+
+
+def test_two_cohorts_do_not_mix(loaded, neo4j_settings, prostate_run, metabric_run):
+    drv, _ = loaded
+    load_run(prostate_run, neo4j_settings)
+    assert _counts(drv, "metabric")["Gene"] == metabric_run.manifest["counts"]["nodes"]["Gene"]
+    both = drv.execute_query("MATCH (g:Gene {id: 'TP53'}) RETURN g.cohort AS c ORDER BY c").records
+    assert [r["c"] for r in both] == ["metabric", "prostate_msk_2024"]
+    cross = drv.execute_query("MATCH (a)-[r]->(b) WHERE a.cohort <> b.cohort RETURN count(r) AS n").records
+    assert cross[0]["n"] == 0
+
+
+def test_wrong_password_is_refused(neo4j_settings):
+    drv = neo4j.GraphDatabase.driver(neo4j_settings.uri, auth=(neo4j_settings.user, "not-the-password"))
+    with pytest.raises(neo4j.exceptions.AuthError):
+        drv.verify_connectivity()
+    drv.close()
+
+
+def test_parameter_with_cypher_text_is_data(loaded):
+    drv, _ = loaded
+    before = _counts(drv, "metabric")
+    evil = "MB-0002'}) DETACH DELETE p //"
+    got = _query(drv, "patient_profile", cohort="metabric", patient_id=evil)
+    assert got.empty
+    got = _query(drv, "patients_sharing_mutation", cohort="metabric", patient_id="x\" OR 1=1 RETURN 1 //")
+    assert got.empty
+    assert _counts(drv, "metabric") == before
+
+
+def test_write_back_replaces(loaded, metabric_run):
+    drv, _ = loaded
+    ids = metabric_run.nodes(S.PATIENT)["id"].iloc[:30].tolist()
+    rng = np.random.default_rng(0)
+    emb = pd.DataFrame({"id": ids, "embedding": [rng.normal(size=8).astype(np.float32) for _ in ids],
+                        "risk": rng.normal(size=len(ids))})
+    assert write_patient_properties(drv, "metabric", emb) == 30
+    rec = drv.execute_query("MATCH (p:Patient {cohort:'metabric', id:$id}) RETURN p.embedding AS e, p.risk AS r",
+                            id=ids[0]).records[0]
+    assert np.allclose(rec["e"], emb["embedding"].iloc[0]) and math.isclose(rec["r"], emb["risk"].iloc[0])
+
+    def pairs(offset):
+        return pd.DataFrame([{"src": a, "dst": ids[(i + j + offset) % 30], "score": 1.0 - j / 10, "rank": j}
+                             for i, a in enumerate(ids) for j in range(1, 6)])
+
+    assert write_similar(drv, "metabric", pairs(0), model="m1") == 150
+    assert write_similar(drv, "metabric", pairs(3), model="m1") == 150  # replaces, not adds
+    assert write_similar(drv, "metabric", pairs(0), model="m2") == 150  # other model kept apart
+    n = drv.execute_query("MATCH (:Patient {cohort:'metabric'})-[r:SIMILAR_TO]->() RETURN r.model AS m, count(r) AS n "
+                          "ORDER BY m").records
+    assert [(r["m"], r["n"]) for r in n] == [("m1", 150), ("m2", 150)]
+    got = _query(drv, "similar_patients", cohort="metabric", patient_id=ids[0], model="m1")
+    assert list(got["patient"]) == [ids[(j + 3) % 30] for j in range(1, 6)]
+    # a reload of the graph keeps the write-back relationships
+    assert _counts(drv, "metabric")["Patient"] == 2509
+
+
+def test_browser_is_served(neo4j_server):
+    with urllib.request.urlopen(f"{neo4j_server.http_url}/browser/", timeout=30) as resp:
+        body = resp.read().decode("utf-8", "replace")
+        assert resp.status == 200
+    assert "<html" in body.lower() and "neo4j" in body.lower()
