@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Callable
 
@@ -72,6 +73,8 @@ def main(
                         handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=debug)])
     for noisy in ("numexpr", "neo4j", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # server notifications (e.g. "property vaf does not exist" on a cohort without VAFs) are noise here
+    logging.getLogger("neo4j.notifications").setLevel(logging.ERROR)
 
 
 def _counts_table(manifest: dict) -> Table:
@@ -86,12 +89,20 @@ def _counts_table(manifest: dict) -> Table:
     return t
 
 
+class Store(str, Enum):
+    parquet = "parquet"
+    neo4j = "neo4j"
+
+
 @app.command("build-graph")
 @handles_errors
 def build_graph_cmd(
     ctx: typer.Context,
     config: Path = typer.Option(..., "--config", "-c", help="Cohort config YAML, e.g. configs/metabric.yaml."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder to write, e.g. runs/metabric."),
+    store: Store = typer.Option(Store.parquet, "--store", help="parquet (the run folder only) or neo4j "
+                                "(the run folder, then loaded into Neo4j: see load-neo4j)."),
+    batch_size: int = typer.Option(10_000, "--batch-size", help="Rows per Neo4j transaction."),
 ) -> None:
     """Build the heterogeneous patient graph of a cohort into a run folder (Parquet)."""
     from graphonc.graph.build import build_run
@@ -101,6 +112,32 @@ def build_graph_cmd(
     if not settings.quiet:
         out_console.print(_counts_table(manifest))
         out_console.print(f"wrote {out} in {manifest['build_seconds']:.1f} s")
+    if store is Store.neo4j:
+        _load_neo4j(settings, out, batch_size)
+
+
+def _load_neo4j(settings: Settings, run: Path, batch_size: int) -> None:
+    from graphonc.graph.run import GraphRun
+    from graphonc.store.neo4j_load import Neo4jSettings, load_run
+
+    neo = Neo4jSettings.from_env()
+    report = load_run(GraphRun.open(run), neo, batch_size=batch_size, progress=settings.progress)
+    if not settings.quiet:
+        out_console.print(f"loaded cohort {report.cohort!r} into {neo.uri} (database {neo.database}): "
+                          f"{sum(report.nodes.values()):,} nodes, {sum(report.relationships.values()):,} "
+                          f"relationships in {report.seconds:.1f} s; removed {report.deleted_stale_nodes:,} "
+                          f"stale nodes and {report.deleted_stale_relationships:,} stale relationships")
+
+
+@app.command("load-neo4j")
+@handles_errors
+def load_neo4j_cmd(
+    ctx: typer.Context,
+    run: Path = typer.Argument(..., help="A run folder built by build-graph."),
+    batch_size: int = typer.Option(10_000, "--batch-size", help="Rows per transaction."),
+) -> None:
+    """Load a run folder into Neo4j (idempotent; NEO4J_URI/USER/PASSWORD/DATABASE, default the local server)."""
+    _load_neo4j(_settings(ctx), run, batch_size)
 
 
 @app.command("info")
@@ -121,6 +158,85 @@ def info_cmd(ctx: typer.Context, run: Path = typer.Argument(..., help="A run fol
         out_console.print(pw)
     out_console.print(f"graphonc {m['graphonc_version']}, config {m.get('config_file')} "
                       f"(sha256 {m['config_hash'][:12]}), built {m['built_at']} in {m['build_seconds']:.1f} s")
+
+
+neo4j_app = typer.Typer(help="Run the bundled local Neo4j 5.26 Community server (127.0.0.1 only).",
+                        no_args_is_help=True)
+app.add_typer(neo4j_app, name="neo4j")
+
+_DATA_DIR = typer.Option(None, "--data-dir", help="Server folder (default $GRAPHONC_NEO4J_DATA_DIR or "
+                         "~/.local/share/graphonc/neo4j).")
+_BOLT = typer.Option(None, "--bolt-port", help="Bolt port (default $GRAPHONC_NEO4J_BOLT_PORT or 7687).")
+_HTTP = typer.Option(None, "--http-port", help="HTTP/Browser port (default $GRAPHONC_NEO4J_HTTP_PORT or 7474).")
+
+
+def _server(command: str, data_dir: Path | None, bolt: int | None, http: int | None) -> None:
+    from graphonc.store import neo4j_server as ns
+
+    argv = [command]
+    for flag, value in (("--data-dir", data_dir), ("--bolt-port", bolt), ("--http-port", http)):
+        if value is not None:
+            argv += [flag, str(value)]
+    raise typer.Exit(ns.main(argv))
+
+
+@neo4j_app.command("start")
+def neo4j_start(data_dir: Path = _DATA_DIR, bolt_port: int = _BOLT, http_port: int = _HTTP) -> None:
+    """Fetch the jars with Maven (once), start the server, wait until Bolt answers."""
+    _server("start", data_dir, bolt_port, http_port)
+
+
+@neo4j_app.command("stop")
+def neo4j_stop(data_dir: Path = _DATA_DIR) -> None:
+    """Stop the server cleanly (harmless when it is not running)."""
+    _server("stop", data_dir, None, None)
+
+
+@neo4j_app.command("status")
+def neo4j_status(data_dir: Path = _DATA_DIR) -> None:
+    """Say whether the server runs and where (exit code 3 when it does not)."""
+    _server("status", data_dir, None, None)
+
+
+@neo4j_app.command("resolve")
+def neo4j_resolve() -> None:
+    """Only fetch the Neo4j jars with Maven (setup and CI)."""
+    _server("resolve", None, None, None)
+
+
+cypher_app = typer.Typer(help="Run the parameterised Cypher files in cypher/.", no_args_is_help=True)
+app.add_typer(cypher_app, name="cypher")
+
+
+@cypher_app.command("run")
+@handles_errors
+def cypher_run(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="A .cypher file, e.g. cypher/patient_profile.cypher."),
+    param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE, repeatable (values are sent as "
+                                    "query parameters, never pasted into the query)."),
+    as_json: bool = typer.Option(False, "--json", help="Print rows as JSON instead of a table."),
+) -> None:
+    """Run one Cypher file against Neo4j and print its result."""
+    import json
+
+    from graphonc.store.cypher_files import CypherFile, parse_param_args
+    from graphonc.store.neo4j_load import Neo4jSettings
+
+    cf = CypherFile.read(file)
+    params = cf.bind(parse_param_args(param))
+    neo = Neo4jSettings.from_env()
+    with neo.driver() as driver:
+        cols, rows = cf.run(driver, params, database=neo.database)
+    if as_json:
+        out_console.print_json(json.dumps([dict(zip(cols, r)) for r in rows], default=str))
+        return
+    t = Table(title=cf.title, caption=f"{len(rows)} row(s)")
+    for c in cols:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*("" if v is None else str(v) for v in r))
+    out_console.print(t)
 
 
 if __name__ == "__main__":  # pragma: no cover

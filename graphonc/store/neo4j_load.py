@@ -20,7 +20,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -52,18 +52,27 @@ class Neo4jSettings:
     database: str = "neo4j"
 
     @classmethod
-    def from_env(cls, env: dict | None = None) -> "Neo4jSettings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Neo4jSettings":
+        """Settings from the environment; without ``NEO4J_URI``, the bundled local server.
+
+        The password is looked up like the local server's (``NEO4J_PASSWORD``,
+        ``GRAPHONC_NEO4J_PASSWORD_FILE``, ``~/.config/graphonc/neo4j.env``, the generated
+        ``<data dir>/neo4j_password``); it is never logged.
+        """
+        from graphonc.store import neo4j_server as ns
+
         env = os.environ if env is None else env
-        password = env.get("NEO4J_PASSWORD")
-        pw_file = env.get("GRAPHONC_NEO4J_PASSWORD_FILE")
-        if not password and pw_file and Path(pw_file).exists():
-            password = Path(pw_file).read_text().strip()
-        return cls(uri=env.get("NEO4J_URI", cls.uri), user=env.get("NEO4J_USER", cls.user),
-                   password=password, database=env.get("NEO4J_DATABASE", cls.database))
+        local = ns.Neo4jServerConfig(bolt_port=int(env.get("GRAPHONC_NEO4J_BOLT_PORT", 7687)),
+                                     http_port=int(env.get("GRAPHONC_NEO4J_HTTP_PORT", 7474)))
+        found = ns.configured_password(local, env)
+        uri = env.get("NEO4J_URI") or f"bolt://127.0.0.1:{local.bolt_port}"
+        return cls(uri=uri, user=env.get("NEO4J_USER", cls.user), password=found[0] if found else None,
+                   database=env.get("NEO4J_DATABASE", cls.database))
 
     def driver(self) -> Driver:
         if not self.password:
-            raise GraphoncError("no Neo4j password: set NEO4J_PASSWORD (or GRAPHONC_NEO4J_PASSWORD_FILE).")
+            raise GraphoncError("no Neo4j password: set NEO4J_PASSWORD (or GRAPHONC_NEO4J_PASSWORD_FILE), "
+                                "or start the bundled server with `graphonc neo4j start`.")
         return GraphDatabase.driver(self.uri, auth=(self.user, self.password))
 
 

@@ -315,7 +315,7 @@ def _read_env_file(path: Path) -> str | None:
     return None
 
 
-def _configured_password(cfg: Neo4jServerConfig, env: Mapping[str, str]) -> tuple[str, str] | None:
+def configured_password(cfg: Neo4jServerConfig, env: Mapping[str, str]) -> tuple[str, str] | None:
     """(password, where it came from) from the first source that sets one, in module-doc order."""
     if cfg.password:
         return cfg.password, "Neo4jServerConfig.password"
@@ -336,7 +336,7 @@ def _configured_password(cfg: Neo4jServerConfig, env: Mapping[str, str]) -> tupl
 
 def resolve_password(cfg: Neo4jServerConfig, env: Mapping[str, str] | None = None) -> InitialPassword:
     """The configured password, or a random one generated now and kept in ``<data_dir>/neo4j_password``."""
-    found = _configured_password(cfg, os.environ if env is None else env)
+    found = configured_password(cfg, os.environ if env is None else env)
     if found is not None:
         _check_password(*found)
         return InitialPassword(found[0], generated=False, source=found[1])
