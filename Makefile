@@ -16,7 +16,8 @@ demo: setup
 	$(GRAPHONC) build-graph --config $(CONFIG) --out $(RUN)
 	$(GRAPHONC) info $(RUN)
 
-test: setup
+test:
+	bash scripts/setup.sh --neo4j
 	$(PY) -m pytest -q
 
 bench: setup

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Set up graphonc on a fresh machine: a Python 3.11 virtualenv in .venv with the package and its
 # dependencies. Idempotent: reruns only reinstall when pyproject.toml changed.
-# Env: PYTHON (interpreter to use, default python3.11 or python3), GRAPHONC_VENV (default .venv).
+# With --neo4j it also fetches the Neo4j 5.26 jars with Maven (Java 17 + Maven; installed with apt-get
+# when missing and we are root).
+# Env: PYTHON (interpreter to use, default python3.11 or python3), GRAPHONC_VENV (default .venv),
+#      GRAPHONC_MAVEN_CACHE (where the jars and the Maven repository are cached; reused when present).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,3 +25,15 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 "$VENV/bin/graphonc" --help > /dev/null
 echo "graphonc installed in $VENV"
+
+if [ "${1:-}" = "--neo4j" ]; then
+  if ! command -v java > /dev/null || ! command -v mvn > /dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
+      apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless maven > /dev/null
+    else
+      echo "Neo4j needs Java 17 and Maven on PATH (e.g. apt-get install openjdk-17-jre-headless maven)." >&2
+      exit 1
+    fi
+  fi
+  "$VENV/bin/graphonc" neo4j resolve
+fi
