@@ -1,0 +1,97 @@
+"""The graph a model sees: run → HeteroData with reverse edges, shortcuts and embedding indices.
+
+Leakage-free by construction. Only *sender* patients (the training patients of a fold) have
+their outgoing edges (Patient→Mutation/Gene/Treatment/GenePanel) in the graph; every other
+patient (validation, test, new) is attached *receive-only*: it gets messages from the
+mutations, genes and treatments it is linked to but never sends any, so it cannot change
+any other node's state. Its embedding is therefore exactly what it would be if it were the
+only new patient, i.e. inductive. The feature encoder and the mutation vocabulary are
+fitted on training patients only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch_geometric.data import HeteroData
+
+from graphonc.graph import schema as S
+from graphonc.graph.hetero import PatientFeatureEncoder, to_hetero
+from graphonc.graph.run import GraphRun
+
+#: Patient→Gene shortcut (patient has a mutation in the gene): pathways reach patients in 2 hops.
+MUTATED_IN = (S.PATIENT, "MUTATED_IN", S.GENE)
+
+
+def reverse(edge: tuple[str, str, str]) -> tuple[str, str, str]:
+    return edge[2], f"rev_{edge[1]}", edge[0]
+
+
+@dataclass
+class ModelGraph:
+    data: HeteroData
+    ids: dict[str, pd.Index]
+    encoder: PatientFeatureEncoder
+    label_classes: list[str]
+    vocab: dict[str, dict[str, int]]
+    senders: np.ndarray  # bool per patient: outgoing edges present
+
+    @property
+    def vocab_dict(self) -> dict[str, torch.Tensor]:
+        return {t: self.data[t].vocab for t in self.vocab if t in self.data.node_types}
+
+    def patient_index(self, ids) -> np.ndarray:
+        idx = self.ids[S.PATIENT].get_indexer(list(ids))
+        if (idx < 0).any():
+            missing = [i for i, j in zip(ids, idx) if j < 0][:5]
+            raise KeyError(f"patients not in the graph: {missing}")
+        return idx
+
+
+def build_vocab(run: GraphRun, senders: set[str], min_patients: int) -> dict[str, dict[str, int]]:
+    """Embedding indices (1-based; 0 = unknown): all genes and pathways, and the mutations
+    carried by at least ``min_patients`` sender patients."""
+    vocab = {}
+    for t in (S.GENE, S.PATHWAY):
+        ids = run.nodes(t)[S.ID] if t in run.node_types() else pd.Series([], dtype=object)
+        vocab[t] = {v: i + 1 for i, v in enumerate(sorted(ids))}
+    has = run.edges(S.HAS_MUTATION)
+    counts = has[has[S.SRC].isin(senders)].groupby(S.DST).size()
+    frequent = sorted(counts[counts >= min_patients].index)
+    vocab[S.MUTATION] = {v: i + 1 for i, v in enumerate(frequent)}
+    return vocab
+
+
+def model_graph(run: GraphRun, senders: list[str], *, encoder: PatientFeatureEncoder | None = None,
+                vocab: dict[str, dict[str, int]] | None = None, min_patients: int = 2) -> ModelGraph:
+    """Build the model's graph; ``senders`` are the training patients (see module doc)."""
+    send = set(senders)
+    hg = to_hetero(run, encoder=encoder, fit_patients=None if encoder is not None else sorted(send))
+    src = hg.data
+    pid = hg.ids[S.PATIENT]
+    is_sender = np.asarray(pid.isin(send))
+    data = HeteroData()
+    for t in src.node_types:
+        for key, value in src[t].items():
+            if key != "edge_index":
+                data[t][key] = value
+    edges = {e: src[e].edge_index for e in src.edge_types}
+    if S.HAS_MUTATION in edges and S.IN_GENE in edges:
+        has, in_gene = edges[S.HAS_MUTATION], edges[S.IN_GENE]
+        gene_of_mut = torch.full((src[S.MUTATION].num_nodes,), -1, dtype=torch.long)
+        gene_of_mut[in_gene[0]] = in_gene[1]
+        pg = torch.unique(torch.stack([has[0], gene_of_mut[has[1]]]), dim=1)
+        edges[MUTATED_IN] = pg
+    sender_t = torch.from_numpy(is_sender)
+    for e, ei in edges.items():
+        forward = ei[:, sender_t[ei[0]]] if e[0] == S.PATIENT else ei
+        if forward.shape[1]:
+            data[e].edge_index = forward
+        data[reverse(e)].edge_index = ei.flip(0)  # every patient receives
+    vocab = vocab if vocab is not None else build_vocab(run, send, min_patients)
+    for t, mapping in vocab.items():
+        if t in hg.ids:
+            data[t].vocab = torch.tensor([mapping.get(v, 0) for v in hg.ids[t]], dtype=torch.long)
+    return ModelGraph(data, hg.ids, hg.encoder, hg.label_classes, vocab, is_sender)

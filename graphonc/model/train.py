@@ -1,0 +1,188 @@
+"""Training the GNN: joint diagnosis (cross-entropy) + survival (Cox) with early stopping.
+
+Full-batch on cohort-sized graphs. A patient missing a label or survival only loses that
+loss term. Validation patients are attached receive-only (like test patients), so early
+stopping sees the same conditions as evaluation.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchsurv.loss.cox import neg_partial_log_likelihood
+
+from graphonc.graph import schema as S
+from graphonc.graph.run import GraphRun
+from graphonc.model.data import MUTATED_IN, ModelGraph, model_graph, reverse
+from graphonc.model.gnn import ModelConfig, PatientGNN
+from graphonc.progress import make_progress
+
+log = logging.getLogger("graphonc")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def cox_loss(risk: torch.Tensor, time: torch.Tensor, event: torch.Tensor) -> torch.Tensor:
+    """Negative Cox partial log-likelihood, Breslow ties (torchsurv); 0 without events."""
+    if event.sum() == 0:
+        return risk.sum() * 0.0
+    return neg_partial_log_likelihood(risk, event.bool(), time, ties_method="breslow", reduction="mean")
+
+
+@dataclass
+class Targets:
+    """Index tensors of the patients that carry each loss term."""
+
+    label_idx: torch.Tensor
+    surv_idx: torch.Tensor
+
+
+def _targets(graph: ModelGraph, idx: np.ndarray) -> Targets:
+    p = graph.data[S.PATIENT]
+    idx_t = torch.as_tensor(idx, dtype=torch.long)
+    lab = idx_t[p.y[idx_t] >= 0] if "y" in p else idx_t[:0]
+    surv = idx_t[p.has_survival[idx_t]] if "has_survival" in p else idx_t[:0]
+    return Targets(lab, surv)
+
+
+@dataclass
+class FitResult:
+    model: PatientGNN
+    graph: ModelGraph
+    cfg: ModelConfig
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    train_ids: list[str] = field(default_factory=list)
+    val_ids: list[str] = field(default_factory=list)
+
+
+def split_validation(ids: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    rng = np.random.default_rng(seed)
+    ids = sorted(ids)
+    perm = rng.permutation(len(ids))
+    n_val = int(round(len(ids) * fraction))
+    val = sorted(ids[i] for i in perm[:n_val])
+    fit = sorted(ids[i] for i in perm[n_val:])
+    return fit, val
+
+
+class Trainer:
+    """Fits a :class:`PatientGNN` on one set of training patients (see :func:`fit_model`)."""
+
+    def __init__(self, graph: ModelGraph, cfg: ModelConfig, device: torch.device) -> None:
+        self.graph, self.cfg, self.device = graph, cfg, device
+        d = graph.data
+        self.x = {t: d[t].x.to(device) for t in d.node_types if "x" in d[t]}
+        self.edges = {e: d[e].edge_index.to(device) for e in d.edge_types}
+        self.vocab = {t: v.to(device) for t, v in graph.vocab_dict.items()}
+        p = d[S.PATIENT]
+        self.y = p.y.to(device) if "y" in p else None
+        self.time = p.time.to(device) if "time" in p else None
+        self.event = p.event.to(device) if "event" in p else None
+        in_dims = {t: x.shape[1] for t, x in self.x.items()}
+        self.model = PatientGNN(in_dims, list(self.edges), {t: len(v) for t, v in graph.vocab.items()},
+                                len(graph.label_classes), cfg).to(device)
+
+    def loss(self, logits, risk, t: Targets, class_weight) -> tuple[torch.Tensor, float, float]:
+        ce = (F.cross_entropy(logits[t.label_idx], self.y[t.label_idx], weight=class_weight)
+              if self.y is not None and len(t.label_idx) else logits.sum() * 0.0)
+        cx = (cox_loss(risk[t.surv_idx], self.time[t.surv_idx], self.event[t.surv_idx])
+              if self.time is not None and len(t.surv_idx) > 1 else risk.sum() * 0.0)
+        return ce + self.cfg.cox_weight * cx, ce.item(), cx.item()
+
+    def _dropped_edges(self, fit_idx: torch.Tensor, gen: torch.Generator) -> tuple[dict, dict]:
+        """Hide the mutation modality of a random share of training patients (missing-modality training)."""
+        n = int(round(len(fit_idx) * self.cfg.modality_dropout))
+        if n == 0:
+            return self.edges, self.x
+        drop = fit_idx[torch.randperm(len(fit_idx), generator=gen)[:n]].to(self.device)
+        mask = torch.zeros(self.x[S.PATIENT].shape[0], dtype=torch.bool, device=self.device)
+        mask[drop] = True
+        edges = dict(self.edges)
+        for e in (S.HAS_MUTATION, MUTATED_IN):
+            r = reverse(e)
+            if r in edges:
+                edges[r] = edges[r][:, ~mask[edges[r][1]]]
+        x = dict(self.x)
+        xp = x[S.PATIENT].clone()
+        xp[mask, -1] = 0.0  # the mutations_assayed flag (last patient feature)
+        x[S.PATIENT] = xp
+        return edges, x
+
+    def fit(self, fit_idx: np.ndarray, val_idx: np.ndarray, progress: bool = False) -> tuple[list[dict], int]:
+        cfg = self.cfg
+        fit_t, val_t = _targets(self.graph, fit_idx), _targets(self.graph, val_idx)
+        class_weight = None
+        if cfg.class_weight and self.y is not None and len(fit_t.label_idx):
+            counts = torch.bincount(self.y[fit_t.label_idx], minlength=len(self.graph.label_classes)).float()
+            class_weight = (counts.sum() / (len(counts) * counts.clamp(min=1))).to(self.device)
+        opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        fit_all = torch.as_tensor(fit_idx, dtype=torch.long)
+        best, best_epoch, best_state, history = float("inf"), 0, None, []
+        with make_progress(progress) as bar:
+            task = bar.add_task("train", total=cfg.epochs)
+            for epoch in range(1, cfg.epochs + 1):
+                self.model.train()
+                edges, x = self._dropped_edges(fit_all, gen)
+                opt.zero_grad()
+                _, logits, risk = self.model(x, edges, self.vocab)
+                loss, ce, cx = self.loss(logits, risk, fit_t, class_weight)
+                loss.backward()
+                opt.step()
+                self.model.eval()
+                with torch.no_grad():
+                    _, logits, risk = self.model(self.x, self.edges, self.vocab)
+                    vloss, vce, vcx = self.loss(logits, risk, val_t, class_weight)
+                history.append({"epoch": epoch, "train_loss": float(loss), "train_ce": ce, "train_cox": cx,
+                                "val_loss": float(vloss), "val_ce": vce, "val_cox": vcx})
+                bar.update(task, advance=1, description=f"train (val loss {float(vloss):.3f})")
+                if float(vloss) < best - 1e-4:
+                    best, best_epoch, best_state = float(vloss), epoch, copy.deepcopy(self.model.state_dict())
+                elif epoch - best_epoch >= cfg.patience:
+                    break
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        self.model.eval()
+        return history, best_epoch
+
+
+def fit_model(run: GraphRun, train_ids: list[str], cfg: ModelConfig, progress: bool = False) -> FitResult:
+    """Train on ``train_ids`` (a share held out receive-only for early stopping).
+
+    Every other patient of the run is in the graph receive-only, so its embedding can be read
+    off afterwards without having influenced training.
+    """
+    seed_everything(cfg.seed)
+    fit_ids, val_ids = split_validation(train_ids, cfg.val_fraction, cfg.seed)
+    graph = model_graph(run, fit_ids, min_patients=cfg.mutation_min_patients)
+    device = pick_device(cfg.device)
+    trainer = Trainer(graph, cfg, device)
+    history, best_epoch = trainer.fit(graph.patient_index(fit_ids), graph.patient_index(val_ids), progress)
+    return FitResult(trainer.model.cpu(), graph, cfg, history, best_epoch, fit_ids, val_ids)
+
+
+@torch.no_grad()
+def predict(model: PatientGNN, graph: ModelGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(embeddings (N, D), class probabilities (N, K), risk (N,)) for every patient of the graph."""
+    model.eval()
+    d = graph.data
+    x = {t: d[t].x for t in d.node_types if "x" in d[t]}
+    edges = {e: d[e].edge_index for e in d.edge_types}
+    z, logits, risk = model(x, edges, graph.vocab_dict)
+    return z.numpy(), torch.softmax(logits, -1).numpy(), risk.numpy()
