@@ -149,7 +149,7 @@ class Trainer:
                 with torch.no_grad():
                     _, logits, risk = self.model(self.x, self.edges, self.vocab)
                     vloss, vce, vcx = self.loss(logits, risk, val_t, class_weight)
-                history.append({"epoch": epoch, "train_loss": float(loss), "train_ce": ce, "train_cox": cx,
+                history.append({"epoch": epoch, "train_loss": loss.item(), "train_ce": ce, "train_cox": cx,
                                 "val_loss": float(vloss), "val_ce": vce, "val_cox": vcx})
                 bar.update(task, advance=1, description=f"train (val loss {float(vloss):.3f})")
                 if float(vloss) < best - 1e-4:

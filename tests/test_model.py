@@ -1,0 +1,101 @@
+"""The GNN on real METABRIC: learning happens, test patients stay inductive, no leakage columns."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from graphonc.graph import schema as S
+from graphonc.model.data import model_graph, reverse
+from graphonc.model.gnn import ModelConfig
+from graphonc.model.train import fit_model, predict
+
+FAST = ModelConfig(hidden=32, embedding_dim=16, epochs=40, patience=40, seed=0)
+
+
+@pytest.fixture(scope="module")
+def split(metabric_run):
+    p = metabric_run.nodes(S.PATIENT)
+    elig = p[p["label"].notna() & p["os_months"].notna()]["id"].sort_values().tolist()
+    rng = np.random.default_rng(0)
+    test = set(rng.choice(elig, size=len(elig) // 5, replace=False))
+    return [i for i in elig if i not in test], sorted(test)
+
+
+@pytest.fixture(scope="module")
+def fitted(metabric_run, split):
+    return fit_model(metabric_run, split[0], FAST)
+
+
+def test_training_decreases_loss(fitted):
+    h = fitted.history
+    assert len(h) == FAST.epochs
+    assert h[-1]["train_ce"] < 0.8 * h[0]["train_ce"]  # diagnosis head learns
+    assert h[-1]["train_cox"] < h[0]["train_cox"] - 0.05  # Cox partial likelihood improves (~log n scale)
+    assert min(r["val_loss"] for r in h) < h[0]["val_loss"]
+
+
+def test_test_patients_only_receive(metabric_run, fitted, split):
+    g = fitted.graph
+    test_idx = torch.as_tensor(g.patient_index(split[1]))
+    for e in g.data.edge_types:
+        if e[0] == S.PATIENT:  # outgoing patient edges come from senders only
+            assert g.senders[g.data[e].edge_index[0].numpy()].all(), e
+    has_rev = g.data[reverse(S.HAS_MUTATION)].edge_index
+    assert torch.isin(has_rev[1], test_idx).any()  # …but test patients do receive
+
+
+def test_embedding_of_a_test_patient_ignores_other_test_patients(fitted, split):
+    g, model = fitted.graph, fitted.model
+    z0, _, _ = predict(model, g)
+    a, b = g.patient_index(split[1][:2])
+    x = g.data[S.PATIENT].x
+    saved = x.clone()
+    try:
+        x[b] += 5.0  # perturb another held-out patient
+        z1, _, _ = predict(model, g)
+        assert np.allclose(z0[a], z1[a], atol=1e-6)
+        assert not np.allclose(z0[b], z1[b])
+        sender = int(np.flatnonzero(g.senders)[0])
+        x[sender] += 5.0  # perturbing a training patient does move its neighbours (the check can fail)
+        z2, _, _ = predict(model, g)
+        assert not np.allclose(z0[g.senders == False], z2[g.senders == False], atol=1e-6)  # noqa: E712
+    finally:
+        g.data[S.PATIENT].x = saved
+
+
+def test_leakage_columns_never_reach_the_model(metabric_run, fitted):
+    names = fitted.graph.encoder.feature_names_
+    for col in ("CLAUDIN_SUBTYPE", "THREEGENE", "INTCLUST", "label", "os_months", "os_event", "VITAL_STATUS"):
+        assert not any(n == col or n.startswith(col + "=") or n.startswith(col + "__") for n in names), col
+    assert fitted.graph.data[S.PATIENT].x.shape[1] == len(names)
+
+
+def test_encoder_and_vocab_from_training_patients_only(metabric_run, fitted, split):
+    g = fitted.graph
+    senders = set(fitted.train_ids)
+    has = metabric_run.edges(S.HAS_MUTATION)
+    only_test = set(has[has["src"].isin(split[1])]["dst"]) - set(has[has["src"].isin(senders)]["dst"])
+    assert only_test and not only_test & set(g.vocab[S.MUTATION])
+    ages = metabric_run.nodes(S.PATIENT).set_index("id").loc[sorted(senders), "AGE_AT_DIAGNOSIS"]
+    assert g.encoder.mean_["AGE_AT_DIAGNOSIS"] == pytest.approx(ages.mean())
+
+
+def test_same_seed_same_result(metabric_run, split, fitted):
+    again = fit_model(metabric_run, split[0], FAST)
+    z0, p0, r0 = predict(fitted.model, fitted.graph)
+    z1, p1, r1 = predict(again.model, again.graph)
+    assert np.array_equal(r0, r1) and np.array_equal(p0, p1)
+
+
+def test_patients_without_mutations_get_embeddings(metabric_run, fitted):
+    z, proba, risk = predict(fitted.model, fitted.graph)
+    p = metabric_run.nodes(S.PATIENT).set_index("id")
+    none = fitted.graph.patient_index(p.index[p["n_mutations"] == 0][:20])
+    assert np.isfinite(z[none]).all() and np.allclose(proba[none].sum(1), 1, atol=1e-5)
+
+
+def test_model_graph_rejects_unknown_patients(metabric_run):
+    g = model_graph(metabric_run, ["MB-0002"])
+    with pytest.raises(KeyError):
+        g.patient_index(["NOPE"])
