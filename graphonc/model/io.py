@@ -1,0 +1,65 @@
+"""Saving and reloading a trained model so it reproduces its predictions in a fresh process.
+
+``<run>/model/``::
+
+    weights.pt        state dict
+    model.json        ModelConfig, patient encoder, embedding vocabularies, label classes,
+                      input dimensions and edge types, training/validation patient ids
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from graphonc.errors import GraphoncError
+from graphonc.graph.hetero import PatientFeatureEncoder
+from graphonc.graph.run import GraphRun
+from graphonc.model.data import ModelGraph, model_graph
+from graphonc.model.gnn import ModelConfig, PatientGNN
+from graphonc.model.train import FitResult
+
+WEIGHTS, META = "weights.pt", "model.json"
+
+
+def save_model(fit: FitResult, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    g = fit.graph
+    meta = {
+        "config": fit.cfg.model_dump(),
+        "encoder": g.encoder.to_dict(),
+        "vocab": g.vocab,
+        "label_classes": g.label_classes,
+        "in_dims": {t: int(g.data[t].x.shape[1]) for t in g.data.node_types if "x" in g.data[t]},
+        "edge_types": [list(e) for e in fit.model.edge_types],
+        "train_ids": fit.train_ids,
+        "val_ids": fit.val_ids,
+        "best_epoch": fit.best_epoch,
+    }
+    torch.save(fit.model.state_dict(), folder / WEIGHTS)
+    (folder / META).write_text(json.dumps(meta, indent=1, sort_keys=True))
+
+
+@dataclass
+class LoadedModel:
+    model: PatientGNN
+    graph: ModelGraph
+    meta: dict
+
+
+def load_model(folder: Path, run: GraphRun) -> LoadedModel:
+    """Rebuild the graph with the saved encoder/vocabulary/senders and load the weights."""
+    if not (folder / WEIGHTS).exists():
+        raise GraphoncError(f"{folder}: no trained model. Fix: run `graphonc train --run {run.root}` first.")
+    meta = json.loads((folder / META).read_text())
+    cfg = ModelConfig(**meta["config"])
+    graph = model_graph(run, meta["train_ids"], encoder=PatientFeatureEncoder.from_dict(meta["encoder"]),
+                        vocab=meta["vocab"])
+    graph.label_classes = meta["label_classes"]
+    model = PatientGNN(meta["in_dims"], [tuple(e) for e in meta["edge_types"]],
+                       {t: len(v) for t, v in meta["vocab"].items()}, len(meta["label_classes"]), cfg)
+    model.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
+    model.eval()
+    return LoadedModel(model, graph, meta)

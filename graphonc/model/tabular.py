@@ -1,0 +1,173 @@
+"""Flat patient features shared by the baselines (and a tabular MLP): clinical + mutated genes.
+
+Columns, in order:
+
+* the clinical encoding of :class:`graphonc.graph.hetero.PatientFeatureEncoder` (standardised
+  numerics + missing flags, one-hot categoricals + missing flags, ``mutations_assayed``),
+  fitted on the training patients only;
+* with ``mutations=True``, one 0/1 column ``gene:<SYMBOL>`` per gene of the vocabulary: 1 if
+  the patient has at least one (kept) mutation in the gene. The vocabulary is the genes
+  mutated in at least ``min_patients`` **training** patients, sorted by symbol, so a gene seen
+  only in test patients never becomes a column.
+
+Gene panels: a patient whose panel does not cover a gene, or who was not sequenced at all,
+gets 0 for it — the same value as "covered and wild-type". No per-gene "assayed" indicator
+is added (on single-panel cohorts such as METABRIC it would be constant); only the
+cohort-level ``mutations_assayed`` flag from the encoder tells unsequenced patients apart.
+Multi-panel cohorts should keep this in mind when reading gene coefficients.
+
+Everything is vectorised (pandas indexers + one NumPy scatter), so 100k patients take
+well under a second beyond reading the Parquet tables.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sksurv.util import Surv
+
+from graphonc.graph import schema as S
+from graphonc.graph.hetero import PatientFeatureEncoder
+from graphonc.graph.run import GraphRun
+
+#: Feature sets understood by :class:`TabularFeatures` / the baseline registry.
+FEATURE_SETS = ("clinical", "clinical+mutations")
+GENE_PREFIX = "gene:"
+
+
+def patient_rows(run: GraphRun, patient_ids, patients: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The Patient table rows for ``patient_ids``, in that order (duplicates allowed).
+
+    Raises ``KeyError`` naming (up to 5 of) the ids that are not in the run.
+    """
+    p = run.nodes(S.PATIENT) if patients is None else patients
+    ids = pd.Index(p[S.ID])
+    want = pd.Index(list(patient_ids), dtype=object)
+    pos = ids.get_indexer(want)
+    if (pos < 0).any():
+        missing = want[pos < 0].unique().tolist()
+        raise KeyError(f"{len(missing)} patient id(s) not in run {run.root}: {missing[:5]}")
+    return p.iloc[pos].reset_index(drop=True)
+
+
+def patient_gene_pairs(run: GraphRun) -> pd.DataFrame:
+    """Distinct (patient, gene) pairs with at least one mutation: columns ``patient``, ``gene``."""
+    has = run.edges(S.HAS_MUTATION)[[S.SRC, S.DST]]
+    in_gene = run.edges(S.IN_GENE)[[S.SRC, S.DST]]
+    gene_of = pd.Series(in_gene[S.DST].to_numpy(), index=pd.Index(in_gene[S.SRC].to_numpy()))
+    gene_of = gene_of[~gene_of.index.duplicated()]
+    genes = gene_of.reindex(has[S.DST].to_numpy()).to_numpy()
+    ok = pd.notna(genes)
+    pairs = pd.DataFrame({"patient": has[S.SRC].to_numpy()[ok], "gene": genes[ok]})
+    return pairs.drop_duplicates(ignore_index=True)
+
+
+class TabularFeatures:
+    """Clinical encoding (+ mutated-gene indicators), fitted on training patients only.
+
+    Args:
+        numeric, categorical: clinical columns; default the run manifest's
+            ``patient_columns`` (leakage columns are never in those lists).
+        mutations: add the per-gene 0/1 columns.
+        min_patients: a gene enters the vocabulary when at least this many *training*
+            patients carry a mutation in it.
+
+    Attributes (after ``fit``): ``encoder_`` (the fitted :class:`PatientFeatureEncoder`),
+    ``genes_`` (the gene vocabulary), ``feature_names_``, ``n_clinical_``.
+    """
+
+    def __init__(self, numeric: list[str] | None = None, categorical: list[str] | None = None, *,
+                 mutations: bool = True, min_patients: int = 5) -> None:
+        if min_patients < 1:
+            raise ValueError("min_patients must be >= 1")
+        self.numeric = numeric
+        self.categorical = categorical
+        self.mutations = mutations
+        self.min_patients = int(min_patients)
+
+    @classmethod
+    def for_feature_set(cls, name: str, **kwargs) -> "TabularFeatures":
+        """``"clinical"`` or ``"clinical+mutations"``."""
+        if name not in FEATURE_SETS:
+            raise ValueError(f"unknown feature set {name!r}; expected one of {FEATURE_SETS}")
+        return cls(mutations=name == "clinical+mutations", **kwargs)
+
+    def fit(self, run: GraphRun, patient_ids) -> "TabularFeatures":
+        """Fit the clinical encoder and the gene vocabulary on ``patient_ids`` (the training fold)."""
+        ids = list(dict.fromkeys(patient_ids))
+        if not ids:
+            raise ValueError("TabularFeatures.fit: no training patients")
+        cols = run.manifest["patient_columns"]
+        numeric = list(cols["numeric"]) if self.numeric is None else list(self.numeric)
+        categorical = list(cols["categorical"]) if self.categorical is None else list(self.categorical)
+        train = patient_rows(run, ids)
+        self.encoder_ = PatientFeatureEncoder(numeric, categorical).fit(train)
+        self.n_clinical_ = len(self.encoder_.feature_names_)
+        self.genes_: list[str] = []
+        if self.mutations:
+            pairs = patient_gene_pairs(run)
+            pairs = pairs[pairs["patient"].isin(set(ids))]
+            counts = pairs["gene"].value_counts()
+            self.genes_ = sorted(counts.index[counts >= self.min_patients].tolist())
+        self.feature_names_ = self.encoder_.feature_names_ + [GENE_PREFIX + g for g in self.genes_]
+        return self
+
+    def transform(self, run: GraphRun, patient_ids) -> np.ndarray:
+        """Features of ``patient_ids`` (any patients of the run), shape (n, len(feature_names_)), float32."""
+        if not hasattr(self, "encoder_"):
+            raise RuntimeError("TabularFeatures.transform called before fit")
+        ids = list(patient_ids)
+        rows = patient_rows(run, ids)
+        clinical = self.encoder_.transform(rows)
+        if not self.genes_:
+            return clinical
+        pairs = patient_gene_pairs(run)
+        gene_col = pd.Index(self.genes_).get_indexer(pairs["gene"])
+        pairs = pairs[gene_col >= 0].assign(col=gene_col[gene_col >= 0])
+        # patient id -> every row position it occupies in `ids` (duplicates allowed)
+        pos = pd.DataFrame({"patient": ids, "row": np.arange(len(ids))})
+        hit = pos.merge(pairs, on="patient", how="inner")
+        genes = np.zeros((len(ids), len(self.genes_)), np.float32)
+        genes[hit["row"].to_numpy(), hit["col"].to_numpy()] = 1.0
+        return np.hstack([clinical, genes])
+
+    def fit_transform(self, run: GraphRun, patient_ids) -> np.ndarray:
+        return self.fit(run, patient_ids).transform(run, patient_ids)
+
+
+# ---------------------------------------------------------------------------- targets
+
+
+def has_survival(df: pd.DataFrame) -> np.ndarray:
+    """Bool mask of patients with a known overall-survival time and event."""
+    return (df["os_months"].notna() & df["os_event"].notna()).to_numpy(dtype=bool)
+
+
+def survival_target(df: pd.DataFrame) -> np.ndarray:
+    """sksurv structured array (``event`` bool, ``time`` float months) from a Patient table.
+
+    Raises ``ValueError`` if a patient has no survival — select with :func:`has_survival` first.
+    """
+    ok = has_survival(df)
+    if not ok.all():
+        raise ValueError(f"{int((~ok).sum())} patient(s) without survival; filter with has_survival(df) first")
+    time = df["os_months"].to_numpy(np.float64)
+    event = df["os_event"].to_numpy(np.float64)
+    if (time < 0).any() or not np.isin(event, (0.0, 1.0)).all():
+        raise ValueError("os_months must be >= 0 and os_event 0/1")
+    return Surv.from_arrays(event=event.astype(bool), time=time, name_event="event", name_time="time")
+
+
+def label_classes(df: pd.DataFrame) -> list[str]:
+    """Sorted diagnosis labels present in the table (same order as ``to_hetero``'s ``label_classes``)."""
+    return sorted(df["label"].dropna().astype(str).unique().tolist())
+
+
+def has_label(df: pd.DataFrame) -> np.ndarray:
+    """Bool mask of patients with a diagnosis label."""
+    return df["label"].notna().to_numpy(dtype=bool)
+
+
+def encode_labels(df: pd.DataFrame, classes: list[str]) -> np.ndarray:
+    """Class index per patient (int64), -1 where the label is missing or not in ``classes``."""
+    lab = df["label"].astype("string").astype(object).where(df["label"].notna(), None)
+    return pd.Categorical(lab, categories=list(classes)).codes.astype(np.int64)
