@@ -12,6 +12,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -158,6 +159,56 @@ def info_cmd(ctx: typer.Context, run: Path = typer.Argument(..., help="A run fol
         out_console.print(pw)
     out_console.print(f"graphonc {m['graphonc_version']}, config {m.get('config_file')} "
                       f"(sha256 {m['config_hash'][:12]}), built {m['built_at']} in {m['build_seconds']:.1f} s")
+
+
+@app.command("train")
+@handles_errors
+def train_cmd(
+    ctx: typer.Context,
+    run: Path = typer.Option(..., "--run", "-r", help="A run folder built by build-graph."),
+    config: Path = typer.Option(None, "--config", "-c", help="Config whose model: section to use "
+                                "(default: the one the run was built from)."),
+    epochs: int = typer.Option(None, "--epochs", help="Override the maximum number of epochs."),
+    device: str = typer.Option(None, "--device", help="auto (CUDA when present), cpu or cuda."),
+) -> None:
+    """Train the GNN (diagnosis + survival) and write embeddings, predictions and plots into <run>/model."""
+    from graphonc.model.stages import train_stage
+
+    settings = _settings(ctx)
+    m = train_stage(run, config, progress=settings.progress, epochs=epochs, device=device)
+    if not settings.quiet:
+        t = Table(title=f"validation metrics (best epoch {m['best_epoch']}, {m['n_validation']} held-out patients)")
+        t.add_column("metric")
+        t.add_column("value", justify="right")
+        for k, v in m["validation"].items():
+            t.add_row(k, f"{v:.3f}")
+        out_console.print(t)
+        out_console.print(f"wrote {run / 'model'} in {m['train_seconds']:.0f} s on {m['device']}")
+
+
+@app.command("evaluate")
+@handles_errors
+def evaluate_cmd(
+    ctx: typer.Context,
+    run: Path = typer.Option(..., "--run", "-r", help="A run folder built by build-graph."),
+    folds: int = typer.Option(5, "--folds", "-k", help="Number of patient-level stratified folds."),
+    config: Path = typer.Option(None, "--config", "-c", help="Config whose model: section to use."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also run the baselines."),
+    epochs: int = typer.Option(None, "--epochs", help="Override the maximum number of epochs."),
+) -> None:
+    """Leakage-free k-fold CV of the GNN, an MLP without the graph, and the baselines; writes <run>/eval."""
+    from graphonc.model.stages import evaluate_stage
+
+    settings = _settings(ctx)
+    table = evaluate_stage(run, folds, config, baselines, progress=settings.progress, epochs=epochs)
+    t = Table(title=f"{folds}-fold cross-validation (mean ± sd over folds)")
+    t.add_column("model")
+    for c in table.columns:
+        t.add_column(c, justify="right")
+    for name, row in table.iterrows():
+        t.add_row(name, *("" if pd.isna(row[c]) else str(row[c]) for c in table.columns))
+    out_console.print(t)
+    out_console.print(f"wrote {run / 'eval'}")
 
 
 neo4j_app = typer.Typer(help="Run the bundled local Neo4j 5.26 Community server (127.0.0.1 only).",

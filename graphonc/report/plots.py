@@ -43,7 +43,7 @@ def km_by_risk_group(time_months: np.ndarray, event: np.ndarray, risk: np.ndarra
     ok = ~(np.isnan(time_months) | np.isnan(event) | np.isnan(risk))
     t, e, r = time_months[ok], event[ok], risk[ok]
     groups = pd.qcut(r, 3, labels=["low", "medium", "high"])
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = plt.subplots(figsize=(8, 7.5))
     fitters = []
     for g in ("low", "medium", "high"):
         m = np.asarray(groups == g)
@@ -54,6 +54,8 @@ def km_by_risk_group(time_months: np.ndarray, event: np.ndarray, risk: np.ndarra
     ax.set_title(f"{title}\nlog-rank p = {p:.2g}")
     ax.set_xlabel("months")
     ax.set_ylabel("survival probability")
+    ax.set_ylim(0, 1.05)
+    ax.legend(loc="lower left")
     add_at_risk_counts(*fitters, ax=ax)
     return _save(fig, path)
 
