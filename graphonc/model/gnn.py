@@ -43,6 +43,8 @@ class ModelConfig(BaseModel):
     #: A mutation gets its own learnable embedding when this many training patients carry it.
     mutation_min_patients: int = 2
     use_graph: bool = True
+    #: Learnable per-node embeddings for genes, pathways and frequent mutations (on top of features).
+    id_embeddings: bool = True
     seed: int = 0
     device: str = "auto"
 
@@ -59,7 +61,7 @@ class PatientGNN(nn.Module):
         h = cfg.hidden
         self.encoders = nn.ModuleDict({t: nn.Linear(d, h) for t, d in in_dims.items()})
         self.embeddings = nn.ModuleDict({t: nn.Embedding(n + 1, h, padding_idx=0)
-                                         for t, n in vocab_sizes.items() if t in in_dims})
+                                         for t, n in vocab_sizes.items() if t in in_dims and cfg.id_embeddings})
         self.edge_types = [tuple(e) for e in edge_types] if cfg.use_graph else []
         self.convs = nn.ModuleList(
             HeteroConv({e: SAGEConv((h, h), h) for e in self.edge_types}, aggr="sum")
