@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 import random
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,7 +42,9 @@ def cox_loss(risk: torch.Tensor, time: torch.Tensor, event: torch.Tensor) -> tor
     """Negative Cox partial log-likelihood, Breslow ties (torchsurv); 0 without events."""
     if event.sum() == 0:
         return risk.sum() * 0.0
-    return neg_partial_log_likelihood(risk, event.bool(), time, ties_method="breslow", reduction="mean")
+    with warnings.catch_warnings():  # torchsurv warns on every call that ties exist; we chose Breslow for them
+        warnings.filterwarnings("ignore", message="Ties in `time` detected")
+        return neg_partial_log_likelihood(risk, event.bool(), time, ties_method="breslow", reduction="mean")
 
 
 @dataclass
