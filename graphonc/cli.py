@@ -103,7 +103,7 @@ def build_graph_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder to write, e.g. runs/metabric."),
     store: Store = typer.Option(Store.parquet, "--store", help="parquet (the run folder only) or neo4j "
                                 "(the run folder, then loaded into Neo4j: see load-neo4j)."),
-    batch_size: int = typer.Option(10_000, "--batch-size", help="Rows per Neo4j transaction."),
+    batch_size: int = typer.Option(100_000, "--batch-size", help="Rows per Neo4j transaction."),
 ) -> None:
     """Build the heterogeneous patient graph of a cohort into a run folder (Parquet)."""
     from graphonc.graph.build import build_run
@@ -135,7 +135,7 @@ def _load_neo4j(settings: Settings, run: Path, batch_size: int) -> None:
 def load_neo4j_cmd(
     ctx: typer.Context,
     run: Path = typer.Argument(..., help="A run folder built by build-graph."),
-    batch_size: int = typer.Option(10_000, "--batch-size", help="Rows per transaction."),
+    batch_size: int = typer.Option(100_000, "--batch-size", help="Rows per transaction."),
 ) -> None:
     """Load a run folder into Neo4j (idempotent; NEO4J_URI/USER/PASSWORD/DATABASE, default the local server)."""
     _load_neo4j(_settings(ctx), run, batch_size)

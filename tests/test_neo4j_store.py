@@ -5,7 +5,9 @@ tables; loads are idempotent and resumable; write-back replaces; parameters are 
 """
 from __future__ import annotations
 
+import json
 import math
+import shutil
 import urllib.request
 
 import neo4j
@@ -14,9 +16,10 @@ import pandas as pd
 import pytest
 
 from graphonc.graph import schema as S
+from graphonc.graph.run import GraphRun, sha256_file, write_parquet
 from graphonc.store.cypher_files import CypherFile
-from graphonc.store.neo4j_load import (iter_counts, load_run, schema_statements, write_patient_properties,
-                                       write_similar)
+from graphonc.store.neo4j_load import (SEP, encode_column, iter_counts, load_run, schema_statements,
+                                       write_patient_properties, write_similar)
 
 from conftest import REPO
 
@@ -209,6 +212,7 @@ def test_load_twice_changes_nothing(loaded, neo4j_settings, metabric_run):
     before = _counts(drv, "metabric")
     props = drv.execute_query("MATCH (p:Patient {cohort:'metabric'}) RETURN p ORDER BY p.id LIMIT 50").records
     again = load_run(metabric_run, neo4j_settings)
+    assert set(again.modes.values()) == {"skip"}  # same content already there: nothing written
     assert again.load_id == first.load_id and again.deleted_stale_nodes == 0
     assert _counts(drv, "metabric") == before
     props2 = drv.execute_query("MATCH (p:Patient {cohort:'metabric'}) RETURN p ORDER BY p.id LIMIT 50").records
@@ -229,12 +233,134 @@ def test_interrupted_load_is_rerun_safely(neo4j_settings, prostate_run):
         partial = _counts(drv, prostate_run.cohort)
         assert 0 < partial[S.edge_name(S.HAS_MUTATION)] < prostate_run.manifest["counts"]["edges"][
             S.edge_name(S.HAS_MUTATION)]
-        load_run(prostate_run, neo4j_settings, batch_size=1000)
+        rerun = load_run(prostate_run, neo4j_settings, batch_size=1000)
         done = _counts(drv, prostate_run.cohort)
+    assert rerun.modes[S.PATIENT] == "skip" and rerun.modes[S.edge_name(S.HAS_MUTATION)] == "merge"
+    assert rerun.modes[S.edge_name(S.SEQUENCED_WITH)] == "create"
     for label, n in prostate_run.manifest["counts"]["nodes"].items():
         assert done[label] == n
     for edge, n in prostate_run.manifest["counts"]["edges"].items():
         assert done[edge] == n
+
+
+VARIANT = "prostate_variant"
+
+
+def _variant(run: GraphRun, out, edit) -> GraphRun:
+    """A copy of ``run`` as cohort VARIANT with every table passed through ``edit(stem, df)``."""
+    shutil.copytree(run.root, out)
+    manifest = json.loads(json.dumps(run.manifest))
+    manifest["cohort"] = VARIANT
+    for path in sorted((out / "graph").rglob("*.parquet")):
+        df = edit(path.stem, pd.read_parquet(path))
+        write_parquet(df, path)
+        kind = path.parent.name  # nodes | edges
+        manifest["table_sha256"][f"{kind}/{path.stem}"] = sha256_file(path)
+        manifest["counts"][kind][path.stem] = len(df)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return GraphRun.open(out)
+
+
+@pytest.fixture(scope="module")
+def builds(prostate_run, tmp_path_factory):
+    """Two builds of one cohort. ``full``: prostate plus awkward property values; ``older``: every
+    10th patient and every other mutation of the rest missing, and one survival value missing."""
+    ids = prostate_run.nodes(S.PATIENT)["id"]
+    gone = set(ids.iloc[::10])
+
+    def full(stem, df):
+        if stem == S.PATIENT:
+            n = len(df)
+            df = df.assign(cohort=VARIANT,
+                           note=(["a" + SEP + "b", "", None] * n)[:n],  # not joinable: sent as a list
+                           ratio=([math.inf, -math.inf, math.nan, 0.1] * n)[:n],
+                           count=pd.array(([1, None] * n)[:n], dtype="Int64"))
+        return df
+
+    def older(stem, df):
+        df = full(stem, df)
+        if stem == S.PATIENT:
+            df = df[~df["id"].isin(gone)].copy()
+            df.loc[df["id"] == ids.iloc[1], "os_months"] = np.nan
+        elif stem.startswith(S.PATIENT + "__"):
+            df = df[~df["src"].isin(gone)]
+            if stem == S.edge_name(S.HAS_MUTATION):
+                df = df.iloc[::2]
+        return df
+
+    root = tmp_path_factory.mktemp("builds")
+    return _variant(prostate_run, root / "full", full), _variant(prostate_run, root / "older", older)
+
+
+def _expected(run):
+    counts = {label: 0 for label in S.NODE_TYPES} | {S.edge_name(e): 0 for e in S.EDGE_TYPES}
+    return counts | run.manifest["counts"]["nodes"] | run.manifest["counts"]["edges"]
+
+
+@pytest.fixture
+def variant_driver(neo4j_settings):
+    """A driver, with cohort VARIANT absent before and after the test."""
+    with neo4j_settings.driver() as drv:
+        drop = "MATCH (n {cohort: $c}) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+        with drv.session() as session:
+            session.run(drop, c=VARIANT).consume()
+        yield drv
+        with drv.session() as session:
+            session.run(drop, c=VARIANT).consume()
+
+
+def _patient(drv, pid):
+    rec = drv.execute_query("MATCH (p:Patient {cohort: $c, id: $id}) RETURN p", c=VARIANT, id=pid).records
+    return dict(rec[0]["p"])
+
+
+def test_newer_build_replaces_older_one(neo4j_settings, builds, variant_driver):
+    full, older = builds
+    ids = full.nodes(S.PATIENT)["id"]
+    drv = variant_driver
+    first = load_run(older, neo4j_settings, batch_size=2000)  # several batches per large table
+    rows = older.manifest["counts"]["nodes"] | older.manifest["counts"]["edges"]
+    assert {mode for table, mode in first.modes.items() if rows[table]} == {"create"}  # empty ones: skip
+    assert _counts(drv, VARIANT) == _expected(older)
+    assert "os_months" not in _patient(drv, ids.iloc[1])
+    report = load_run(full, neo4j_settings, batch_size=2000)
+    assert report.modes[S.PATIENT] == report.modes[S.edge_name(S.HAS_MUTATION)] == "merge"
+    assert report.modes[S.GENE] == "merge"  # unchanged content, but an older load_id
+    assert report.deleted_stale_nodes == report.deleted_stale_relationships == 0
+    assert _counts(drv, VARIANT) == _expected(full)
+    got = [_patient(drv, pid) for pid in ids.iloc[:4]]
+    assert got[1]["os_months"] == full.nodes(S.PATIENT)["os_months"].iloc[1]
+    # values that cannot be joined into one text parameter arrive unchanged
+    assert [p.get("note") for p in got] == ["a" + SEP + "b", "", None, "a" + SEP + "b"]
+    assert [p.get("ratio") for p in got] == [math.inf, -math.inf, None, 0.1]
+    assert [p.get("count") for p in got] == [1, None, 1, None]
+    assert all(p["cohort"] == VARIANT for p in got)
+
+
+def test_older_build_after_newer_removes_what_is_gone(neo4j_settings, builds, variant_driver):
+    full, older = builds
+    drv = variant_driver
+    load_run(full, neo4j_settings)
+    report = load_run(older, neo4j_settings)
+    assert _counts(drv, VARIANT) == _expected(older)
+    survivor = _patient(drv, full.nodes(S.PATIENT)["id"].iloc[1])
+    assert load_run(older, neo4j_settings).modes == {t: "skip" for t in report.modes}
+    n_full, n_older = full.manifest["counts"], older.manifest["counts"]
+    assert report.deleted_stale_nodes == sum(n_full["nodes"].values()) - sum(n_older["nodes"].values())
+    assert report.deleted_stale_relationships == sum(n_full["edges"].values()) - sum(n_older["edges"].values())
+    assert "os_months" not in survivor  # a value the newer load has no longer is removed, not left over
+
+
+def test_columns_travel_as_joined_text_unless_they_cannot():
+    assert encode_column(pd.Series([1.5, np.nan, -np.inf, 1e-300])).data == SEP.join(["1.5", "", "-Infinity", "1e-300"])
+    assert encode_column(pd.Series([3, None], dtype="Int64")).data == "3" + SEP
+    assert encode_column(pd.Series([True, False])).data == "true" + SEP + "false"
+    assert encode_column(pd.Series(["a", None, "b"], dtype="string")).data == SEP.join(["a", "", "b"])
+    assert encode_column(pd.Series([np.nan, np.nan], dtype=object)).kind == "str"  # all missing
+    for odd in (["a" + SEP, "b"], ["", "b"], [1, "b"], [np.array([1.0, 2.0]), None]):
+        col = encode_column(pd.Series(odd, dtype=object))
+        assert col.kind == "value" and len(col.data) == 2
+    assert encode_column(pd.Series([np.array([1.0, 2.0]), None], dtype=object)).data == [[1.0, 2.0], None]
 
 
 def test_two_cohorts_do_not_mix(loaded, neo4j_settings, prostate_run, metabric_run):

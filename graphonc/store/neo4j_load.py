@@ -2,13 +2,26 @@
 
 * Every node carries ``cohort``; uniqueness constraints on ``(cohort, id)`` per label are
   created first, so two cohorts share one database without mixing.
-* Rows go in batches through ``UNWIND $rows AS row MERGE …``: never a query per row, and
-  values are always parameters. Labels and relationship types are interpolated only from
-  the fixed schema in :mod:`graphonc.graph.schema`, never from data.
-* Idempotent: MERGE on keys, and every loaded node/relationship gets ``load_id`` (a hash
-  of the run's table contents). After a complete load, nodes and relationships of the
-  cohort with another ``load_id`` (left from an older build) are deleted. Loading the same
-  run twice leaves the database identical; a load interrupted midway is simply rerun.
+* Rows go in batches, one transaction per batch, never a query per row. Values are always
+  parameters; labels and relationship types are interpolated only from the fixed schema in
+  :mod:`graphonc.graph.schema`, and column names travel as parameters too
+  (``SET n[$keys[0]] = …``).
+* Idempotent: every loaded node/relationship gets ``load_id`` (a hash of the run's table
+  contents). Per table the loader first counts what the cohort already holds:
+
+  - exactly the table's items with this ``load_id``: skip the table (same content, all there);
+  - nothing of that label/type: ``CREATE`` (no per-row existence check);
+  - anything else (an interrupted load, an older build): ``MERGE`` on the keys.
+
+  After a complete load, nodes and relationships of the cohort with another ``load_id``
+  (left from an older build) are deleted. Loading the same run twice leaves the database
+  identical; a load interrupted midway is simply rerun (it takes the ``MERGE`` path where it
+  stopped). One load per cohort at a time: two concurrent first loads could both CREATE.
+
+Why batches are not lists of dicts: the driver packs parameters in pure Python at a few µs
+per value, which capped loads near 10k rows/s. A batch travels column by column instead,
+each column one joined string that the server splits (:class:`Column`), and relationship
+endpoints are looked up once per distinct id per batch rather than twice per row.
 """
 from __future__ import annotations
 
@@ -18,13 +31,15 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable, Generator, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
-from neo4j import Driver, GraphDatabase
+from neo4j import Driver, GraphDatabase, Session
 
 from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
@@ -148,6 +163,162 @@ def load_id_of(run: GraphRun) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+# ---------------------------------------------------------------------------------------------
+# Wire format: one batch column = one parameter
+
+SEP = "\x1f"  # ASCII unit separator; a string column that contains it travels as a list
+_RESERVED = ("cohort", "load_id")  # set by the loader, never from a table column
+_FLOAT_TEXT = {"nan": "", "inf": "Infinity", "-inf": "-Infinity"}  # repr() → what toFloat() parses
+_CONVERT = {"str": "nullIf(x, '')", "int": "toInteger(x)", "float": "toFloat(x)", "bool": "toBoolean(x)"}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a batch as one query parameter.
+
+    ``kind`` "str", "int", "float" or "bool": ``data`` is the values joined by :data:`SEP`, an
+    empty field for a missing value (floats as ``repr``, so they round-trip exactly); packing
+    one string costs nothing, where the driver packs a list at a few µs per item.
+    ``kind`` "value": ``data`` is a plain list (lists/arrays, mixed types, strings that are
+    empty or contain SEP): slower, same result.
+    """
+
+    kind: str
+    data: str | list
+
+    def head(self, name: str) -> str:
+        """Cypher binding ``$name`` to a list variable ``name`` of typed values (null = missing)."""
+        if self.kind == "value":
+            return f"${name} AS {name}"
+        return f"[x IN split(${name}, $sep) | {_CONVERT[self.kind]}] AS {name}"
+
+
+def encode_column(values: pd.Series | np.ndarray) -> Column:
+    """A column → :class:`Column`; missing values become nulls, i.e. absent properties."""
+    s = pd.Series(values, copy=False)
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        s = s.astype(object)
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return Column("bool", SEP.join(["" if v is pd.NA else "true" if v else "false"
+                                        for v in s.astype(object).tolist()]))
+    if pd.api.types.is_integer_dtype(s.dtype):
+        return Column("int", SEP.join(["" if v is pd.NA else str(v) for v in s.astype(object).tolist()]))
+    if pd.api.types.is_float_dtype(s.dtype):
+        floats = s.to_numpy(dtype="float64", na_value=np.nan).tolist()
+        return Column("float", SEP.join([_FLOAT_TEXT.get(t, t) for t in map(repr, floats)]))
+    if pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
+        present = s.notna().to_numpy()
+        text = s.astype(object).where(present, "")
+        # "" would read back as missing and SEP would split a value: such columns go as lists
+        if not (text[present] == "").any() and not text.str.contains(SEP, regex=False).any():
+            return Column("str", SEP.join(text.tolist()))
+    return Column("value", [_clean(v) for v in s.astype(object).tolist()])
+
+
+@dataclass(frozen=True)
+class _Batch:
+    query: str
+    params: dict
+    rows: int
+
+
+# A transaction's state costs the server ~250 bytes per property value, and the default limit
+# for all transactions is 70% of the heap: 100k patients with 28 properties overflowed a 1g heap.
+# So a batch holds at most this many values (rows × (1 + property columns)).
+_VALUES_PER_BATCH = 500_000
+
+
+def _rows_per_batch(batch_size: int, n_props: int) -> int:
+    return max(1, min(batch_size, _VALUES_PER_BATCH // (1 + n_props)))
+
+
+def _prop_columns(df: pd.DataFrame, keys: list[str], create: bool) -> list[str]:
+    cols = [c for c in df.columns if c not in keys and c not in _RESERVED]
+    if create:  # a null on a new item sets nothing: leave all-missing columns out (e.g. vaf)
+        cols = [c for c in cols if df[c].notna().any()]
+    return cols
+
+
+def _encode_props(part: pd.DataFrame, cols: list[str]) -> tuple[list[Column], dict]:
+    encoded = [encode_column(part[c]) for c in cols]
+    return encoded, {"keys": cols, **{f"c{j}": col.data for j, col in enumerate(encoded)}}
+
+
+def _set_clause(var: str, props: list[Column]) -> str:
+    """``SET var.load_id = $load_id, var[$keys[0]] = c0[i], …``; a null removes the property."""
+    return "SET " + ", ".join([f"{var}.load_id = $load_id",
+                               *(f"{var}[$keys[{j}]] = c{j}[i]" for j in range(len(props)))])
+
+
+def _node_query(label: str, ids: Column, props: list[Column], create: bool) -> str:
+    heads = [ids.head("ids"), *(c.head(f"c{j}") for j, c in enumerate(props))]
+    return "\n".join([
+        "WITH " + ", ".join(heads),
+        "UNWIND range(0, size(ids) - 1) AS i",
+        f"{'CREATE' if create else 'MERGE'} (n:{_label(label)} {{cohort: $cohort, id: ids[i]}})",
+        _set_clause("n", props),
+        "RETURN count(*) AS n"])
+
+
+def _edge_query(edge: S.EdgeType, keys: dict[str, Column], props: list[Column], create: bool) -> str:
+    """``keys``: the batch's distinct src/dst ids (``su``/``du``), looked up once each, and every
+    row's positions in them (``si``/``di``). ``ax = su AND bx = du``: every endpoint was found,
+    in order; otherwise the batch writes nothing (and :func:`_write` raises)."""
+    src, rel, dst = edge
+    carried = "".join(f", c{j}" for j in range(len(props)))
+    heads = [*(c.head(name) for name, c in keys.items()), *(c.head(f"c{j}") for j, c in enumerate(props))]
+    return "\n".join([
+        "WITH " + ", ".join(heads),
+        f"CALL (su) {{ UNWIND su AS x MATCH (a:{_label(src)} {{cohort: $cohort, id: x}}) "
+        "RETURN collect(a) AS an, collect(x) AS ax }",
+        f"CALL (du) {{ UNWIND du AS x MATCH (b:{_label(dst)} {{cohort: $cohort, id: x}}) "
+        "RETURN collect(b) AS bn, collect(x) AS bx }",
+        "WITH * WHERE ax = su AND bx = du",
+        "UNWIND range(0, size(si) - 1) AS i",
+        f"WITH an[si[i]] AS a, bn[di[i]] AS b, i{carried}",
+        f"{'CREATE' if create else 'MERGE'} (a)-[r:{_rel(rel)}]->(b)",
+        _set_clause("r", props),
+        "RETURN count(*) AS n"])
+
+
+def _node_batches(label: str, df: pd.DataFrame, create: bool, size: int) -> Iterator[_Batch]:
+    cols = _prop_columns(df, [S.ID], create)
+    size = _rows_per_batch(size, len(cols))
+    for start in range(0, len(df), size):
+        part = df.iloc[start:start + size]
+        ids = encode_column(part[S.ID])
+        props, params = _encode_props(part, cols)
+        yield _Batch(_node_query(label, ids, props, create), {"ids": ids.data, **params}, len(part))
+
+
+def _edge_batches(edge: S.EdgeType, df: pd.DataFrame, create: bool, size: int) -> Iterator[_Batch]:
+    cols = _prop_columns(df, [S.SRC, S.DST], create)
+    size = _rows_per_batch(size, len(cols))
+    for start in range(0, len(df), size):
+        part = df.iloc[start:start + size]
+        si, su = pd.factorize(part[S.SRC])
+        di, du = pd.factorize(part[S.DST])
+        if (si < 0).any() or (di < 0).any():
+            raise GraphoncError(f"{S.edge_name(edge)}: a row without src or dst id")
+        keys = {name: encode_column(v) for name, v in (("su", su), ("du", du), ("si", si), ("di", di))}
+        props, params = _encode_props(part, cols)
+        yield _Batch(_edge_query(edge, keys, props, create),
+                     {**{name: c.data for name, c in keys.items()}, **params}, len(part))
+
+
+def _prefetched(items: Iterator[_Batch]) -> Generator[_Batch, None, None]:
+    """``items``, the next one encoded in a thread while the server writes the current one."""
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(next, items, None)
+        while (item := ahead.result()) is not None:
+            ahead = pool.submit(next, items, None)
+            yield item
+
+
+# ---------------------------------------------------------------------------------------------
+# load_run
+
+
 @dataclass
 class LoadReport:
     cohort: str
@@ -157,82 +328,139 @@ class LoadReport:
     deleted_stale_nodes: int
     deleted_stale_relationships: int
     seconds: float
+    #: per table: "create" (the cohort had none), "merge" (it had some) or "skip" (all there)
+    modes: dict[str, str] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
         return sum(self.nodes.values()) + sum(self.relationships.values())
 
 
-def load_run(run: GraphRun, settings: Neo4jSettings | None = None, *, batch_size: int = 10_000,
+def _node_pattern(label: str) -> str:
+    return f"(x:{_label(label)} {{cohort: $cohort}})"
+
+
+def _edge_pattern(edge: S.EdgeType) -> str:
+    return f"(:{_label(edge[0])} {{cohort: $cohort}})-[x:{_rel(edge[1])}]->()"
+
+
+@dataclass(frozen=True)
+class _Table:
+    name: str  # label or edge table stem: progress, on_batch, LoadReport.modes
+    pattern: str  # binds ``x`` to the cohort's items of this label/type
+    is_edge: bool
+    df: pd.DataFrame
+    keys: list[str]  # the columns that identify an item
+    batches: Callable[[bool, int], Iterator[_Batch]]  # (create?, batch size) → batches
+
+    def expected(self) -> tuple[int, bool]:
+        """Items the table makes (MERGE folds repeated keys) and whether its keys are unique."""
+        repeated = int(self.df.duplicated(self.keys).sum())
+        return len(self.df) - repeated, repeated == 0
+
+
+def _node_table(label: str, df: pd.DataFrame) -> _Table:
+    return _Table(label, _node_pattern(label), False, df, [S.ID],
+                  lambda create, size: _node_batches(label, df, create, size))
+
+
+def _edge_table(edge: S.EdgeType, df: pd.DataFrame) -> _Table:
+    return _Table(S.edge_name(edge), _edge_pattern(edge), True, df, [S.SRC, S.DST],
+                  lambda create, size: _edge_batches(edge, df, create, size))
+
+
+def _held(session: Session, pattern: str, params: dict) -> tuple[int, int]:
+    """(all, with this load_id) items of ``pattern`` the cohort holds."""
+    q = (f"MATCH {pattern} RETURN count(x) AS total, "
+         "count(CASE WHEN x.load_id = $load_id THEN 1 END) AS current")
+    rec = session.execute_read(lambda tx: tx.run(q, params).single())
+    return rec["total"], rec["current"]
+
+
+def _mode(held: int, current: int, expected: int, unique: bool) -> str:
+    if current == expected:
+        return "skip"  # same load_id = same content, and all of it is there
+    return "create" if held == 0 and unique else "merge"
+
+
+def load_run(run: GraphRun, settings: Neo4jSettings | None = None, *, batch_size: int = 100_000,
              progress: bool = False, driver: Driver | None = None,
              on_batch: Callable[[str, int], None] | None = None) -> LoadReport:
     """Load every node and edge table of ``run`` into Neo4j (idempotent; see module doc).
 
     Args:
-        batch_size: rows per transaction.
+        batch_size: rows per transaction (fewer for tables with many property columns).
         on_batch: called after each committed batch with (table name, rows so far); tests
             use it to interrupt a load midway.
     """
     settings = settings or Neo4jSettings.from_env()
     own = driver is None
     driver = driver or settings.driver()
-    db = settings.database
     t0 = time.perf_counter()
     try:
         driver.verify_connectivity()
-        ensure_schema(driver, db)
+        ensure_schema(driver, settings.database)
         cohort, load_id = run.cohort, load_id_of(run)
-        nodes = {label: run.nodes(label) for label in run.node_types()}
-        edges = {e: run.edges(e) for e in run.edge_types()}
-        total = sum(len(v) for v in nodes.values()) + sum(len(v) for v in edges.values())
-        with make_progress(progress) as bar:
-            task = bar.add_task(f"load-neo4j {cohort}", total=total)
-            for label, df in nodes.items():
-                q = (f"UNWIND $rows AS row MERGE (n:{_label(label)} {{cohort: $cohort, id: row.id}}) "
-                     "SET n += row.props, n.load_id = $load_id")
-                _run_batches(driver, db, q, frame_rows(df, [S.ID]), batch_size, cohort, load_id,
-                             lambda k: bar.advance(task, k), label, on_batch)
-            for (src, rel, dst), df in edges.items():
-                q = (f"UNWIND $rows AS row MATCH (a:{_label(src)} {{cohort: $cohort, id: row.src}}) "
-                     f"MATCH (b:{_label(dst)} {{cohort: $cohort, id: row.dst}}) "
-                     f"MERGE (a)-[r:{_rel(rel)}]->(b) SET r += row.props, r.load_id = $load_id")
-                _run_batches(driver, db, q, frame_rows(df, [S.SRC, S.DST]), batch_size, cohort, load_id,
-                             lambda k: bar.advance(task, k), S.edge_name((src, rel, dst)), on_batch)
-        stale_rels, stale_nodes = _delete_stale(driver, db, cohort, load_id)
-        return LoadReport(cohort, load_id, {k: len(v) for k, v in nodes.items()},
-                          {S.edge_name(k): len(v) for k, v in edges.items()}, stale_nodes, stale_rels,
-                          round(time.perf_counter() - t0, 3))
+        node_types, edge_types = run.node_types(), run.edge_types()
+        tables = ([_node_table(label, run.nodes(label)) for label in node_types]
+                  + [_edge_table(e, run.edges(e)) for e in edge_types])
+        params = {"cohort": cohort, "load_id": load_id, "sep": SEP}
+        modes: dict[str, str] = {}
+        # what may hold an older build's items: partly loaded tables, and labels/types the run lacks
+        stale = [(True, _edge_pattern(e)) for e in S.EDGE_TYPES if e not in edge_types]
+        stale += [(False, _node_pattern(label)) for label in S.NODE_TYPES if label not in node_types]
+        # notifications off: counting a relationship type that does not exist yet is no news
+        with driver.session(database=settings.database, notifications_min_severity="OFF") as session, \
+                make_progress(progress) as bar:
+            task = bar.add_task(f"load-neo4j {cohort}", total=sum(len(t.df) for t in tables))
+            for t in tables:
+                held, current = _held(session, t.pattern, params)
+                mode = modes[t.name] = _mode(held, current, *t.expected())
+                if mode == "skip":
+                    bar.advance(task, len(t.df))
+                else:
+                    _write(session, _prefetched(t.batches(mode == "create", batch_size)), params, t.name,
+                           lambda k: bar.advance(task, k), on_batch)
+                if mode == "merge" or held > current:
+                    stale.append((t.is_edge, t.pattern))
+            stale_rels, stale_nodes = _delete_stale(session, stale, params)
+        return LoadReport(cohort, load_id, {t.name: len(t.df) for t in tables if not t.is_edge},
+                          {t.name: len(t.df) for t in tables if t.is_edge}, stale_nodes, stale_rels,
+                          round(time.perf_counter() - t0, 3), modes)
     finally:
         if own:
             driver.close()
 
 
-def _run_batches(driver: Driver, db: str, query: str, rows: list[dict], size: int, cohort: str, load_id: str,
-                 advance: Callable[[int], None], name: str, on_batch) -> None:
+def _write(session: Session, batches: Generator[_Batch, None, None], params: dict, name: str,
+           advance: Callable[[int], None], on_batch) -> None:
     done = 0
-    with driver.session(database=db) as session:
-        for batch in _batches(rows, size):
-            session.execute_write(lambda tx, b=batch: tx.run(query, rows=b, cohort=cohort, load_id=load_id).consume())
-            done += len(batch)
-            advance(len(batch))
+    with closing(batches):  # on an error, stop the prefetching thread now
+        for b in batches:
+            written = session.execute_write(lambda tx, b=b: tx.run(b.query, {**b.params, **params}).single()["n"])
+            if written < b.rows:  # the edge query's endpoint check failed
+                raise GraphoncError(f"{name}: rows {done}-{done + b.rows} refer to nodes that are not loaded "
+                                    "(the run's node tables lack them)")
+            done += b.rows
+            advance(b.rows)
             if on_batch is not None:
                 on_batch(name, done)
 
 
-def _delete_stale(driver: Driver, db: str, cohort: str, load_id: str) -> tuple[int, int]:
-    """Remove what an older build of this cohort left (SIMILAR_TO write-back is kept)."""
-    rels = nodes = 0
-    for src, rel, _ in S.EDGE_TYPES:
-        res = driver.execute_query(
-            f"MATCH (:{_label(src)} {{cohort: $cohort}})-[r:{_rel(rel)}]->() WHERE r.load_id <> $load_id DELETE r "
-            "RETURN count(*) AS n", cohort=cohort, load_id=load_id, database_=db)
-        rels += res.records[0]["n"]
-    for label in S.NODE_TYPES:
-        res = driver.execute_query(
-            f"MATCH (n:{_label(label)} {{cohort: $cohort}}) WHERE n.load_id <> $load_id DETACH DELETE n "
-            "RETURN count(*) AS n", cohort=cohort, load_id=load_id, database_=db)
-        nodes += res.records[0]["n"]
-    return rels, nodes
+def _delete_stale(session: Session, targets: list[tuple[bool, str]], params: dict) -> tuple[int, int]:
+    """Remove what an older build of this cohort left (SIMILAR_TO write-back is kept).
+
+    ``targets``: (is_edge, pattern). Relationships first, then nodes (detached), each in
+    server-side batches so that a large older build needs no huge transaction.
+    Returns (relationships, nodes) deleted.
+    """
+    deleted = {True: 0, False: 0}
+    for is_edge, pattern in sorted(set(targets), key=lambda t: (not t[0], t[1])):
+        q = (f"MATCH {pattern} WHERE x.load_id <> $load_id "
+             f"CALL (x) {{ {'DELETE' if is_edge else 'DETACH DELETE'} x }} IN TRANSACTIONS OF 10000 ROWS "
+             "RETURN count(*) AS n")
+        deleted[is_edge] += session.run(q, params).single()["n"]  # auto-commit: IN TRANSACTIONS needs it
+    return deleted[True], deleted[False]
 
 
 # ---------------------------------------------------------------------------------------------
