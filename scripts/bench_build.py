@@ -275,6 +275,24 @@ def bench_one(src: Metabric, n: int, workdir: Path, seed: int, scale: float) -> 
     return res
 
 
+def finish_workdir(workdir: Path, args) -> None:
+    """Remove a temporary work folder unless the user chose it or asked to keep it."""
+    if args.workdir is None and not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        log(f"kept {workdir}")
+
+
+def emit_report(report: dict, json_out: Path | None) -> dict:
+    """Print the benchmark JSON and write it to ``json_out`` when given."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(text + "\n")
+    return report
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -297,22 +315,14 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         results = [bench_one(src, n, workdir, args.seed, args.mutation_scale) for n in sizes]
     finally:
-        if args.workdir is None and not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            log(f"kept {workdir}")
+        finish_workdir(workdir, args)
     report = {
         "benchmark": "build-graph", "seed": args.seed, "mutation_scale": args.mutation_scale,
         "source": {"study": "METABRIC (cBioPortal brca_metabric)", "patients": src.n,
                    "maf_rows": len(src.maf_before), "maf_rows_per_patient": round(float(src.counts.mean()), 3)},
         "machine": machine_info(), "limits": LIMITS, "results": results,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(text + "\n")
-    return report
+    return emit_report(report, args.json_out)
 
 
 if __name__ == "__main__":

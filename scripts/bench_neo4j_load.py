@@ -36,12 +36,10 @@ Prints one JSON object to stdout (progress on stderr)::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import resource
 import secrets
-import shutil
 import sys
 import tempfile
 import time
@@ -257,19 +255,11 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         if cfg is not None:
             ns.stop(cfg)
-        if args.workdir is None and not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            log(f"kept {workdir}")
+        bb.finish_workdir(workdir, args)
     report = {"benchmark": "neo4j-load", "goal": GOAL, "batch_size": args.batch_size, "warmup": args.warmup,
               "seed": args.seed, "mutation_scale": args.mutation_scale, "machine": bb.machine_info(),
               "server": server, "results": results}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(text + "\n")
-    return report
+    return bb.emit_report(report, args.json_out)
 
 
 if __name__ == "__main__":

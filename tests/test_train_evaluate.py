@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun, write_parquet
 from graphonc.model.evaluate import evaluate_gnn, make_folds
 from graphonc.model.gnn import ModelConfig

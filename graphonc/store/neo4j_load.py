@@ -34,7 +34,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Generator, Iterable, Iterator, Mapping
 
 import numpy as np
