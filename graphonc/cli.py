@@ -12,7 +12,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Callable
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -197,6 +196,8 @@ def evaluate_cmd(
     epochs: int = typer.Option(None, "--epochs", help="Override the maximum number of epochs."),
 ) -> None:
     """Leakage-free k-fold CV of the GNN, an MLP without the graph, and the baselines; writes <run>/eval."""
+    import pandas as pd
+
     from graphonc.model.stages import evaluate_stage
 
     settings = _settings(ctx)

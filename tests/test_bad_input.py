@@ -125,32 +125,22 @@ def test_misspelt_column(small_study, tmp_path):
     assert "line 5" in flat  # the header line of the file
 
 
-def test_unparseable_number_names_line_and_column(small_study, tmp_path):
+# One broken cell each: (file, 1-based line, column, bad value, text the message must contain).
+CELL_CASES = [
+    ("data_clinical_patient.txt", 17, "AGE_AT_DIAGNOSIS", "fifty", "'fifty' is not a number"),  # patient file
+    ("data_clinical_sample.txt", 9, "TUMOR_SIZE", "12mm", "'12mm' is not a number"),  # sample-level column
+    ("data_mutations_extended.txt", 3, "Tumor_Sample_Barcode", "MB-9999", "MB-9999"),  # sample with no patient
+    ("data_clinical_sample.txt", 7, "PATIENT_ID", "MB-9998", "MB-9998"),  # sample of an unknown patient
+]
+
+
+@pytest.mark.parametrize("file, line, column, value, says", CELL_CASES,
+                         ids=["unparseable-number", "unparseable-sample-number", "sample-without-patient",
+                              "unknown-patient-in-sample-file"])
+def test_broken_cell_names_file_line_and_column(small_study, tmp_path, file, line, column, value, says):
     study, cfg = small_study
-    _edit_line(study / "data_clinical_patient.txt", 17, "AGE_AT_DIAGNOSIS", "fifty")
-    _assert_one_line_error(_run_cli(cfg, tmp_path / "out"), tmp_path / "out", "data_clinical_patient.txt",
-                           "line 17", "AGE_AT_DIAGNOSIS", "'fifty' is not a number")
-
-
-def test_unparseable_number_in_sample_file(small_study, tmp_path):
-    study, cfg = small_study
-    _edit_line(study / "data_clinical_sample.txt", 9, "TUMOR_SIZE", "12mm")
-    _assert_one_line_error(_run_cli(cfg, tmp_path / "out"), tmp_path / "out", "data_clinical_sample.txt",
-                           "line 9", "TUMOR_SIZE")
-
-
-def test_sample_with_no_patient(small_study, tmp_path):
-    study, cfg = small_study
-    _edit_line(study / "data_mutations_extended.txt", 3, "Tumor_Sample_Barcode", "MB-9999")
-    _assert_one_line_error(_run_cli(cfg, tmp_path / "out"), tmp_path / "out", "data_mutations_extended.txt",
-                           "line 3", "Tumor_Sample_Barcode", "MB-9999")
-
-
-def test_sample_file_patient_unknown(small_study, tmp_path):
-    study, cfg = small_study
-    _edit_line(study / "data_clinical_sample.txt", 7, "PATIENT_ID", "MB-9998")
-    _assert_one_line_error(_run_cli(cfg, tmp_path / "out"), tmp_path / "out", "data_clinical_sample.txt",
-                           "line 7", "PATIENT_ID", "MB-9998")
+    _edit_line(study / file, line, column, value)
+    _assert_one_line_error(_run_cli(cfg, tmp_path / "out"), tmp_path / "out", file, f"line {line}", column, says)
 
 
 def test_empty_cohort(small_study, tmp_path):
