@@ -82,16 +82,14 @@ def evaluate_gnn(run: GraphRun, folds: Folds, cfg: ModelConfig, name: str = "gnn
     return pd.DataFrame(rows)
 
 
-def evaluate(run: GraphRun, k: int = 5, seed: int = 0, cfg: ModelConfig | None = None, *,
-             baselines: bool = True, mlp: bool = True, progress: bool = False) -> pd.DataFrame:
+def evaluate(run: GraphRun, folds: Folds, cfg: ModelConfig, *, baselines: bool = True, mlp: bool = True,
+             progress: bool = False) -> pd.DataFrame:
     """One row per (model, fold): the GNN, the MLP ablation and the baselines on identical folds."""
-    cfg = cfg or ModelConfig(seed=seed)
-    folds = make_folds(run, k, seed)
     frames = [evaluate_gnn(run, folds, cfg, "gnn", progress)]
     if mlp:
         frames.append(evaluate_gnn(run, folds, cfg.model_copy(update={"use_graph": False}), "mlp", progress))
     if baselines:
-        frames.append(run_baselines(run, folds, seed=seed, progress=progress))
+        frames.append(run_baselines(run, folds, seed=cfg.seed, progress=progress))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -106,13 +106,13 @@ def evaluate_stage(run_dir: Path, folds: int = 5, config_path: Path | None = Non
     """k-fold CV of GNN, MLP and baselines; writes ``<run>/eval/``. Returns the summary table."""
     run = GraphRun.open(run_dir)
     cfg = model_config(run, config_path, **overrides)
-    per_fold = evaluate(run, folds, cfg.seed, cfg, baselines=baselines, progress=progress)
+    split = make_folds(run, folds, cfg.seed)
+    per_fold = evaluate(run, split, cfg, baselines=baselines, progress=progress)
     table = summary_table(per_fold)
     with atomic_dir(run.root / "eval") as tmp:
         write_parquet(per_fold, tmp / "folds.parquet")
         (tmp / "summary.json").write_text(table.to_json(orient="index", indent=2, force_ascii=False))
         (tmp / "summary.md").write_text(markdown_table(table))
-        split = make_folds(run, folds, cfg.seed)
         (tmp / "folds.json").write_text(json.dumps([{"train": tr, "test": te} for tr, te in split]))
         (tmp / "model_config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=True))
     return table
