@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import warnings
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -68,6 +69,8 @@ def main(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
     ctx.obj = Settings(verbose=verbose, quiet=quiet, debug=debug)
+    # torch_geometric imports torch.jit.script at import time; the deprecation is not the user's business
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated")
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]", force=True,
                         handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=debug)])
@@ -210,6 +213,41 @@ def evaluate_cmd(
         t.add_row(name, *("" if pd.isna(row[c]) else str(row[c]) for c in table.columns))
     out_console.print(t)
     out_console.print(f"wrote {run / 'eval'}")
+
+
+@app.command("embed")
+@handles_errors
+def embed_cmd(
+    ctx: typer.Context,
+    run: Path = typer.Option(..., "--run", "-r", help="The run the model was trained on."),
+    patients: Path = typer.Option(..., "--patients", "-p", help="New patients: a cBioPortal study folder or a "
+                                  "clinical table (build-graph input formats)."),
+    mutations: Path = typer.Option(None, "--mutations", help="Long mutation table (with a clinical table)."),
+    model: Path = typer.Option(None, "--model", help="Trained model folder (default <run>/model)."),
+    config: Path = typer.Option(None, "--config", "-c", help="The run's config, if the run does not record it."),
+    out: Path = typer.Option(None, "--out", "-o", help="Write embeddings/predictions Parquet files here."),
+) -> None:
+    """Embed and score patients the model has never seen, without retraining (inductive)."""
+    from graphonc.model.embed import embed_patients, write_embedded
+
+    emb = embed_patients(run, patients, model_dir=model, mutations=mutations, config_path=config)
+    if out is not None:
+        write_embedded(emb, out)
+    if _settings(ctx).quiet:
+        return
+    pred = emb.predictions()
+    unmatched = emb.unmatched.set_index("id").sum(axis=1) if len(emb.unmatched.columns) > 1 else None
+    t = Table(title=f"{len(emb.ids)} new patient(s) embedded ({emb.embeddings.shape[1]}-d)")
+    for c in ("patient", "risk", *(["predicted", "p"] if emb.classes else []), "unattached links"):
+        t.add_column(c, justify="left" if c in ("patient", "predicted") else "right")
+    for _, r in pred.head(50).iterrows():
+        label = [r["predicted_label"], f"{r[f'p_{r.predicted_label}']:.2f}"] if emb.classes else []
+        t.add_row(r["id"], f"{r['risk']:.3f}", *label, str(int(unmatched[r["id"]])) if unmatched is not None else "0")
+    out_console.print(t)
+    if len(pred) > 50:
+        out_console.print(f"... {len(pred) - 50} more" + (f" in {out}" if out else " (use --out to save all)"))
+    elif out is not None:
+        out_console.print(f"wrote {out}")
 
 
 neo4j_app = typer.Typer(help="Run the bundled local Neo4j 5.26 Community server (127.0.0.1 only).",

@@ -246,8 +246,16 @@ def load_config(path: str | Path) -> GraphConfig:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found. Fix: give the path of a YAML file such as configs/metabric.yaml.")
+    return parse_config(path.read_text(), path.resolve())
+
+
+def parse_config(text: str, path: Path) -> GraphConfig:
+    """Validate config ``text`` as if read from ``path`` (relative paths resolve against its folder).
+
+    Used for the verbatim copy a run keeps of its config, resolved against the original folder.
+    """
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
@@ -256,6 +264,6 @@ def load_config(path: str | Path) -> GraphConfig:
         cfg = GraphConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(path, exc)) from None
-    cfg = _resolve_paths(cfg, path.resolve().parent)
-    cfg.source_path = path.resolve()
+    cfg = _resolve_paths(cfg, path.parent)
+    cfg.source_path = path
     return cfg

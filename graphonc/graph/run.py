@@ -106,6 +106,8 @@ def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: fl
             "cohort": cfg.cohort,
             "config_hash": cfg.hash(),
             "config_file": cfg.source_path.name if cfg.source_path else None,
+            # where relative paths in config.yaml resolve (embedding new patients re-reads the config)
+            "config_path": str(cfg.source_path) if cfg.source_path else None,
             "inputs": {f"{p.parent.name}/{p.name}": {"sha256": sha256_file(p), "bytes": p.stat().st_size}
                        for p in sorted(set(tables.files))},
             "counts": tables.counts(),

@@ -1,0 +1,222 @@
+"""Embedding patients the model has never seen, without retraining (inductive).
+
+New patients come in the build-graph input formats (a cBioPortal study folder, or a
+clinical table plus an optional long mutation table). They are read with the run's own
+config (same clinical typing, mutation filters, gene symbol harmonisation, treatments),
+encoded with the model's fitted feature encoder, and attached to the trained model's graph
+*receive-only*, exactly like the test patients of an evaluation fold: they take messages
+from the mutations, genes, treatments and panels they link to and send none, so nothing
+else in the graph changes and each new patient's embedding does not depend on the others.
+
+Mutations, genes, treatments or panels the run has never seen cannot be attached (there is
+no node for them); they are counted and reported, not silently dropped.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from graphonc.config import CBioPortalInput, GraphConfig, TableInput, load_config, parse_config
+from graphonc.errors import GraphoncError, InputError
+from graphonc.graph import schema as S
+from graphonc.graph.build import (_filter_mutations, _mutation_tables, _panel_tables, _treatment_tables, read_cohort,
+                                  symbol_map)
+from graphonc.graph.clinical import patient_table
+from graphonc.graph.run import GraphRun, atomic_dir, write_parquet
+from graphonc.model.data import MUTATED_IN, reverse
+from graphonc.model.io import LoadedModel, load_model
+
+log = logging.getLogger("graphonc")
+
+
+@dataclass
+class NewPatients:
+    """New patients as graph tables (same columns as a run's tables)."""
+
+    patients: pd.DataFrame                       # Patient node table
+    edges: dict[S.EdgeType, pd.DataFrame]        # Patient-sourced edges (src = patient id)
+    mutation_genes: pd.DataFrame                 # mutation id → gene, for the MUTATED_IN shortcut
+    source: str
+
+
+@dataclass
+class EmbeddedPatients:
+    """Embeddings and predictions of new patients.
+
+    Attributes:
+        ids: patient ids as given, length n.
+        embeddings: (n, D) float32.
+        proba: (n, K) class probabilities (K = 0 without a diagnosis label).
+        risk: (n,) log partial hazard (higher = worse).
+        classes: the K diagnosis classes.
+        patients: the new patients' Patient table (clinical values as typed by the config).
+        unmatched: per patient, what could not be attached (unknown mutations, genes, ...).
+    """
+
+    ids: list[str]
+    embeddings: np.ndarray
+    proba: np.ndarray
+    risk: np.ndarray
+    classes: list[str]
+    patients: pd.DataFrame
+    edges: dict[S.EdgeType, pd.DataFrame] = field(default_factory=dict)
+    unmatched: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def predictions(self) -> pd.DataFrame:
+        """Same columns as ``<run>/model/predictions.parquet`` (split = "new")."""
+        df = pd.DataFrame({S.ID: self.ids, "split": "new", "risk": self.risk.astype("float64")})
+        for i, c in enumerate(self.classes):
+            df[f"p_{c}"] = self.proba[:, i].astype("float64")
+        if self.classes:
+            df["predicted_label"] = np.asarray(self.classes, dtype=object)[self.proba.argmax(1)]
+        return df
+
+
+def run_config(run: GraphRun, config_path: Path | None = None) -> GraphConfig:
+    """The config a run was built from (its verbatim copy, resolved where the original lived)."""
+    if config_path is not None:
+        return load_config(config_path)
+    original = run.manifest.get("config_path")
+    copy = run.root / "config.yaml"
+    if original is None or not copy.exists():
+        raise GraphoncError(f"{run.root}: the run does not record where its config lives. "
+                            "Fix: pass --config with the config it was built from.")
+    return parse_config(copy.read_text(), Path(original))
+
+
+def new_input(cfg: GraphConfig, source: Path, mutations: Path | None = None):
+    """The run's input section pointed at ``source`` (a study folder or a clinical table)."""
+    source = Path(source)
+    if not source.exists():
+        raise GraphoncError(f"{source}: no such file or folder. Fix: give a cBioPortal study folder or a "
+                            "clinical table (with --mutations for its mutation table).")
+    if source.is_dir():
+        if mutations is not None:
+            raise GraphoncError("--mutations goes with a clinical table, not a study folder "
+                                "(the folder's own data_mutations*.txt is used).")
+        if isinstance(cfg.input, CBioPortalInput):
+            return cfg.input.model_copy(update={"study_dir": source})
+        return CBioPortalInput(study_dir=source)
+    pid = cfg.input.patient_id_column if isinstance(cfg.input, TableInput) else "patient_id"
+    return TableInput(clinical=source, mutations=mutations, patient_id_column=pid)
+
+
+def _check_columns(raw, needed: dict[str, str]) -> None:
+    """Refuse input that lacks columns the model needs, naming all of them at once."""
+    have = set(raw.patients.df.columns) | (set(raw.sample_table.df.columns) if raw.sample_table is not None else set())
+    missing = {c: why for c, why in needed.items() if c not in have}
+    if missing:
+        listing = ", ".join(f"{c} ({why})" for c, why in missing.items())
+        raise InputError(f"the new patients lack {len(missing)} column(s) the model needs: {listing}.",
+                         file=raw.patients.path, line=1,
+                         hint="add the columns (empty cells are allowed and count as missing values).")
+
+
+def read_new_patients(cfg: GraphConfig, source: Path, mutations: Path | None, feature_columns: list[str]
+                      ) -> NewPatients:
+    """Read new patients with the run's config into graph tables (no pathways: genes carry those)."""
+    inp = new_input(cfg, source, mutations)
+    cfg = cfg.model_copy(update={"input": inp})
+    raw = read_cohort(cfg)
+    needed = {c: "model feature" for c in feature_columns}
+    needed |= {t.column: f"treatment {t.name}" for t in cfg.treatments}
+    _check_columns(raw, needed)
+    have = set(raw.patients.df.columns) | (set(raw.sample_table.df.columns) if raw.sample_table is not None else set())
+    # outcomes and display columns are optional for new patients: keep the ones given
+    spec = cfg.clinical.model_copy(deep=True)
+    spec.display = [c for c in spec.display if c in have]
+    if spec.label is not None and spec.label.column not in have:
+        spec.label = None
+    if spec.survival is not None and not {spec.survival.time, spec.survival.event} <= have:
+        spec.survival = None
+    spec.extra_survival = {k: v for k, v in spec.extra_survival.items() if {v.time, v.event} <= have}
+    patients = patient_table(raw, spec, cfg.cohort)
+    symbols = symbol_map(cfg)
+    harmonised, _ = symbols.harmonise_series(raw.mutations["gene"])
+    all_mut = raw.mutations.assign(gene=harmonised)
+    mut_nodes, has_mut, _ = _mutation_tables(_filter_mutations(all_mut, cfg))
+    _, seq, _ = _panel_tables(raw, all_mut, symbols, cfg)
+    _, received = _treatment_tables(raw, cfg)
+    patients["sequenced"] = patients[S.ID].isin(set(seq[S.SRC]))
+    patients["n_mutations"] = has_mut.groupby(S.SRC).size().reindex(patients[S.ID]).fillna(0).astype("int64") \
+        .to_numpy()
+    edges = {S.HAS_MUTATION: has_mut, S.RECEIVED: received, S.SEQUENCED_WITH: seq}
+    return NewPatients(patients, edges, mut_nodes[[S.ID, "gene"]], str(source))
+
+
+def attach(lm: LoadedModel, new: NewPatients) -> tuple[dict, dict, np.ndarray, pd.DataFrame]:
+    """The model graph's tensors with the new patients appended receive-only.
+
+    Returns (x_dict, edge_index_dict, row index of each new patient, unmatched counts).
+    """
+    g, d = lm.graph, lm.graph.data
+    n_old = d[S.PATIENT].num_nodes
+    x_new = torch.from_numpy(g.encoder.transform(new.patients))
+    x = {t: d[t].x for t in d.node_types if "x" in d[t]}
+    x[S.PATIENT] = torch.cat([x[S.PATIENT], x_new])
+    edges = {e: d[e].edge_index for e in d.edge_types}
+    row = pd.Index(new.patients[S.ID])
+    unmatched = pd.DataFrame(0, index=row, columns=[])
+    pairs = dict(new.edges)
+    if S.HAS_MUTATION in pairs:  # the patient→gene shortcut, through each mutation's gene
+        gene_of = new.mutation_genes.set_index(S.ID)["gene"]
+        has = pairs[S.HAS_MUTATION]
+        pairs[MUTATED_IN] = pd.DataFrame({S.SRC: has[S.SRC], S.DST: gene_of.reindex(has[S.DST]).to_numpy()}) \
+            .dropna().drop_duplicates()
+    for e, df in pairs.items():
+        r = reverse(e)
+        if r not in edges or df.empty:
+            continue
+        di = g.ids[e[2]].get_indexer(df[S.DST])
+        known = di >= 0
+        if (~known).any():
+            unmatched[f"unknown_{e[2].lower()}"] = df.loc[~known].groupby(S.SRC).size().reindex(row).fillna(0) \
+                .astype(int)
+        si = n_old + row.get_indexer(df[S.SRC])
+        add = torch.from_numpy(np.vstack([di[known], si[known]]).astype(np.int64))
+        edges[r] = torch.cat([edges[r], add], dim=1)
+    return x, edges, np.arange(n_old, n_old + len(row)), unmatched
+
+
+def embed_patients(run_dir: Path, source: Path, model_dir: Path | None = None, mutations: Path | None = None,
+                   config_path: Path | None = None) -> EmbeddedPatients:
+    """Embed and score patients never seen (see module doc).
+
+    Args:
+        run_dir: the run the model was trained on.
+        source: a cBioPortal study folder or a clinical table of the new patients.
+        model_dir: the trained model (default ``<run>/model``).
+        mutations: long mutation table that goes with a clinical table.
+        config_path: the run's config, when the run does not record it.
+    """
+    run = GraphRun.open(run_dir)
+    lm = load_model(Path(model_dir) if model_dir is not None else run.root / "model", run)
+    enc = lm.graph.encoder
+    new = read_new_patients(run_config(run, config_path), Path(source), mutations, enc.numeric + enc.categorical)
+    if new.patients.empty:
+        raise InputError("no patients in the input.", file=Path(source), hint="check the clinical file has rows.")
+    x, edges, rows, unmatched = attach(lm, new)
+    with torch.no_grad():
+        z, logits, risk = lm.model(x, edges, lm.graph.vocab_dict)
+    z, proba, risk = z[rows].numpy(), torch.softmax(logits[rows], -1).numpy(), risk[rows].numpy()
+    if not lm.graph.label_classes:
+        proba = proba[:, :0]
+    if len(unmatched.columns):
+        log.warning("%d new patient(s) link to mutations/genes/treatments the run has never seen; "
+                    "those links are left out (see `unmatched`)", int((unmatched.sum(axis=1) > 0).sum()))
+    return EmbeddedPatients(new.patients[S.ID].tolist(), z.astype(np.float32), proba, risk,
+                            list(lm.graph.label_classes), new.patients, new.edges, unmatched.reset_index(names=S.ID))
+
+
+def write_embedded(emb: EmbeddedPatients, out: Path) -> None:
+    """``out/``: embeddings.parquet, predictions.parquet (the model/ formats) and unmatched.parquet."""
+    with atomic_dir(Path(out)) as tmp:
+        write_parquet(pd.DataFrame({S.ID: emb.ids, "split": "new", "embedding": list(emb.embeddings)}),
+                      tmp / "embeddings.parquet")
+        write_parquet(emb.predictions(), tmp / "predictions.parquet")
+        write_parquet(emb.unmatched, tmp / "unmatched.parquet")
