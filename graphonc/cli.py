@@ -329,5 +329,9 @@ def cypher_run(
     out_console.print(t)
 
 
+from graphonc.radiomics.cli import radiomics_app  # noqa: E402  (commands in graphonc/radiomics/cli.py)
+
+app.add_typer(radiomics_app, name="radiomics")
+
 if __name__ == "__main__":  # pragma: no cover
     app()

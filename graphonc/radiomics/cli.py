@@ -1,0 +1,199 @@
+"""``graphonc radiomics extract | phenotype | assign``: thin Typer wrappers over the stage functions."""
+from __future__ import annotations
+
+import functools
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Callable
+
+import typer
+from rich.table import Table
+
+radiomics_app = typer.Typer(help="Radiomic features and phenotypes: extract (pyradiomics), phenotype, assign.",
+                            no_args_is_help=True)
+
+
+def _cli():
+    """The graphonc CLI module (also when it runs as ``python -m graphonc.cli``)."""
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None) == "graphonc.cli":
+        return main
+    import graphonc.cli
+
+    return graphonc.cli
+
+
+def _handles_errors(fn: Callable) -> Callable:
+    """graphonc.cli.handles_errors, looked up when the command runs (no import cycle)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return _cli().handles_errors(fn)(*args, **kwargs)
+
+    return wrapper
+
+
+class OnMismatch(str, Enum):
+    resample = "resample"
+    reject = "reject"
+
+
+class Aggregate(str, Enum):
+    error = "error"
+    mean = "mean"
+    largest = "largest"
+
+
+@radiomics_app.command("extract")
+@_handles_errors
+def extract_cmd(
+    ctx: typer.Context,
+    manifest: Path = typer.Option(None, "--manifest", "-m", help="CSV/TSV: patient_id, image, mask[, case_id, label, "
+                                  "modality, site, scanner, …]; paths relative to the manifest."),
+    params: Path = typer.Option(Path("configs/radiomics.yaml"), "--params", "-p", help="Extraction settings YAML."),
+    out: Path = typer.Option(..., "--out", "-o", help="Feature table to write (Parquet), e.g. runs/x/features.parquet; "
+                             "the errors table and a report are written beside it."),
+    workers: int = typer.Option(None, "--workers", "-j", help="Worker processes (default: params 'workers'; "
+                                "0 = every core; 1 = no subprocesses)."),
+    cache: Path = typer.Option(None, "--cache", help="Result cache folder (default $GRAPHONC_RADIOMICS_CACHE or "
+                               "~/.cache/graphonc/radiomics)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the cache."),
+    strict: bool = typer.Option(False, "--strict", help="Exit with code 1 when any case failed."),
+    on_mismatch: OnMismatch = typer.Option(None, "--on-mismatch", help="Mask not on the image grid: resample "
+                                           "(within --tolerance-mm) or reject (default: params 'geometry')."),
+    tolerance_mm: float = typer.Option(None, "--tolerance-mm", help="Largest grid mismatch (mm) that is resampled."),
+    features_csv: Path = typer.Option(None, "--features-csv", help="Instead of images: a table of precomputed "
+                                      "features (e.g. HN1's), converted to the same feature table."),
+    config: Path = typer.Option(None, "--config", "-c", help="With --features-csv: a cohort config whose "
+                                "radiomics.features section maps the columns."),
+    id_column: str = typer.Option(None, "--id-column", help="With --features-csv: the patient id column."),
+    roi_column: str = typer.Option(None, "--roi-column", help="With --features-csv: the ROI/structure column."),
+    roi: list[str] = typer.Option(None, "--roi", help="With --features-csv: keep rows of this ROI (repeatable)."),
+    aggregate: Aggregate = typer.Option(None, "--aggregate", help="With --features-csv: several rows per patient: "
+                                        "error, mean, or the largest ROI."),
+) -> None:
+    """Extract pyradiomics features for every case of a manifest (parallel, cached, resumable)."""
+    cli = _cli()
+    settings = cli._settings(ctx)
+    if features_csv is not None:
+        _import_csv(settings, features_csv, out, config, id_column, roi_column, roi, aggregate)
+        return
+    if manifest is None:
+        raise cli.GraphoncError("give --manifest (images) or --features-csv (precomputed features).")
+    from graphonc.radiomics.extract import extract_run
+    from graphonc.radiomics.settings import load_params
+
+    geometry = None
+    if on_mismatch is not None or tolerance_mm is not None:
+        geometry = load_params(params).geometry.model_copy()
+        if on_mismatch is not None:
+            geometry.on_mismatch = on_mismatch.value
+        if tolerance_mm is not None:
+            geometry.tolerance_mm = tolerance_mm
+    result, report = extract_run(manifest, params, out, workers=workers, cache_dir=cache, use_cache=not no_cache,
+                                 geometry=geometry, progress=settings.progress)
+    c = result.counts
+    if not result.errors.empty:
+        t = Table(title=f"{len(result.errors)} case(s) failed (also in {report['errors_table']})")
+        for col in ("case_id", "reason", "message"):
+            t.add_column(col, overflow="fold")
+        for row in result.errors.itertuples():
+            t.add_row(row.case_id, row.reason, row.message)
+        cli.err_console.print(t)
+    if not settings.quiet:
+        cli.out_console.print(f"wrote {out}: {len(result.features)} case(s) x {report['features']} features "
+                              f"({c['extracted']} extracted, {c['cached']} from cache, {c['failed']} failed) in "
+                              f"{result.seconds:.1f} s with {result.workers} worker(s)")
+    if strict and c["failed"]:
+        cli.err_console.print(f"[bold red]error:[/] {c['failed']} case(s) failed (--strict).")
+        raise typer.Exit(1)
+
+
+def _import_csv(settings, features_csv: Path, out: Path, config: Path | None, id_column: str | None,
+                roi_column: str | None, roi: list[str] | None, aggregate: Aggregate | None) -> None:
+    from graphonc.radiomics.features import read_feature_table, write_feature_table
+    from graphonc.radiomics.settings import load_phenotype_settings
+    from graphonc.radiomics.stages import feature_spec
+
+    template = load_phenotype_settings(config)[1] if config is not None else None
+    spec = feature_spec(features_csv, template.features if template is not None else None)
+    update = {k: v for k, v in (("patient_id", id_column), ("roi_column", roi_column),
+                                ("roi_values", roi or None), ("aggregate", aggregate.value if aggregate else None))
+              if v is not None}
+    spec = spec.model_copy(update=update)
+    pf = read_feature_table(spec)
+    write_feature_table(pf, out)
+    if not settings.quiet:
+        _cli().out_console.print(f"wrote {out}: {len(pf.values)} patients x {pf.values.shape[1]} features "
+                                 f"(from {features_csv.name})")
+
+
+@radiomics_app.command("phenotype")
+@_handles_errors
+def phenotype_cmd(
+    ctx: typer.Context,
+    features: Path = typer.Option(..., "--features", "-f", help="Feature table: Parquet from `radiomics extract`, or "
+                                  "a CSV mapped by --config's radiomics.features section."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write (model, phenotypes, assignments, report)."),
+    config: Path = typer.Option(Path("configs/radiomics.yaml"), "--config", "-c", help="Phenotype settings: a "
+                                "radiomics params file (phenotypes:) or a cohort config (radiomics.phenotypes)."),
+    batch_column: str = typer.Option(None, "--batch-column", help="Site/scanner column (overrides the config)."),
+    harmonization: str = typer.Option(None, "--harmonization", help="none, zscore, per_batch or combat."),
+    method: str = typer.Option(None, "--method", help="gmm or kmeans."),
+    k_min: int = typer.Option(None, "--k-min"),
+    k_max: int = typer.Option(None, "--k-max"),
+    seed: int = typer.Option(None, "--seed"),
+) -> None:
+    """Harmonise features and cluster patients into radiomic phenotypes (k by BIC or silhouette)."""
+    from pydantic import ValidationError
+
+    from graphonc.radiomics.features import read_feature_table
+    from graphonc.radiomics.settings import PhenotypeSpec, load_phenotype_settings
+    from graphonc.radiomics.stages import feature_spec, phenotype_run
+
+    cli = _cli()
+    settings = cli._settings(ctx)
+    spec, cohort = load_phenotype_settings(config)
+    overrides = {k: v for k, v in (("batch_column", batch_column), ("harmonization", harmonization),
+                                   ("method", method), ("k_min", k_min), ("k_max", k_max), ("seed", seed))
+                 if v is not None}
+    if method == "kmeans" and "selection" not in overrides:
+        overrides["selection"] = "silhouette"
+    try:
+        spec = PhenotypeSpec.model_validate({**spec.model_dump(), **overrides})
+    except ValidationError as exc:
+        raise cli.GraphoncError(f"invalid phenotype option: {exc.errors()[0]['msg']}") from None
+    pf = read_feature_table(feature_spec(features, cohort.features if cohort is not None else None))
+    model, _ = phenotype_run(pf, spec, out)
+    if not settings.quiet:
+        t = Table(title=f"{model.k} radiomic phenotypes over {model.n_fit} patients ({spec.method}, k by {spec.selection}; "
+                        f"{len(model.harmonizer.selected_)} of {len(model.harmonizer.features_)} features kept)")
+        for col in ("id", "patients", "description", "signature"):
+            t.add_column(col, overflow="fold")
+        for row in model.phenotype_table().itertuples():
+            t.add_row(row.id, str(row.n_patients), row.description, row.signature)
+        cli.out_console.print(t)
+        cli.out_console.print(f"wrote {out}")
+
+
+@radiomics_app.command("assign")
+@_handles_errors
+def assign_cmd(
+    ctx: typer.Context,
+    model: Path = typer.Option(..., "--model", help="Folder written by `radiomics phenotype`."),
+    features: Path = typer.Option(..., "--features", "-f", help="Feature table of the new patients."),
+    out: Path = typer.Option(..., "--out", "-o", help="Assignments to write (Parquet)."),
+    config: Path = typer.Option(None, "--config", "-c", help="A cohort config whose radiomics.features maps a CSV."),
+) -> None:
+    """Assign new patients to existing phenotypes with the saved transform (no refitting)."""
+    from graphonc.radiomics.settings import load_phenotype_settings
+    from graphonc.radiomics.stages import assign_run, feature_spec
+
+    cli = _cli()
+    cohort = load_phenotype_settings(config)[1] if config is not None else None
+    table = assign_run(model, feature_spec(features, cohort.features if cohort is not None else None), out)
+    if not cli._settings(ctx).quiet:
+        counts = table["phenotype"].value_counts().sort_index()
+        cli.out_console.print(f"wrote {out}: {len(table)} patients; " +
+                              ", ".join(f"{k}: {v}" for k, v in counts.items()))

@@ -1,0 +1,329 @@
+"""``graphonc radiomics extract``: pyradiomics features for every case of a manifest.
+
+* **Parallel** over cases in worker processes (``spawn``; SimpleITK single-threaded in each
+  worker so cores are not oversubscribed); ``workers=1`` runs in this process.
+* **Cached and resumable**: each finished case is stored under its content hash (see
+  :mod:`graphonc.radiomics.cache`) the moment it completes; a rerun only extracts new or
+  changed cases, and a crashed run picks up where it stopped.
+* **Failures are data**: a case that cannot be extracted (missing or unreadable file, empty
+  mask, absent label, geometry mismatch, pyradiomics error) becomes a row of the errors table
+  with its reason, and every other case still finishes.
+
+Outputs (each written atomically: temp file + rename):
+
+``<out>`` (Parquet)
+    one row per extracted case, sorted by ``case_id``: ``case_id``, ``patient_id``, ``label``
+    (the mask value used), the manifest's other columns (text), then one float64 column per
+    feature, named as pyradiomics names them (``original_firstorder_Mean``; units those of the
+    image: HU for CT, mm / mm² / mm³ for shape), sorted by name.
+``<out stem>.errors.csv``
+    ``case_id, patient_id, manifest_line, reason, message`` for every failed case (header only
+    when none failed).
+``<out stem>.extract.json``
+    counts, wall time, workers, per-case status and seconds, pyradiomics version, parameters.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+import tempfile
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from graphonc.errors import ConfigError
+from graphonc.graph.run import write_parquet
+from graphonc.progress import make_progress
+from graphonc.radiomics.cache import ResultCache, case_key, content_hash, default_cache_dir
+from graphonc.radiomics.manifest import Case, read_manifest
+from graphonc.radiomics.settings import ExtractionSettings, GeometrySpec, RadiomicsParams, load_params
+
+log = logging.getLogger("graphonc")
+
+ERROR_COLUMNS = ["case_id", "patient_id", "manifest_line", "reason", "message"]
+META_COLUMNS = ("case_id", "patient_id", "label")
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def pyradiomics_version() -> str:
+    import radiomics
+
+    return str(radiomics.__version__)
+
+
+def _quiet_pyradiomics() -> None:
+    import radiomics
+
+    radiomics.setVerbosity(logging.CRITICAL)
+    for name in ("radiomics", "pykwalify"):  # parameter loading and schema validation chatter
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def make_extractor(params: ExtractionSettings, source: Path | None = None):
+    """A ``RadiomicsFeatureExtractor`` for ``params``.
+
+    Raises:
+        ConfigError: pyradiomics refused the parameters (unknown setting, feature class …).
+    """
+    _quiet_pyradiomics()
+    from radiomics import featureextractor
+
+    try:
+        return featureextractor.RadiomicsFeatureExtractor(params.as_params())
+    except Exception as exc:  # pyradiomics raises ValueError/KeyError/pykwalify errors on bad params
+        where = f"{source}: " if source else ""
+        raise ConfigError(f"{where}key 'pyradiomics': pyradiomics refused the parameters: {str(exc)[:300]}. Fix: "
+                          "use the setting, imageType and featureClass names of the pyradiomics documentation "
+                          "(see configs/radiomics.yaml).") from None
+
+
+# ---------------------------------------------------------------- one case (runs in a worker)
+
+_WORKER: dict = {}
+
+
+def _init_worker(single_thread: bool) -> None:
+    import SimpleITK as sitk
+
+    if single_thread:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    _quiet_pyradiomics()
+
+
+def _extract_one(job: dict) -> dict:
+    """Extract one case. ``job``: image, mask, label, params (dict), geometry (dict).
+
+    Returns ``{"ok": True, "features": {name: float}, "label": int, "notes": [...], "seconds": s}`` or
+    ``{"ok": False, "reason": code, "message": text, "seconds": s}``.
+    """
+    from graphonc.radiomics.images import CaseError, prepare
+
+    t0 = time.perf_counter()
+    params = ExtractionSettings.model_validate(job["params"])
+    canon = params.canonical()
+    if _WORKER.get("key") != canon:
+        _WORKER["key"], _WORKER["extractor"] = canon, make_extractor(params)
+    extractor = _WORKER["extractor"]
+    try:
+        prep = prepare(Path(job["image"]), Path(job["mask"]), job["label"], int(params.setting.get("label", 1)),
+                       GeometrySpec.model_validate(job["geometry"]))
+        try:
+            raw = extractor.execute(prep.image, prep.mask, label=prep.label)
+        except Exception as exc:  # pyradiomics: ROI too small, 1-D ROI, resampling failures, …
+            msg = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise CaseError("extraction_failed", f"pyradiomics failed on image {job['image']} with mask "
+                            f"{job['mask']} (label {prep.label}): {msg}. Fix: check the region of interest is "
+                            "large enough in every direction, or the extraction settings.") from None
+    except CaseError as exc:
+        return {"ok": False, "reason": exc.reason, "message": exc.message, "seconds": time.perf_counter() - t0}
+    feats = {k: float(v) for k, v in raw.items() if not k.startswith("diagnostics_")}
+    return {"ok": True, "features": feats, "label": prep.label, "notes": prep.notes,
+            "seconds": time.perf_counter() - t0}
+
+
+# ---------------------------------------------------------------- the batch
+
+
+@dataclass
+class ExtractResult:
+    """Features and errors of a batch (also the return value of :func:`extract_run`)."""
+
+    features: pd.DataFrame
+    errors: pd.DataFrame
+    cases: list[dict] = field(default_factory=list)  # case_id, status (extracted/cached/failed), seconds
+    seconds: float = 0.0
+    workers: int = 1
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = {"cases": len(self.cases), "extracted": 0, "cached": 0, "failed": 0}
+        for c in self.cases:
+            out[c["status"]] += 1
+        return out
+
+
+def _job(case: Case, params: RadiomicsParams) -> dict:
+    return {"image": str(case.image), "mask": str(case.mask), "label": case.label,
+            "params": params.pyradiomics.model_dump(), "geometry": params.geometry.model_dump()}
+
+
+def extract_cases(cases: list[Case], params: RadiomicsParams, *, workers: int | None = None,
+                  cache_dir: Path | None = None, use_cache: bool = True, progress: bool = False) -> ExtractResult:
+    """Extract every case (see module doc); nothing is written except cache entries.
+
+    Args:
+        workers: processes; None = ``params.workers`` (0 = all available cores); 1 = in-process.
+        cache_dir: cache folder (default :func:`~graphonc.radiomics.cache.default_cache_dir`).
+        use_cache: False = neither read nor write the cache.
+    """
+    t0 = time.perf_counter()
+    make_extractor(params.pyradiomics, params.source_path)  # fail fast on bad parameters, in this process
+    version = pyradiomics_version()
+    cache = ResultCache((cache_dir or default_cache_dir()) if use_cache else None)
+    canon_params = params.pyradiomics.canonical()
+    canon_geom = json.dumps(params.geometry.model_dump(), sort_keys=True)
+    want = workers if workers is not None else params.workers
+    n_workers = want if want and want > 0 else available_cores()
+
+    results: dict[str, dict] = {}
+    status: dict[str, str] = {}
+    pending: list[tuple[Case, str | None]] = []
+    with make_progress(progress) as bar:
+        task = bar.add_task("radiomics extract", total=len(cases))
+        for case in cases:
+            key = None
+            if case.image.exists() and case.mask.exists():
+                key = case_key(content_hash(case.image), content_hash(case.mask), canon_params, canon_geom,
+                               case.label, version)
+                hit = cache.get(key)
+                if hit is not None:
+                    results[case.case_id], status[case.case_id] = {**hit, "ok": True, "seconds": 0.0}, "cached"
+                    bar.advance(task)
+                    continue
+            pending.append((case, key))
+
+        def done(case: Case, key: str | None, res: dict) -> None:
+            results[case.case_id] = res
+            status[case.case_id] = "extracted" if res["ok"] else "failed"
+            if res["ok"] and key is not None:
+                cache.put(key, {"features": res["features"], "label": res["label"], "notes": res["notes"],
+                                "seconds": res["seconds"]})
+            bar.advance(task)
+
+        n_workers = max(1, min(n_workers, len(pending)))
+        if n_workers == 1:
+            _init_worker(single_thread=False)
+            for case, key in pending:
+                done(case, key, _extract_one(_job(case, params)))
+        elif pending:
+            ctx = mp.get_context("spawn")
+            with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(True,)) as pool:
+                futures = {pool.submit(_extract_one, _job(c, params)): (c, k) for c, k in pending}
+                todo = set(futures)
+                while todo:
+                    finished, todo = wait(todo, return_when=FIRST_COMPLETED)
+                    for fut in sorted(finished, key=lambda f: futures[f][0].case_id):
+                        case, key = futures[fut]
+                        try:
+                            res = fut.result()
+                        except BrokenProcessPool:
+                            res = {"ok": False, "reason": "extraction_failed", "seconds": 0.0,
+                                   "message": f"the worker process extracting image {case.image} died (out of "
+                                   "memory, or a crash in a native library). Fix: rerun with fewer --workers; "
+                                   "finished cases are cached."}
+                        done(case, key, res)
+    return _assemble(cases, results, status, time.perf_counter() - t0, n_workers)
+
+
+def _assemble(cases: list[Case], results: dict[str, dict], status: dict[str, str], seconds: float,
+              workers: int) -> ExtractResult:
+    rows, errors, summary = [], [], []
+    meta_cols: list[str] = []
+    for case in cases:
+        for c in case.meta:
+            if c not in meta_cols:
+                meta_cols.append(c)
+    for case in sorted(cases, key=lambda c: c.case_id):
+        res = results[case.case_id]
+        summary.append({"case_id": case.case_id, "status": status[case.case_id],
+                        "seconds": round(float(res.get("seconds", 0.0)), 4)})
+        if not res["ok"]:
+            errors.append({"case_id": case.case_id, "patient_id": case.patient_id, "manifest_line": case.line,
+                           "reason": res["reason"], "message": res["message"]})
+            log.debug("case %s: %s", case.case_id, res["message"])
+            continue
+        for note in res.get("notes", []):
+            log.info("case %s: %s", case.case_id, note)
+        rows.append({"case_id": case.case_id, "patient_id": case.patient_id, "label": int(res["label"]),
+                     **{c: case.meta.get(c) for c in meta_cols}, **res["features"]})
+    feats = pd.DataFrame(rows)
+    if feats.empty:
+        feats = pd.DataFrame(columns=[*META_COLUMNS, *meta_cols])
+    names = sorted(c for c in feats.columns if c not in META_COLUMNS and c not in meta_cols)
+    feats = feats[[*META_COLUMNS, *meta_cols, *names]]
+    for c in names:
+        feats[c] = feats[c].astype("float64")
+    feats["label"] = feats["label"].astype("int64")
+    for c in ("case_id", "patient_id", *meta_cols):
+        feats[c] = feats[c].astype(object)
+    err = pd.DataFrame(errors, columns=ERROR_COLUMNS)
+    if errors:
+        log.warning("radiomics extract: %d of %d case(s) failed (%s); the others are in the feature table",
+                    len(errors), len(cases), ", ".join(sorted(err["case_id"])[:5]) + (" …" if len(errors) > 5 else ""))
+    return ExtractResult(features=feats.reset_index(drop=True), errors=err, cases=summary,
+                         seconds=round(seconds, 3), workers=workers)
+
+
+def feature_columns(df: pd.DataFrame) -> list[str]:
+    """The feature columns of a feature table (float columns other than the meta columns)."""
+    return [c for c in df.columns if c not in META_COLUMNS and pd.api.types.is_float_dtype(df[c])]
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def side_paths(out: Path) -> tuple[Path, Path]:
+    """The errors table and the report written beside ``out``."""
+    out = Path(out)
+    stem = out.name[: -len(out.suffix)] if out.suffix else out.name
+    return out.with_name(f"{stem}.errors.csv"), out.with_name(f"{stem}.extract.json")
+
+
+def write_outputs(result: ExtractResult, out: Path, extra: dict | None = None) -> dict:
+    """Write features, errors table and report (each atomically). Returns the report."""
+    out = Path(out)
+    err_path, report_path = side_paths(out)
+    _atomic(out, lambda p: write_parquet(result.features, p))
+    _atomic(err_path, lambda p: result.errors.to_csv(p, index=False))
+    report = {"counts": result.counts, "seconds": result.seconds, "workers": result.workers,
+              "features": len(feature_columns(result.features)), "out": str(out),
+              "errors_table": str(err_path), "cases": result.cases, **(extra or {})}
+    _atomic(report_path, lambda p: p.write_text(json.dumps(report, indent=2, sort_keys=True, default=str)))
+    return report
+
+
+def extract_run(manifest: str | Path, params_path: str | Path, out: str | Path, *, workers: int | None = None,
+                cache_dir: Path | None = None, use_cache: bool = True, geometry: GeometrySpec | None = None,
+                progress: bool = False) -> tuple[ExtractResult, dict]:
+    """The ``radiomics extract`` stage: manifest + params file → features, errors table, report.
+
+    Args:
+        geometry: overrides the params file's ``geometry`` section.
+
+    Raises:
+        InputError: an unusable manifest (missing column, duplicate case id …).
+        ConfigError: a bad params file.
+    """
+    params = load_params(params_path)
+    if geometry is not None:
+        params = params.model_copy(update={"geometry": geometry})
+    cases = read_manifest(manifest)
+    result = extract_cases(cases, params, workers=workers, cache_dir=cache_dir, use_cache=use_cache,
+                           progress=progress)
+    report = write_outputs(result, Path(out), {"manifest": str(manifest), "params": str(params_path),
+                                               "pyradiomics": pyradiomics_version(),
+                                               "pyradiomics_params": params.pyradiomics.as_params(),
+                                               "geometry": params.geometry.model_dump()})
+    return result, report

@@ -1,0 +1,60 @@
+"""The ``radiomics phenotype`` and ``radiomics assign`` stages (plain functions the CLI calls).
+
+``phenotype`` writes a folder (atomically: temp folder + rename)::
+
+    <out>/
+      phenotype_model.json   the fitted harmonisation + clustering (JSON; reused by assign / build-graph)
+      phenotypes.parquet     id, description, signature, n_patients, share, method, k
+      assignments.parquet    patient_id, phenotype, p, p_RP1 … p_RPk
+      features_z.parquet     patient_id + the selected features as z-scores
+      report.json            features kept/dropped (with reasons), log-transformed, k selection scores
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from graphonc.graph.run import atomic_dir, write_parquet
+from graphonc.radiomics.extract import _atomic
+from graphonc.radiomics.features import PatientFeatures, read_feature_table
+from graphonc.radiomics.phenotypes import MODEL_FILE, PhenotypeModel, fit_phenotypes
+from graphonc.radiomics.settings import FeatureTableSpec, PhenotypeSpec
+
+
+def feature_spec(features: Path, template: FeatureTableSpec | None) -> FeatureTableSpec:
+    """The mapping for ``features``: a cohort config's (path replaced) or the defaults
+    (``patient_id`` column, pyradiomics names)."""
+    if template is None:
+        return FeatureTableSpec(path=features)
+    return template.model_copy(update={"path": Path(features)})
+
+
+def phenotype_run(features: PatientFeatures, spec: PhenotypeSpec, out: Path) -> tuple[PhenotypeModel, pd.DataFrame]:
+    """Fit phenotypes on ``features`` and write the folder described in the module doc."""
+    model, assignments = fit_phenotypes(features, spec)
+    batch = features.batch(spec.batch_column) if spec.harmonization in ("per_batch", "combat") else None
+    z = model.harmonizer.transform(features.values, batch)
+    with atomic_dir(Path(out)) as tmp:
+        (tmp / MODEL_FILE).write_text(model.dumps())
+        write_parquet(model.phenotype_table(), tmp / "phenotypes.parquet")
+        write_parquet(assignments, tmp / "assignments.parquet")
+        write_parquet(pd.concat([pd.DataFrame({"patient_id": z.index.to_numpy(dtype=object)}),
+                                 z.reset_index(drop=True)], axis=1), tmp / "features_z.parquet")
+        h = model.harmonizer
+        report = {"features_source": str(features.source), "n_patients": int(len(features.values)),
+                  "features_in": len(h.features_), "features_kept": h.selected_, "dropped": h.dropped_,
+                  "log_transformed": h.log_, "harmonization": spec.harmonization, "batch_column": spec.batch_column,
+                  "method": spec.method, "selection_by": spec.selection, "selection": model.selection, "k": model.k,
+                  "phenotypes": model.phenotype_table().to_dict("records")}
+        (tmp / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    return model, assignments
+
+
+def assign_run(model_dir: Path, features: FeatureTableSpec, out: Path) -> pd.DataFrame:
+    """Assign the patients of a feature table to an existing phenotype model; write Parquet."""
+    model = PhenotypeModel.load(model_dir)
+    table = model.assign(read_feature_table(features))
+    _atomic(Path(out), lambda p: write_parquet(table, p))
+    return table
