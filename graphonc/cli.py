@@ -250,6 +250,41 @@ def embed_cmd(
         out_console.print(f"wrote {out}")
 
 
+@app.command("explain")
+@handles_errors
+def explain_cmd(
+    ctx: typer.Context,
+    run: Path = typer.Option(..., "--run", "-r", help="A run with a trained model."),
+    patient: str = typer.Option(..., "--patient", "-p", help="Patient id."),
+    model: Path = typer.Option(None, "--model", help="Trained model folder (default <run>/model)."),
+    n_top: int = typer.Option(8, "--top", "-n", help="Rows per target and kind."),
+    steps: int = typer.Option(32, "--steps", help="Integrated-gradients steps (more = closer to exact)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Which clinical features, mutations, genes, pathways and treatments drove a patient's risk and diagnosis."""
+    import json
+
+    from graphonc.model.explain import explain_patient, top
+
+    e = explain_patient(run, patient, model_dir=model, steps=steps)
+    t = top(e.table, n_top)
+    if as_json:
+        doc = {"patient": e.patient, "predicted_label": e.predicted_label, "outputs": e.outputs,
+               "attributions": json.loads(t.to_json(orient="records"))}
+        print(json.dumps(doc, indent=1))
+        return
+    for target, out in e.outputs.items():
+        what = "risk (log hazard)" if target == "risk" else f"log p({e.predicted_label})"
+        tab = Table(title=f"{patient}: {what} {out['value']:.3f} vs baseline {out['baseline']:.3f} "
+                          f"(IG gap {out['delta']:.3f})")
+        for c in ("kind", "name", "value", "linked", "attribution"):
+            tab.add_column(c, justify="right" if c == "attribution" else "left")
+        for _, r in t[t["target"] == target].iterrows():
+            tab.add_row(r["kind"], str(r["name"]), "" if r["value"] is None else str(r["value"]),
+                        "yes" if r["linked"] else "", f"{r['attribution']:+.3f}")
+        out_console.print(tab)
+
+
 neo4j_app = typer.Typer(help="Run the bundled local Neo4j 5.26 Community server (127.0.0.1 only).",
                         no_args_is_help=True)
 app.add_typer(neo4j_app, name="neo4j")
@@ -327,6 +362,108 @@ def cypher_run(
     for r in rows:
         t.add_row(*("" if v is None else str(v) for v in r))
     out_console.print(t)
+
+
+
+# ------------------------------------------------------------------ similar-patient search
+
+
+class IndexKind(str, Enum):
+    auto = "auto"
+    flat = "flat"
+    hnsw = "hnsw"
+    ivf = "ivf"
+    ivfpq = "ivfpq"
+
+
+class SearchDevice(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+@app.command("index")
+@handles_errors
+def index_cmd(
+    ctx: typer.Context,
+    run: Path = typer.Option(..., "--run", "-r", help="A run folder with a trained model (graphonc train)."),
+    kind: IndexKind = typer.Option(IndexKind.auto, "--type", help="auto: exact flat below 50k patients, HNSW "
+                                   "up to 2M, IVF-PQ above; or force one."),
+    device: SearchDevice = typer.Option(SearchDevice.auto, "--device", help="auto: the GPU when CUDA and faiss-gpu "
+                                        "are there (HNSW always on the CPU)."),
+    hnsw_m: int = typer.Option(32, "--hnsw-m", help="HNSW links per node."),
+    ef_search: int = typer.Option(128, "--ef-search", help="HNSW search beam width."),
+    nlist: int = typer.Option(None, "--nlist", help="IVF cells (default about sqrt(n))."),
+    nprobe: int = typer.Option(16, "--nprobe", help="IVF cells visited per query."),
+) -> None:
+    """Build the FAISS index of the patient embeddings (cosine) into <run>/index."""
+    from graphonc.search.index import IndexParams, build_index
+
+    idx = build_index(run, kind.value, IndexParams(hnsw_m=hnsw_m, ef_search=ef_search, nlist=nlist, nprobe=nprobe),
+                      device.value)
+    if not _settings(ctx).quiet:
+        out_console.print(f"indexed {idx.n:,} patients ({idx.dim}-d, {idx.kind}, searching on {idx.device}) in "
+                          f"{idx.meta['build_seconds']:.2f} s; wrote {run / 'index'}")
+
+
+def _similar_table(res) -> Table:
+    q = res.query
+    title = (f"{len(res.neighbours)} patients most similar to {q.id}{' (new)' if q.new else ''}"
+             f" — label {q.label or '?'}, {len(q.mutations)} mutations, index {res.index_kind}")
+    t = Table(title=title, caption=f"filters: {res.filters.describe()}", show_lines=True)
+    for c in ("#", "patient", "score", "label", "shared mutations / genes (role)", "shared pathways",
+              "clinical: same | different", "treatments", "outcome"):
+        t.add_column(c, justify="right" if c in ("#", "score") else "left", overflow="fold")
+    for n in res.neighbours:
+        shared = "\n".join([*n.shared_mutations, *(f"{g['gene']} ({g['role']})" for g in n.shared_genes)]) or "-"
+        pw = f"{n.n_shared_pathways}" + (f": {n.shared_pathways[0]['name']}" if n.shared_pathways else "")
+        same = ", ".join(c["column"] for c in n.clinical_similar) or "-"
+        diff = ", ".join(f"{c['column']} {c['query']}→{c['neighbour']}" for c in n.clinical_different) or "-"
+        if n.shared_phenotypes:
+            same += "\nradiomics: " + ", ".join(p["phenotype"] for p in n.shared_phenotypes)
+        t.add_row(str(n.rank), n.id, f"{n.score:.3f}", str(n.label or "?"), shared, pw, f"{same} | {diff}",
+                  ", ".join(n.treatments) or "-", n.status)
+    return t
+
+
+@app.command("similar")
+@handles_errors
+def similar_cmd(
+    ctx: typer.Context,
+    run: Path = typer.Option(..., "--run", "-r", help="A run folder with an index (graphonc index)."),
+    patient: list[str] = typer.Option([], "--patient", "-p", help="Patient id of the run (repeatable)."),
+    new_patient: Path = typer.Option(None, "--new-patient", help="New patient(s) in the build-graph input formats: "
+                                     "a cBioPortal study folder or a clinical table (see --mutations)."),
+    mutations: Path = typer.Option(None, "--mutations", help="Long mutation table that goes with a clinical "
+                                   "table given to --new-patient."),
+    k: int = typer.Option(10, "-k", help="Number of neighbours."),
+    same_label: bool = typer.Option(False, "--same-label", help="Only neighbours with the query's diagnosis label."),
+    treated_with: list[str] = typer.Option([], "--treated-with", help="Only neighbours who received this "
+                                           "treatment (a Treatment node id; repeatable = all of them)."),
+    alive_at: float = typer.Option(None, "--alive-at", help="Only neighbours known alive at this many months."),
+    device: SearchDevice = typer.Option(SearchDevice.auto, "--device", help="Where FAISS searches."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
+) -> None:
+    """The k most similar patients, the reasons (shared mutations, genes, pathways, clinical) and their outcomes."""
+    import json
+    from dataclasses import asdict  # noqa: F401
+
+    from graphonc.search.similar import parse_filters, similar_new_patients, similar_patients
+
+    if bool(patient) == (new_patient is not None):
+        raise GraphoncError("give either --patient ID (repeatable) or --new-patient FILE.")
+    filters = parse_filters(same_label, treated_with, alive_at)
+    if new_patient is not None:
+        results = similar_new_patients(run, new_patient, k, filters, mutations=mutations, device=device.value)
+    else:
+        results = similar_patients(run, patient, k, filters, device=device.value)
+    if as_json:
+        out_console.print_json(json.dumps([r.to_dict() for r in results], default=str))
+        return
+    for r in results:
+        out_console.print(_similar_table(r))
+        if len(r.neighbours) < k:
+            out_console.print(f"only {len(r.neighbours)} patients pass the filters ({r.filters.describe()})")
 
 
 from graphonc.radiomics.cli import radiomics_app  # noqa: E402  (commands in graphonc/radiomics/cli.py)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+import shutil
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,21 @@ def prostate_run(tmp_path_factory) -> GraphRun:
     out = tmp_path_factory.mktemp("runs") / "prostate"
     build_run(CONFIGS / "prostate_msk_2024.yaml", out)
     return GraphRun.open(out)
+
+
+#: Small, quick model settings for tests that need a trained model (not for quality claims).
+FAST_MODEL = dict(hidden=32, embedding_dim=16, epochs=25, patience=25)
+
+
+@pytest.fixture(scope="session")
+def metabric_trained(metabric_run, tmp_path_factory) -> tuple[GraphRun, dict]:
+    """A copy of the METABRIC run with a quickly trained model in <run>/model; (run, train metrics)."""
+    from graphonc.model.stages import train_stage
+
+    root = tmp_path_factory.mktemp("trained") / "metabric"
+    shutil.copytree(metabric_run.root, root)
+    metrics = train_stage(root, **FAST_MODEL)
+    return GraphRun.open(root), metrics
 
 
 def _two_free_ports() -> tuple[int, int]:

@@ -13,17 +13,13 @@ import pytest
 from graphonc.graph.run import GraphRun, write_parquet
 from graphonc.model.evaluate import evaluate_gnn, make_folds
 from graphonc.model.gnn import ModelConfig
-from graphonc.model.stages import train_stage
 
-FAST = dict(hidden=32, embedding_dim=16, epochs=25, patience=25)
+from conftest import FAST_MODEL as FAST
 
 
 @pytest.fixture(scope="module")
-def trained(metabric_run, tmp_path_factory):
-    root = tmp_path_factory.mktemp("trained") / "metabric"
-    shutil.copytree(metabric_run.root, root)
-    metrics = train_stage(root, **FAST)
-    return GraphRun.open(root), metrics
+def trained(metabric_trained):
+    return metabric_trained
 
 
 def test_train_writes_the_model_folder(trained):

@@ -72,8 +72,9 @@ class PatientGNN(nn.Module):
         self.classifier = nn.Linear(cfg.embedding_dim, max(num_classes, 1))
         self.cox = nn.Linear(cfg.embedding_dim, 1, bias=False)  # Cox partial likelihood ignores a bias
 
-    def encode(self, x_dict: dict[str, torch.Tensor], edge_index_dict: dict, vocab_dict: dict[str, torch.Tensor]
-               ) -> dict[str, torch.Tensor]:
+    def input_states(self, x_dict: dict[str, torch.Tensor], vocab_dict: dict[str, torch.Tensor]
+                     ) -> dict[str, torch.Tensor]:
+        """Layer-0 node states (N_t, H): encoded features plus the learnable per-node embedding."""
         h = {}
         for t, x in x_dict.items():
             if t not in self.encoders:
@@ -82,6 +83,10 @@ class PatientGNN(nn.Module):
             if t in self.embeddings and t in vocab_dict:
                 z = z + self.embeddings[t](vocab_dict[t])
             h[t] = F.relu(z)
+        return h
+
+    def propagate(self, h: dict[str, torch.Tensor], edge_index_dict: dict) -> dict[str, torch.Tensor]:
+        """Message passing over ``layers`` hetero SAGE layers (residual + LayerNorm)."""
         edges = {e: ei for e, ei in edge_index_dict.items() if tuple(e) in set(self.edge_types)}
         for conv, norms in zip(self.convs, self.norms):
             out = conv(h, edges)
@@ -90,7 +95,14 @@ class PatientGNN(nn.Module):
                  for t in h}
         return h
 
-    def forward(self, x_dict, edge_index_dict, vocab_dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        h = self.encode(x_dict, edge_index_dict, vocab_dict)
-        z = self.project(F.dropout(h[S.PATIENT], self.cfg.dropout, self.training))
+    def encode(self, x_dict: dict[str, torch.Tensor], edge_index_dict: dict, vocab_dict: dict[str, torch.Tensor]
+               ) -> dict[str, torch.Tensor]:
+        return self.propagate(self.input_states(x_dict, vocab_dict), edge_index_dict)
+
+    def heads(self, h_patient: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(embedding (N, D), logits (N, K), risk (N,)) from final patient states (N, H)."""
+        z = self.project(F.dropout(h_patient, self.cfg.dropout, self.training))
         return z, self.classifier(z), self.cox(z).squeeze(-1)
+
+    def forward(self, x_dict, edge_index_dict, vocab_dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.heads(self.encode(x_dict, edge_index_dict, vocab_dict)[S.PATIENT])

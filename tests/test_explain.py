@@ -1,0 +1,97 @@
+"""Explanations (integrated gradients over the graph) on a model trained on real METABRIC."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from graphonc.cli import app
+from graphonc.errors import GraphoncError
+from graphonc.graph import schema as S
+from graphonc.model.explain import clinical_column, explain_patient, top
+from graphonc.model.io import load_model
+
+
+@pytest.fixture(scope="module")
+def mutated_patient(metabric_trained):
+    run, _ = metabric_trained
+    has = run.edges(S.HAS_MUTATION)
+    counts = has.groupby(S.SRC).size()
+    return counts[counts.between(4, 8)].index[0]
+
+
+@pytest.fixture(scope="module")
+def explanation(metabric_trained, mutated_patient):
+    run, _ = metabric_trained
+    return explain_patient(run.root, mutated_patient, steps=16)
+
+
+def test_attributions_add_up_to_the_output_change(explanation):
+    """Completeness of integrated gradients survives our grouping into clinical columns and nodes:
+    the table's total differs from f(x) - f(baseline) by exactly the reported integration gap."""
+    for target, out in explanation.outputs.items():
+        total = explanation.table.loc[explanation.table["target"] == target, "attribution"].sum()
+        change = out["value"] - out["baseline"]
+        assert abs(total - change) == pytest.approx(out["delta"], abs=1e-3)
+        assert out["delta"] < max(0.5 * abs(change), 0.1)
+
+
+def test_linked_nodes_are_the_patients_own_mutations_and_genes(metabric_trained, mutated_patient, explanation):
+    run, _ = metabric_trained
+    has = run.edges(S.HAS_MUTATION)
+    mine = set(has.loc[has[S.SRC] == mutated_patient, S.DST])
+    t = explanation.table[explanation.table["target"] == "risk"]
+    linked_mut = set(t.loc[(t["kind"] == "mutation") & t["linked"], "name"])
+    assert linked_mut == mine
+    genes = {m.split(":")[0] for m in mine}
+    linked_genes = t[(t["kind"] == "gene") & t["linked"]]
+    assert set(linked_genes["name"]) == genes
+    roles = run.nodes(S.GENE).set_index(S.ID)["role"]
+    assert (linked_genes["value"] == roles.loc[linked_genes["name"]].to_numpy()).all()
+    # every clinical feature column appears once per target, with the patient's value
+    cols = run.manifest["patient_columns"]
+    clinical = t[t["kind"] == "clinical"]
+    assert set(clinical["name"]) == set(cols["numeric"] + cols["categorical"]) | {"mutations_assayed"}
+    age = run.nodes(S.PATIENT).set_index(S.ID).loc[mutated_patient, "AGE_AT_DIAGNOSIS"]
+    assert float(clinical.set_index("name").loc["AGE_AT_DIAGNOSIS", "value"]) == pytest.approx(age)
+
+
+def test_removing_the_top_clinical_feature_moves_risk_its_way(metabric_trained, mutated_patient, explanation):
+    """Setting the most attributed clinical column to its baseline (0) moves the risk in the sign's direction."""
+    run, _ = metabric_trained
+    lm = load_model(run.root / "model", run)
+    d = lm.graph.data
+    row = int(lm.graph.ids[S.PATIENT].get_loc(mutated_patient))
+    t = explanation.table
+    best = t[(t["target"] == "risk") & (t["kind"] == "clinical")].iloc[0]
+    names = lm.graph.encoder.feature_names_
+    cols = [i for i, n in enumerate(names) if clinical_column(n) == best["name"]]
+    x = {k: d[k].x for k in d.node_types if "x" in d[k]}
+    edges = {e: d[e].edge_index for e in d.edge_types}
+    with torch.no_grad():
+        before = lm.model(x, edges, lm.graph.vocab_dict)[2][row].item()
+        xp = x[S.PATIENT].clone()
+        xp[row, cols] = 0.0
+        after = lm.model({**x, S.PATIENT: xp}, edges, lm.graph.vocab_dict)[2][row].item()
+    assert np.sign(before - after) == np.sign(best["attribution"])
+
+
+def test_top_and_unknown_patient(metabric_trained, explanation):
+    t = top(explanation.table, 3)
+    assert (t.groupby(["target", "kind"]).size() <= 3).all()
+    run, _ = metabric_trained
+    with pytest.raises(GraphoncError, match="Did you mean"):
+        explain_patient(run.root, "MB-000")
+
+
+def test_explain_cli_json(metabric_trained, mutated_patient):
+    run, _ = metabric_trained
+    res = CliRunner().invoke(app, ["explain", "--run", str(run.root), "--patient", mutated_patient, "--top", "4",
+                                   "--json", "--steps", "8"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["patient"] == mutated_patient and set(doc["outputs"]) == {"risk", "diagnosis"}
+    assert {r["kind"] for r in doc["attributions"]} >= {"clinical", "gene", "mutation"}
