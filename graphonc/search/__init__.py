@@ -1,0 +1,1 @@
+"""Similar-patient search: FAISS index, neighbours with reasons, quality evaluation."""

@@ -1,0 +1,347 @@
+"""FAISS index over patient embeddings: cosine similarity as the inner product of L2-normalised vectors.
+
+::
+
+    <run>/index/
+      faiss.index    the FAISS index (always saved as a CPU index)
+      ids.parquet    row position → patient id: columns ``position`` (int64), ``id``, ``split``
+      index.json     kind, parameters, dimension, size, sha256 of the embeddings it was built from
+
+Index kinds (``kind``):
+
+* ``flat``  exact search (``IndexFlatIP``); the default below :data:`FLAT_MAX` vectors.
+* ``hnsw``  graph-based approximate search (``IndexHNSWFlat``, inner product); default from
+  :data:`FLAT_MAX` up to :data:`HNSW_MAX` vectors. CPU only (FAISS has no GPU HNSW).
+* ``ivf``   inverted lists over exact vectors (``IndexIVFFlat``).
+* ``ivfpq`` inverted lists over product-quantised codes (``IndexIVFPQ``); default above :data:`HNSW_MAX`.
+
+Scores are cosines in [-1, 1] (approximate for ``ivfpq``). On a machine with CUDA and the
+faiss-gpu build, ``flat``/``ivf``/``ivfpq`` are moved to the GPU with
+``faiss.index_cpu_to_gpu``; exact (``flat``) results are the same on either device up to
+float rounding. The saved index is always the CPU form, so a run moves between machines.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from graphonc.errors import GraphoncError
+from graphonc.graph import schema as S
+from graphonc.graph.run import GraphRun, atomic_dir, sha256_file, write_parquet
+
+log = logging.getLogger("graphonc")
+
+KINDS = ("auto", "flat", "hnsw", "ivf", "ivfpq")
+#: ``auto`` uses exact search below this many vectors ...
+FLAT_MAX = 50_000
+#: ... HNSW up to this many, IVF-PQ above (HNSW keeps every vector in RAM plus its graph).
+HNSW_MAX = 2_000_000
+INDEX_FILE, IDS_FILE, META_FILE = "faiss.index", "ids.parquet", "index.json"
+DEVICES = ("auto", "cpu", "gpu")
+
+
+def _faiss():
+    logging.getLogger("faiss").setLevel(logging.WARNING)  # its loader logs which CPU build it picked at INFO
+    import faiss  # imported lazily: it pulls in OpenMP and is only needed by search stages
+
+    return faiss
+
+
+def gpu_available() -> bool:
+    """True when this faiss build has GPU support and sees at least one GPU."""
+    faiss = _faiss()
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def choose_kind(n: int, kind: str = "auto") -> str:
+    """The index kind for ``n`` vectors: ``kind`` itself unless it is ``auto``."""
+    if kind not in KINDS:
+        raise GraphoncError(f"unknown index type {kind!r}; expected one of {', '.join(KINDS)}.")
+    if kind != "auto":
+        return kind
+    return "flat" if n < FLAT_MAX else "hnsw" if n < HNSW_MAX else "ivfpq"
+
+
+@dataclass
+class IndexParams:
+    """Build/search parameters; unused ones are ignored by the other kinds.
+
+    ``hnsw_m`` links per node, ``ef_construction``/``ef_search`` HNSW beam widths;
+    ``nlist`` IVF cells (default ≈ √n), ``nprobe`` cells visited per query;
+    ``pq_m`` sub-quantisers (must divide the dimension; default d/4, i.e. d bytes per vector),
+    ``pq_bits`` bits per code.
+    """
+
+    hnsw_m: int = 32
+    ef_construction: int = 80
+    ef_search: int = 128
+    nlist: int | None = None
+    nprobe: int = 16
+    pq_m: int | None = None
+    pq_bits: int = 8
+
+    def resolved(self, n: int, d: int) -> "IndexParams":
+        nlist = self.nlist or max(1, min(int(round(math.sqrt(n))), n // 39 or 1))
+        pq_m = self.pq_m or next(m for m in (d // 4, d // 2, 8, 4, 2, 1) if m >= 1 and d % m == 0 and m <= 64)
+        return IndexParams(self.hnsw_m, self.ef_construction, self.ef_search, nlist, min(self.nprobe, nlist), pq_m,
+                           self.pq_bits)
+
+
+def normalised(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm, float32 C-contiguous copy, shape (n, d). Zero rows stay zero."""
+    x = np.array(x, dtype=np.float32, copy=True, order="C")
+    if x.ndim != 2:
+        raise GraphoncError(f"embeddings must be a 2-D array (n, d), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+        raise GraphoncError(f"{len(bad)} embedding row(s) hold NaN or infinite values (first row {bad[0]}). "
+                            "Fix: retrain the model (`graphonc train`).")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    np.divide(x, norms, out=x, where=norms > 0)
+    return x
+
+
+def build_faiss(x: np.ndarray, kind: str, params: IndexParams, seed: int = 0):
+    """A CPU FAISS index over the (already normalised) rows of ``x`` (n, d) float32."""
+    faiss = _faiss()
+    n, d = x.shape
+    p = params.resolved(n, d)
+    ip = faiss.METRIC_INNER_PRODUCT
+    if kind == "flat":
+        index = faiss.IndexFlatIP(d)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(d, p.hnsw_m, ip)
+        index.hnsw.efConstruction = p.ef_construction
+        index.hnsw.efSearch = p.ef_search
+    elif kind in ("ivf", "ivfpq"):
+        quantizer = faiss.IndexFlatIP(d)
+        if kind == "ivf":
+            index = faiss.IndexIVFFlat(quantizer, d, p.nlist, ip)
+        else:
+            index = faiss.IndexIVFPQ(quantizer, d, p.nlist, p.pq_m, p.pq_bits, ip)
+        index.cp.seed = seed
+        # enough training points for the coarse and the PQ codebooks, drawn reproducibly
+        want = min(n, max(p.nlist * 40, (1 << p.pq_bits) * 40 if kind == "ivfpq" else 0, 10_000))
+        rng = np.random.default_rng(seed)
+        sample = x if want >= n else x[np.sort(rng.choice(n, want, replace=False))]
+        index.train(sample)
+        index.nprobe = p.nprobe
+    else:
+        raise GraphoncError(f"unknown index type {kind!r}")
+    index.add(x)
+    return index
+
+
+@dataclass
+class PatientIndex:
+    """A FAISS index and the patient id of each of its rows.
+
+    Attributes:
+        index: the CPU FAISS index (what is saved).
+        ids: patient id per index row, shape (n,).
+        kind: flat | hnsw | ivf | ivfpq.
+        meta: what ``index.json`` holds.
+        device: "cpu" or "gpu" (where searches run).
+    """
+
+    index: object
+    ids: np.ndarray
+    kind: str
+    meta: dict = field(default_factory=dict)
+    device: str = "cpu"
+    split: np.ndarray | None = None
+    _search_index: object = None
+    _pos: pd.Index | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    def position(self, ids) -> np.ndarray:
+        """Index row of each id, −1 where the id is not in the index."""
+        if self._pos is None:
+            self._pos = pd.Index(self.ids)
+        return self._pos.get_indexer(pd.Index(list(ids), dtype=object))
+
+    def vectors(self, positions: np.ndarray) -> np.ndarray:
+        """The stored (normalised) vectors of the given rows, (m, d) float32 (approximate for ivfpq)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if self.kind in ("ivf", "ivfpq"):
+            self.index.make_direct_map()
+        return np.vstack([self.index.reconstruct(int(i)) for i in positions]) if len(positions) else \
+            np.zeros((0, self.dim), np.float32)
+
+    def set_ef_search(self, ef: int) -> None:
+        if self.kind == "hnsw":
+            self.index.hnsw.efSearch = int(ef)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Raw FAISS search: (scores (m, k) float32 cosines, rows (m, k) int64; −1 = no result).
+
+        ``queries`` (m, d) are normalised here. ``k`` is capped at the index size.
+        """
+        q = normalised(queries)
+        if q.shape[1] != self.dim:
+            raise GraphoncError(f"query vectors have {q.shape[1]} dimensions, the index {self.dim}. "
+                                "Fix: rebuild the index from the current model (`graphonc index`).")
+        k = max(1, min(int(k), self.n))
+        if self.kind == "hnsw" and self.index.hnsw.efSearch < k:
+            self.index.hnsw.efSearch = k
+        return self._searcher().search(q, k)
+
+    def _searcher(self):
+        return self._search_index if self._search_index is not None else self.index
+
+    def to_device(self, device: str = "auto") -> "PatientIndex":
+        """Search on the GPU when asked (or ``auto`` and available); HNSW stays on the CPU."""
+        if device not in DEVICES:
+            raise GraphoncError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}.")
+        want_gpu = device == "gpu" or (device == "auto" and gpu_available())
+        if not want_gpu:
+            self._search_index, self.device = None, "cpu"
+            return self
+        if not gpu_available():
+            raise GraphoncError("--device gpu: this faiss build has no GPU support or sees no GPU. "
+                                "Fix: install faiss-gpu (`pip install -e '.[gpu]'`) on a CUDA machine, or use cpu.")
+        if self.kind == "hnsw":
+            log.info("FAISS has no GPU HNSW; searching on the CPU")
+            self._search_index, self.device = None, "cpu"
+            return self
+        faiss = _faiss()
+        res = faiss.StandardGpuResources()
+        opts = faiss.GpuClonerOptions()
+        opts.useFloat16 = self.kind == "ivfpq"  # PQ lookup tables in fp16 allow more sub-quantisers
+        self._search_index = faiss.index_cpu_to_gpu(res, 0, self.index, opts)
+        self._gpu_resources = res
+        self.device = "gpu"
+        return self
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, folder: Path, extra_meta: dict | None = None) -> None:
+        """Write faiss.index, ids.parquet and index.json into ``folder`` (an atomic stage folder)."""
+        faiss = _faiss()
+        folder.mkdir(parents=True, exist_ok=True)
+        faiss.write_index(self.index, str(folder / INDEX_FILE))
+        ids = pd.DataFrame({"position": np.arange(self.n, dtype=np.int64), S.ID: self.ids.astype(object)})
+        if self.split is not None:
+            ids["split"] = self.split
+        write_parquet(ids, folder / IDS_FILE)
+        self.meta = {**self.meta, **(extra_meta or {})}
+        (folder / META_FILE).write_text(json.dumps(self.meta, indent=2, sort_keys=True))
+
+    @classmethod
+    def load(cls, folder: Path, device: str = "cpu") -> "PatientIndex":
+        faiss = _faiss()
+        folder = Path(folder)
+        if not (folder / INDEX_FILE).exists():
+            raise GraphoncError(f"{folder}: no FAISS index. Fix: build it with `graphonc index --run {folder.parent}`.")
+        meta = json.loads((folder / META_FILE).read_text())
+        index = faiss.read_index(str(folder / INDEX_FILE))
+        ids = pd.read_parquet(folder / IDS_FILE)
+        if len(ids) != index.ntotal:
+            raise GraphoncError(f"{folder}: {IDS_FILE} has {len(ids)} rows but the index {index.ntotal} vectors. "
+                                f"Fix: rebuild with `graphonc index --run {folder.parent}`.")
+        if meta.get("kind") == "hnsw" and "params" in meta:
+            index.hnsw.efSearch = int(meta["params"]["ef_search"])
+        if meta.get("kind") in ("ivf", "ivfpq") and "params" in meta:
+            index.nprobe = int(meta["params"]["nprobe"])
+        split = ids["split"].to_numpy(object) if "split" in ids.columns else None
+        out = cls(index, ids[S.ID].to_numpy(object), meta["kind"], meta, split=split)
+        return out.to_device(device)
+
+    @classmethod
+    def build(cls, embeddings: np.ndarray, ids, kind: str = "auto", params: IndexParams | None = None,
+              device: str = "cpu", seed: int = 0, split=None) -> "PatientIndex":
+        """Index ``embeddings`` (n, d) with one id per row (ids must be unique)."""
+        ids = np.asarray(list(ids), dtype=object)
+        emb = np.asarray(embeddings)
+        if emb.ndim != 2 or emb.shape[0] != len(ids):
+            raise GraphoncError(f"embeddings of shape {emb.shape} do not match {len(ids)} ids")
+        if len(ids) == 0:
+            raise GraphoncError("no embeddings to index")
+        dup = pd.Index(ids).duplicated()
+        if dup.any():
+            raise GraphoncError(f"{dup.sum()} duplicate patient id(s) among the embeddings, e.g. {ids[dup][0]!r}")
+        kind = choose_kind(len(ids), kind)
+        params = (params or IndexParams()).resolved(*emb.shape)
+        t0 = time.perf_counter()
+        index = build_faiss(normalised(emb), kind, params, seed)
+        meta = {"kind": kind, "metric": "cosine (inner product of L2-normalised vectors)", "dim": int(emb.shape[1]),
+                "n": int(len(ids)), "params": params.__dict__, "seed": seed,
+                "build_seconds": round(time.perf_counter() - t0, 3), "faiss_version": _faiss().__version__}
+        out = cls(index, ids, kind, meta, split=None if split is None else np.asarray(split, dtype=object))
+        return out.to_device(device)
+
+
+# ---------------------------------------------------------------------- the run's index stage
+
+
+def index_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "index"
+
+
+def read_embeddings(run_dir: Path, model_dir: Path | None = None) -> pd.DataFrame:
+    """``<model>/embeddings.parquet``: columns id, split, embedding (float32 list of length D)."""
+    path = (Path(model_dir) if model_dir is not None else Path(run_dir) / "model") / "embeddings.parquet"
+    if not path.exists():
+        raise GraphoncError(f"{path}: no patient embeddings. Fix: train a model first "
+                            f"(`graphonc train --run {run_dir}`).")
+    return pd.read_parquet(path)
+
+
+def embedding_matrix(emb: pd.DataFrame) -> np.ndarray:
+    """The ``embedding`` column as an (n, D) float32 array."""
+    if emb.empty:
+        return np.zeros((0, 0), np.float32)
+    return np.stack(emb["embedding"].to_numpy()).astype(np.float32)
+
+
+def build_index(run_dir: Path, kind: str = "auto", params: IndexParams | None = None, device: str = "auto",
+                model_dir: Path | None = None, seed: int = 0) -> PatientIndex:
+    """Build the run's patient index from the model's embeddings and save it to ``<run>/index/``."""
+    run = GraphRun.open(run_dir)
+    mdir = Path(model_dir) if model_dir is not None else run.root / "model"
+    emb = read_embeddings(run.root, mdir)
+    idx = PatientIndex.build(embedding_matrix(emb), emb[S.ID], kind, params, device=device, seed=seed,
+                             split=emb["split"] if "split" in emb.columns else None)
+    extra = {"cohort": run.cohort, "model_dir": os.path.relpath(mdir.resolve(), run.root.resolve()),
+             "embeddings_sha256": sha256_file(mdir / "embeddings.parquet"),
+             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": idx.device}
+    with atomic_dir(index_dir(run.root)) as tmp:
+        idx.save(tmp, extra)
+    return idx
+
+
+def load_index(run_dir: Path, device: str = "auto", check_fresh: bool = True) -> PatientIndex:
+    """Reload ``<run>/index/`` (no rebuild). Refuses an index older than the model's embeddings."""
+    folder = index_dir(run_dir)
+    idx = PatientIndex.load(folder, device)
+    if check_fresh:
+        emb = Path(run_dir) / idx.meta.get("model_dir", "model") / "embeddings.parquet"
+        if emb.exists() and sha256_file(emb) != idx.meta.get("embeddings_sha256"):
+            raise GraphoncError(f"{folder}: the index was built from other embeddings than {emb} "
+                                f"(the model was retrained). Fix: `graphonc index --run {run_dir}`.")
+    return idx
+
+
+def digest(values) -> str:
+    """Short stable hash of a list of strings (used to name a model in SIMILAR_TO)."""
+    h = hashlib.sha256()
+    for v in values:
+        h.update(str(v).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:12]

@@ -1,0 +1,520 @@
+"""Nearest patients and why: the search path (ids, self-exclusion, filters) and the reasons.
+
+Two layers, so the search itself stays cheap enough to benchmark against raw FAISS:
+
+* :func:`neighbours` — batched, vectorised: query rows → the k most similar *other* patients
+  that pass the filters (rows, ids, cosine scores). With filters it searches more candidates
+  (doubling) until k pass or the whole index has been seen, so k are returned whenever k exist.
+* :func:`explain_pair` / :func:`similar_patients` — per neighbour, what the two patients share
+  in the graph (mutations, genes with their role, pathways, treatments, radiomic phenotypes),
+  their clinical similarities and differences, and what happened to the neighbour.
+
+Nothing here is cohort-specific: the subtype is the run's ``label``, treatments are Treatment
+nodes, survival is ``os_months``/``os_event`` (months; event 1 = death), the clinical columns
+are the run manifest's ``patient_columns``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from graphonc.errors import GraphoncError, close_matches, did_you_mean
+from graphonc.graph import schema as S
+from graphonc.graph.run import GraphRun
+from graphonc.search.index import PatientIndex, load_index
+
+#: A numeric clinical value counts as "similar" when the two patients differ by at most this
+#: many cohort standard deviations.
+NUMERIC_SIMILAR_SD = 0.5
+#: How many shared pathways a neighbour lists (most specific first); the count covers all.
+MAX_PATHWAYS = 10
+
+
+# ---------------------------------------------------------------------------------- filters
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Optional neighbour filters (all must hold).
+
+    same_label: the neighbour's diagnosis label equals the query's (for a new patient without a
+        label, its predicted label); neighbours without a label never pass.
+    treated_with: Treatment node ids the neighbour must all have received.
+    alive_at_months: the neighbour is known to be alive at this time: ``os_months >= N``
+        (a patient censored before N months is unknown there and does not pass).
+    """
+
+    same_label: bool = False
+    treated_with: tuple[str, ...] = ()
+    alive_at_months: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.same_label or bool(self.treated_with) or self.alive_at_months is not None
+
+    def describe(self) -> str:
+        parts = []
+        if self.same_label:
+            parts.append("same diagnosis label")
+        if self.treated_with:
+            parts.append("treated with " + " and ".join(self.treated_with))
+        if self.alive_at_months is not None:
+            parts.append(f"alive at {self.alive_at_months:g} months")
+        return ", ".join(parts) or "none"
+
+
+# ---------------------------------------------------------------------------------- facts
+
+
+@dataclass
+class Profile:
+    """What the graph says about one patient (a cohort patient or a new one)."""
+
+    id: str
+    clinical: dict
+    label: str | None
+    mutations: set[str]
+    genes: set[str]
+    treatments: list[str]
+    phenotypes: dict[str, float]
+    os_months: float | None
+    os_event: float | None
+    extra_survival: dict[str, dict] = field(default_factory=dict)
+    new: bool = False
+
+
+def _none(v):
+    if v is None or v is pd.NA:
+        return None
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, (np.floating,)):
+        return None if np.isnan(v) else float(v)
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+def _groups(df: pd.DataFrame, key: str, val: str) -> dict[str, list]:
+    if df.empty:
+        return {}
+    return {k: list(v) for k, v in df.groupby(key, sort=False)[val]}
+
+
+class CohortFacts:
+    """The run's tables, indexed for per-patient lookups (built once per command)."""
+
+    def __init__(self, run: GraphRun) -> None:
+        self.run = run
+        cols = run.manifest["patient_columns"]
+        self.numeric: list[str] = list(cols.get("numeric") or [])
+        self.categorical: list[str] = list(cols.get("categorical") or [])
+        self.display: list[str] = list(cols.get("display") or [])
+        self.extra_endpoints: list[str] = list(cols.get("extra_survival") or [])
+        self.has_label = bool(cols.get("label"))
+        self.has_survival = bool(cols.get("survival"))
+        p = run.nodes(S.PATIENT)
+        self.patients = p.set_index(S.ID, drop=False)
+        self.numeric_sd = {c: float(pd.to_numeric(p[c], errors="coerce").std()) for c in self.numeric if c in p}
+        types = set(run.edge_types())
+        nt = set(run.node_types())
+        has = run.edges(S.HAS_MUTATION) if S.HAS_MUTATION in types else pd.DataFrame(columns=[S.SRC, S.DST])
+        self.mut_of = {k: set(v) for k, v in _groups(has, S.SRC, S.DST).items()}
+        ig = run.edges(S.IN_GENE) if S.IN_GENE in types else pd.DataFrame(columns=[S.SRC, S.DST])
+        self.gene_of_mutation = dict(zip(ig[S.SRC], ig[S.DST]))
+        genes = run.nodes(S.GENE) if S.GENE in nt else pd.DataFrame(columns=[S.ID])
+        self.gene_role = dict(zip(genes[S.ID], genes["role"])) if "role" in genes else {}
+        ip = run.edges(S.IN_PATHWAY) if S.IN_PATHWAY in types else pd.DataFrame(columns=[S.SRC, S.DST])
+        self.pathways_of_gene = {k: set(v) for k, v in _groups(ip, S.SRC, S.DST).items()}
+        pw = run.nodes(S.PATHWAY) if S.PATHWAY in nt else pd.DataFrame(columns=[S.ID])
+        self.pathway = pw.set_index(S.ID) if not pw.empty else pd.DataFrame(columns=["name", "source", "n_genes"])
+        rec = run.edges(S.RECEIVED) if S.RECEIVED in types else pd.DataFrame(columns=[S.SRC, S.DST])
+        self.treatments_of = {k: sorted(v) for k, v in _groups(rec, S.SRC, S.DST).items()}
+        tr = run.nodes(S.TREATMENT) if S.TREATMENT in nt else pd.DataFrame(columns=[S.ID])
+        self.treatment_names: list[str] = sorted(tr[S.ID])
+        ph = run.edges(S.HAS_PHENOTYPE) if S.HAS_PHENOTYPE in types else pd.DataFrame(columns=[S.SRC, S.DST, "p"])
+        pcol = "p" if "p" in ph.columns else None
+        self.phenotypes_of: dict[str, dict[str, float]] = {}
+        for src, dst, pv in zip(ph[S.SRC], ph[S.DST], ph[pcol] if pcol else [None] * len(ph)):
+            self.phenotypes_of.setdefault(src, {})[dst] = _none(pv)
+        self.mutation_info = (run.nodes(S.MUTATION).set_index(S.ID) if S.MUTATION in nt
+                              else pd.DataFrame(columns=["gene", "variant_class"]))
+
+    # ---- profiles
+
+    def genes_of(self, mutations: set[str], gene_hint: dict[str, str] | None = None) -> set[str]:
+        out = set()
+        for m in mutations:
+            g = self.gene_of_mutation.get(m) or (gene_hint or {}).get(m)
+            if g is not None:
+                out.add(g)
+        return out
+
+    def profile(self, pid: str) -> Profile:
+        """A cohort patient's profile (raises KeyError for an unknown id)."""
+        row = self.patients.loc[pid]
+        return self._profile(pid, row, self.mut_of.get(pid, set()), self.treatments_of.get(pid, []),
+                             self.phenotypes_of.get(pid, {}))
+
+    def _profile(self, pid, row, muts: set[str], treatments: list[str], phenotypes: dict, new: bool = False,
+                 gene_hint: dict[str, str] | None = None) -> Profile:
+        clinical = {c: _none(row.get(c)) for c in (*self.numeric, *self.categorical, *self.display) if c in row}
+        extra = {}
+        for name in self.extra_endpoints:
+            t, e = _none(row.get(f"{name}_months")), _none(row.get(f"{name}_event"))
+            if t is not None:
+                extra[name] = {"months": t, "event": e}
+        return Profile(str(pid), clinical, _none(row.get("label")) if "label" in row else None, set(muts),
+                       self.genes_of(muts, gene_hint), list(treatments), dict(phenotypes),
+                       _none(row.get("os_months")), _none(row.get("os_event")), extra, new)
+
+    def new_profiles(self, patients: pd.DataFrame, edges: dict, predicted_labels: Sequence[str | None] = (),
+                     mutation_genes: pd.DataFrame | None = None) -> list[Profile]:
+        """Profiles of new patients from their graph tables (the shape ``embed_patients`` returns).
+
+        A new patient without a label takes its predicted label (for the same-label filter).
+        """
+        has = edges.get(S.HAS_MUTATION, pd.DataFrame(columns=[S.SRC, S.DST]))
+        rec = edges.get(S.RECEIVED, pd.DataFrame(columns=[S.SRC, S.DST]))
+        ph = edges.get(S.HAS_PHENOTYPE, pd.DataFrame(columns=[S.SRC, S.DST]))
+        hint = {}
+        if mutation_genes is not None and not mutation_genes.empty:
+            hint = dict(zip(mutation_genes[S.ID], mutation_genes["gene"]))
+        else:  # a mutation id is "GENE:change" (graph.schema); the gene of a variant the run never saw
+            hint = {m: str(m).split(":", 1)[0] for m in has[S.DST]}
+        muts, trs = _groups(has, S.SRC, S.DST), _groups(rec, S.SRC, S.DST)
+        phs: dict[str, dict] = {}
+        for src, dst, pv in zip(ph[S.SRC], ph[S.DST], ph["p"] if "p" in ph.columns else [None] * len(ph)):
+            phs.setdefault(src, {})[dst] = _none(pv)
+        out = []
+        for i, (_, row) in enumerate(patients.iterrows()):
+            pid = row[S.ID]
+            prof = self._profile(pid, row, set(muts.get(pid, [])), sorted(trs.get(pid, [])), phs.get(pid, {}),
+                                 new=True, gene_hint=hint)
+            if prof.label is None and i < len(predicted_labels):
+                prof.label = predicted_labels[i]
+            out.append(prof)
+        return out
+
+    # ---- filters
+
+    def check_filters(self, filters: Filters) -> None:
+        """Refuse filters that cannot be applied to this run, naming the fix."""
+        for t in filters.treated_with:
+            if t not in self.treatment_names:
+                hint = did_you_mean(t, self.treatment_names)
+                if not hint:  # an abbreviation ('chemo') is too short for difflib
+                    sub = [n for n in self.treatment_names if t.lower() in n.lower()]
+                    hint = f" Did you mean {', '.join(repr(h) for h in sub[:3])}?" if sub else ""
+                raise GraphoncError(f"unknown treatment {t!r}: the run's Treatment nodes are "
+                                    f"{', '.join(self.treatment_names) or '(none)'}.{hint}")
+        if filters.same_label and not self.has_label:
+            raise GraphoncError("--same-label: this run has no diagnosis label (clinical.label in the config).")
+        if filters.alive_at_months is not None:
+            if not self.has_survival:
+                raise GraphoncError("--alive-at: this run has no survival columns (clinical.survival in the config).")
+            if not (filters.alive_at_months >= 0):
+                raise GraphoncError(f"--alive-at must be a number of months >= 0, got {filters.alive_at_months}")
+
+    def allowed(self, ids: np.ndarray, filters: Filters, query_label: str | None) -> np.ndarray:
+        """Boolean mask over ``ids`` (index rows): which patients pass ``filters`` for this query."""
+        ok = np.ones(len(ids), dtype=bool)
+        p = self.patients.reindex(ids)
+        if filters.same_label:
+            ok &= p["label"].eq(query_label).fillna(False).to_numpy(bool) if query_label is not None else False
+        for t in filters.treated_with:
+            ok &= np.array([t in self.treatments_of.get(i, ()) for i in ids], dtype=bool)
+        if filters.alive_at_months is not None:
+            months = pd.to_numeric(p["os_months"], errors="coerce").to_numpy(float)
+            ok &= np.nan_to_num(months, nan=-np.inf) >= filters.alive_at_months
+        return ok
+
+
+# ---------------------------------------------------------------------------------- search path
+
+
+@dataclass
+class Hits:
+    """Neighbours of m queries: rows (m, k) index rows (−1 = fewer than k exist), scores (m, k) cosines."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+
+
+def neighbours(index: PatientIndex, queries: np.ndarray, k: int, exclude_rows: np.ndarray | None = None,
+               allowed: np.ndarray | None = None) -> Hits:
+    """The k most similar index rows per query, best first.
+
+    Args:
+        queries: (m, d) query vectors (normalised here).
+        k: neighbours per query.
+        exclude_rows: (m,) the query's own index row (−1 for a query not in the index); never returned.
+        allowed: (m, n) or (n,) boolean: rows a query may return (filters); None = all.
+    Returns:
+        :class:`Hits` with (m, k) arrays; a row with fewer than k admissible patients is padded with −1/NaN.
+    """
+    m = len(queries)
+    n = index.n
+    excl = np.full(m, -1, np.int64) if exclude_rows is None else np.asarray(exclude_rows, np.int64)
+    if allowed is not None:
+        allowed = np.asarray(allowed, bool)
+        allowed = np.broadcast_to(allowed, (m, n)) if allowed.ndim == 1 else allowed
+    want = k + (excl >= 0).astype(int)
+    kk = int(want.max()) if m else k
+    if allowed is not None:  # oversample by the share that passes, then double as needed
+        share = max(allowed.mean(), 1.0 / n)
+        kk = min(n, int(math.ceil(kk / share * 1.2)) + 8)
+    out_rows = np.full((m, k), -1, np.int64)
+    out_scores = np.full((m, k), np.nan, np.float32)
+    todo = np.arange(m)
+    q = np.asarray(queries, np.float32)
+    while len(todo):
+        kk = min(kk, n)
+        s, r = index.search(q[todo], kk)
+        keep = (r >= 0) & (r != excl[todo, None])
+        if allowed is not None:
+            keep &= allowed[todo[:, None], np.clip(r, 0, n - 1)]
+        counts = keep.sum(1)
+        done = (counts >= k) | (kk >= n)
+        # compact each row's kept columns to the front, order preserved (stable sort on "not kept")
+        order = np.argsort(~keep[done], axis=1, kind="stable")[:, :k]
+        kept = np.take_along_axis(keep[done], order, 1)
+        w = order.shape[1]
+        out_rows[todo[done], :w] = np.where(kept, np.take_along_axis(r[done], order, 1), -1)
+        out_scores[todo[done], :w] = np.where(kept, np.take_along_axis(s[done], order, 1), np.nan)
+        todo = todo[~done]
+        kk *= 2
+    return Hits(out_rows, out_scores)
+
+
+# ---------------------------------------------------------------------------------- reasons
+
+
+@dataclass
+class Neighbour:
+    """One neighbour of a query patient, with the reasons and what happened to them."""
+
+    rank: int
+    id: str
+    score: float
+    label: str | None
+    shared_mutations: list[str]
+    shared_genes: list[dict]          # {gene, role}
+    shared_pathways: list[dict]       # {id, name, source, n_genes, shared_genes}
+    n_shared_pathways: int
+    clinical_similar: list[dict]      # {column, query, neighbour}
+    clinical_different: list[dict]
+    shared_treatments: list[str]
+    shared_phenotypes: list[dict]     # {phenotype, query_p, neighbour_p}
+    phenotypes: dict
+    treatments: list[str]
+    os_months: float | None
+    os_event: float | None
+    status: str
+    extra_survival: dict = field(default_factory=dict)
+
+
+def survival_status(months: float | None, event: float | None) -> str:
+    if months is None:
+        return "unknown"
+    return f"died at {months:.0f} months" if event == 1 else f"alive at last follow-up ({months:.0f} months)"
+
+
+def _pathways(facts: CohortFacts, genes: set[str]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for g in genes:
+        for pw in facts.pathways_of_gene.get(g, ()):
+            out.setdefault(pw, set()).add(g)
+    return out
+
+
+def explain_pair(facts: CohortFacts, q: Profile, nb: Profile) -> dict:
+    """What ``q`` and ``nb`` share (see :class:`Neighbour` for the keys)."""
+    shared_m = sorted(q.mutations & nb.mutations)
+    shared_g = sorted(q.genes & nb.genes)
+    pq, pn = _pathways(facts, q.genes), _pathways(facts, nb.genes)
+    both = set(pq) & set(pn)
+    rows = []
+    for pw in both:
+        info = facts.pathway.loc[pw] if pw in facts.pathway.index else {}
+        rows.append({"id": pw, "name": _none(info.get("name")), "source": _none(info.get("source")),
+                     "n_genes": _none(info.get("n_genes")), "shared_genes": sorted(pq[pw] & pn[pw]),
+                     "query_genes": sorted(pq[pw]), "neighbour_genes": sorted(pn[pw])})
+    # most informative first: hit through the same gene, then small (specific) pathways
+    rows.sort(key=lambda r: (-len(r["shared_genes"]), r["n_genes"] if r["n_genes"] is not None else 1e9, r["id"]))
+    sim, diff = [], []
+    for c in (*facts.numeric, *facts.categorical):
+        a, b = q.clinical.get(c), nb.clinical.get(c)
+        if a is None or b is None:
+            continue
+        item = {"column": c, "query": a, "neighbour": b}
+        if c in facts.numeric:
+            sd = facts.numeric_sd.get(c) or 0.0
+            close = abs(float(a) - float(b)) <= NUMERIC_SIMILAR_SD * sd if sd > 0 else float(a) == float(b)
+        else:
+            close = a == b
+        (sim if close else diff).append(item)
+    ph = [{"phenotype": k, "query_p": q.phenotypes[k], "neighbour_p": nb.phenotypes[k]}
+          for k in sorted(set(q.phenotypes) & set(nb.phenotypes))]
+    return {"shared_mutations": shared_m,
+            "shared_genes": [{"gene": g, "role": _none(facts.gene_role.get(g))} for g in shared_g],
+            "shared_pathways": rows[:MAX_PATHWAYS], "n_shared_pathways": len(rows),
+            "clinical_similar": sim, "clinical_different": diff,
+            "shared_treatments": sorted(set(q.treatments) & set(nb.treatments)), "shared_phenotypes": ph}
+
+
+@dataclass
+class SimilarResult:
+    """The answer for one query patient."""
+
+    query: Profile
+    neighbours: list[Neighbour]
+    k: int
+    filters: Filters
+    index_kind: str
+    prediction: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        q = asdict(self.query)
+        q["mutations"], q["genes"] = sorted(self.query.mutations), sorted(self.query.genes)
+        return {"query": q, "k": self.k, "filters": asdict(self.filters), "index": self.index_kind,
+                "prediction": self.prediction, "neighbours": [asdict(n) for n in self.neighbours]}
+
+    def table(self) -> pd.DataFrame:
+        """One row per neighbour with the reasons summarised as text."""
+        rows = []
+        for n in self.neighbours:
+            rows.append({"rank": n.rank, "id": n.id, "score": round(n.score, 4), "label": n.label,
+                         "shared_mutations": ", ".join(n.shared_mutations),
+                         "shared_genes": ", ".join(f"{g['gene']} ({g['role']})" for g in n.shared_genes),
+                         "shared_pathways": n.n_shared_pathways,
+                         "top_pathway": n.shared_pathways[0]["name"] if n.shared_pathways else "",
+                         "clinical_same": ", ".join(c["column"] for c in n.clinical_similar),
+                         "clinical_different": ", ".join(f"{c['column']} {c['neighbour']}" for c in n.clinical_different),
+                         "treatments": ", ".join(n.treatments), "os_months": n.os_months, "os_event": n.os_event,
+                         "status": n.status})
+        return pd.DataFrame(rows)
+
+
+def _neighbour(facts: CohortFacts, q: Profile, pid: str, rank: int, score: float) -> Neighbour:
+    nb = facts.profile(pid)
+    why = explain_pair(facts, q, nb)
+    return Neighbour(rank=rank, id=pid, score=float(score), label=nb.label, phenotypes=nb.phenotypes,
+                     treatments=nb.treatments, os_months=nb.os_months, os_event=nb.os_event,
+                     status=survival_status(nb.os_months, nb.os_event), extra_survival=nb.extra_survival, **why)
+
+
+def _edit_distance(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def _affix(a: str, b: str) -> int:
+    pre = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    suf = next((i for i, (x, y) in enumerate(zip(a[::-1], b[::-1])) if x != y), min(len(a), len(b)))
+    return pre + suf
+
+
+def unknown_patient(pid: str, known: Sequence[str], where: str) -> GraphoncError:
+    known = [str(k) for k in known]
+    # ids such as MB-0005 are close to thousands of others: rerank difflib's candidates by edit
+    # distance, then by shared prefix + suffix, so MB-00x5 and MB-005 both suggest MB-0005 first
+    cands = close_matches(pid, known, n=50)
+    hits = sorted(cands, key=lambda c: (_edit_distance(c.lower(), pid.lower()), -_affix(c.lower(), pid.lower()), c))[:5]
+    hint = f" Did you mean {', '.join(repr(h) for h in hits)}?" if hits else ""
+    return GraphoncError(f"patient {pid!r} is not in {where}.{hint} Fix: use a patient id of the run "
+                         "(column id of graph/nodes/Patient.parquet).")
+
+
+def _predictions(run: GraphRun, model_dir: Path | None) -> pd.DataFrame | None:
+    path = (Path(model_dir) if model_dir else run.root / "model") / "predictions.parquet"
+    return pd.read_parquet(path).set_index(S.ID) if path.exists() else None
+
+
+def _prediction_dict(row: pd.Series | None) -> dict:
+    if row is None:
+        return {}
+    out = {"risk": _none(row.get("risk")), "predicted_label": _none(row.get("predicted_label"))}
+    out["probabilities"] = {c[2:]: float(row[c]) for c in row.index if c.startswith("p_")}
+    return out
+
+
+def similar_patients(run_dir: Path, patient_ids: Sequence[str], k: int = 10, filters: Filters = Filters(),
+                     index: PatientIndex | None = None, facts: CohortFacts | None = None,
+                     device: str = "auto") -> list[SimilarResult]:
+    """The k nearest other patients of each cohort patient in ``patient_ids``, with reasons.
+
+    Reloads ``<run>/index`` (see :func:`graphonc.search.index.load_index`) unless given.
+    """
+    if k < 1:
+        raise GraphoncError(f"-k must be at least 1, got {k}")
+    run = GraphRun.open(run_dir)
+    index = index or load_index(run.root, device)
+    facts = facts or CohortFacts(run)
+    facts.check_filters(filters)
+    pos = index.position(patient_ids)
+    for pid, p in zip(patient_ids, pos):
+        if p < 0:
+            raise unknown_patient(pid, index.ids, f"the index of {run.root}")
+    profiles = [facts.profile(pid) for pid in patient_ids]
+    q = index.vectors(pos)
+    preds = _predictions(run, run.root / index.meta.get("model_dir", "model"))
+    return _results(index, facts, profiles, q, pos, k, filters,
+                    [_prediction_dict(preds.loc[p] if preds is not None and p in preds.index else None)
+                     for p in patient_ids])
+
+
+def _results(index, facts, profiles, q, pos, k, filters, preds) -> list[SimilarResult]:
+    allowed = None
+    if filters.active:
+        allowed = np.vstack([facts.allowed(index.ids, filters, p.label) for p in profiles])
+    hits = neighbours(index, q, k, pos, allowed)
+    out = []
+    for i, prof in enumerate(profiles):
+        nbs = [_neighbour(facts, prof, index.ids[r], rank + 1, s)
+               for rank, (r, s) in enumerate(zip(hits.rows[i], hits.scores[i])) if r >= 0]
+        out.append(SimilarResult(prof, nbs, k, filters, index.kind, preds[i]))
+    return out
+
+
+def similar_new_patients(run_dir: Path, source: Path, k: int = 10, filters: Filters = Filters(),
+                         mutations: Path | None = None, model_dir: Path | None = None,
+                         device: str = "auto") -> list[SimilarResult]:
+    """Embed new patients (build-graph input formats) inductively, then search like :func:`similar_patients`."""
+    from graphonc.model.embed import embed_patients  # the model stage; heavy imports only when needed
+
+    if k < 1:
+        raise GraphoncError(f"-k must be at least 1, got {k}")
+    run = GraphRun.open(run_dir)
+    index = load_index(run.root, device)
+    facts = CohortFacts(run)
+    facts.check_filters(filters)
+    emb = embed_patients(run.root, Path(source), model_dir=model_dir, mutations=mutations)
+    if emb.embeddings.shape[1] != index.dim:
+        raise GraphoncError(f"the model embeds in {emb.embeddings.shape[1]} dimensions but the index holds "
+                            f"{index.dim}. Fix: rebuild the index (`graphonc index --run {run_dir}`).")
+    pred = emb.predictions().set_index(S.ID)
+    labels = [_none(pred.loc[i, "predicted_label"]) if "predicted_label" in pred.columns else None for i in emb.ids]
+    profiles = facts.new_profiles(emb.patients, emb.edges, labels, getattr(emb, "mutation_genes", None))
+    return _results(index, facts, profiles, emb.embeddings, np.full(len(profiles), -1), k, filters,
+                    [_prediction_dict(pred.iloc[i]) for i in range(len(emb.ids))])
+
+
+def parse_filters(same_label: bool, treated_with: Sequence[str] | None, alive_at: float | None) -> Filters:
+    return Filters(bool(same_label), tuple(treated_with or ()), alive_at)
+
+
+__all__ = ["CohortFacts", "Filters", "Hits", "Neighbour", "Profile", "SimilarResult", "explain_pair",
+           "neighbours", "similar_new_patients", "similar_patients"]
