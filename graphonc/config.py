@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from graphonc.errors import ConfigError
+from graphonc.radiomics.settings import RadiomicsSpec
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -172,10 +173,11 @@ class GraphConfig(BaseModel):
     mutations: MutationSpec = MutationSpec()
     genes: GenesSpec = GenesSpec()
     pathways: list[GMTSource] = []
-    #: Free-form sections read by later stages (model, search, radiomics); kept verbatim.
+    #: Free-form sections read by later stages (model, search); kept verbatim.
     model: dict = {}
     search: dict = {}
-    radiomics: dict | None = None
+    #: Radiomic features → RadiomicPhenotype nodes, HAS_PHENOTYPE edges, Patient features.
+    radiomics: RadiomicsSpec | None = None
 
     #: Where this config was read from (set by load_config; not part of the YAML).
     source_path: Path | None = Field(default=None, exclude=True)
@@ -202,6 +204,8 @@ class GraphConfig(BaseModel):
                 paths[key] = val
         for p in self.pathways:
             paths[f"pathways:{p.name}"] = p.path
+        if self.radiomics is not None:
+            paths["radiomics:features"] = self.radiomics.features.path
         return paths
 
 
@@ -224,6 +228,8 @@ def _resolve_paths(cfg: GraphConfig, base: Path) -> GraphConfig:
     cfg.genes.oncokb = res(cfg.genes.oncokb)
     for p in cfg.pathways:
         p.path = res(p.path)
+    if cfg.radiomics is not None:
+        cfg.radiomics.resolve_paths(res)
     return cfg
 
 

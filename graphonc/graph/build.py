@@ -40,6 +40,10 @@ class GraphTables:
     edges: dict[S.EdgeType, pd.DataFrame]
     stats: dict = field(default_factory=dict)
     files: list = field(default_factory=list)
+    #: model feature columns added to Patient by a later-stage source, e.g. {"radiomics": ["rad_…"]}
+    patient_features: dict[str, list[str]] = field(default_factory=dict)
+    #: extra text files for the run folder, relative path → content (e.g. the phenotype model)
+    artifacts: dict[str, str] = field(default_factory=dict)
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {"nodes": {k: int(len(v)) for k, v in self.nodes.items()},
@@ -169,7 +173,9 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
         InputError: bad input data (file, line, column and a fix in the message).
     """
     stats: dict = {}
-    with Stages(BUILD_STAGES, "build-graph", enabled=progress) as st:
+    rad = None
+    stages = BUILD_STAGES + (["radiomics"] if cfg.radiomics is not None else [])
+    with Stages(stages, "build-graph", enabled=progress) as st:
         with st.stage("genes"):
             symbols = symbol_map(cfg)
         with st.stage("cohort"):
@@ -207,6 +213,11 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
             pathways, in_pw = _pathway_tables(cfg, symbols, graph_genes, mutated, stats["pathways"])
         with st.stage("treatments"):
             tr_nodes, received = _treatment_tables(raw, cfg)
+        if cfg.radiomics is not None:
+            with st.stage("radiomics"):
+                from graphonc.radiomics.graph import radiomics_tables
+
+                rad = radiomics_tables(cfg.radiomics, patients["id"])
 
     sequenced = set(seq[S.SRC])
     patients["sequenced"] = patients["id"].isin(sequenced)
@@ -217,13 +228,22 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
     patients["gene_panel"] = patients["id"].map(panel_of).astype("string")
     patients["n_mutations"] = has_mut.groupby(S.SRC).size().reindex(patients["id"]).fillna(0) \
         .astype("int64").to_numpy()
+    if rad is not None:
+        patients = patients.merge(rad.patient_columns, on="id", how="left", validate="one_to_one")
     patients = patients.sort_values("id", kind="stable").reset_index(drop=True)
     nodes = {S.PATIENT: patients, S.MUTATION: mut_nodes, S.GENE: genes, S.PATHWAY: pathways,
              S.TREATMENT: tr_nodes, S.GENE_PANEL: panel_nodes}
     edges = {S.HAS_MUTATION: has_mut, S.IN_GENE: in_gene, S.IN_PATHWAY: in_pw, S.RECEIVED: received,
              S.SEQUENCED_WITH: seq, S.COVERS: covers}
     stats["timings_s"] = st.timings
-    return GraphTables(nodes=nodes, edges=edges, stats=stats, files=raw.files + list(cfg.input_paths().values()))
+    tables = GraphTables(nodes=nodes, edges=edges, stats=stats, files=raw.files + list(cfg.input_paths().values()))
+    if rad is not None:
+        nodes[S.RADIOMIC_PHENOTYPE], edges[S.HAS_PHENOTYPE] = rad.nodes, rad.edges
+        stats["radiomics"] = rad.stats
+        tables.files += rad.files
+        tables.patient_features["radiomics"] = rad.feature_columns
+        tables.artifacts["radiomics/phenotype_model.json"] = rad.model.dumps()
+    return tables
 
 
 def _treatment_tables(raw: RawCohort, cfg: GraphConfig) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -32,17 +32,21 @@ class PatientFeatureEncoder:
     mean/sd, and get a 0/1 missing indicator. Categorical columns are one-hot over the
     categories seen in training plus a missing indicator (unseen categories → all zeros).
     A ``mutations_assayed`` flag marks patients whose mutation modality is present.
+    ``radiomics`` columns (``rad_*``, the harmonised radiomic feature vector) are standardised
+    with the mean/sd of training patients *with imaging*; a patient without imaging gets 0 (the
+    mean) in each and ``radiomics_available = 0``, so the imaging modality can be missing.
     """
 
     numeric: list[str]
     categorical: list[str]
+    radiomics: list[str] = field(default_factory=list)
     median_: dict[str, float] = field(default_factory=dict)
     mean_: dict[str, float] = field(default_factory=dict)
     scale_: dict[str, float] = field(default_factory=dict)
     categories_: dict[str, list[str]] = field(default_factory=dict)
 
     def _check(self, df: pd.DataFrame) -> None:
-        missing = [c for c in self.numeric + self.categorical if c not in df.columns]
+        missing = [c for c in self.numeric + self.categorical + self.radiomics if c not in df.columns]
         if missing:
             raise ValueError(f"patient table lacks feature columns {missing}")
 
@@ -57,6 +61,11 @@ class PatientFeatureEncoder:
             self.scale_[c] = sd if sd > 0 else 1.0
         for c in self.categorical:
             self.categories_[c] = sorted(df[c].dropna().astype(str).unique().tolist())
+        for c in self.radiomics:
+            v = pd.to_numeric(df[c], errors="coerce").astype("float64")
+            sd = float(v.std(ddof=0)) if v.notna().sum() > 1 else 0.0
+            self.mean_[c] = float(v.mean()) if v.notna().any() else 0.0
+            self.scale_[c] = sd if sd > 0 else 1.0
         return self
 
     @property
@@ -66,11 +75,13 @@ class PatientFeatureEncoder:
             names += [c, f"{c}__missing"]
         for c in self.categorical:
             names += [f"{c}={v}" for v in self.categories_[c]] + [f"{c}__missing"]
+        names += list(self.radiomics) + (["radiomics_available"] if self.radiomics else [])
         return names + ["mutations_assayed"]
 
     def transform(self, df: pd.DataFrame) -> np.ndarray:
         """Shape (n_patients, len(feature_names_)), float32."""
-        if not self.median_ and self.numeric or not self.categories_ and self.categorical:
+        if not self.median_ and self.numeric or not self.categories_ and self.categorical \
+                or self.radiomics and not all(c in self.mean_ for c in self.radiomics):
             raise RuntimeError("PatientFeatureEncoder.transform called before fit")
         self._check(df)
         cols = []
@@ -84,6 +95,13 @@ class PatientFeatureEncoder:
             for val in self.categories_[c]:
                 cols.append((s == val).fillna(False).to_numpy(dtype=np.float64))
             cols.append(s.isna().to_numpy(dtype=np.float64))
+        if self.radiomics:
+            rad = np.column_stack([pd.to_numeric(df[c], errors="coerce").astype("float64").to_numpy()
+                                   for c in self.radiomics])
+            has = ~np.isnan(rad).all(1)
+            rad = (rad - np.array([self.mean_[c] for c in self.radiomics])) / \
+                np.array([self.scale_[c] for c in self.radiomics])
+            cols += list(np.nan_to_num(rad, nan=0.0).T) + [has.astype(np.float64)]
         assayed = df["sequenced"].to_numpy(dtype=np.float64) if "sequenced" in df.columns else np.ones(len(df))
         cols.append(assayed)
         return np.column_stack(cols).astype(np.float32) if cols else np.zeros((len(df), 0), np.float32)
@@ -92,7 +110,8 @@ class PatientFeatureEncoder:
         return self.fit(df).transform(df)
 
     def to_dict(self) -> dict:
-        return {"numeric": self.numeric, "categorical": self.categorical, "median_": self.median_,
+        return {"numeric": self.numeric, "categorical": self.categorical, "radiomics": self.radiomics,
+                "median_": self.median_,
                 "mean_": self.mean_, "scale_": self.scale_, "categories_": self.categories_}
 
     @classmethod
@@ -125,7 +144,7 @@ def node_features(label: str, df: pd.DataFrame) -> np.ndarray:
     if label == S.GENE_PANEL:
         return np.column_stack([np.log1p(df["n_genes"].to_numpy(np.float32)) / 10.0,
                                 df["inferred"].to_numpy(np.float32)])
-    return np.eye(len(df), dtype=np.float32)  # Treatment, RadiomicPhenotype: identity
+    return np.eye(len(df), dtype=np.float32)  # Treatment, RadiomicPhenotype (one per phenotype): identity
 
 
 @dataclass
@@ -158,7 +177,7 @@ def to_hetero(run: GraphRun, encoder: PatientFeatureEncoder | None = None,
     names: dict[str, list[str]] = {}
     patients = run.nodes(S.PATIENT)
     if encoder is None:
-        encoder = PatientFeatureEncoder(cols["numeric"], cols["categorical"])
+        encoder = PatientFeatureEncoder(cols["numeric"], cols["categorical"], cols.get("radiomics", []))
         fit_df = patients if fit_patients is None else patients[patients[S.ID].isin(set(fit_patients))]
         encoder.fit(fit_df)
     data[S.PATIENT].x = torch.from_numpy(encoder.transform(patients))

@@ -100,6 +100,9 @@ def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: fl
             hashes[f"edges/{S.edge_name(edge)}"] = sha256_file(p)
         if config_text is not None:
             (tmp / "config.yaml").write_text(config_text)
+        for rel, text in getattr(tables, "artifacts", {}).items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_text(text)
         manifest = {
             "graphonc_version": graphonc.__version__,
             "stage": "build-graph",
@@ -120,6 +123,7 @@ def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: fl
                 "label": "label" if cfg.clinical.label else None,
                 "survival": ["os_months", "os_event"] if cfg.clinical.survival else None,
                 "extra_survival": sorted(cfg.clinical.extra_survival),
+                **getattr(tables, "patient_features", {}),
             },
             "stats": tables.stats,
             "build_seconds": round(seconds, 3),

@@ -335,6 +335,8 @@ def run_baselines(run: GraphRun, folds: Sequence[tuple[Sequence[str], Sequence[s
         raise ValueError("run_baselines: no folds")
     patients = run.nodes("Patient")
     classes = label_classes(patients)
+    if not classes:  # a cohort without a diagnosis label (e.g. HN1): survival baselines only
+        names = [n for n in names if BASELINES[n].task != DIAGNOSIS]
     rows: list[dict] = []
     with make_progress(progress) as bar:
         task = bar.add_task("baselines", total=len(folds) * len(names))

@@ -100,7 +100,7 @@ class TabularFeatures:
         numeric = list(cols["numeric"]) if self.numeric is None else list(self.numeric)
         categorical = list(cols["categorical"]) if self.categorical is None else list(self.categorical)
         train = patient_rows(run, ids)
-        self.encoder_ = PatientFeatureEncoder(numeric, categorical).fit(train)
+        self.encoder_ = PatientFeatureEncoder(numeric, categorical, list(cols.get("radiomics", []))).fit(train)
         self.n_clinical_ = len(self.encoder_.feature_names_)
         self.genes_: list[str] = []
         if self.mutations:
@@ -158,7 +158,10 @@ def survival_target(df: pd.DataFrame) -> np.ndarray:
 
 
 def label_classes(df: pd.DataFrame) -> list[str]:
-    """Sorted diagnosis labels present in the table (same order as ``to_hetero``'s ``label_classes``)."""
+    """Sorted diagnosis labels present in the table (same order as ``to_hetero``'s ``label_classes``);
+    empty for a cohort without a label column."""
+    if "label" not in df.columns:
+        return []
     return sorted(df["label"].dropna().astype(str).unique().tolist())
 
 

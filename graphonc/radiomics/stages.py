@@ -24,9 +24,9 @@ from graphonc.radiomics.settings import FeatureTableSpec, PhenotypeSpec
 
 
 def feature_spec(features: Path, template: FeatureTableSpec | None) -> FeatureTableSpec:
-    """The mapping for ``features``: a cohort config's (path replaced) or the defaults
-    (``patient_id`` column, pyradiomics names)."""
-    if template is None:
+    """The mapping for ``features``: the defaults (``patient_id`` column, pyradiomics names) for a
+    Parquet file (the layout ``radiomics extract`` writes), else a cohort config's (path replaced)."""
+    if template is None or Path(features).suffix.lower() == ".parquet":
         return FeatureTableSpec(path=features)
     return template.model_copy(update={"path": Path(features)})
 
