@@ -24,6 +24,7 @@ Outputs (each written atomically: temp file + rename):
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing as mp
@@ -209,8 +210,8 @@ def extract_cases(cases: list[Case], params: RadiomicsParams, *, workers: int | 
                 done(case, key, _extract_one(_job(case, params)))
         elif pending:
             ctx = mp.get_context("spawn")
-            with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(True,)) as pool:
+            with _single_threaded_children(), ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker,
+                                                                  initargs=(True,)) as pool:
                 futures = {pool.submit(_extract_one, _job(c, params)): (c, k) for c, k in pending}
                 todo = set(futures)
                 while todo:
@@ -226,6 +227,25 @@ def extract_cases(cases: list[Case], params: RadiomicsParams, *, workers: int | 
                                    "finished cases are cached."}
                         done(case, key, res)
     return _assemble(cases, results, status, time.perf_counter() - t0, n_workers)
+
+
+#: Thread-pool sizes of numeric libraries; a worker process uses one core, the pool uses them all.
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")
+
+
+@contextlib.contextmanager
+def _single_threaded_children():
+    """Workers (spawned while this is active) inherit 1-thread settings; this process keeps its own."""
+    old = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update({k: "1" for k in _THREAD_VARS})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _assemble(cases: list[Case], results: dict[str, dict], status: dict[str, str], seconds: float,

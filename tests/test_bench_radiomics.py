@@ -1,0 +1,21 @@
+"""scripts/bench_radiomics.py runs end to end on two IBSI cases (no timing checks)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+from conftest import REPO
+
+
+def test_bench_radiomics_reports_three_modes(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("bench_radiomics", REPO / "scripts" / "bench_radiomics.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    report = bench.main(["--cases", "2", "--spacing", "4", "--workers", "2", "--json-out", str(tmp_path / "b.json")])
+    assert json.loads(capsys.readouterr().out) == report == json.loads((tmp_path / "b.json").read_text())
+    r = report["results"]
+    assert r["serial"]["counts"]["extracted"] == 2 and r["serial"]["workers"] == 1
+    assert r["parallel"]["counts"]["extracted"] == 2 and r["parallel"]["workers"] == 2
+    assert r["warm"]["counts"] == {"cases": 2, "extracted": 0, "cached": 2, "failed": 0}
+    for mode in r.values():
+        assert mode["cases_per_hour"] > 0 and mode["seconds_per_case"] > 0
