@@ -217,3 +217,45 @@ def test_killed_run_resumes_from_cache(tmp_path, data_dir):
     assert out.exists() and json.loads(out.with_name("features.extract.json").read_text())["counts"] == res.counts
     assert list(res.features["case_id"]) == ids
     assert res.features.filter(like="original_").notna().all().all()
+
+
+def _write_dicom_series(src: Path, out: Path) -> Path:
+    """Write a 3-D image as a DICOM series (one file per slice, positions from the image geometry)."""
+    import SimpleITK as sitk
+
+    img = sitk.ReadImage(str(src))
+    out.mkdir(parents=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    uid = "1.2.826.0.1.3680043.2.1125.4242"
+    d = img.GetDirection()
+    for i in range(img.GetDepth()):
+        s = img[:, :, i]
+        for tag, value in (("0020|000d", uid), ("0020|000e", uid + ".1"), ("0008|0060", "MR"),
+                           ("0020|0013", str(i + 1)),
+                           ("0020|0032", "\\".join(map(str, img.TransformIndexToPhysicalPoint((0, 0, i))))),
+                           ("0020|0037", "\\".join(map(str, (d[0], d[3], d[6], d[1], d[4], d[7])))),
+                           ("0028|0030", f"{img.GetSpacing()[1]}\\{img.GetSpacing()[0]}"),
+                           ("0018|0050", str(img.GetSpacing()[2]))):
+            s.SetMetaData(tag, value)
+        writer.SetFileName(str(out / f"slice{i:03d}.dcm"))
+        writer.Execute(s)
+    return out
+
+
+def test_dicom_series_folder_equals_nrrd(tmp_path, samples):
+    """An image given as a DICOM series folder (breast1 written slice by slice) gives the features
+    of the same image as NRRD; a folder without DICOM files is an 'unreadable' case."""
+    series = _write_dicom_series(samples / "breast1_image.nrrd", tmp_path / "breast1_dicom")
+    (tmp_path / "empty_folder").mkdir()
+    manifest = _write_manifest(tmp_path / "m.csv", [
+        {"case_id": "nrrd", "patient_id": "P1", "image": samples / "breast1_image.nrrd", "mask": samples / "breast1_label.nrrd"},
+        {"case_id": "dicom", "patient_id": "P1", "image": series, "mask": samples / "breast1_label.nrrd"},
+        {"case_id": "nodicom", "patient_id": "P2", "image": tmp_path / "empty_folder", "mask": samples / "breast1_label.nrrd"}])
+    params = RadiomicsParams(pyradiomics=ExtractionSettings(setting={"binWidth": 25},
+                                                            featureClass={"firstorder": [], "shape": [], "glcm": []}))
+    res = extract_cases(read_manifest(manifest), params, workers=1, use_cache=False)
+    f = res.features.set_index("case_id").filter(like="original_")
+    pd.testing.assert_series_equal(f.loc["dicom"], f.loc["nrrd"], check_names=False, rtol=1e-6)
+    assert res.errors["case_id"].tolist() == ["nodicom"] and res.errors.loc[0, "reason"] == "unreadable"
+    assert "holds no DICOM series" in res.errors.loc[0, "message"]

@@ -8,7 +8,8 @@ Modules (one job each):
 * :mod:`~graphonc.radiomics.images`     reading images/masks (NRRD, NIfTI, DICOM series), mask and
   geometry checks;
 * :mod:`~graphonc.radiomics.cache`      content-addressed per-case result cache;
-* :mod:`~graphonc.radiomics.extract`    parallel, cached, resumable pyradiomics extraction;
+* :mod:`~graphonc.radiomics.extract`    parallel, cached, resumable pyradiomics extraction (one case:
+  :mod:`~graphonc.radiomics.worker`, the code worker processes run);
 * :mod:`~graphonc.radiomics.features`   feature tables (extracted or precomputed CSV) → patient × feature;
 * :mod:`~graphonc.radiomics.harmonize`  feature filtering, log transform, per-site z-score / ComBat;
 * :mod:`~graphonc.radiomics.phenotypes` clustering into phenotypes, descriptions, saved model;
