@@ -470,5 +470,81 @@ from graphonc.radiomics.cli import radiomics_app  # noqa: E402  (commands in gra
 
 app.add_typer(radiomics_app, name="radiomics")
 
+
+class ExportFormat(str, Enum):
+    parquet = "parquet"
+    npy = "npy"
+    projector = "projector"
+    neo4j = "neo4j"
+
+
+class Projection(str, Enum):
+    umap = "umap"
+    tsne = "tsne"
+    none = "none"
+
+
+@app.command("export")
+@handles_errors
+def export_cmd(
+    ctx: typer.Context,
+    run: Path = typer.Option(..., "--run", "-r", help="A run folder with a trained model."),
+    fmt: list[ExportFormat] = typer.Option(..., "--format", "-f", help="parquet | npy | projector (TensorBoard) | "
+                                           "neo4j (property + vector index + SIMILAR_TO); repeatable."),
+    plot: Projection = typer.Option(Projection.none, "--plot", help="Also write a UMAP or t-SNE PNG coloured by "
+                                    "diagnosis label (<run>/export/embeddings_<method>.png)."),
+    k: int = typer.Option(10, "-k", help="neo4j: SIMILAR_TO neighbours per patient."),
+    model_name: str = typer.Option(None, "--model-name", help="neo4j: the SIMILAR_TO model property "
+                                   "(default graphonc-<hash of the patient ids>)."),
+    index_name: str = typer.Option("patient_embedding", "--index-name", help="neo4j: vector index name."),
+    property_name: str = typer.Option("embedding", "--property", help="neo4j: Patient property for the embedding."),
+) -> None:
+    """Export patient embeddings (Parquet, NumPy, TensorBoard projector, Neo4j vector index) into <run>/export."""
+    from graphonc.export import export_embeddings, projection_plot
+
+    settings = _settings(ctx)
+    for f in fmt:
+        res = export_embeddings(run, f.value, k=k, model_name=model_name, index_name=index_name,
+                                property_name=property_name)
+        if not settings.quiet:
+            out_console.print(f"{f.value}: {res.n:,} patients × {res.dim} → {res.folder} ({', '.join(res.files)})")
+            if res.details:
+                d = res.details
+                out_console.print(f"  Neo4j {d['uri']}: {d['patients_updated']:,} Patient.{d['property']}, vector index "
+                                  f"{d['vector_index']} ({d['vector_index_action']}), {d['similar_to_written']:,} "
+                                  f"SIMILAR_TO {{model: {d['similar_to_model']!r}}}; overlap@{d['k']} of "
+                                  f"db.index.vector.queryNodes with FAISS: {d['overlap_at_k_vs_faiss']:.3f} "
+                                  f"({d['overlap_sample']} patients)")
+    if plot is not Projection.none:
+        path = projection_plot(run, plot.value)
+        if not settings.quiet:
+            out_console.print(f"wrote {path}")
+
+
+
+@app.command("report")
+@handles_errors
+def report_cmd(
+    ctx: typer.Context,
+    run: Path = typer.Option(..., "--run", "-r", help="A run folder with a model and an index."),
+    patient: str = typer.Option(..., "--patient", "-p", help="Patient id of the run."),
+    out: Path = typer.Option(None, "--out", "-o", help="HTML file to write (default <run>/reports/<patient>.html)."),
+    k: int = typer.Option(10, "-k", help="Number of neighbours."),
+    same_label: bool = typer.Option(False, "--same-label", help="Only neighbours with the query's diagnosis label."),
+    treated_with: list[str] = typer.Option([], "--treated-with", help="Only neighbours who received this treatment."),
+    alive_at: float = typer.Option(None, "--alive-at", help="Only neighbours known alive at this many months."),
+    explain: bool = typer.Option(True, "--explain/--no-explain", help="Include the model's explanation "
+                                 "(integrated gradients; the slowest part)."),
+) -> None:
+    """A self-contained HTML page for the tumour board: profile, neighbours with reasons, KM curves, treatments."""
+    from graphonc.report.html import write_report
+    from graphonc.search.similar import parse_filters
+
+    path = write_report(run, patient, out, k=k, filters=parse_filters(same_label, treated_with, alive_at),
+                        explain=explain)
+    if not _settings(ctx).quiet:
+        out_console.print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

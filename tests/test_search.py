@@ -15,19 +15,17 @@ from graphonc.cli import app
 from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
-from graphonc.model.stages import train_stage
 from graphonc.search.index import PatientIndex, build_index, embedding_matrix, load_index, read_embeddings
 from graphonc.search.similar import CohortFacts, Filters, similar_new_patients, similar_patients
 
-FAST = dict(hidden=32, embedding_dim=16, epochs=6, patience=100)
 
 
 @pytest.fixture(scope="module")
-def trained_run(metabric_run, tmp_path_factory) -> GraphRun:
-    """A copy of the METABRIC run with a small model (6 epochs) and its flat index."""
+def trained_run(metabric_trained, tmp_path_factory) -> GraphRun:
+    """A copy of the session's trained METABRIC run (conftest) with its flat index."""
     root = tmp_path_factory.mktemp("search") / "metabric"
-    shutil.copytree(metabric_run.root, root, ignore=shutil.ignore_patterns("model", "index", "eval"))
-    train_stage(root, **FAST)
+    shutil.copytree(metabric_trained[0].root, root, ignore=shutil.ignore_patterns("index", "eval", "reports",
+                                                                                   "export", "similarity"))
     build_index(root, "auto", device="cpu")
     return GraphRun.open(root)
 
@@ -223,3 +221,162 @@ def test_new_patient_is_embedded_inductively_and_finds_its_cohort_twin(trained_r
         assert [n.id for n in r_new.neighbours[1:]] == [n.id for n in r_old.neighbours]
         assert r_new.query.mutations == r_old.query.mutations
         assert [n.shared_mutations for n in r_new.neighbours[1:]] == [n.shared_mutations for n in r_old.neighbours]
+
+
+# ----------------------------------------------------------------------------------- export
+
+
+def test_export_round_trips(trained_run):
+    from graphonc.export import export_embeddings, read_projector
+
+    emb = read_embeddings(trained_run.root)
+    x = embedding_matrix(emb)
+    res = export_embeddings(trained_run.root, "parquet")
+    back = pd.read_parquet(res.folder / "embeddings.parquet")
+    assert back[S.ID].tolist() == emb[S.ID].tolist()
+    np.testing.assert_array_equal(np.stack(back["embedding"].to_numpy()).astype(np.float32), x)
+    labels = trained_run.nodes(S.PATIENT).set_index(S.ID)["label"]
+    assert back["label"].tolist() == [None if pd.isna(v) else v for v in labels.reindex(back[S.ID])]
+
+    res = export_embeddings(trained_run.root, "npy")
+    np.testing.assert_array_equal(np.load(res.folder / "embeddings.npy"), x)
+    assert (res.folder / "ids.txt").read_text().split("\n")[:-1] == emb[S.ID].tolist()
+
+    res = export_embeddings(trained_run.root, "projector")
+    t, meta = read_projector(res.folder)
+    np.testing.assert_allclose(t, x, rtol=1e-6, atol=1e-7)  # text with 7 significant digits
+    assert meta[S.ID].tolist() == emb[S.ID].tolist()
+    p = trained_run.nodes(S.PATIENT).set_index(S.ID).reindex(meta[S.ID])
+    assert meta["label"].tolist() == ["" if pd.isna(v) else v for v in p["label"]]
+    np.testing.assert_allclose(pd.to_numeric(meta["os_months"]), p["os_months"].astype(float))
+    assert set(meta["survival_status"]) <= {"alive", "deceased", "unknown"}
+    assert (meta["survival_status"] == "deceased").sum() == int((p["os_event"] == 1).sum())
+    cfg = json.loads((res.folder / "projector_config.json").read_text())["embeddings"][0]
+    assert cfg["tensorShape"] == list(x.shape) and 'metadata_path: "metadata.tsv"' in \
+        (res.folder / "projector_config.pbtxt").read_text()
+
+
+def test_projection_plot_is_a_png(trained_run):
+    from graphonc.export import projection_plot
+
+    path = projection_plot(trained_run.root, "tsne", max_points=300)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp file left
+
+
+def test_vector_index_names_are_validated():
+    from graphonc.export import vector_index_statement
+
+    stmt = vector_index_statement("patient_embedding", "embedding", 16)
+    assert "`vector.dimensions`: 16" in stmt and "'cosine'" in stmt
+    for bad in ("x) DETACH DELETE n //", "1abc", "", "a" * 64):
+        with pytest.raises(GraphoncError, match="not allowed"):
+            vector_index_statement(bad, "embedding", 16)
+    with pytest.raises(GraphoncError, match="not allowed"):
+        vector_index_statement("ok", "emb`}) RETURN 1 //", 16)
+    for dim in (0, -3, 5000, 16.5, "16", True):
+        with pytest.raises(GraphoncError, match="dimension"):
+            vector_index_statement("ok", "embedding", dim)
+
+
+@pytest.mark.neo4j
+def test_neo4j_vector_index_agrees_with_faiss(trained_run, neo4j_settings):
+    from graphonc.export import export_embeddings, vector_query
+    from graphonc.store.neo4j_load import load_run
+
+    load_run(trained_run, neo4j_settings)
+    res = export_embeddings(trained_run.root, "neo4j", neo4j=neo4j_settings, k=10, model_name="test-gnn",
+                            index_name="test_patient_embedding", check_sample=50)
+    d = res.details
+    emb = read_embeddings(trained_run.root)
+    assert d["patients_updated"] == len(emb) and d["similar_to_written"] == 10 * len(emb)
+    assert d["overlap_at_k_vs_faiss"] >= 0.9
+    idx = PatientIndex.build(embedding_matrix(emb), emb[S.ID], "flat")
+    x = embedding_matrix(emb)
+    with neo4j_settings.driver() as driver:
+        # the stored property is the embedding
+        rec = driver.execute_query("MATCH (p:Patient {cohort: $c, id: $id}) RETURN p.embedding AS e",
+                                   c=trained_run.cohort, id=emb[S.ID].iloc[7]).records
+        np.testing.assert_allclose(np.array(rec[0]["e"], np.float32), x[7], rtol=1e-6)
+        # the index exists with the configured dimension and cosine
+        info = driver.execute_query("SHOW VECTOR INDEXES YIELD name, options WHERE name = $n RETURN options",
+                                    n="test_patient_embedding").records[0]["options"]["indexConfig"]
+        assert info["vector.dimensions"] == x.shape[1] and info["vector.similarity_function"].lower() == "cosine"
+        # queryNodes vs exact search, independently of the export's own check: overlap@10 >= 0.9
+        rng = np.random.default_rng(1)
+        sample = rng.choice(len(emb), 40, replace=False)
+        _, truth = idx.search(x[sample], 11)
+        overlaps = []
+        for i, row in zip(sample, truth):
+            pid = emb[S.ID].iloc[i]
+            want = [idx.ids[r] for r in row if idx.ids[r] != pid][:10]
+            got = [g for g, _ in vector_query(driver, "neo4j", trained_run.cohort, "test_patient_embedding",
+                                              x[i] / np.linalg.norm(x[i]), 10, exclude=pid)]
+            overlaps.append(len(set(got) & set(want)) / 10)
+        assert np.mean(overlaps) >= 0.9, np.mean(overlaps)
+        # SIMILAR_TO holds the FAISS neighbours with rank and score
+        pid = emb[S.ID].iloc[int(sample[0])]
+        rels = driver.execute_query(
+            "MATCH (:Patient {cohort: $c, id: $id})-[r:SIMILAR_TO {model: $m}]->(b) RETURN b.id AS id, r.rank AS rank,"
+            " r.score AS score ORDER BY r.rank", c=trained_run.cohort, id=pid, m="test-gnn").records
+        assert [r["rank"] for r in rels] == list(range(1, 11))
+        want = [idx.ids[r] for r in truth[0] if idx.ids[r] != pid][:10]
+        assert [r["id"] for r in rels] == want
+    # exporting again keeps the index and replaces (not duplicates) SIMILAR_TO
+    again = export_embeddings(trained_run.root, "neo4j", neo4j=neo4j_settings, k=10, model_name="test-gnn",
+                              index_name="test_patient_embedding", check_sample=0)
+    assert again.details["vector_index_action"] == "kept"
+    with neo4j_settings.driver() as driver:
+        n = driver.execute_query("MATCH (:Patient {cohort: $c})-[r:SIMILAR_TO {model: 'test-gnn'}]->() "
+                                 "RETURN count(r) AS n", c=trained_run.cohort).records[0]["n"]
+    assert n == 10 * len(emb)
+
+
+# ----------------------------------------------------------------------------------- report
+
+
+def test_report_is_self_contained_and_renders_without_console_errors(trained_run, tmp_path):
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from graphonc.report.browser import screenshot
+
+    out = tmp_path / "board" / "MB-0005.html"
+    res = CliRunner().invoke(app, ["-q", "report", "--run", str(trained_run.root), "--patient", "MB-0005",
+                                   "--out", str(out), "-k", "8"])
+    assert res.exit_code == 0, res.output
+    page = out.read_text()
+    # self-contained: no external scripts, styles, images, fonts or imports
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page, re.I)
+    assert "@import" not in page and "<script" not in page.lower() and "<link" not in page.lower()
+    images = re.findall(r"src='data:image/png;base64,([^']+)'", page)
+    assert len(images) >= 2  # Kaplan-Meier + explanation
+    for b64 in images:
+        Image.open(io.BytesIO(base64.b64decode(b64))).verify()
+    for section in ("Query patient", "most similar patients", "Survival of the neighbours",
+                    "Treatment outcomes among the neighbours", "Why the model says this"):
+        assert section in page, section
+    neighbours = similar_patients(trained_run.root, ["MB-0005"], k=8, device="cpu")[0].neighbours
+    assert all(f"<td>{n.id}</td>" in page for n in neighbours)
+    assert "PIK3CA:p.H1047R" in page  # the query's own mutation in its profile
+    # rendered by headless Chromium: a non-blank screenshot, no console messages
+    shot = screenshot(out, tmp_path / "shot.png", 1400, 3000)
+    assert shot.returncode == 0 and shot.console == []
+    im = Image.open(shot.png).convert("L")
+    assert im.size == (1400, 3000)
+    assert np.asarray(im).std() > 10  # not a blank page
+    # the checker does see console errors (a page with a failing script)
+    bad = tmp_path / "bad.html"
+    bad.write_text("<html><body><p>x</p><script>console.error('broken'); missing();</script></body></html>")
+    assert any("broken" in m for m in screenshot(bad, tmp_path / "bad.png", 400, 300).console)
+
+
+def test_report_for_unknown_patient_is_a_clear_error(trained_run, tmp_path):
+    res = CliRunner().invoke(app, ["report", "--run", str(trained_run.root), "--patient", "MB-00O5",
+                                   "--out", str(tmp_path / "r.html")])
+    assert res.exit_code == 2 and "Did you mean 'MB-0005'" in res.output
+    assert not (tmp_path / "r.html").exists()

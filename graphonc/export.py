@@ -1,0 +1,318 @@
+"""Export patient embeddings: Parquet, NumPy, a TensorBoard projector folder, or Neo4j (vector index).
+
+``<run>/export/`` (each format in its own folder, written atomically)::
+
+    parquet/embeddings.parquet    id, split, label, embedding (float32 list of length D)
+    npy/embeddings.npy            (n, D) float32;  npy/ids.txt  one id per line, row order
+    projector/                    tensors.tsv (n rows × D), metadata.tsv (header + n rows: id, label,
+                                  predicted_label, risk, os_months, os_event, survival_status),
+                                  projector_config.pbtxt (TensorBoard), projector_config.json
+                                  (the standalone projector.tensorflow.org)
+    neo4j/summary.json            what was written to Neo4j (no patient data)
+    embeddings_<umap|tsne>.png    2-D map of the embeddings coloured by diagnosis label
+
+``neo4j`` sets each Patient's embedding property (``--property``, default ``embedding``),
+creates a vector index on it (cosine; name and dimension are validated, since Cypher cannot
+take them as parameters) and writes each patient's top-k FAISS neighbours as
+``SIMILAR_TO {score, rank, model}``. ``db.index.vector.queryNodes`` then returns the same
+neighbours as FAISS (Neo4j's score is ``(1 + cosine) / 2``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from graphonc.errors import GraphoncError
+from graphonc.graph import schema as S
+from graphonc.graph.run import GraphRun, atomic_dir, write_parquet
+from graphonc.search.index import PatientIndex, digest, embedding_matrix, load_index, normalised, read_embeddings
+
+log = logging.getLogger("graphonc")
+
+FORMATS = ("parquet", "npy", "projector", "neo4j")
+PROJECTIONS = ("umap", "tsne", "none")
+#: Neo4j index and property names are pasted into Cypher (they cannot be parameters): only these.
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+MAX_VECTOR_DIM = 4096
+
+
+def _metadata(run: GraphRun, emb: pd.DataFrame, model_dir: Path) -> pd.DataFrame:
+    """Per embedding row: id, label, predicted_label, risk, os_months, os_event, survival_status."""
+    p = run.nodes(S.PATIENT).set_index(S.ID)
+    meta = pd.DataFrame({S.ID: emb[S.ID].to_numpy()})
+    rows = p.reindex(meta[S.ID])
+    meta["label"] = rows["label"].to_numpy() if "label" in rows else None
+    pred_path = model_dir / "predictions.parquet"
+    if pred_path.exists():
+        pred = pd.read_parquet(pred_path).set_index(S.ID).reindex(meta[S.ID])
+        meta["predicted_label"] = pred["predicted_label"].to_numpy() if "predicted_label" in pred else None
+        meta["risk"] = pred["risk"].to_numpy()
+    for c in ("os_months", "os_event"):
+        meta[c] = pd.to_numeric(rows[c], errors="coerce").to_numpy() if c in rows else np.nan
+    meta["survival_status"] = np.select([meta["os_event"] == 1, meta["os_event"] == 0], ["deceased", "alive"],
+                                        "unknown")
+    return meta
+
+
+def _tsv_cell(v) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+        return ""
+    return re.sub(r"[\t\r\n]", " ", str(v))
+
+
+@dataclass
+class ExportResult:
+    format: str
+    folder: Path
+    n: int
+    dim: int
+    files: list[str] = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+
+
+def export_embeddings(run_dir: Path, fmt: str, *, model_dir: Path | None = None, neo4j=None, k: int = 10,
+                      model_name: str | None = None, index_name: str = "patient_embedding",
+                      property_name: str = "embedding", device: str = "auto", check_sample: int = 100) -> ExportResult:
+    """Export the model's patient embeddings (see module doc).
+
+    ``neo4j``: :class:`Neo4jSettings` (default: from the environment); ``check_sample``: how
+    many patients' ``queryNodes`` results are compared with FAISS after a Neo4j export.
+    """
+    if fmt not in FORMATS:
+        raise GraphoncError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}.")
+    run = GraphRun.open(run_dir)
+    mdir = Path(model_dir) if model_dir is not None else run.root / "model"
+    emb = read_embeddings(run.root, mdir)
+    x = embedding_matrix(emb)
+    meta = _metadata(run, emb, mdir)
+    target = run.root / "export" / fmt
+    with atomic_dir(target) as tmp:
+        if fmt == "parquet":
+            out = pd.DataFrame({S.ID: emb[S.ID], "split": emb.get("split"), "label": meta["label"],
+                                "embedding": list(x)})
+            write_parquet(out, tmp / "embeddings.parquet")
+        elif fmt == "npy":
+            np.save(tmp / "embeddings.npy", x)
+            (tmp / "ids.txt").write_text("".join(f"{i}\n" for i in emb[S.ID]))
+        elif fmt == "projector":
+            _projector(tmp, x, meta)
+        else:
+            details = to_neo4j(run, emb, neo4j, k=k, model_name=model_name or f"graphonc-{digest(emb[S.ID])}",
+                               index_name=index_name, property_name=property_name, device=device,
+                               check_sample=check_sample)
+            (tmp / "summary.json").write_text(json.dumps(details, indent=2))
+        files = sorted(p.name for p in tmp.iterdir())
+    res = ExportResult(fmt, target, len(emb), x.shape[1], files)
+    if fmt == "neo4j":
+        res.details = details
+    return res
+
+
+def _projector(folder: Path, x: np.ndarray, meta: pd.DataFrame) -> None:
+    np.savetxt(folder / "tensors.tsv", x, delimiter="\t", fmt="%.7g")
+    cols = list(meta.columns)
+    lines = ["\t".join(cols)] + ["\t".join(_tsv_cell(v) for v in row) for row in meta.itertuples(index=False)]
+    (folder / "metadata.tsv").write_text("\n".join(lines) + "\n")
+    (folder / "projector_config.pbtxt").write_text(
+        'embeddings {\n  tensor_name: "patients"\n  tensor_path: "tensors.tsv"\n  metadata_path: "metadata.tsv"\n}\n')
+    (folder / "projector_config.json").write_text(json.dumps({"embeddings": [
+        {"tensorName": "patients", "tensorShape": list(x.shape), "tensorPath": "tensors.tsv",
+         "metadataPath": "metadata.tsv"}]}, indent=2))
+
+
+def read_projector(folder: Path) -> tuple[np.ndarray, pd.DataFrame]:
+    """(tensors (n, D) float32, metadata) of a projector folder."""
+    x = np.loadtxt(folder / "tensors.tsv", delimiter="\t", dtype=np.float32, ndmin=2)
+    meta = pd.read_csv(folder / "metadata.tsv", sep="\t", dtype={S.ID: str, "label": str}, keep_default_na=False)
+    return x, meta
+
+
+# ----------------------------------------------------------------------------------- Neo4j
+
+
+def check_name(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise GraphoncError(f"{what} {value!r} is not allowed: use a letter then letters, digits or '_' "
+                            "(at most 63 characters). It is part of the Cypher text, so nothing else is accepted.")
+    return value
+
+
+def vector_index_statement(index_name: str, property_name: str, dim: int) -> str:
+    """``CREATE VECTOR INDEX`` for Patient.<property> (cosine). Name, property and dim are validated.
+
+    Quantisation is switched off: Neo4j 5.23+ otherwise stores int8-quantised vectors, whose
+    scores are off by up to ~0.02 and reorder close neighbours relative to exact search.
+    """
+    check_name(index_name, "vector index name")
+    check_name(property_name, "embedding property")
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 1 <= int(dim) <= MAX_VECTOR_DIM:
+        raise GraphoncError(f"vector dimension must be an integer in 1..{MAX_VECTOR_DIM}, got {dim!r}")
+    return (f"CREATE VECTOR INDEX {index_name} IF NOT EXISTS FOR (p:Patient) ON (p.{property_name}) "
+            f"OPTIONS {{indexConfig: {{`vector.dimensions`: {int(dim)}, `vector.similarity_function`: 'cosine', "
+            "`vector.quantization.enabled`: false}}")
+
+
+def ensure_vector_index(driver, database: str, index_name: str, property_name: str, dim: int) -> tuple[str, str]:
+    """Make sure a cosine vector index of ``dim`` dimensions covers Patient.<property>; wait until online.
+
+    Neo4j allows one vector index per label and property: an index there under another name
+    with the same configuration is kept (and its name returned); one with another dimension or
+    similarity, or ``index_name`` on another property, is dropped and recreated.
+    Returns (the index name in use, "created" | "kept" | "recreated").
+    """
+    stmt = vector_index_statement(index_name, property_name, dim)
+    recs = driver.execute_query(
+        "SHOW VECTOR INDEXES YIELD name, labelsOrTypes, properties, options "
+        "WHERE name = $name OR (labelsOrTypes = [$label] AND properties = [$prop]) "
+        "RETURN name, labelsOrTypes, properties, options", name=index_name, label=S.PATIENT, prop=property_name,
+        database_=database).records
+    action, name = "created", index_name
+    for rec in recs:
+        cfg = (rec["options"] or {}).get("indexConfig", {})
+        same = (rec["labelsOrTypes"] == [S.PATIENT] and rec["properties"] == [property_name]
+                and int(cfg.get("vector.dimensions", -1)) == int(dim)
+                and str(cfg.get("vector.similarity_function", "")).lower() == "cosine"
+                and cfg.get("vector.quantization.enabled") is False)
+        if same:
+            action, name = "kept", rec["name"]
+            if name != index_name:
+                log.warning("Patient.%s already has the vector index %r with this configuration; using it",
+                            property_name, name)
+            break
+        log.warning("vector index %r has another configuration; recreating it as %d-d cosine", rec["name"], dim)
+        driver.execute_query(f"DROP INDEX {check_name(rec['name'], 'vector index name')} IF EXISTS",
+                             database_=database)
+        action = "recreated"
+    if action != "kept":
+        driver.execute_query(stmt, database_=database)
+    driver.execute_query("CALL db.awaitIndex($name, 300)", name=name, database_=database)
+    return name, action
+
+
+def vector_query(driver, database: str, cohort: str, index_name: str, vector: np.ndarray, k: int,
+                 exclude: str | None = None, fetch: int | None = None) -> list[tuple[str, float]]:
+    """Neo4j vector-index neighbours of ``vector`` within ``cohort``: [(id, cosine)], best first.
+
+    The index spans every cohort's Patients, so ``fetch`` (default 4k + 10) candidates are asked
+    for and filtered to the cohort and away from ``exclude``. Neo4j's cosine score is
+    ``(1 + cos) / 2``; it is mapped back to the cosine.
+    """
+    fetch = fetch or 4 * k + 10
+    res = driver.execute_query(
+        "CALL db.index.vector.queryNodes($index, $fetch, $vector) YIELD node, score "
+        "WHERE node.cohort = $cohort AND node.id <> $exclude RETURN node.id AS id, score "
+        "ORDER BY score DESC LIMIT $k",
+        index=check_name(index_name, "vector index name"), fetch=int(fetch),
+        vector=[float(v) for v in vector], cohort=cohort, exclude=exclude or "", k=int(k), database_=database)
+    return [(r["id"], 2 * float(r["score"]) - 1) for r in res.records]
+
+
+def faiss_pairs(index: PatientIndex, k: int) -> pd.DataFrame:
+    """Every indexed patient's top-k other patients: columns src, dst, score (cosine), rank (1..k)."""
+    from graphonc.search.similar import neighbours
+
+    pos = np.arange(index.n)
+    hits = neighbours(index, index.vectors(pos), k, exclude_rows=pos)
+    src = np.repeat(index.ids, hits.rows.shape[1])
+    ok = hits.rows.ravel() >= 0
+    return pd.DataFrame({"src": src[ok], "dst": index.ids[hits.rows.ravel()[ok]],
+                         "score": hits.scores.ravel()[ok].astype(float),
+                         "rank": np.tile(np.arange(1, hits.rows.shape[1] + 1), index.n)[ok]})
+
+
+def to_neo4j(run: GraphRun, emb: pd.DataFrame, settings, *, k: int, model_name: str, index_name: str,
+             property_name: str, device: str = "auto", check_sample: int = 100) -> dict:
+    """Write embeddings, the vector index and SIMILAR_TO; return counts and the FAISS agreement."""
+    from graphonc.store.neo4j_load import Neo4jSettings, write_patient_properties, write_similar
+
+    check_name(index_name, "vector index name")
+    check_name(property_name, "embedding property")
+    settings = settings or Neo4jSettings.from_env()
+    x = embedding_matrix(emb)
+    try:
+        index = load_index(run.root, device)
+        if list(index.ids) != emb[S.ID].tolist():
+            raise GraphoncError("stale index")
+    except GraphoncError:  # no (fresh) saved index: an exact one in memory, same neighbours
+        index = PatientIndex.build(x, emb[S.ID], "flat", device=device)
+    t0 = time.perf_counter()
+    with settings.driver() as driver:
+        n_nodes = driver.execute_query("MATCH (p:Patient {cohort: $cohort}) RETURN count(p) AS n",
+                                       cohort=run.cohort, database_=settings.database).records[0]["n"]
+        if n_nodes == 0:
+            raise GraphoncError(f"Neo4j at {settings.uri} holds no Patient of cohort {run.cohort!r}. "
+                                f"Fix: `graphonc load-neo4j {run.root}` first.")
+        props = pd.DataFrame({S.ID: emb[S.ID], property_name: list(x.astype(np.float64))})
+        n_props = write_patient_properties(driver, run.cohort, props, database=settings.database)
+        index_name, action = ensure_vector_index(driver, settings.database, index_name, property_name, x.shape[1])
+        pairs = faiss_pairs(index, k)
+        n_rels = write_similar(driver, run.cohort, pairs, model_name, database=settings.database)
+        # agreement of the Neo4j vector index with FAISS on a fixed sample of patients
+        rng = np.random.default_rng(0)
+        sample = np.sort(rng.choice(len(emb), min(check_sample, len(emb)), replace=False))
+        xn = normalised(x)
+        overlap = []
+        truth = pairs.groupby("src")["dst"].apply(list)
+        for i in sample:
+            pid = emb[S.ID].iloc[i]
+            got = [d for d, _ in vector_query(driver, settings.database, run.cohort, index_name, xn[i], k, pid)]
+            overlap.append(len(set(got) & set(truth.get(pid, []))) / k)
+    return {"cohort": run.cohort, "uri": settings.uri, "database": settings.database, "patients_updated": n_props,
+            "property": property_name, "dimensions": int(x.shape[1]), "vector_index": index_name,
+            "vector_index_action": action, "similar_to_model": model_name, "k": k, "similar_to_written": n_rels,
+            "faiss_index": index.kind, "overlap_at_k_vs_faiss": float(np.mean(overlap)) if overlap else None,
+            "overlap_sample": len(sample), "seconds": round(time.perf_counter() - t0, 2)}
+
+
+# ----------------------------------------------------------------------------------- 2-D map
+
+
+def projection_plot(run_dir: Path, method: str = "umap", model_dir: Path | None = None, seed: int = 0,
+                    max_points: int | None = 50_000) -> Path:
+    """``<run>/export/embeddings_<method>.png``: UMAP or t-SNE of the embeddings coloured by label.
+
+    More than ``max_points`` patients are subsampled (seeded) first: both methods are
+    super-linear and a plot cannot show a million points anyway.
+    """
+    from graphonc.report.search_plots import embedding_map
+
+    if method not in PROJECTIONS or method == "none":
+        raise GraphoncError(f"unknown projection {method!r}; expected umap or tsne.")
+    run = GraphRun.open(run_dir)
+    mdir = Path(model_dir) if model_dir is not None else run.root / "model"
+    emb = read_embeddings(run.root, mdir)
+    if max_points is not None and len(emb) > max_points:
+        keep = np.sort(np.random.default_rng(seed).choice(len(emb), max_points, replace=False))
+        emb = emb.iloc[keep].reset_index(drop=True)
+    meta = _metadata(run, emb, mdir)
+    x = normalised(embedding_matrix(emb))
+    if method == "umap":
+        import umap
+
+        xy = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1).fit_transform(x)
+    else:
+        from sklearn.manifold import TSNE
+
+        xy = TSNE(n_components=2, perplexity=min(30.0, (len(x) - 1) / 3), init="pca",
+                  random_state=seed).fit_transform(x)
+    target = run.root / "export" / f"embeddings_{method}.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".png", dir=target.parent)
+    os.close(fd)
+    try:
+        embedding_map(xy, meta["label"], Path(tmp), title=f"{run.cohort}: patient embeddings ({method.upper()}, "
+                      f"n={len(emb):,}, {x.shape[1]}-d), coloured by diagnosis label")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target

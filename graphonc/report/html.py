@@ -1,0 +1,296 @@
+"""The tumour-board page: one self-contained HTML file per query patient.
+
+No JavaScript, no external resources: CSS is inline and the plots are PNGs embedded as
+base64 ``data:`` URIs, so the file can be mailed or opened offline. Every value taken from
+the data is HTML-escaped.
+
+Sections: the query patient's profile (clinical values, mutations with gene roles,
+treatments, outcome, the model's prediction), the k nearest patients with the reasons,
+Kaplan–Meier curves of the neighbours against the whole cohort (numbers at risk),
+treatment outcomes among the neighbours, and the model's explanation for this patient
+(integrated gradients, :mod:`graphonc.model.explain`).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+import graphonc
+from graphonc.errors import GraphoncError
+from graphonc.graph import schema as S
+from graphonc.graph.run import GraphRun
+from graphonc.search.similar import CohortFacts, Filters, SimilarResult, similar_patients
+
+log = logging.getLogger("graphonc")
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1400px;color:#1d2733;
+     font-size:14px;line-height:1.4}
+h1{font-size:22px;margin-bottom:2px} h2{font-size:18px;border-bottom:2px solid #d0d7de;padding-bottom:3px;margin-top:28px}
+.sub{color:#57606a} .note{color:#57606a;font-size:12px}
+table{border-collapse:collapse;margin:8px 0} th,td{border:1px solid #d0d7de;padding:4px 7px;vertical-align:top;text-align:left}
+th{background:#f3f5f7} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.grid{display:flex;flex-wrap:wrap;gap:24px} .grid>div{flex:1 1 380px}
+.tag{display:inline-block;background:#eef2f6;border-radius:3px;padding:0 5px;margin:1px 2px;font-size:12px}
+.same{color:#1a7f37} .diff{color:#9a6700} .died{color:#cf222e} .alive{color:#1a7f37}
+img{max-width:100%;height:auto;border:1px solid #d0d7de}
+"""
+
+
+def esc(v) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+        return "–"
+    if isinstance(v, float):
+        return html.escape(f"{v:.4g}")
+    return html.escape(str(v))
+
+
+def _png_data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric: Iterable[int] = ()) -> str:
+    """An HTML table; cells are already-escaped HTML snippets."""
+    num = set(numeric)
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td class='num'>{c}</td>" if i in num else f"<td>{c}</td>"
+                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _tags(items: Iterable) -> str:
+    return "".join(f"<span class='tag'>{esc(i)}</span>" for i in items) or "–"
+
+
+def _status_html(months, event) -> str:
+    if months is None:
+        return "unknown"
+    if event == 1:
+        return f"<span class='died'>died at {months:.0f} months</span>"
+    return f"<span class='alive'>alive at {months:.0f} months (last follow-up)</span>"
+
+
+# ---------------------------------------------------------------------------------- sections
+
+
+def _profile_section(res: SimilarResult, facts: CohortFacts, risk_pct: float | None) -> str:
+    q = res.query
+    clin_rows = [(esc(c), esc(q.clinical.get(c)), "model input" if c in (*facts.numeric, *facts.categorical)
+                  else "shown only") for c in q.clinical]
+    mi = facts.mutation_info
+    mut_rows = []
+    for m in sorted(q.mutations):
+        gene = facts.gene_of_mutation.get(m, str(m).split(":", 1)[0])
+        vc = mi.loc[m, "variant_class"] if m in mi.index and "variant_class" in mi.columns else None
+        mut_rows.append((esc(m), esc(gene), esc(facts.gene_role.get(gene)), esc(vc)))
+    pred = res.prediction or {}
+    prob_rows = sorted((pred.get("probabilities") or {}).items(), key=lambda kv: -kv[1])
+    pred_html = ""
+    if pred:
+        pct = f" ({risk_pct:.0f}th percentile of the cohort)" if risk_pct is not None else ""
+        pred_html = (f"<p>Predicted diagnosis: <b>{esc(pred.get('predicted_label'))}</b>; predicted risk "
+                     f"(log partial hazard): <b>{esc(pred.get('risk'))}</b>{pct}.</p>"
+                     + (_table(["class", "probability"], [(esc(c), f"{p:.2f}") for c, p in prob_rows], [1])
+                        if prob_rows else ""))
+    extra = "".join(f"<li>{esc(name)}: {esc(v['months'])} months, event {esc(v['event'])}</li>"
+                    for name, v in q.extra_survival.items())
+    return f"""
+<h2>Query patient</h2>
+<div class='grid'>
+ <div><h3>Clinical</h3>{_table(["column", "value", "use"], clin_rows)}</div>
+ <div><h3>Diagnosis and outcome</h3>
+  <p>Diagnosis label: <b>{esc(q.label)}</b></p>
+  <p>Treatments: {_tags(q.treatments)}</p>
+  <p>Overall survival: {_status_html(q.os_months, q.os_event)}</p>{f"<ul>{extra}</ul>" if extra else ""}
+  <h3>Model prediction</h3>{pred_html or "<p class='note'>no predictions in the model folder</p>"}
+ </div>
+ <div><h3>Somatic mutations ({len(q.mutations)})</h3>
+  {_table(["mutation", "gene", "gene role", "variant class"], mut_rows) if mut_rows else "<p>none recorded</p>"}
+  {("<h3>Radiomic phenotypes</h3>" + _tags(f"{k} (p={v:.2f})" if v is not None else k
+                                           for k, v in q.phenotypes.items())) if q.phenotypes else ""}
+ </div>
+</div>"""
+
+
+def _neighbour_section(res: SimilarResult) -> str:
+    rows = []
+    for n in res.neighbours:
+        genes = _tags(f"{g['gene']} ({g['role']})" for g in n.shared_genes)
+        pws = "".join(f"<span class='tag'>{esc(p['name'] or p['id'])}"
+                      f"{' via ' + esc(', '.join(p['shared_genes'])) if p['shared_genes'] else ''}</span>"
+                      for p in n.shared_pathways[:3])
+        pws = f"{n.n_shared_pathways}: {pws}" if n.n_shared_pathways else "–"
+        same = "".join(f"<span class='tag same'>{esc(c['column'])}={esc(c['neighbour'])}</span>"
+                       for c in n.clinical_similar) or "–"
+        diff = "".join(f"<span class='tag diff'>{esc(c['column'])}: {esc(c['query'])} → {esc(c['neighbour'])}</span>"
+                       for c in n.clinical_different) or "–"
+        radi = _tags(p["phenotype"] for p in n.shared_phenotypes) if n.shared_phenotypes else ""
+        rows.append((str(n.rank), esc(n.id), f"{n.score:.3f}", esc(n.label), _tags(n.shared_mutations), genes,
+                     pws + (f"<br>radiomics: {radi}" if radi else ""), same, diff, _tags(n.treatments),
+                     _status_html(n.os_months, n.os_event)))
+    filt = esc(res.filters.describe())
+    return f"""
+<h2>The {len(res.neighbours)} most similar patients</h2>
+<p class='sub'>Cosine similarity of the GNN patient embeddings (FAISS {esc(res.index_kind)} index); filters: {filt}.
+Reasons are read from the graph: identical variants, genes mutated in both (with the gene's role), pathways hit in
+both (most specific first), and clinical values within half a cohort standard deviation (numbers) or equal
+(categories).</p>
+{_table(["#", "patient", "score", "label", "shared mutations", "shared genes (role)", "shared pathways",
+         "clinical: similar", "clinical: different", "treatments", "outcome"], rows, [0, 2])}"""
+
+
+def _km_section(res: SimilarResult, facts: CohortFacts, workdir: Path) -> str:
+    from graphonc.report.search_plots import km_neighbours_vs_cohort
+
+    if not facts.has_survival:
+        return "<h2>Survival</h2><p>This cohort has no survival data.</p>"
+    p = facts.patients
+    nb = p.reindex([n.id for n in res.neighbours])
+    png = km_neighbours_vs_cohort(pd.to_numeric(nb["os_months"]).to_numpy(float),
+                                  pd.to_numeric(nb["os_event"]).to_numpy(float),
+                                  pd.to_numeric(p["os_months"]).to_numpy(float),
+                                  pd.to_numeric(p["os_event"]).to_numpy(float), workdir / "km.png",
+                                  title=f"Overall survival: the {len(res.neighbours)} neighbours of {res.query.id} "
+                                        "vs the whole cohort")
+    return f"""
+<h2>Survival of the neighbours</h2>
+<img alt='Kaplan-Meier curves of the neighbours and the cohort with numbers at risk' src='{_png_data_uri(png)}'>
+<p class='note'>Kaplan–Meier estimates (lifelines) with 95% confidence bands; the table under the plot gives the
+number at risk. With k = {len(res.neighbours)} the neighbours' curve is very uncertain.</p>"""
+
+
+def treatment_outcomes(res: SimilarResult, facts: CohortFacts) -> pd.DataFrame:
+    """Per Treatment node: neighbours treated / not, their deaths and median follow-up, and the cohort's rates."""
+    rows = []
+    nb_ids = [n.id for n in res.neighbours]
+    p = facts.patients
+    for t in facts.treatment_names:
+        treated = [i for i in nb_ids if t in facts.treatments_of.get(i, ())]
+        untreated = [i for i in nb_ids if i not in treated]
+        cohort_treated = [i for i, ts in facts.treatments_of.items() if t in ts]
+
+        def deaths(ids):
+            ev = pd.to_numeric(p.reindex(ids)["os_event"], errors="coerce")
+            return int((ev == 1).sum())
+
+        def median_months(ids):
+            m = pd.to_numeric(p.reindex(ids)["os_months"], errors="coerce").dropna()
+            return float(m.median()) if len(m) else None
+
+        rows.append({"treatment": t, "neighbours_treated": len(treated), "treated_died": deaths(treated),
+                     "treated_median_followup_months": median_months(treated),
+                     "neighbours_untreated": len(untreated), "untreated_died": deaths(untreated),
+                     "cohort_treated": len(cohort_treated),
+                     "cohort_treated_died_share": deaths(cohort_treated) / len(cohort_treated) if cohort_treated
+                     else None})
+    return pd.DataFrame(rows)
+
+
+def _treatment_section(res: SimilarResult, facts: CohortFacts) -> str:
+    if not facts.treatment_names:
+        return "<h2>Treatment outcomes</h2><p>This cohort records no treatments.</p>"
+    t = treatment_outcomes(res, facts)
+    rows = [(esc(r.treatment), str(r.neighbours_treated), str(r.treated_died), esc(r.treated_median_followup_months),
+             str(r.neighbours_untreated), str(r.untreated_died), f"{r.cohort_treated:,}",
+             esc(None if r.cohort_treated_died_share is None else f"{100 * r.cohort_treated_died_share:.0f}%"))
+            for r in t.itertuples()]
+    return f"""
+<h2>Treatment outcomes among the neighbours</h2>
+{_table(["treatment", "neighbours treated", "of whom died", "their median follow-up (months)", "neighbours not treated",
+         "of whom died", "cohort treated", "cohort treated: died"], rows, [1, 2, 3, 4, 5, 6, 7])}
+<p class='note'>Counts, not effects: treatment was not randomised and the neighbour set is small.</p>"""
+
+
+def _explanation_section(run: GraphRun, patient_id: str, workdir: Path, top: int = 12) -> str:
+    try:
+        from graphonc.model.explain import explain_patient
+    except ImportError:  # pragma: no cover - the explain module ships with graphonc
+        return "<h2>Model explanation</h2><p>not available in this installation</p>"
+    from graphonc.report.search_plots import attribution_bars
+
+    exp = explain_patient(run.root, patient_id)
+    table = getattr(exp, "table", exp)
+    parts = ["<h2>Why the model says this</h2>",
+             "<p class='sub'>Integrated-gradients attributions: positive values push the output up (higher risk, "
+             "or more evidence for the predicted class). Clinical inputs are grouped by column; graph inputs are the "
+             "mutations, genes, pathways and treatments the patient's embedding can see.</p><div class='grid'>"]
+    for target in [t for t in ("risk", "diagnosis") if t in set(table["target"])]:
+        t = table[table["target"] == target]
+        t = t.reindex(t["attribution"].abs().sort_values(ascending=False).index).head(top)
+        label = "risk (log partial hazard)" if target == "risk" else \
+            f"diagnosis: {getattr(exp, 'predicted_label', None) or 'predicted class'}"
+        png = attribution_bars(t, workdir / f"explain_{target}.png", f"{patient_id}: {label}")
+        rows = [(esc(r.kind), esc(r.name), esc(getattr(r, "value", None)), f"{r.attribution:+.4f}")
+                for r in t.itertuples()]
+        parts.append(f"<div><h3>{esc(label)}</h3><img alt='attributions for {esc(target)}' "
+                     f"src='{_png_data_uri(png)}'>{_table(['kind', 'input', 'value', 'attribution'], rows, [3])}</div>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------------------------- the page
+
+
+def render_report(run_dir: Path, patient_id: str, k: int = 10, filters: Filters = Filters(),
+                  explain: bool = True, device: str = "auto") -> str:
+    """The report of one cohort patient as an HTML string."""
+    run = GraphRun.open(run_dir)
+    facts = CohortFacts(run)
+    res = similar_patients(run.root, [patient_id], k, filters, facts=facts, device=device)[0]
+    risk_pct = None
+    pred_path = run.root / "model" / "predictions.parquet"
+    if res.prediction.get("risk") is not None and pred_path.exists():
+        risks = pd.read_parquet(pred_path, columns=["risk"])["risk"].to_numpy()
+        risk_pct = float((risks < res.prediction["risk"]).mean() * 100)
+    with tempfile.TemporaryDirectory(prefix="graphonc-report-") as tmp:
+        work = Path(tmp)
+        body = [_profile_section(res, facts, risk_pct), _neighbour_section(res), _km_section(res, facts, work),
+                _treatment_section(res, facts)]
+        if explain:
+            body.append(_explanation_section(run, patient_id, work))
+    title = f"Similar patients: {patient_id} ({run.cohort})"
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(title)}</title><style>{CSS}</style></head>
+<body>
+<h1>{esc(title)}</h1>
+<p class='sub'>graphonc {esc(graphonc.__version__)} · cohort {esc(run.cohort)} · {len(facts.patients):,} patients ·
+generated {esc(stamp)}. For discussion at the tumour board; not a treatment recommendation.</p>
+{''.join(body)}
+</body></html>
+"""
+
+
+def write_report(run_dir: Path, patient_id: str, out: Path | None = None, **kwargs) -> Path:
+    """Render and write the report atomically (default ``<run>/reports/<patient>.html``)."""
+    run = GraphRun.open(run_dir)
+    if out is None:
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in patient_id)
+        out = run.root / "reports" / f"{safe}.html"
+    out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise GraphoncError(f"--out {out}: the report is an HTML page. Fix: give a path ending in .html.")
+    page = render_report(run.root, patient_id, **kwargs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}-", suffix=".html", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(page)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out

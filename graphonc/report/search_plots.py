@@ -1,0 +1,79 @@
+"""PNG plots of similar-patient search: embedding maps, neighbours' survival, explanations."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from lifelines import KaplanMeierFitter  # noqa: E402
+from lifelines.plotting import add_at_risk_counts  # noqa: E402
+from lifelines.statistics import logrank_test  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
+def embedding_map(xy: np.ndarray, labels, path: Path, title: str) -> Path:
+    """Scatter of 2-D coordinates ``xy`` (n, 2) coloured by ``labels`` (n,; missing = grey)."""
+    lab = pd.Series(labels, dtype=object).where(pd.notna(pd.Series(labels, dtype=object)), None)
+    fig, ax = plt.subplots(figsize=(8, 7))
+    missing = lab.isna().to_numpy()
+    if missing.any():
+        ax.scatter(xy[missing, 0], xy[missing, 1], s=5, c="lightgrey", label=f"no label (n={missing.sum()})")
+    cmap = plt.get_cmap("tab10" if lab.nunique() <= 10 else "tab20")
+    for i, v in enumerate(sorted(lab.dropna().unique(), key=str)):
+        m = (lab == v).to_numpy()
+        ax.scatter(xy[m, 0], xy[m, 1], s=6, color=cmap(i % cmap.N), label=f"{v} (n={m.sum()})")
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(markerscale=3, fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def km_neighbours_vs_cohort(nb_time: np.ndarray, nb_event: np.ndarray, all_time: np.ndarray,
+                            all_event: np.ndarray, path: Path, title: str) -> Path:
+    """Kaplan–Meier of the neighbours vs the whole cohort (months), numbers at risk, log-rank p."""
+    fig, ax = plt.subplots(figsize=(8, 6.5))
+    fitters = []
+    ok_a = ~(np.isnan(all_time) | np.isnan(all_event))
+    kmf_all = KaplanMeierFitter(label=f"whole cohort (n={ok_a.sum()})").fit(all_time[ok_a], all_event[ok_a])
+    kmf_all.plot_survival_function(ax=ax, ci_show=True, color="grey")
+    fitters.append(kmf_all)
+    ok_n = ~(np.isnan(nb_time) | np.isnan(nb_event))
+    p_text = ""
+    if ok_n.sum() > 0:
+        kmf_nb = KaplanMeierFitter(label=f"nearest neighbours (n={ok_n.sum()})").fit(nb_time[ok_n], nb_event[ok_n])
+        kmf_nb.plot_survival_function(ax=ax, ci_show=True, color="tab:red")
+        fitters.append(kmf_nb)
+        if ok_n.sum() >= 2:
+            p = logrank_test(nb_time[ok_n], all_time[ok_a], nb_event[ok_n], all_event[ok_a]).p_value
+            p_text = f"\nlog-rank p = {p:.2g} (neighbours vs cohort; neighbours are part of the cohort)"
+    ax.set_title(title + p_text, fontsize=10)
+    ax.set_xlabel("months")
+    ax.set_ylabel("survival probability")
+    ax.set_ylim(0, 1.05)
+    ax.legend(loc="lower left")
+    add_at_risk_counts(*fitters, ax=ax)
+    return _save(fig, path)
+
+
+def attribution_bars(table: pd.DataFrame, path: Path, title: str) -> Path:
+    """Horizontal bars of ``attribution`` per ``kind: name`` (positive red = raises the output)."""
+    t = table.iloc[::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(t) + 1.2))
+    colors = ["tab:red" if v > 0 else "tab:blue" for v in t["attribution"]]
+    ax.barh([f"{k}: {n}" for k, n in zip(t["kind"], t["name"])], t["attribution"], color=colors)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("attribution (integrated gradients)")
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)
