@@ -47,6 +47,10 @@ class ModelConfig(BaseModel):
     id_embeddings: bool = True
     seed: int = 0
     device: str = "auto"
+    #: Mini-batch training with neighbour sampling: seed patients per step (None = full batch).
+    batch_size: int | None = None
+    #: Incoming edges sampled per node and edge type, one entry per layer (-1 = all).
+    fanouts: list[int] = [15, 10]
 
 
 #: Node types that get a learnable per-node embedding on top of their features.

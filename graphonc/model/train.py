@@ -1,6 +1,8 @@
 """Training the GNN: joint diagnosis (cross-entropy) + survival (Cox) with early stopping.
 
-Full-batch on cohort-sized graphs. A patient missing a label or survival only loses that
+Full-batch on cohort-sized graphs; with ``batch_size`` set, mini-batches of seed patients with
+sampled neighbourhoods (:mod:`graphonc.model.sampling`; modality dropout is full-batch only).
+A patient missing a label or survival only loses that
 loss term. Validation patients are attached receive-only (like test patients), so early
 stopping sees the same conditions as evaluation.
 """
@@ -21,6 +23,7 @@ from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.model.data import MUTATED_IN, ModelGraph, model_graph, reverse
 from graphonc.model.gnn import ModelConfig, PatientGNN
+from graphonc.model.sampling import NeighborSampler
 from graphonc.progress import make_progress
 
 log = logging.getLogger("graphonc")
@@ -97,15 +100,22 @@ class Trainer:
         self.y = p.y.to(device) if "y" in p else None
         self.time = p.time.to(device) if "time" in p else None
         self.event = p.event.to(device) if "event" in p else None
+        self.has_surv = p.has_survival.to(device) if "has_survival" in p else None
+        self.sampler: NeighborSampler | None = None  # built on first mini-batch pass
         in_dims = {t: x.shape[1] for t, x in self.x.items()}
         self.model = PatientGNN(in_dims, list(self.edges), {t: len(v) for t, v in graph.vocab.items()},
                                 len(graph.label_classes), cfg).to(device)
 
-    def loss(self, logits, risk, t: Targets, class_weight) -> tuple[torch.Tensor, float, float]:
-        ce = (F.cross_entropy(logits[t.label_idx], self.y[t.label_idx], weight=class_weight)
-              if self.y is not None and len(t.label_idx) else logits.sum() * 0.0)
-        cx = (cox_loss(risk[t.surv_idx], self.time[t.surv_idx], self.event[t.surv_idx])
-              if self.time is not None and len(t.surv_idx) > 1 else risk.sum() * 0.0)
+    def loss(self, logits, risk, t: Targets, class_weight, rows: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, float, float]:
+        """Joint loss over the patients in ``t``; ``rows`` maps output rows to graph patients (mini-batches)."""
+        y, time, event = self.y, self.time, self.event
+        if rows is not None:
+            y, time, event = (v[rows] if v is not None else None for v in (y, time, event))
+        ce = (F.cross_entropy(logits[t.label_idx], y[t.label_idx], weight=class_weight)
+              if y is not None and len(t.label_idx) else logits.sum() * 0.0)
+        cx = (cox_loss(risk[t.surv_idx], time[t.surv_idx], event[t.surv_idx])
+              if time is not None and len(t.surv_idx) > 1 else risk.sum() * 0.0)
         return ce + self.cfg.cox_weight * cx, ce.item(), cx.item()
 
     def _dropped_edges(self, fit_idx: torch.Tensor, gen: torch.Generator) -> tuple[dict, dict]:
@@ -127,6 +137,64 @@ class Trainer:
         x[S.PATIENT] = xp
         return edges, x
 
+    def _minibatch_pass(self, idx: np.ndarray, class_weight, opt=None, gen: torch.Generator | None = None
+                        ) -> tuple[float, float, float]:
+        """One pass over patients ``idx`` in sampled mini-batches; a training pass when ``opt`` is given.
+
+        The Cox risk set is the batch (the usual mini-batch approximation of the partial
+        likelihood). Returns the seed-weighted mean (loss, ce, cox).
+        """
+        cfg, d = self.cfg, self.graph.data
+        if self.sampler is None:
+            self.sampler = NeighborSampler({e: ei.cpu() for e, ei in self.edges.items()},
+                                           {t: d[t].num_nodes for t in d.node_types}, cfg.fanouts, cfg.seed)
+        x_cpu = {t: v.cpu() for t, v in self.x.items()}
+        vocab_cpu = {t: v.cpu() for t, v in self.vocab.items()}
+        idx_t = torch.as_tensor(idx, dtype=torch.long)
+        if opt is not None:
+            idx_t = idx_t[torch.randperm(len(idx_t), generator=gen)]
+            self.model.train()
+        else:
+            self.model.eval()
+        totals, n = np.zeros(3), 0
+        for start in range(0, len(idx_t), cfg.batch_size):
+            seeds = idx_t[start:start + cfg.batch_size]
+            sub = self.sampler.sample(seeds)
+            x = {t: v.to(self.device) for t, v in sub.select(x_cpu).items()}
+            vocab = {t: v.to(self.device) for t, v in sub.select(vocab_cpu).items()}
+            edges = {e: ei.to(self.device) for e, ei in sub.edges.items()}
+            seeds_dev = seeds.to(self.device)
+            local = torch.arange(len(seeds), device=self.device)
+            targets = Targets(local[self.y[seeds_dev] >= 0] if self.y is not None else local[:0],
+                              local[self.has_surv[seeds_dev]] if self.has_surv is not None else local[:0])
+            with torch.set_grad_enabled(opt is not None):
+                _, logits, risk = self.model(x, edges, vocab)
+                loss, ce, cx = self.loss(logits[:len(seeds)], risk[:len(seeds)], targets, class_weight,
+                                         rows=seeds_dev)
+                if opt is not None:
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+            totals += np.array([loss.item(), ce, cx]) * len(seeds)
+            n += len(seeds)
+        return tuple(totals / max(n, 1))
+
+    def _full_batch_epoch(self, fit_all: torch.Tensor, fit_t: Targets, val_t: Targets, class_weight, opt,
+                          gen: torch.Generator) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        """One optimiser step on the whole graph, then the validation loss; ((loss, ce, cox), (val...))."""
+        self.model.train()
+        edges, x = self._dropped_edges(fit_all, gen)
+        opt.zero_grad()
+        _, logits, risk = self.model(x, edges, self.vocab)
+        loss, ce, cx = self.loss(logits, risk, fit_t, class_weight)
+        loss.backward()
+        opt.step()
+        self.model.eval()
+        with torch.no_grad():
+            _, logits, risk = self.model(self.x, self.edges, self.vocab)
+            vloss, vce, vcx = self.loss(logits, risk, val_t, class_weight)
+        return (loss.item(), ce, cx), (float(vloss), vce, vcx)
+
     def fit(self, fit_idx: np.ndarray, val_idx: np.ndarray, progress: bool = False) -> tuple[list[dict], int]:
         cfg = self.cfg
         fit_t, val_t = _targets(self.graph, fit_idx), _targets(self.graph, val_idx)
@@ -141,22 +209,17 @@ class Trainer:
         with make_progress(progress) as bar:
             task = bar.add_task("train", total=cfg.epochs)
             for epoch in range(1, cfg.epochs + 1):
-                self.model.train()
-                edges, x = self._dropped_edges(fit_all, gen)
-                opt.zero_grad()
-                _, logits, risk = self.model(x, edges, self.vocab)
-                loss, ce, cx = self.loss(logits, risk, fit_t, class_weight)
-                loss.backward()
-                opt.step()
-                self.model.eval()
-                with torch.no_grad():
-                    _, logits, risk = self.model(self.x, self.edges, self.vocab)
-                    vloss, vce, vcx = self.loss(logits, risk, val_t, class_weight)
-                history.append({"epoch": epoch, "train_loss": loss.item(), "train_ce": ce, "train_cox": cx,
-                                "val_loss": float(vloss), "val_ce": vce, "val_cox": vcx})
-                bar.update(task, advance=1, description=f"train (val loss {float(vloss):.3f})")
-                if float(vloss) < best - 1e-4:
-                    best, best_epoch, best_state = float(vloss), epoch, copy.deepcopy(self.model.state_dict())
+                if cfg.batch_size:
+                    (loss, ce, cx) = self._minibatch_pass(fit_idx, class_weight, opt, gen)
+                    (vloss, vce, vcx) = self._minibatch_pass(val_idx, class_weight)
+                else:
+                    (loss, ce, cx), (vloss, vce, vcx) = self._full_batch_epoch(fit_all, fit_t, val_t,
+                                                                               class_weight, opt, gen)
+                history.append({"epoch": epoch, "train_loss": loss, "train_ce": ce, "train_cox": cx,
+                                "val_loss": vloss, "val_ce": vce, "val_cox": vcx})
+                bar.update(task, advance=1, description=f"train (val loss {vloss:.3f})")
+                if vloss < best - 1e-4:
+                    best, best_epoch, best_state = vloss, epoch, copy.deepcopy(self.model.state_dict())
                 elif epoch - best_epoch >= cfg.patience:
                     break
         if best_state is not None:
