@@ -5,7 +5,8 @@ Cases: the 12 IBSI ``STS_*`` CT + GTV mask pairs in ``../shared/data/radiomics/i
 (``--cases`` picks how many, in id order), extracted with ``configs/radiomics.yaml`` (or
 ``--params``; ``--spacing`` overrides the isotropic resampling in mm). Three modes, each timed
 in this process with :func:`graphonc.radiomics.extract.extract_cases` (worker start-up and
-hashing included, imports not):
+hashing included, imports not; ``cpu_seconds`` is user + system time of this process and its
+workers, ``cores_used`` = cpu_seconds / seconds):
 
 * ``serial``:   one process (``workers=1``), cache off;
 * ``parallel``: ``--workers`` processes (default: every usable core), cache off;
@@ -14,7 +15,7 @@ hashing included, imports not):
 Prints one JSON object (progress to stderr)::
 
     {"benchmark": "radiomics-extract", "machine": {...}, "n_cases": 12, "params": {...},
-     "results": {"serial": {"seconds", "seconds_per_case", "cases_per_hour", "case_seconds": {mean, median,
+     "results": {"serial": {"seconds", "cpu_seconds", "cores_used", "seconds_per_case", "cases_per_hour", "case_seconds": {mean, median,
      max}, ...}, "parallel": {..., "speedup"}, "warm": {...}}}
 
 Example::
@@ -27,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -73,14 +75,21 @@ def write_inputs(workdir: Path, data_dir: Path, n: int, params: Path, spacing: f
     return manifest, out
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and of its finished children (the worker pool)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def run_mode(name: str, cases, params, workers: int, cache: Path | None) -> dict:
     from graphonc.radiomics.extract import extract_cases
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     res = extract_cases(cases, params, workers=workers, cache_dir=cache, use_cache=cache is not None)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     per = [c["seconds"] for c in res.cases if c["status"] == "extracted"]
-    out = {"workers": res.workers, "seconds": round(wall, 3), "seconds_per_case": round(wall / len(cases), 4),
+    out = {"workers": res.workers, "seconds": round(wall, 3), "cpu_seconds": round(cpu, 3),
+           "cores_used": round(cpu / wall, 2), "seconds_per_case": round(wall / len(cases), 4),
            "cases_per_hour": round(3600 * len(cases) / wall, 1), "counts": res.counts}
     if per:
         out["case_seconds"] = {"mean": round(statistics.mean(per), 4), "median": round(statistics.median(per), 4),
