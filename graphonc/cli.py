@@ -546,5 +546,35 @@ def report_cmd(
         out_console.print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
 
 
+
+@app.command("evaluate-similarity")
+@handles_errors
+def evaluate_similarity_cmd(
+    ctx: typer.Context,
+    run: Path = typer.Option(..., "--run", "-r", help="A run folder built by build-graph."),
+    folds: int = typer.Option(5, "--folds", help="Patient-level stratified folds (the same as graphonc evaluate)."),
+    k: int = typer.Option(10, "-k", help="Neighbours per query."),
+    method: list[str] = typer.Option([], "--method", "-m", help="gnn, knn_features, jaccard_genes, snf, random "
+                                     "(repeatable; default all)."),
+    subsample: int = typer.Option(None, "--subsample", help="Evaluate on a stratified subset of this many patients."),
+    epochs: int = typer.Option(None, "--epochs", help="Override the GNN's maximum number of epochs."),
+) -> None:
+    """Neighbour quality on held-out folds: subtype precision@k and C-index of the neighbour-mean risk, GNN vs baselines."""
+    import pandas as pd
+
+    from graphonc.search.quality import METHODS, evaluate_similarity_stage
+
+    res = evaluate_similarity_stage(run, folds, k, method or METHODS, subsample, progress=_settings(ctx).progress,
+                                    epochs=epochs)
+    t = Table(title=f"similarity on {folds} held-out folds, k={k} (mean ± sd over folds)")
+    t.add_column("method")
+    for c in res.summary.columns:
+        t.add_column(c, justify="right")
+    for name, row in res.summary.iterrows():
+        t.add_row(name, *("" if pd.isna(row[c]) else str(row[c]) for c in res.summary.columns))
+    out_console.print(t)
+    out_console.print(f"wrote {run / 'similarity'}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -2,7 +2,7 @@
 # Set up graphonc on a fresh machine: a Python 3.11 virtualenv in .venv with the package and its
 # dependencies. Idempotent: reruns only reinstall when pyproject.toml changed.
 # With --neo4j it also fetches the Neo4j 5.26 jars with Maven (Java 17 + Maven; installed with apt-get
-# when missing and we are root).
+# when missing and we are root) and installs Chromium for the report test the same way.
 # Env: PYTHON (interpreter to use, default python3.11 or python3), GRAPHONC_VENV (default .venv),
 #      GRAPHONC_MAVEN_CACHE (where the jars and the Maven repository are cached; reused when present).
 set -euo pipefail
@@ -36,4 +36,13 @@ if [ "${1:-}" = "--neo4j" ]; then
     fi
   fi
   "$VENV/bin/graphonc" neo4j resolve
+  # the tumour-board report test renders the page in headless Chromium (Debian's chromium package)
+  if ! command -v chromium > /dev/null && ! command -v chromium-browser > /dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
+      apt-get update -qq && apt-get install -y -qq chromium > /dev/null
+    else
+      echo "The report test needs Chromium on PATH (e.g. apt-get install chromium)." >&2
+      exit 1
+    fi
+  fi
 fi

@@ -380,3 +380,56 @@ def test_report_for_unknown_patient_is_a_clear_error(trained_run, tmp_path):
                                    "--out", str(tmp_path / "r.html")])
     assert res.exit_code == 2 and "Did you mean 'MB-0005'" in res.output
     assert not (tmp_path / "r.html").exists()
+
+
+# ----------------------------------------------------------------------------------- evaluate-similarity
+
+
+def test_evaluate_similarity_is_leakage_free_and_scores_what_it_claims(metabric_run, tmp_path):
+    from graphonc.search.quality import evaluate_similarity_stage
+
+    root = tmp_path / "metabric"
+    shutil.copytree(metabric_run.root, root, ignore=shutil.ignore_patterns("model", "index", "similarity"))
+    k = 5
+    res = evaluate_similarity_stage(root, folds=2, k=k, subsample=300, hidden=16, embedding_dim=16, epochs=2,
+                                    patience=10)
+    pf = res.per_fold
+    methods = ["gnn", "knn_features", "jaccard_genes", "snf", "random"]
+    assert sorted(map(tuple, pf[["model", "fold"]].values.tolist())) == sorted((m, f) for m in methods for f in (0, 1))
+    assert {"folds.parquet", "summary.md", "summary.json", "folds.json", "neighbours.parquet"} <= \
+        {p.name for p in (root / "similarity").iterdir()}
+    nb = pd.read_parquet(root / "similarity" / "neighbours.parquet")
+    folds = json.loads((root / "similarity" / "folds.json").read_text())
+    run = GraphRun.open(root)
+    p = run.nodes(S.PATIENT).set_index(S.ID)
+    for f, fold in enumerate(folds):
+        train, test = set(fold["train"]), set(fold["test"])
+        assert not train & test and len(train | test) == 300
+        part = nb[nb["fold"] == f]
+        assert set(part["query"]) == test and set(part["neighbour"]) <= train  # never a held-out patient
+        assert (part.groupby(["model", "query"]).size() == k).all()
+        # the reported precision@k is the share of same-label neighbours, recomputed here
+        for m in methods:
+            sub = part[part["model"] == m]
+            same = (p.loc[sub["query"], "label"].to_numpy() == p.loc[sub["neighbour"], "label"].to_numpy()).mean()
+            reported = pf[(pf["model"] == m) & (pf["fold"] == f)]["precision_at_k"].item()
+            assert reported == pytest.approx(same)
+    # Jaccard neighbours really have the highest Jaccard similarity of mutated genes (raw edge tables)
+    has, in_gene = run.edges(S.HAS_MUTATION), run.edges(S.IN_GENE)
+    gene = dict(zip(in_gene[S.SRC], in_gene[S.DST]))
+    sets = {}
+    for src, dst in zip(has[S.SRC], has[S.DST]):
+        sets.setdefault(src, set()).add(gene[dst])
+
+    def jac(a, b):
+        a, b = sets.get(a, set()), sets.get(b, set())
+        return len(a & b) / len(a | b) if a | b else 0.0
+
+    jn = nb[(nb["model"] == "jaccard_genes") & (nb["fold"] == 0)]
+    for q in sorted(set(jn["query"]))[:20]:
+        best = sorted((jac(q, t) for t in folds[0]["train"]), reverse=True)[k - 1]
+        assert all(jac(q, n) >= best for n in jn[jn["query"] == q]["neighbour"])
+    # raw clinical + mutation features find same-subtype neighbours well above chance on METABRIC
+    mean = pf.groupby("model")[["precision_at_k", "c_index"]].mean()
+    assert mean.loc["knn_features", "precision_at_k"] > mean.loc["random", "precision_at_k"] + 0.05
+    assert pf["c_index"].between(0, 1).all() and pf["precision_at_k"].between(0, 1).all()

@@ -29,7 +29,8 @@ def chromium_binary() -> str:
         found = shutil.which(name)
         if found:
             return found
-    raise GraphoncError("no Chromium found. Fix: `apt-get install chromium` (or run scripts/setup.sh --test-tools).")
+    raise GraphoncError("no Chromium found. Fix: `apt-get install chromium` "
+                        "(scripts/setup.sh --neo4j installs it when run as root).")
 
 
 def screenshot(page: Path, png: Path, width: int = 1400, height: int = 4000, timeout: float = 180) -> Rendered:

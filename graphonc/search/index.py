@@ -105,8 +105,7 @@ def normalised(x: np.ndarray) -> np.ndarray:
         bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
         raise GraphoncError(f"{len(bad)} embedding row(s) hold NaN or infinite values (first row {bad[0]}). "
                             "Fix: retrain the model (`graphonc train`).")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    np.divide(x, norms, out=x, where=norms > 0)
+    _faiss().normalize_L2(x)  # in place, in C; rows of norm 0 stay 0
     return x
 
 

@@ -263,6 +263,13 @@ def neighbours(index: PatientIndex, queries: np.ndarray, k: int, exclude_rows: n
     m = len(queries)
     n = index.n
     excl = np.full(m, -1, np.int64) if exclude_rows is None else np.asarray(exclude_rows, np.int64)
+    if allowed is None and n > k:  # the common case, kept to a handful of vectorised steps
+        s, r = index.search(queries, k + 1)
+        drop = r == excl[:, None]
+        drop[~drop.any(1), -1] = True  # a query not among its own hits loses its (k+1)-th instead
+        rows, scores = r[~drop].reshape(m, k), s[~drop].reshape(m, k)
+        scores[rows < 0] = np.nan
+        return Hits(rows, scores)
     if allowed is not None:
         allowed = np.asarray(allowed, bool)
         allowed = np.broadcast_to(allowed, (m, n)) if allowed.ndim == 1 else allowed

@@ -1,0 +1,156 @@
+#!/usr/bin/env python
+"""Benchmark similar-patient search: FAISS Flat vs HNSW vs IVF on synthetic embeddings.
+
+For each size N (``--sizes``) the script draws N ``--dim``-dimensional float32 embeddings
+from a seeded mixture of Gaussians (``--clusters`` centres; clustered like real patient
+embeddings, unlike i.i.d. noise which is the worst case for every approximate index), plus
+``--queries`` patients of the index as queries, and for each index kind (``--kinds``):
+
+* ``build_s``: wall time to build the index (training included for IVF);
+* batch search of all queries at once: ``batch_s`` and ``queries_per_s``;
+* one query at a time (``--latency-queries`` of them): ``p50_ms`` / ``p99_ms`` latency;
+* ``recall_at_10``: overlap of the top-10 with exact (Flat) search, self excluded;
+* graphonc's own search path (:func:`graphonc.search.similar.neighbours`: normalisation,
+  self-exclusion, compaction, id mapping) against raw ``faiss.Index.search`` of the same
+  pre-normalised vectors on the same index, measured side by side in alternating rounds:
+  ``path_overhead_pct`` (batch) and ``path_overhead_single_pct`` (one query at a time).
+
+On a machine with CUDA and faiss-gpu, Flat and IVF are also run on the GPU (kinds
+``flat-gpu``, ``ivf-gpu``). Prints one JSON object (and writes ``--json-out``). Example::
+
+    .venv/bin/python scripts/bench_search.py --sizes 10000,100000,1000000 --json-out bench_out/search.json
+
+Never run by the tests (benchmarks print figures; tests do not time things).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from graphonc.search.index import IndexParams, PatientIndex, gpu_available, normalised  # noqa: E402
+from graphonc.search.similar import neighbours  # noqa: E402
+
+
+def synthetic(n: int, dim: int, clusters: int, seed: int) -> np.ndarray:
+    """(n, dim) float32: cluster centres ~ N(0, 1), points = centre + N(0, 0.35²) noise."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
+    which = rng.integers(0, clusters, n)
+    return centres[which] + 0.35 * rng.standard_normal((n, dim)).astype(np.float32)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def recall(got: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(a[a >= 0]) & set(b)) / len(b) for a, b in zip(got, truth)]))
+
+
+def bench_kind(kind: str, x: np.ndarray, ids: np.ndarray, qpos: np.ndarray, truth: np.ndarray, k: int,
+               params: IndexParams, latency_queries: int, rounds: int) -> dict:
+    device = "gpu" if kind.endswith("-gpu") else "cpu"
+    base = kind.removesuffix("-gpu")
+    t0 = time.perf_counter()
+    idx = PatientIndex.build(x, ids, base, params, device=device)
+    build_s = time.perf_counter() - t0
+    q = x[qpos]
+    qn = normalised(q)
+    raw = idx._searcher()  # the FAISS index searches run on (GPU clone when on the GPU)
+    if base == "hnsw":
+        idx.set_ef_search(max(params.ef_search, k + 1))
+    raw.search(qn[:10], k + 1)  # warm-up
+    neighbours(idx, q[:10], k, qpos[:10])
+    raw_t, path_t = [], []
+    for _ in range(rounds):  # alternate raw FAISS and graphonc's path on identical work
+        t = time.perf_counter()
+        raw.search(qn, k + 1)
+        raw_t.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        hits = neighbours(idx, q, k, qpos)
+        _ = idx.ids[np.clip(hits.rows, 0, None)]
+        path_t.append(time.perf_counter() - t)
+    lat_raw, lat_path = [], []
+    for i in range(min(latency_queries, len(q))):
+        t = time.perf_counter()
+        raw.search(qn[i:i + 1], k + 1)
+        lat_raw.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        h = neighbours(idx, q[i:i + 1], k, qpos[i:i + 1])
+        _ = idx.ids[np.clip(h.rows, 0, None)]
+        lat_path.append(time.perf_counter() - t)
+    batch = float(np.median(raw_t))
+    lat_raw_ms, lat_path_ms = np.array(lat_raw) * 1e3, np.array(lat_path) * 1e3
+    return {"kind": kind, "device": idx.device, "build_s": round(build_s, 3),
+            "batch_queries": len(q), "batch_s": round(batch, 4), "queries_per_s": round(len(q) / batch, 1),
+            "p50_ms": round(float(np.percentile(lat_raw_ms, 50)), 4),
+            "p99_ms": round(float(np.percentile(lat_raw_ms, 99)), 4),
+            "recall_at_10": round(recall(hits.rows[:, :10], truth), 4),
+            "graphonc_batch_s": round(float(np.median(path_t)), 4),
+            "path_overhead_pct": round(100 * (np.median(path_t) / batch - 1), 2),
+            "graphonc_p50_ms": round(float(np.percentile(lat_path_ms, 50)), 4),
+            "path_overhead_single_pct": round(100 * (np.median(lat_path_ms) / np.median(lat_raw_ms) - 1), 2),
+            "params": idx.meta["params"]}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--kinds", default="flat,hnsw,ivf")
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--latency-queries", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--clusters", type=int, default=1000)
+    ap.add_argument("--hnsw-m", type=int, default=32)
+    ap.add_argument("--ef-construction", type=int, default=80)
+    ap.add_argument("--ef-search", type=int, default=128)
+    ap.add_argument("--nprobe", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json-out", type=Path)
+    a = ap.parse_args(argv)
+    import faiss
+
+    kinds = a.kinds.split(",")
+    if gpu_available():
+        kinds += [f"{kd}-gpu" for kd in kinds if kd in ("flat", "ivf")]
+    params = IndexParams(hnsw_m=a.hnsw_m, ef_construction=a.ef_construction, ef_search=a.ef_search, nprobe=a.nprobe)
+    out = {"benchmark": "search", "dim": a.dim, "k": a.k, "seed": a.seed, "clusters": a.clusters,
+           "machine": {"cpus": os.cpu_count(), "faiss_threads": faiss.omp_get_max_threads(),
+                       "platform": platform.platform(), "faiss": faiss.__version__, "gpu": gpu_available()},
+           "results": []}
+    for n in [int(s) for s in a.sizes.split(",")]:
+        _log(f"N={n:,}: generating {n:,} × {a.dim} embeddings")
+        x = synthetic(n, a.dim, a.clusters, a.seed)
+        ids = np.array([f"P{i:08d}" for i in range(n)], dtype=object)
+        qpos = np.sort(np.random.default_rng(a.seed + 1).choice(n, min(a.queries, n), replace=False))
+        exact = PatientIndex.build(x, ids, "flat")
+        truth = neighbours(exact, x[qpos], a.k, qpos).rows
+        for kind in kinds:
+            _log(f"N={n:,}: {kind}")
+            r = bench_kind(kind, x, ids, qpos, truth, a.k, params, a.latency_queries, a.rounds)
+            r["n"] = n
+            out["results"].append(r)
+            _log(json.dumps(r))
+        del x, exact
+    text = json.dumps(out, indent=2)
+    print(text)
+    if a.json_out:
+        a.json_out.parent.mkdir(parents=True, exist_ok=True)
+        a.json_out.write_text(text)
+    return out
+
+
+if __name__ == "__main__":
+    main()
