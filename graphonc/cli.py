@@ -412,16 +412,17 @@ def _similar_table(res) -> Table:
              f" — label {q.label or '?'}, {len(q.mutations)} mutations, index {res.index_kind}")
     t = Table(title=title, caption=f"filters: {res.filters.describe()}", show_lines=True)
     for c in ("#", "patient", "score", "label", "shared mutations / genes (role)", "shared pathways",
-              "clinical: same | different", "treatments", "outcome"):
+              "clinical", "treatments", "outcome"):
         t.add_column(c, justify="right" if c in ("#", "score") else "left", overflow="fold")
     for n in res.neighbours:
         shared = "\n".join([*n.shared_mutations, *(f"{g['gene']} ({g['role']})" for g in n.shared_genes)]) or "-"
         pw = f"{n.n_shared_pathways}" + (f": {n.shared_pathways[0]['name']}" if n.shared_pathways else "")
-        same = ", ".join(c["column"] for c in n.clinical_similar) or "-"
-        diff = ", ".join(f"{c['column']} {c['query']}→{c['neighbour']}" for c in n.clinical_different) or "-"
+        n_same, n_all = len(n.clinical_similar), len(n.clinical_similar) + len(n.clinical_different)
+        diff = ", ".join(f"{c['column']} {c['query']}→{c['neighbour']}" for c in n.clinical_different)
+        clinical = f"{n_same}/{n_all} alike" + (f"; differ: {diff}" if diff else "")
         if n.shared_phenotypes:
-            same += "\nradiomics: " + ", ".join(p["phenotype"] for p in n.shared_phenotypes)
-        t.add_row(str(n.rank), n.id, f"{n.score:.3f}", str(n.label or "?"), shared, pw, f"{same} | {diff}",
+            clinical += "\nradiomics: " + ", ".join(p["phenotype"] for p in n.shared_phenotypes)
+        t.add_row(str(n.rank), n.id, f"{n.score:.3f}", str(n.label or "?"), shared, pw, clinical,
                   ", ".join(n.treatments) or "-", n.status)
     return t
 
@@ -446,7 +447,6 @@ def similar_cmd(
 ) -> None:
     """The k most similar patients, the reasons (shared mutations, genes, pathways, clinical) and their outcomes."""
     import json
-    from dataclasses import asdict  # noqa: F401
 
     from graphonc.search.similar import parse_filters, similar_new_patients, similar_patients
 

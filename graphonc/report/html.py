@@ -26,7 +26,6 @@ import pandas as pd
 
 import graphonc
 from graphonc.errors import GraphoncError
-from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.search.similar import CohortFacts, Filters, SimilarResult, similar_patients
 
