@@ -117,9 +117,13 @@ def _check_columns(raw, needed: dict[str, str]) -> None:
                          hint="add the columns (empty cells are allowed and count as missing values).")
 
 
-def read_new_patients(cfg: GraphConfig, source: Path, mutations: Path | None, feature_columns: list[str]
-                      ) -> NewPatients:
-    """Read new patients with the run's config into graph tables (no pathways: genes carry those)."""
+def read_new_patients(cfg: GraphConfig, source: Path, mutations: Path | None, feature_columns: list[str],
+                      imaging_columns: list[str] = ()) -> NewPatients:
+    """Read new patients with the run's config into graph tables (no pathways: genes carry those).
+
+    ``imaging_columns`` (the model's radiomic features) are optional: new patients come
+    without imaging here and are encoded as such (``radiomics_available = 0``).
+    """
     inp = new_input(cfg, source, mutations)
     cfg = cfg.model_copy(update={"input": inp})
     raw = read_cohort(cfg)
@@ -142,6 +146,8 @@ def read_new_patients(cfg: GraphConfig, source: Path, mutations: Path | None, fe
     mut_nodes, has_mut, _ = _mutation_tables(_filter_mutations(all_mut, cfg))
     _, seq, _ = _panel_tables(raw, all_mut, symbols, cfg)
     _, received = _treatment_tables(raw, cfg)
+    for c in imaging_columns:
+        patients[c] = np.nan
     patients["sequenced"] = patients[S.ID].isin(set(seq[S.SRC]))
     patients["n_mutations"] = has_mut.groupby(S.SRC).size().reindex(patients[S.ID]).fillna(0).astype("int64") \
         .to_numpy()
@@ -197,7 +203,8 @@ def embed_patients(run_dir: Path, source: Path, model_dir: Path | None = None, m
     run = GraphRun.open(run_dir)
     lm = load_model(Path(model_dir) if model_dir is not None else run.root / "model", run)
     enc = lm.graph.encoder
-    new = read_new_patients(run_config(run, config_path), Path(source), mutations, enc.numeric + enc.categorical)
+    new = read_new_patients(run_config(run, config_path), Path(source), mutations, enc.numeric + enc.categorical,
+                            enc.radiomics)
     if new.patients.empty:
         raise InputError("no patients in the input.", file=Path(source), hint="check the clinical file has rows.")
     x, edges, rows, unmatched = attach(lm, new)
