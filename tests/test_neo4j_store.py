@@ -322,6 +322,12 @@ def test_newer_build_replaces_older_one(neo4j_settings, builds, variant_driver):
     rows = older.manifest["counts"]["nodes"] | older.manifest["counts"]["edges"]
     assert {mode for table, mode in first.modes.items() if rows[table]} == {"create"}  # empty ones: skip
     assert _counts(drv, VARIANT) == _expected(older)
+    # a first load marks each relationship table complete once instead of stamping every relationship
+    stamped = drv.execute_query("MATCH (:Patient {cohort: $c})-[r:HAS_MUTATION]->() "
+                                "RETURN count(r.load_id) AS n", c=VARIANT).records[0]["n"]
+    marker = drv.execute_query("MATCH (m:GraphoncLoad {cohort: $c, table: $t}) RETURN m.load_id AS id", c=VARIANT,
+                               t=S.edge_name(S.HAS_MUTATION)).records
+    assert stamped == 0 and [r["id"] for r in marker] == [first.load_id]
     assert "os_months" not in _patient(drv, ids.iloc[1])
     report = load_run(full, neo4j_settings, batch_size=2000)
     assert report.modes[S.PATIENT] == report.modes[S.edge_name(S.HAS_MUTATION)] == "merge"
