@@ -12,9 +12,16 @@ CONFIG ?= configs/metabric.yaml
 setup:
 	bash scripts/setup.sh
 
+PATIENT ?= MB-0010
+
+# the main job: graph -> model -> index -> similar patients + tumour-board report (CPU is fine)
 demo: setup
 	$(GRAPHONC) build-graph --config $(CONFIG) --out $(RUN)
 	$(GRAPHONC) info $(RUN)
+	$(GRAPHONC) train --run $(RUN)
+	$(GRAPHONC) index --run $(RUN)
+	$(GRAPHONC) similar --run $(RUN) --patient $(PATIENT) -k 10
+	$(GRAPHONC) report --run $(RUN) --patient $(PATIENT)
 
 test:
 	bash scripts/setup.sh --neo4j
