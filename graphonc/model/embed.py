@@ -55,6 +55,8 @@ class EmbeddedPatients:
         risk: (n,) log partial hazard (higher = worse).
         classes: the K diagnosis classes.
         patients: the new patients' Patient table (clinical values as typed by the config).
+        edges: the new patients' Patient-sourced edge tables (src = patient id).
+        mutation_genes: gene of each of their mutations (columns id, gene).
         unmatched: per patient, what could not be attached (unknown mutations, genes, ...).
     """
 
@@ -65,6 +67,7 @@ class EmbeddedPatients:
     classes: list[str]
     patients: pd.DataFrame
     edges: dict[S.EdgeType, pd.DataFrame] = field(default_factory=dict)
+    mutation_genes: pd.DataFrame = field(default_factory=pd.DataFrame)
     unmatched: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def predictions(self) -> pd.DataFrame:
@@ -217,7 +220,8 @@ def embed_patients(run_dir: Path, source: Path, model_dir: Path | None = None, m
         log.warning("%d new patient(s) link to mutations/genes/treatments the run has never seen; "
                     "those links are left out (see `unmatched`)", int((unmatched.sum(axis=1) > 0).sum()))
     return EmbeddedPatients(new.patients[S.ID].tolist(), z.astype(np.float32), proba, risk,
-                            list(lm.graph.label_classes), new.patients, new.edges, unmatched.reset_index(names=S.ID))
+                            list(lm.graph.label_classes), new.patients, new.edges, new.mutation_genes,
+                            unmatched.reset_index(names=S.ID))
 
 
 def write_embedded(emb: EmbeddedPatients, out: Path) -> None:

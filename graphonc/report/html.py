@@ -210,14 +210,11 @@ def _treatment_section(res: SimilarResult, facts: CohortFacts) -> str:
 
 
 def _explanation_section(run: GraphRun, patient_id: str, workdir: Path, top: int = 12) -> str:
-    try:
-        from graphonc.model.explain import explain_patient
-    except ImportError:  # pragma: no cover - the explain module ships with graphonc
-        return "<h2>Model explanation</h2><p>not available in this installation</p>"
+    from graphonc.model.explain import explain_patient
     from graphonc.report.search_plots import attribution_bars
 
     exp = explain_patient(run.root, patient_id)
-    table = getattr(exp, "table", exp)
+    table = exp.table
     parts = ["<h2>Why the model says this</h2>",
              "<p class='sub'>Integrated-gradients attributions: positive values push the output up (higher risk, "
              "or more evidence for the predicted class). Clinical inputs are grouped by column; graph inputs are the "
@@ -226,9 +223,9 @@ def _explanation_section(run: GraphRun, patient_id: str, workdir: Path, top: int
         t = table[table["target"] == target]
         t = t.reindex(t["attribution"].abs().sort_values(ascending=False).index).head(top)
         label = "risk (log partial hazard)" if target == "risk" else \
-            f"diagnosis: {getattr(exp, 'predicted_label', None) or 'predicted class'}"
+            f"diagnosis: {exp.predicted_label}"
         png = attribution_bars(t, workdir / f"explain_{target}.png", f"{patient_id}: {label}")
-        rows = [(esc(r.kind), esc(r.name), esc(getattr(r, "value", None)), f"{r.attribution:+.4f}")
+        rows = [(esc(r.kind), esc(r.name), esc(r.value), f"{r.attribution:+.4f}")
                 for r in t.itertuples()]
         parts.append(f"<div><h3>{esc(label)}</h3><img alt='attributions for {esc(target)}' "
                      f"src='{_png_data_uri(png)}'>{_table(['kind', 'input', 'value', 'attribution'], rows, [3])}</div>")

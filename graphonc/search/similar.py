@@ -514,7 +514,7 @@ def similar_new_patients(run_dir: Path, source: Path, k: int = 10, filters: Filt
                             f"{index.dim}. Fix: rebuild the index (`graphonc index --run {run_dir}`).")
     pred = emb.predictions().set_index(S.ID)
     labels = [_none(pred.loc[i, "predicted_label"]) if "predicted_label" in pred.columns else None for i in emb.ids]
-    profiles = facts.new_profiles(emb.patients, emb.edges, labels, getattr(emb, "mutation_genes", None))
+    profiles = facts.new_profiles(emb.patients, emb.edges, labels, emb.mutation_genes)
     return _results(index, facts, profiles, emb.embeddings, np.full(len(profiles), -1), k, filters,
                     [_prediction_dict(pred.iloc[i]) for i in range(len(emb.ids))])
 
