@@ -43,6 +43,10 @@ class ModelConfig(BaseModel):
     #: A mutation gets its own learnable embedding when this many training patients carry it.
     mutation_min_patients: int = 2
     use_graph: bool = True
+    #: How a node aggregates its neighbours' messages in each SAGE layer (PyG aggregation name:
+    #: "mean", "sum", "max"). "max" lets one driver mutation stand out among passengers instead
+    #: of being averaged away (METABRIC 5-fold macro-F1 0.482 vs 0.466 with "mean", 0.441 "sum").
+    aggr: str = "max"
     #: Learnable per-node embeddings for genes, pathways and frequent mutations (on top of features).
     id_embeddings: bool = True
     seed: int = 0
@@ -68,7 +72,7 @@ class PatientGNN(nn.Module):
                                          for t, n in vocab_sizes.items() if t in in_dims and cfg.id_embeddings})
         self.edge_types = [tuple(e) for e in edge_types] if cfg.use_graph else []
         self.convs = nn.ModuleList(
-            HeteroConv({e: SAGEConv((h, h), h) for e in self.edge_types}, aggr="sum")
+            HeteroConv({e: SAGEConv((h, h), h, aggr=cfg.aggr) for e in self.edge_types}, aggr="sum")
             for _ in range(cfg.layers if self.edge_types else 0)
         )
         self.norms = nn.ModuleList(nn.ModuleDict({t: nn.LayerNorm(h) for t in in_dims}) for _ in self.convs)
