@@ -108,20 +108,3 @@ def test_embed_cli_writes_tables(metabric_run, fold_model, data_dir, tmp_path):
     assert pred[S.ID].tolist() == fold_model["test"][:4] == emb[S.ID].tolist()
     np.testing.assert_allclose(pred["risk"], fold_model["risk"][:4], atol=1e-5)
 
-
-def test_new_patients_of_an_imaging_cohort_without_images(tmp_path):
-    """HN1 (clinical + radiomic phenotypes): new patients given only as clinical rows are embedded
-    as patients without imaging (radiomics_available = 0), not refused."""
-    from conftest import CONFIGS, DATA
-    from graphonc.graph.build import build_run
-    from graphonc.model.stages import train_stage
-
-    build_run(CONFIGS / "hn1.yaml", tmp_path / "hn1")
-    train_stage(tmp_path / "hn1", epochs=5)
-    clinical = pd.read_csv(DATA / "radiomics" / "hn1" / "HN_ClinicalData.csv")
-    new = clinical.head(3).assign(id=lambda d: "NEW-" + d["id"].astype(str))
-    new.to_csv(tmp_path / "new.csv", index=False)
-    emb = embed_patients(tmp_path / "hn1", tmp_path / "new.csv")
-    assert emb.ids == new["id"].tolist()
-    assert np.isfinite(emb.embeddings).all() and np.isfinite(emb.risk).all()
-    assert emb.proba.shape == (3, 0)  # HN1 has no diagnosis label
