@@ -395,12 +395,14 @@ def index_cmd(
     ef_search: int = typer.Option(128, "--ef-search", help="HNSW search beam width."),
     nlist: int = typer.Option(None, "--nlist", help="IVF cells (default about sqrt(n))."),
     nprobe: int = typer.Option(16, "--nprobe", help="IVF cells visited per query."),
+    source: str = typer.Option("model", "--from", help="model: the trained model's embeddings; features: the "
+                               "encoded clinical (+ radiomic) features, for cohorts without outcomes to train on."),
 ) -> None:
     """Build the FAISS index of the patient embeddings (cosine) into <run>/index."""
     from graphonc.search.index import IndexParams, build_index
 
     idx = build_index(run, kind.value, IndexParams(hnsw_m=hnsw_m, ef_search=ef_search, nlist=nlist, nprobe=nprobe),
-                      device.value)
+                      device.value, source=source)
     if not _settings(ctx).quiet:
         out_console.print(f"indexed {idx.n:,} patients ({idx.dim}-d, {idx.kind}, searching on {idx.device}) in "
                           f"{idx.meta['build_seconds']:.2f} s; wrote {run / 'index'}")

@@ -3,6 +3,7 @@
 a clear message; training on radiomic phenotypes is covered on HN1.)"""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +99,24 @@ def test_graph_from_images_and_gnn_forward(ibsi, tmp_path):
     with pytest.raises(GraphoncError, match="neither a label nor survival"):
         train_stage(tmp_path / "run", epochs=1)
     assert np.isfinite(run.nodes(S.PATIENT)[rad].to_numpy()).all()
+
+    # no outcome to train on: similar patients from the encoded features, phenotypes as reasons
+    res = CliRunner().invoke(app, ["index", "--run", str(tmp_path / "run"), "--from", "features"])
+    assert res.exit_code == 0, res.output
+    from graphonc.search.similar import similar_patients
+
+    (sim,) = similar_patients(tmp_path / "run", [IDS[0]], k=5)
+    of = edges.groupby("src")["dst"].agg(set)
+    assert len(sim.neighbours) == 5 and IDS[0] not in {n.id for n in sim.neighbours}
+    for n in sim.neighbours:
+        assert {s["phenotype"] for s in n.shared_phenotypes} == of[IDS[0]] & of[n.id]
+    # the vectors are the patients' encoded features, radiomic columns standardised over the cohort
+    feats = pd.read_parquet(tmp_path / "run" / "features" / "embeddings.parquet").set_index(S.ID)
+    vec = np.stack(feats["embedding"].to_numpy())
+    names = json.loads((tmp_path / "run" / "features" / "feature_names.json").read_text())
+    x = run.nodes(S.PATIENT).set_index(S.ID).loc[feats.index, rad]
+    np.testing.assert_allclose(vec[:, [names.index(c) for c in rad]], ((x - x.mean()) / x.std(ddof=0)).to_numpy(),
+                               atol=1e-4)
+    unit = vec / np.linalg.norm(vec, axis=1, keepdims=True)
+    cos = pd.Series(unit @ unit[feats.index.get_loc(IDS[0])], index=feats.index).drop(IDS[0])
+    assert sim.neighbours[0].id == cos.idxmax()

@@ -309,10 +309,41 @@ def embedding_matrix(emb: pd.DataFrame) -> np.ndarray:
     return np.stack(emb["embedding"].to_numpy()).astype(np.float32)
 
 
-def build_index(run_dir: Path, kind: str = "auto", params: IndexParams | None = None, device: str = "auto",
-                model_dir: Path | None = None, seed: int = 0) -> PatientIndex:
-    """Build the run's patient index from the model's embeddings and save it to ``<run>/index/``."""
+FEATURES_DIR = "features"
+
+
+def write_feature_embeddings(run_dir: Path) -> Path:
+    """``<run>/features/embeddings.parquet``: each patient's encoded input features as its vector.
+
+    For cohorts a model cannot be trained on (no diagnosis label, no survival: e.g. an imaging
+    cohort without outcomes), similarity falls back to the standardised clinical (+ radiomic)
+    feature vector, the encoding the GNN itself starts from (fitted on all patients here: there
+    is no held-out set to protect). Same format as ``<run>/model/embeddings.parquet``.
+    """
+    from graphonc.graph.hetero import to_hetero  # torch/PyG only when this path is used
+
     run = GraphRun.open(run_dir)
+    hg = to_hetero(run)
+    x = hg.data[S.PATIENT].x.numpy().astype(np.float32)
+    emb = pd.DataFrame({S.ID: hg.ids[S.PATIENT], "split": "all", "embedding": list(x)})
+    with atomic_dir(run.root / FEATURES_DIR) as tmp:
+        write_parquet(emb, tmp / "embeddings.parquet")
+        (tmp / "feature_names.json").write_text(json.dumps(hg.feature_names[S.PATIENT], indent=1))
+    return run.root / FEATURES_DIR
+
+
+def build_index(run_dir: Path, kind: str = "auto", params: IndexParams | None = None, device: str = "auto",
+                model_dir: Path | None = None, seed: int = 0, source: str = "model") -> PatientIndex:
+    """Build the run's patient index and save it to ``<run>/index/``.
+
+    ``source``: "model" (the trained model's embeddings, ``model_dir`` or ``<run>/model``) or
+    "features" (the encoded input features, see :func:`write_feature_embeddings`).
+    """
+    run = GraphRun.open(run_dir)
+    if source not in ("model", "features"):
+        raise GraphoncError(f"unknown index source {source!r}; expected 'model' or 'features'.")
+    if source == "features":
+        model_dir = write_feature_embeddings(run.root)
     mdir = Path(model_dir) if model_dir is not None else run.root / "model"
     emb = read_embeddings(run.root, mdir)
     idx = PatientIndex.build(embedding_matrix(emb), emb[S.ID], kind, params, device=device, seed=seed,
