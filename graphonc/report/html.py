@@ -251,7 +251,7 @@ def render_report(run_dir: Path, patient_id: str, k: int = 10, filters: Filters 
         work = Path(tmp)
         body = [_profile_section(res, facts, risk_pct), _neighbour_section(res), _km_section(res, facts, work),
                 _treatment_section(res, facts)]
-        if explain:
+        if explain and (run.root / "model" / "weights.pt").exists():  # a features-only index has no model
             body.append(_explanation_section(run, patient_id, work))
     title = f"Similar patients: {patient_id} ({run.cohort})"
     stamp = time.strftime("%Y-%m-%d %H:%M")
