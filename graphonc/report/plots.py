@@ -14,7 +14,8 @@ from lifelines.plotting import add_at_risk_counts  # noqa: E402
 from lifelines.statistics import multivariate_logrank_test  # noqa: E402
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Write ``fig`` as a PNG (parents created) and close it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -34,7 +35,7 @@ def loss_curves(history: list[dict], path: Path, best_epoch: int | None = None) 
         ax.set_title(title)
         ax.set_xlabel("epoch")
     axes[0].legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def km_by_risk_group(time_months: np.ndarray, event: np.ndarray, risk: np.ndarray, path: Path,
@@ -52,12 +53,17 @@ def km_by_risk_group(time_months: np.ndarray, event: np.ndarray, risk: np.ndarra
         fitters.append(kmf)
     p = multivariate_logrank_test(t, np.asarray(groups), e).p_value
     ax.set_title(f"{title}\nlog-rank p = {p:.2g}")
+    finish_km_axes(ax, fitters)
+    return save_figure(fig, path)
+
+
+def finish_km_axes(ax, fitters: list) -> None:
+    """Axis labels, limits, legend and the number-at-risk table under Kaplan–Meier curves (months)."""
     ax.set_xlabel("months")
     ax.set_ylabel("survival probability")
     ax.set_ylim(0, 1.05)
     ax.legend(loc="lower left")
     add_at_risk_counts(*fitters, ax=ax)
-    return _save(fig, path)
 
 
 def calibration(y_true: np.ndarray, proba: np.ndarray, path: Path, bins: int = 10) -> Path:
@@ -83,4 +89,4 @@ def calibration(y_true: np.ndarray, proba: np.ndarray, path: Path, bins: int = 1
     ax.set_ylabel("observed accuracy")
     ax.set_title("Diagnosis calibration")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)

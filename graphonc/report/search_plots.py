@@ -10,16 +10,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from lifelines import KaplanMeierFitter  # noqa: E402
-from lifelines.plotting import add_at_risk_counts  # noqa: E402
 from lifelines.statistics import logrank_test  # noqa: E402
 
-
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
-    return path
+from graphonc.report.plots import finish_km_axes, save_figure  # noqa: E402
 
 
 def embedding_map(xy: np.ndarray, labels, path: Path, title: str) -> Path:
@@ -37,7 +30,7 @@ def embedding_map(xy: np.ndarray, labels, path: Path, title: str) -> Path:
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(markerscale=3, fontsize=8, loc="best")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def km_neighbours_vs_cohort(nb_time: np.ndarray, nb_event: np.ndarray, all_time: np.ndarray,
@@ -59,12 +52,8 @@ def km_neighbours_vs_cohort(nb_time: np.ndarray, nb_event: np.ndarray, all_time:
             p = logrank_test(nb_time[ok_n], all_time[ok_a], nb_event[ok_n], all_event[ok_a]).p_value
             p_text = f"\nlog-rank p = {p:.2g} (neighbours vs cohort; neighbours are part of the cohort)"
     ax.set_title(title + p_text, fontsize=10)
-    ax.set_xlabel("months")
-    ax.set_ylabel("survival probability")
-    ax.set_ylim(0, 1.05)
-    ax.legend(loc="lower left")
-    add_at_risk_counts(*fitters, ax=ax)
-    return _save(fig, path)
+    finish_km_axes(ax, fitters)
+    return save_figure(fig, path)
 
 
 def attribution_bars(table: pd.DataFrame, path: Path, title: str) -> Path:
@@ -76,4 +65,4 @@ def attribution_bars(table: pd.DataFrame, path: Path, title: str) -> Path:
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel("attribution (integrated gradients)")
     ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
