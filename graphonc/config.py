@@ -252,7 +252,7 @@ def load_config(path: str | Path) -> GraphConfig:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found. Fix: give the path of a YAML file such as configs/metabric.yaml.")
-    return parse_config(path.read_text(), path.resolve())
+    return parse_config(path.read_text(encoding="utf-8"), path.resolve())
 
 
 def parse_config(text: str, path: Path) -> GraphConfig:

@@ -102,14 +102,14 @@ def export_embeddings(run_dir: Path, fmt: str, *, model_dir: Path | None = None,
             write_parquet(out, tmp / "embeddings.parquet")
         elif fmt == "npy":
             np.save(tmp / "embeddings.npy", x)
-            (tmp / "ids.txt").write_text("".join(f"{i}\n" for i in emb[S.ID]))
+            (tmp / "ids.txt").write_text("".join(f"{i}\n" for i in emb[S.ID]), encoding="utf-8")
         elif fmt == "projector":
             _projector(tmp, x, meta)
         else:
             details = to_neo4j(run, emb, neo4j, k=k, model_name=model_name or f"graphonc-{digest(emb[S.ID])}",
                                index_name=index_name, property_name=property_name, device=device,
                                check_sample=check_sample)
-            (tmp / "summary.json").write_text(json.dumps(details, indent=2))
+            (tmp / "summary.json").write_text(json.dumps(details, indent=2), encoding="utf-8")
         files = sorted(p.name for p in tmp.iterdir())
     res = ExportResult(fmt, target, len(emb), x.shape[1], files)
     if fmt == "neo4j":
@@ -121,12 +121,13 @@ def _projector(folder: Path, x: np.ndarray, meta: pd.DataFrame) -> None:
     np.savetxt(folder / "tensors.tsv", x, delimiter="\t", fmt="%.7g")
     cols = list(meta.columns)
     lines = ["\t".join(cols)] + ["\t".join(_tsv_cell(v) for v in row) for row in meta.itertuples(index=False)]
-    (folder / "metadata.tsv").write_text("\n".join(lines) + "\n")
+    (folder / "metadata.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (folder / "projector_config.pbtxt").write_text(
-        'embeddings {\n  tensor_name: "patients"\n  tensor_path: "tensors.tsv"\n  metadata_path: "metadata.tsv"\n}\n')
+        'embeddings {\n  tensor_name: "patients"\n  tensor_path: "tensors.tsv"\n  metadata_path: "metadata.tsv"\n}\n',
+            encoding="utf-8")
     (folder / "projector_config.json").write_text(json.dumps({"embeddings": [
         {"tensorName": "patients", "tensorShape": list(x.shape), "tensorPath": "tensors.tsv",
-         "metadataPath": "metadata.tsv"}]}, indent=2))
+         "metadataPath": "metadata.tsv"}]}, indent=2), encoding="utf-8")
 
 
 def read_projector(folder: Path) -> tuple[np.ndarray, pd.DataFrame]:

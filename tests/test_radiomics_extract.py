@@ -223,6 +223,8 @@ def _write_dicom_series(src: Path, out: Path) -> Path:
     """Write a 3-D image as a DICOM series (one file per slice, positions from the image geometry)."""
     import SimpleITK as sitk
 
+    from graphonc.radiomics.images import keep_locale
+
     img = sitk.ReadImage(str(src))
     out.mkdir(parents=True)
     writer = sitk.ImageFileWriter()
@@ -239,7 +241,8 @@ def _write_dicom_series(src: Path, out: Path) -> Path:
                            ("0018|0050", str(img.GetSpacing()[2]))):
             s.SetMetaData(tag, value)
         writer.SetFileName(str(out / f"slice{i:03d}.dcm"))
-        writer.Execute(s)
+        with keep_locale():  # GDCM would leave the test process in the "C" locale
+            writer.Execute(s)
     return out
 
 

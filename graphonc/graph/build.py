@@ -266,4 +266,4 @@ def build_run(config_path, out, progress: bool = False) -> dict:
     t0 = time.perf_counter()
     cfg = load_config(config_path)
     tables = build_graph(cfg, progress=progress)
-    return write_graph_run(Path(out), tables, cfg, Path(config_path).read_text(), time.perf_counter() - t0)
+    return write_graph_run(Path(out), tables, cfg, Path(config_path).read_text(encoding="utf-8"), time.perf_counter() - t0)

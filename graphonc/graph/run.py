@@ -99,10 +99,10 @@ def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: fl
             write_parquet(df, p)
             hashes[f"edges/{S.edge_name(edge)}"] = sha256_file(p)
         if config_text is not None:
-            (tmp / "config.yaml").write_text(config_text)
+            (tmp / "config.yaml").write_text(config_text, encoding="utf-8")
         for rel, text in getattr(tables, "artifacts", {}).items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / rel).write_text(text)
+            (tmp / rel).write_text(text, encoding="utf-8")
         manifest = {
             "graphonc_version": graphonc.__version__,
             "stage": "build-graph",
@@ -129,7 +129,7 @@ def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: fl
             "build_seconds": round(seconds, 3),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str), encoding="utf-8")
     return manifest
 
 
@@ -147,7 +147,7 @@ class GraphRun:
         if not mf.exists():
             raise GraphoncError(f"{root}: not a graphonc run folder (no {MANIFEST}). "
                                 "Fix: build one with `graphonc build-graph --config ... --out ...`.")
-        return cls(root, json.loads(mf.read_text()))
+        return cls(root, json.loads(mf.read_text(encoding="utf-8")))
 
     @property
     def cohort(self) -> str:

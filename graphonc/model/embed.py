@@ -89,7 +89,7 @@ def run_config(run: GraphRun, config_path: Path | None = None) -> GraphConfig:
     if original is None or not copy.exists():
         raise GraphoncError(f"{run.root}: the run does not record where its config lives. "
                             "Fix: pass --config with the config it was built from.")
-    return parse_config(copy.read_text(), Path(original))
+    return parse_config(copy.read_text(encoding="utf-8"), Path(original))
 
 
 def new_input(cfg: GraphConfig, source: Path, mutations: Path | None = None):

@@ -39,7 +39,7 @@ def save_model(fit: FitResult, folder: Path) -> None:
         "best_epoch": fit.best_epoch,
     }
     torch.save(fit.model.state_dict(), folder / WEIGHTS)
-    (folder / META).write_text(json.dumps(meta, indent=1, sort_keys=True))
+    (folder / META).write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
 
 
 @dataclass
@@ -53,7 +53,7 @@ def load_model(folder: Path, run: GraphRun) -> LoadedModel:
     """Rebuild the graph with the saved encoder/vocabulary/senders and load the weights."""
     if not (folder / WEIGHTS).exists():
         raise GraphoncError(f"{folder}: no trained model. Fix: run `graphonc train --run {run.root}` first.")
-    meta = json.loads((folder / META).read_text())
+    meta = json.loads((folder / META).read_text(encoding="utf-8"))
     cfg = ModelConfig(**meta["config"])
     graph = model_graph(run, meta["train_ids"], encoder=PatientFeatureEncoder.from_dict(meta["encoder"]),
                         vocab=meta["vocab"])

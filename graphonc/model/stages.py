@@ -32,7 +32,7 @@ def model_config(run: GraphRun, config_path: Path | None = None, **overrides) ->
     if config_path is not None:
         section = load_config(config_path).model
     elif (run.root / "config.yaml").exists():
-        section = (yaml.safe_load((run.root / "config.yaml").read_text()) or {}).get("model", {}) or {}
+        section = (yaml.safe_load((run.root / "config.yaml").read_text(encoding="utf-8")) or {}).get("model", {}) or {}
     else:
         section = {}
     return ModelConfig(**{**section, **{k: v for k, v in overrides.items() if v is not None}})
@@ -68,8 +68,8 @@ def train_stage(run_dir: Path, config_path: Path | None = None, progress: bool =
                "device": str(pick_device(cfg.device))}
     with atomic_dir(run.root / "model") as tmp:
         save_model(fit, tmp)
-        (tmp / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=True))
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+        (tmp / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=True), encoding="utf-8")
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float), encoding="utf-8")
         emb = pd.DataFrame({S.ID: pid, "split": split.to_numpy(), "embedding": list(z.astype(np.float32))})
         write_parquet(emb, tmp / "embeddings.parquet")
         write_parquet(_prediction_table(pid, proba, risk, fit.graph.label_classes, split),
@@ -111,8 +111,8 @@ def evaluate_stage(run_dir: Path, folds: int = 5, config_path: Path | None = Non
     table = summary_table(per_fold)
     with atomic_dir(run.root / "eval") as tmp:
         write_parquet(per_fold, tmp / "folds.parquet")
-        (tmp / "summary.json").write_text(table.to_json(orient="index", indent=2, force_ascii=False))
-        (tmp / "summary.md").write_text(markdown_table(table))
-        (tmp / "folds.json").write_text(json.dumps([{"train": tr, "test": te} for tr, te in split]))
-        (tmp / "model_config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=True))
+        (tmp / "summary.json").write_text(table.to_json(orient="index", indent=2, force_ascii=False), encoding="utf-8")
+        (tmp / "summary.md").write_text(markdown_table(table), encoding="utf-8")
+        (tmp / "folds.json").write_text(json.dumps([{"train": tr, "test": te} for tr, te in split]), encoding="utf-8")
+        (tmp / "model_config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=True), encoding="utf-8")
     return table

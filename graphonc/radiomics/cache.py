@@ -62,7 +62,7 @@ class ResultCache:
             return None
         p = self._path(key)
         try:
-            return json.loads(p.read_text())
+            return json.loads(p.read_text(encoding="utf-8"))
         except (FileNotFoundError, json.JSONDecodeError):  # absent, or a torn file from another writer
             return None
 

@@ -244,7 +244,7 @@ def write_outputs(result: ExtractResult, out: Path, extra: dict | None = None) -
     report = {"counts": result.counts, "seconds": result.seconds, "workers": result.workers,
               "features": len(feature_columns(result.features)), "out": str(out),
               "errors_table": str(err_path), "cases": result.cases, **(extra or {})}
-    _atomic(report_path, lambda p: p.write_text(json.dumps(report, indent=2, sort_keys=True, default=str)))
+    _atomic(report_path, lambda p: p.write_text(json.dumps(report, indent=2, sort_keys=True, default=str), encoding="utf-8"))
     return report
 
 

@@ -6,8 +6,11 @@ the error and carries on with the other cases.
 """
 from __future__ import annotations
 
+import locale
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import SimpleITK as sitk
@@ -30,6 +33,17 @@ class CaseError(Exception):
         super().__init__(message)
 
 
+@contextmanager
+def keep_locale() -> Iterator[None]:
+    """Restore the process locale afterwards: GDCM (SimpleITK's DICOM I/O) switches it to "C"
+    and leaves it there, after which Python opens text files as ASCII."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
 def read_image(path: Path, role: str) -> sitk.Image:
     """A file SimpleITK can read, or a folder with exactly one DICOM series.
 
@@ -45,7 +59,8 @@ def read_image(path: Path, role: str) -> sitk.Image:
     try:
         if path.is_dir():
             reader = sitk.ImageSeriesReader()
-            series = reader.GetGDCMSeriesIDs(str(path))
+            with keep_locale():
+                series = reader.GetGDCMSeriesIDs(str(path))
             if not series:
                 raise CaseError("unreadable", f"{role} folder {path} holds no DICOM series. Fix: point the manifest "
                                 f"at a DICOM series folder or an image file ({READABLE}).")
@@ -53,7 +68,8 @@ def read_image(path: Path, role: str) -> sitk.Image:
                 raise CaseError("unreadable", f"{role} folder {path} holds {len(series)} DICOM series. Fix: give a "
                                 "folder with one series (one folder per series).")
             reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(path), series[0]))
-            return reader.Execute()
+            with keep_locale():
+                return reader.Execute()
         return sitk.ReadImage(str(path))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1][:200]

@@ -198,7 +198,7 @@ class PhenotypeModel:
         if not f.exists():
             raise GraphoncError(f"{path}: no {MODEL_FILE}. Fix: give a folder written by "
                                 "`graphonc radiomics phenotype --out DIR`.")
-        return cls.from_dict(json.loads(f.read_text()))
+        return cls.from_dict(json.loads(f.read_text(encoding="utf-8")))
 
 
 def _tolist(a) -> list:

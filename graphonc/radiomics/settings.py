@@ -187,7 +187,7 @@ def _read_yaml(path: Path, what: str) -> dict:
     if not path.exists():
         raise ConfigError(f"{path}: {what} not found. Fix: give the path of a YAML file such as configs/radiomics.yaml.")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

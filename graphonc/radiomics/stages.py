@@ -37,7 +37,7 @@ def phenotype_run(features: PatientFeatures, spec: PhenotypeSpec, out: Path) -> 
     batch = features.batch(spec.batch_column) if spec.harmonization in ("per_batch", "combat") else None
     z = model.harmonizer.transform(features.values, batch)
     with atomic_dir(Path(out)) as tmp:
-        (tmp / MODEL_FILE).write_text(model.dumps())
+        (tmp / MODEL_FILE).write_text(model.dumps(), encoding="utf-8")
         write_parquet(model.phenotype_table(), tmp / "phenotypes.parquet")
         write_parquet(assignments, tmp / "assignments.parquet")
         write_parquet(pd.concat([pd.DataFrame({"patient_id": z.index.to_numpy(dtype=object)}),
@@ -48,7 +48,7 @@ def phenotype_run(features: PatientFeatures, spec: PhenotypeSpec, out: Path) -> 
                   "log_transformed": h.log_, "harmonization": spec.harmonization, "batch_column": spec.batch_column,
                   "method": spec.method, "selection_by": spec.selection, "selection": model.selection, "k": model.k,
                   "phenotypes": model.phenotype_table().to_dict("records")}
-        (tmp / "report.json").write_text(json.dumps(report, indent=2, default=str))
+        (tmp / "report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     return model, assignments
 
 

@@ -240,7 +240,7 @@ class PatientIndex:
             ids["split"] = self.split
         write_parquet(ids, folder / IDS_FILE)
         self.meta = {**self.meta, **(extra_meta or {})}
-        (folder / META_FILE).write_text(json.dumps(self.meta, indent=2, sort_keys=True))
+        (folder / META_FILE).write_text(json.dumps(self.meta, indent=2, sort_keys=True), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path, device: str = "cpu") -> "PatientIndex":
@@ -248,7 +248,7 @@ class PatientIndex:
         folder = Path(folder)
         if not (folder / INDEX_FILE).exists():
             raise GraphoncError(f"{folder}: no FAISS index. Fix: build it with `graphonc index --run {folder.parent}`.")
-        meta = json.loads((folder / META_FILE).read_text())
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
         index = faiss.read_index(str(folder / INDEX_FILE))
         ids = pd.read_parquet(folder / IDS_FILE)
         if len(ids) != index.ntotal:
@@ -328,7 +328,7 @@ def write_feature_embeddings(run_dir: Path) -> Path:
     emb = pd.DataFrame({S.ID: hg.ids[S.PATIENT], "split": "all", "embedding": list(x)})
     with atomic_dir(run.root / FEATURES_DIR) as tmp:
         write_parquet(emb, tmp / "embeddings.parquet")
-        (tmp / "feature_names.json").write_text(json.dumps(hg.feature_names[S.PATIENT], indent=1))
+        (tmp / "feature_names.json").write_text(json.dumps(hg.feature_names[S.PATIENT], indent=1), encoding="utf-8")
     return run.root / FEATURES_DIR
 
 

@@ -264,12 +264,14 @@ def evaluate_similarity_stage(run_dir: Path, folds: int = 5, k: int = 10, method
     res = evaluate_similarity(run.root, folds, k, cfg, methods, subsample, cfg.seed, progress)
     with atomic_dir(run.root / "similarity") as tmp:
         write_parquet(res.per_fold, tmp / "folds.parquet")
-        (tmp / "summary.md").write_text(markdown_table(res.summary))
-        (tmp / "summary.json").write_text(res.summary.to_json(orient="index", indent=2, force_ascii=False))
-        (tmp / "folds.json").write_text(json.dumps([{"train": tr, "test": te} for tr, te in res.folds]))
+        (tmp / "summary.md").write_text(markdown_table(res.summary), encoding="utf-8")
+        (tmp / "summary.json").write_text(res.summary.to_json(orient="index", indent=2, force_ascii=False),
+                                          encoding="utf-8")
+        (tmp / "folds.json").write_text(json.dumps([{"train": tr, "test": te} for tr, te in res.folds]),
+                                        encoding="utf-8")
         nb = pd.concat([d.assign(model=m, fold=f) for (m, f), d in res.neighbours.items()], ignore_index=True)
         write_parquet(nb, tmp / "neighbours.parquet")
         (tmp / "settings.yaml").write_text(yaml.safe_dump({"folds": folds, "k": k, "methods": list(methods),
                                                            "subsample": subsample, "model": cfg.model_dump()},
-                                                          sort_keys=True))
+                                                          sort_keys=True), encoding="utf-8")
     return res

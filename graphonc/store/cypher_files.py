@@ -53,7 +53,7 @@ class CypherFile:
         path = Path(path)
         if not path.exists():
             raise GraphoncError(f"{path}: Cypher file not found. Fix: see the files in cypher/.")
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
         header = [ln for ln in lines if ln.startswith("//")]
         body = "\n".join(ln for ln in lines if not ln.startswith("//"))
         title = header[0].lstrip("/ ").strip() if header else path.stem

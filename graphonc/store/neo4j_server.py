@@ -239,7 +239,7 @@ def resolve_jars(cache_dir: Path | None = None, *, pom: Path | None = None) -> P
                   f"neo4j-browser-{BROWSER_VERSION}.jar"}
         if missing := needed - set(jars):
             raise Neo4jServerError(f"Maven finished but these jars are missing: {sorted(missing)}")
-        (tmp / _COMPLETE_MARKER).write_text("\n".join(jars) + "\n")
+        (tmp / _COMPLETE_MARKER).write_text("\n".join(jars) + "\n", encoding="utf-8")
         if lib.exists() and not _lib_ok(lib):
             shutil.rmtree(lib)
         try:
@@ -291,7 +291,7 @@ def write_conf(cfg: Neo4jServerConfig) -> Path:
         "internal.dbms.bolt.netty_server_shutdown_quiet_period=0",
     ]
     conf = cfg.conf_dir / "neo4j.conf"
-    conf.write_text("\n".join(lines) + "\n")
+    conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return conf
 
 
@@ -302,7 +302,7 @@ def _env_file() -> Path:
 
 def _read_env_file(path: Path) -> str | None:
     """NEO4J_PASSWORD from a KEY=VALUE file (``export`` and quotes allowed)."""
-    for raw in path.read_text().splitlines():
+    for raw in path.read_text(encoding="utf-8").splitlines():
         line = raw.strip()
         if line.startswith("export "):
             line = line[len("export "):].lstrip()
@@ -325,12 +325,12 @@ def configured_password(cfg: Neo4jServerConfig, env: Mapping[str, str]) -> tuple
         path = Path(env["GRAPHONC_NEO4J_PASSWORD_FILE"]).expanduser()
         if not path.is_file():
             raise Neo4jServerError(f"GRAPHONC_NEO4J_PASSWORD_FILE names {path}, which is not a file")
-        return path.read_text().strip(), str(path)
+        return path.read_text(encoding="utf-8").strip(), str(path)
     env_file = _env_file()
     if env_file.is_file() and (password := _read_env_file(env_file)):
         return password, str(env_file)
     if cfg.password_file.is_file():
-        return cfg.password_file.read_text().strip(), str(cfg.password_file)
+        return cfg.password_file.read_text(encoding="utf-8").strip(), str(cfg.password_file)
     return None
 
 
@@ -452,7 +452,7 @@ def _is_our_server(pid: int, data_dir: Path) -> bool:
     proc = Path(f"/proc/{pid}")
     if proc.is_dir():
         try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            state = (proc / "stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
             args = (proc / "cmdline").read_bytes().split(b"\0")
         except (OSError, IndexError):
             return False
@@ -469,7 +469,7 @@ def _is_our_server(pid: int, data_dir: Path) -> bool:
 
 def _read_pid_file(cfg: Neo4jServerConfig) -> dict | None:
     try:
-        info = json.loads(cfg.pid_file.read_text())
+        info = json.loads(cfg.pid_file.read_text(encoding="utf-8"))
         return info if isinstance(info.get("pid"), int) else None
     except (OSError, ValueError, AttributeError):
         return None
@@ -578,7 +578,7 @@ def start(cfg: Neo4jServerConfig, timeout: float = 120) -> ServerStatus:
         pid = _spawn_detached(java_command(cfg, lib), cfg)
         info = {"pid": pid, "bolt_port": cfg.bolt_port, "http_port": cfg.http_port,
                 "version": NEO4J_VERSION, "started_at": time.time()}
-        cfg.pid_file.write_text(json.dumps(info) + "\n")
+        cfg.pid_file.write_text(json.dumps(info) + "\n", encoding="utf-8")
         result = _status_from(info, cfg.data_dir, generated=pw.generated)
         deadline = time.monotonic() + timeout
         while True:
@@ -666,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Neo4j {NEO4J_VERSION} running: pid {st.pid}, {st.bolt_uri}, browser {st.browser_url}")
             if st.password_generated:
                 print(f"Generated password for user '{USER}' (stored in {cfg.password_file}, shown once): "
-                      f"{cfg.password_file.read_text().strip()}")
+                      f"{cfg.password_file.read_text(encoding='utf-8').strip()}")
         elif args.command == "stop":
             print("Neo4j stopped." if stop(cfg, timeout=args.timeout or 60) else "Neo4j was not running.")
         else:
