@@ -25,7 +25,7 @@ demo: setup
 
 test:
 	bash scripts/setup.sh --neo4j
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 bench: setup
 	$(PY) scripts/bench_build.py --sizes 1000,10000,100000
