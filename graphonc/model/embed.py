@@ -109,9 +109,14 @@ def new_input(cfg: GraphConfig, source: Path, mutations: Path | None = None):
     return TableInput(clinical=source, mutations=mutations, patient_id_column=pid)
 
 
+def _columns(raw) -> set[str]:
+    """Clinical columns of the patient and (if any) sample tables."""
+    return set(raw.patients.df.columns) | (set(raw.sample_table.df.columns) if raw.sample_table is not None else set())
+
+
 def _check_columns(raw, needed: dict[str, str]) -> None:
     """Refuse input that lacks columns the model needs, naming all of them at once."""
-    have = set(raw.patients.df.columns) | (set(raw.sample_table.df.columns) if raw.sample_table is not None else set())
+    have = _columns(raw)
     missing = {c: why for c, why in needed.items() if c not in have}
     if missing:
         listing = ", ".join(f"{c} ({why})" for c, why in missing.items())
@@ -133,7 +138,7 @@ def read_new_patients(cfg: GraphConfig, source: Path, mutations: Path | None, fe
     needed = {c: "model feature" for c in feature_columns}
     needed |= {t.column: f"treatment {t.name}" for t in cfg.treatments}
     _check_columns(raw, needed)
-    have = set(raw.patients.df.columns) | (set(raw.sample_table.df.columns) if raw.sample_table is not None else set())
+    have = _columns(raw)
     # outcomes and display columns are optional for new patients: keep the ones given
     spec = cfg.clinical.model_copy(deep=True)
     spec.display = [c for c in spec.display if c in have]
