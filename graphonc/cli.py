@@ -5,60 +5,21 @@ with code 2; ``--debug`` shows the traceback instead.
 """
 from __future__ import annotations
 
-import functools
 import logging
 import warnings
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Callable
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from graphonc.cli_common import Settings, err_console, handles_errors, out_console, settings_of
 from graphonc.errors import GraphoncError
+from graphonc.radiomics.cli import radiomics_app
 
 app = typer.Typer(help="graphonc: patient-similarity graphs for oncology.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
-err_console = Console(stderr=True)
-out_console = Console()
-
-
-@dataclass
-class Settings:
-    verbose: bool = False
-    quiet: bool = False
-    debug: bool = False
-
-    @property
-    def progress(self) -> bool:
-        return not self.quiet
-
-
-def _settings(ctx: typer.Context | None) -> Settings:
-    root = ctx.find_root() if ctx is not None else None
-    return root.obj if root is not None and isinstance(root.obj, Settings) else Settings()
-
-
-def handles_errors(fn: Callable) -> Callable:
-    """Turn GraphoncError into a one-line message and exit code 2 (traceback with --debug).
-
-    The wrapped command must take ``ctx: typer.Context`` (it carries the global options).
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except GraphoncError as exc:
-            if _settings(kwargs.get("ctx")).debug:
-                raise
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 @app.callback()
@@ -110,7 +71,7 @@ def build_graph_cmd(
     """Build the heterogeneous patient graph of a cohort into a run folder (Parquet)."""
     from graphonc.graph.build import build_run
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     manifest = build_run(config, out, progress=settings.progress)
     if not settings.quiet:
         out_console.print(_counts_table(manifest))
@@ -140,7 +101,7 @@ def load_neo4j_cmd(
     batch_size: int = typer.Option(100_000, "--batch-size", help="Rows per transaction."),
 ) -> None:
     """Load a run folder into Neo4j (idempotent; NEO4J_URI/USER/PASSWORD/DATABASE, default the local server)."""
-    _load_neo4j(_settings(ctx), run, batch_size)
+    _load_neo4j(settings_of(ctx), run, batch_size)
 
 
 @app.command("info")
@@ -176,7 +137,7 @@ def train_cmd(
     """Train the GNN (diagnosis + survival) and write embeddings, predictions and plots into <run>/model."""
     from graphonc.model.stages import train_stage
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     m = train_stage(run, config, progress=settings.progress, epochs=epochs, device=device)
     if not settings.quiet:
         t = Table(title=f"validation metrics (best epoch {m['best_epoch']}, {m['n_validation']} held-out patients)")
@@ -203,7 +164,7 @@ def evaluate_cmd(
 
     from graphonc.model.stages import evaluate_stage
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     table = evaluate_stage(run, folds, config, baselines, progress=settings.progress, epochs=epochs)
     t = Table(title=f"{folds}-fold cross-validation (mean ± sd over folds)")
     t.add_column("model")
@@ -233,7 +194,7 @@ def embed_cmd(
     emb = embed_patients(run, patients, model_dir=model, mutations=mutations, config_path=config)
     if out is not None:
         write_embedded(emb, out)
-    if _settings(ctx).quiet:
+    if settings_of(ctx).quiet:
         return
     pred = emb.predictions()
     unmatched = emb.unmatched.set_index("id").sum(axis=1) if len(emb.unmatched.columns) > 1 else None
@@ -403,7 +364,7 @@ def index_cmd(
 
     idx = build_index(run, kind.value, IndexParams(hnsw_m=hnsw_m, ef_search=ef_search, nlist=nlist, nprobe=nprobe),
                       device.value, source=source)
-    if not _settings(ctx).quiet:
+    if not settings_of(ctx).quiet:
         out_console.print(f"indexed {idx.n:,} patients ({idx.dim}-d, {idx.kind}, searching on {idx.device}) in "
                           f"{idx.meta['build_seconds']:.2f} s; wrote {run / 'index'}")
 
@@ -468,9 +429,7 @@ def similar_cmd(
             out_console.print(f"only {len(r.neighbours)} patients pass the filters ({r.filters.describe()})")
 
 
-from graphonc.radiomics.cli import radiomics_app  # noqa: E402  (commands in graphonc/radiomics/cli.py)
-
-app.add_typer(radiomics_app, name="radiomics")
+app.add_typer(radiomics_app, name="radiomics")  # graphonc radiomics extract|phenotype|assign
 
 
 class ExportFormat(str, Enum):
@@ -504,7 +463,7 @@ def export_cmd(
     """Export patient embeddings (Parquet, NumPy, TensorBoard projector, Neo4j vector index) into <run>/export."""
     from graphonc.export import export_embeddings, projection_plot
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     for f in fmt:
         res = export_embeddings(run, f.value, k=k, model_name=model_name, index_name=index_name,
                                 property_name=property_name)
@@ -544,7 +503,7 @@ def report_cmd(
 
     path = write_report(run, patient, out, k=k, filters=parse_filters(same_label, treated_with, alive_at),
                         explain=explain)
-    if not _settings(ctx).quiet:
+    if not settings_of(ctx).quiet:
         out_console.print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
 
 
@@ -566,7 +525,7 @@ def evaluate_similarity_cmd(
 
     from graphonc.search.quality import METHODS, evaluate_similarity_stage
 
-    res = evaluate_similarity_stage(run, folds, k, method or METHODS, subsample, progress=_settings(ctx).progress,
+    res = evaluate_similarity_stage(run, folds, k, method or METHODS, subsample, progress=settings_of(ctx).progress,
                                     epochs=epochs)
     t = Table(title=f"similarity on {folds} held-out folds, k={k} (mean ± sd over folds)")
     t.add_column("method")

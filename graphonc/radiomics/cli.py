@@ -1,37 +1,17 @@
 """``graphonc radiomics extract | phenotype | assign``: thin Typer wrappers over the stage functions."""
 from __future__ import annotations
 
-import functools
-import sys
 from enum import Enum
 from pathlib import Path
-from typing import Callable
 
 import typer
 from rich.table import Table
 
+from graphonc.cli_common import err_console, handles_errors, out_console, settings_of
+from graphonc.errors import GraphoncError
+
 radiomics_app = typer.Typer(help="Radiomic features and phenotypes: extract (pyradiomics), phenotype, assign.",
                             no_args_is_help=True)
-
-
-def _cli():
-    """The graphonc CLI module (also when it runs as ``python -m graphonc.cli``)."""
-    main = sys.modules.get("__main__")
-    if getattr(getattr(main, "__spec__", None), "name", None) == "graphonc.cli":
-        return main
-    import graphonc.cli
-
-    return graphonc.cli
-
-
-def _handles_errors(fn: Callable) -> Callable:
-    """graphonc.cli.handles_errors, looked up when the command runs (no import cycle)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return _cli().handles_errors(fn)(*args, **kwargs)
-
-    return wrapper
 
 
 class OnMismatch(str, Enum):
@@ -46,7 +26,7 @@ class Aggregate(str, Enum):
 
 
 @radiomics_app.command("extract")
-@_handles_errors
+@handles_errors
 def extract_cmd(
     ctx: typer.Context,
     manifest: Path = typer.Option(None, "--manifest", "-m", help="CSV/TSV: patient_id, image, mask[, case_id, label, "
@@ -74,13 +54,12 @@ def extract_cmd(
                                         "error, mean, or the largest ROI."),
 ) -> None:
     """Extract pyradiomics features for every case of a manifest (parallel, cached, resumable)."""
-    cli = _cli()
-    settings = cli._settings(ctx)
+    settings = settings_of(ctx)
     if features_csv is not None:
         _import_csv(settings, features_csv, out, config, id_column, roi_column, roi, aggregate)
         return
     if manifest is None:
-        raise cli.GraphoncError("give --manifest (images) or --features-csv (precomputed features).")
+        raise GraphoncError("give --manifest (images) or --features-csv (precomputed features).")
     from graphonc.radiomics.extract import extract_run
     from graphonc.radiomics.settings import load_params
 
@@ -100,13 +79,13 @@ def extract_cmd(
             t.add_column(col, overflow="fold")
         for row in result.errors.itertuples():
             t.add_row(row.case_id, row.reason, row.message)
-        cli.err_console.print(t)
+        err_console.print(t)
     if not settings.quiet:
-        cli.out_console.print(f"wrote {out}: {len(result.features)} case(s) x {report['features']} features "
+        out_console.print(f"wrote {out}: {len(result.features)} case(s) x {report['features']} features "
                               f"({c['extracted']} extracted, {c['cached']} from cache, {c['failed']} failed) in "
                               f"{result.seconds:.1f} s with {result.workers} worker(s)")
     if strict and c["failed"]:
-        cli.err_console.print(f"[bold red]error:[/] {c['failed']} case(s) failed (--strict).")
+        err_console.print(f"[bold red]error:[/] {c['failed']} case(s) failed (--strict).")
         raise typer.Exit(1)
 
 
@@ -125,12 +104,12 @@ def _import_csv(settings, features_csv: Path, out: Path, config: Path | None, id
     pf = read_feature_table(spec)
     write_feature_table(pf, out)
     if not settings.quiet:
-        _cli().out_console.print(f"wrote {out}: {len(pf.values)} patients x {pf.values.shape[1]} features "
+        out_console.print(f"wrote {out}: {len(pf.values)} patients x {pf.values.shape[1]} features "
                                  f"(from {features_csv.name})")
 
 
 @radiomics_app.command("phenotype")
-@_handles_errors
+@handles_errors
 def phenotype_cmd(
     ctx: typer.Context,
     features: Path = typer.Option(..., "--features", "-f", help="Feature table: Parquet from `radiomics extract`, or "
@@ -152,8 +131,7 @@ def phenotype_cmd(
     from graphonc.radiomics.settings import PhenotypeSpec, load_phenotype_settings
     from graphonc.radiomics.stages import feature_spec, phenotype_run
 
-    cli = _cli()
-    settings = cli._settings(ctx)
+    settings = settings_of(ctx)
     spec, cohort = load_phenotype_settings(config)
     overrides = {k: v for k, v in (("batch_column", batch_column), ("harmonization", harmonization),
                                    ("method", method), ("k_min", k_min), ("k_max", k_max), ("seed", seed))
@@ -163,7 +141,7 @@ def phenotype_cmd(
     try:
         spec = PhenotypeSpec.model_validate({**spec.model_dump(), **overrides})
     except ValidationError as exc:
-        raise cli.GraphoncError(f"invalid phenotype option: {exc.errors()[0]['msg']}") from None
+        raise GraphoncError(f"invalid phenotype option: {exc.errors()[0]['msg']}") from None
     pf = read_feature_table(feature_spec(features, cohort.features if cohort is not None else None))
     model, _ = phenotype_run(pf, spec, out)
     if not settings.quiet:
@@ -173,12 +151,12 @@ def phenotype_cmd(
             t.add_column(col, overflow="fold")
         for row in model.phenotype_table().itertuples():
             t.add_row(row.id, str(row.n_patients), row.description, row.signature)
-        cli.out_console.print(t)
-        cli.out_console.print(f"wrote {out}")
+        out_console.print(t)
+        out_console.print(f"wrote {out}")
 
 
 @radiomics_app.command("assign")
-@_handles_errors
+@handles_errors
 def assign_cmd(
     ctx: typer.Context,
     model: Path = typer.Option(..., "--model", help="Folder written by `radiomics phenotype`."),
@@ -190,10 +168,9 @@ def assign_cmd(
     from graphonc.radiomics.settings import load_phenotype_settings
     from graphonc.radiomics.stages import assign_run, feature_spec
 
-    cli = _cli()
     cohort = load_phenotype_settings(config)[1] if config is not None else None
     table = assign_run(model, feature_spec(features, cohort.features if cohort is not None else None), out)
-    if not cli._settings(ctx).quiet:
+    if not settings_of(ctx).quiet:
         counts = table["phenotype"].value_counts().sort_index()
-        cli.out_console.print(f"wrote {out}: {len(table)} patients; " +
+        out_console.print(f"wrote {out}: {len(table)} patients; " +
                               ", ".join(f"{k}: {v}" for k, v in counts.items()))
