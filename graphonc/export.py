@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +31,7 @@ import pandas as pd
 
 from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
-from graphonc.graph.run import GraphRun, atomic_dir, write_parquet
+from graphonc.graph.run import GraphRun, atomic_dir, atomic_file, write_parquet
 from graphonc.search.index import PatientIndex, digest, embedding_matrix, load_index, normalised, read_embeddings
 
 log = logging.getLogger("graphonc")
@@ -122,9 +120,8 @@ def _projector(folder: Path, x: np.ndarray, meta: pd.DataFrame) -> None:
     cols = list(meta.columns)
     lines = ["\t".join(cols)] + ["\t".join(_tsv_cell(v) for v in row) for row in meta.itertuples(index=False)]
     (folder / "metadata.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (folder / "projector_config.pbtxt").write_text(
-        'embeddings {\n  tensor_name: "patients"\n  tensor_path: "tensors.tsv"\n  metadata_path: "metadata.tsv"\n}\n',
-            encoding="utf-8")
+    pbtxt = 'embeddings {\n  tensor_name: "patients"\n  tensor_path: "tensors.tsv"\n  metadata_path: "metadata.tsv"\n}\n'
+    (folder / "projector_config.pbtxt").write_text(pbtxt, encoding="utf-8")
     (folder / "projector_config.json").write_text(json.dumps({"embeddings": [
         {"tensorName": "patients", "tensorShape": list(x.shape), "tensorPath": "tensors.tsv",
          "metadataPath": "metadata.tsv"}]}, indent=2), encoding="utf-8")
@@ -306,14 +303,7 @@ def projection_plot(run_dir: Path, method: str = "umap", model_dir: Path | None 
         xy = TSNE(n_components=2, perplexity=min(30.0, (len(x) - 1) / 3), init="pca",
                   random_state=seed).fit_transform(x)
     target = run.root / "export" / f"embeddings_{method}.png"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".png", dir=target.parent)
-    os.close(fd)
-    try:
-        embedding_map(xy, meta["label"], Path(tmp), title=f"{run.cohort}: patient embeddings ({method.upper()}, "
+    with atomic_file(target) as tmp:
+        embedding_map(xy, meta["label"], tmp, title=f"{run.cohort}: patient embeddings ({method.upper()}, "
                       f"n={len(emb):,}, {x.shape[1]}-d), coloured by diagnosis label")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return target

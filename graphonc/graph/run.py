@@ -67,6 +67,28 @@ def atomic_dir(target: Path) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+@contextmanager
+def atomic_file(target: Path) -> Iterator[Path]:
+    """Yield a temp path next to ``target`` (same suffix, so writers can infer the format); on
+    success it replaces ``target`` in one rename, with the permissions of an ordinary new file.
+
+    On an exception the temp file is removed and ``target`` is untouched.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
     """Deterministic Parquet: no pandas index, fixed compression, no timestamps in metadata."""
     table = pa.Table.from_pandas(df, preserve_index=False)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
+
+from graphonc.graph.run import atomic_file
 
 FORMAT = 1
 
@@ -69,13 +70,5 @@ class ResultCache:
     def put(self, key: str, doc: dict) -> None:
         if self.root is None:
             return
-        p = self._path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:8]}.", suffix=".tmp", dir=p.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(doc, fh, sort_keys=True)
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(self._path(key)) as tmp:
+            tmp.write_text(json.dumps(doc, sort_keys=True), encoding="utf-8")

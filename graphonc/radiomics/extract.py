@@ -29,7 +29,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -38,7 +37,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from graphonc.graph.run import write_parquet
+from graphonc.graph.run import atomic_file, write_parquet
 from graphonc.progress import make_progress
 from graphonc.radiomics.cache import ResultCache, case_key, content_hash, default_cache_dir
 from graphonc.radiomics.manifest import Case, read_manifest
@@ -216,18 +215,6 @@ def feature_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if c not in META_COLUMNS and pd.api.types.is_float_dtype(df[c])]
 
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def side_paths(out: Path) -> tuple[Path, Path]:
     """The errors table and the report written beside ``out``."""
     out = Path(out)
@@ -239,12 +226,15 @@ def write_outputs(result: ExtractResult, out: Path, extra: dict | None = None) -
     """Write features, errors table and report (each atomically). Returns the report."""
     out = Path(out)
     err_path, report_path = side_paths(out)
-    _atomic(out, lambda p: write_parquet(result.features, p))
-    _atomic(err_path, lambda p: result.errors.to_csv(p, index=False))
+    with atomic_file(out) as tmp:
+        write_parquet(result.features, tmp)
+    with atomic_file(err_path) as tmp:
+        result.errors.to_csv(tmp, index=False)
     report = {"counts": result.counts, "seconds": result.seconds, "workers": result.workers,
               "features": len(feature_columns(result.features)), "out": str(out),
               "errors_table": str(err_path), "cases": result.cases, **(extra or {})}
-    _atomic(report_path, lambda p: p.write_text(json.dumps(report, indent=2, sort_keys=True, default=str), encoding="utf-8"))
+    with atomic_file(report_path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2, sort_keys=True, default=str), encoding="utf-8")
     return report
 
 

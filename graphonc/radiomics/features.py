@@ -223,10 +223,10 @@ def _one_row_per_patient(values: pd.DataFrame, meta: pd.DataFrame, ids: pd.Serie
 
 def write_feature_table(pf: PatientFeatures, out: Path) -> None:
     """Write patient-level features in the ``features.parquet`` layout (atomically)."""
-    from graphonc.graph.run import write_parquet
-    from graphonc.radiomics.extract import _atomic
+    from graphonc.graph.run import atomic_file, write_parquet
 
     df = pd.concat([pd.DataFrame({"case_id": pf.values.index.to_numpy(dtype=object),
                                   "patient_id": pf.values.index.to_numpy(dtype=object)}),
                     pf.meta.reset_index(drop=True).astype(object), pf.values.reset_index(drop=True)], axis=1)
-    _atomic(Path(out), lambda p: write_parquet(df, p))
+    with atomic_file(Path(out)) as tmp:
+        write_parquet(df, tmp)

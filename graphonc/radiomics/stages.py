@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from graphonc.graph.run import atomic_dir, write_parquet
-from graphonc.radiomics.extract import _atomic
+from graphonc.graph.run import atomic_dir, atomic_file, write_parquet
 from graphonc.radiomics.features import PatientFeatures, read_feature_table
 from graphonc.radiomics.phenotypes import MODEL_FILE, PhenotypeModel, fit_phenotypes
 from graphonc.radiomics.settings import FeatureTableSpec, PhenotypeSpec
@@ -56,5 +55,6 @@ def assign_run(model_dir: Path, features: FeatureTableSpec, out: Path) -> pd.Dat
     """Assign the patients of a feature table to an existing phenotype model; write Parquet."""
     model = PhenotypeModel.load(model_dir)
     table = model.assign(read_feature_table(features))
-    _atomic(Path(out), lambda p: write_parquet(table, p))
+    with atomic_file(Path(out)) as tmp:
+        write_parquet(table, tmp)
     return table

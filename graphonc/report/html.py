@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import html
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import pandas as pd
 
 import graphonc
 from graphonc.errors import GraphoncError
-from graphonc.graph.run import GraphRun
+from graphonc.graph.run import GraphRun, atomic_file
 from graphonc.search.similar import CohortFacts, Filters, SimilarResult, similar_patients
 
 log = logging.getLogger("graphonc")
@@ -277,16 +276,6 @@ def write_report(run_dir: Path, patient_id: str, out: Path | None = None, **kwar
     if out.suffix.lower() not in (".html", ".htm"):
         raise GraphoncError(f"--out {out}: the report is an HTML page. Fix: give a path ending in .html.")
     page = render_report(run.root, patient_id, **kwargs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}-", suffix=".html", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(page)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_file(out) as tmp:
+        tmp.write_text(page, encoding="utf-8")
     return out

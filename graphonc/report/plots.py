@@ -18,7 +18,7 @@ def save_figure(fig, path: Path) -> Path:
     """Write ``fig`` as a PNG (parents created) and close it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format="png")  # temp files may not end in .png
     plt.close(fig)
     return path
 
