@@ -62,3 +62,31 @@ def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> list[str]
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     hits = close_matches(word, candidates)
     return f" Did you mean {', '.join(repr(h) for h in hits)}?" if hits else ""
+
+
+def _edit_distance(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def _affix(a: str, b: str) -> int:
+    pre = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    suf = next((i for i, (x, y) in enumerate(zip(a[::-1], b[::-1])) if x != y), min(len(a), len(b)))
+    return pre + suf
+
+
+def unknown_patient(pid: str, known: Iterable[str], where: str) -> GraphoncError:
+    """The error for a patient id that is not in ``where``, suggesting the closest known ids."""
+    known = [str(k) for k in known]
+    # ids such as MB-0005 are close to thousands of others: rerank difflib's candidates by edit
+    # distance, then by shared prefix + suffix, so MB-00x5 and MB-005 both suggest MB-0005 first
+    cands = close_matches(pid, known, n=50)
+    hits = sorted(cands, key=lambda c: (_edit_distance(c.lower(), pid.lower()), -_affix(c.lower(), pid.lower()), c))[:5]
+    hint = f" Did you mean {', '.join(repr(h) for h in hits)}?" if hits else ""
+    return GraphoncError(f"patient {pid!r} is not in {where}.{hint} Fix: use a patient id of the run "
+                         "(column id of graph/nodes/Patient.parquet).")

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from captum.attr import IntegratedGradients
 
-from graphonc.errors import GraphoncError, did_you_mean
+from graphonc.errors import unknown_patient
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.model.gnn import PatientGNN
@@ -153,7 +153,7 @@ def explain_patient(run_dir: Path, patient_id: str, model_dir: Path | None = Non
     g, d = lm.graph, lm.graph.data
     pid = g.ids[S.PATIENT]
     if patient_id not in pid:
-        raise GraphoncError(f"patient {patient_id!r} is not in {run.root}.{did_you_mean(patient_id, list(pid))}")
+        raise unknown_patient(patient_id, pid, str(run.root))
     row = int(pid.get_loc(patient_id))
     x = {t: d[t].x for t in d.node_types if "x" in d[t]}
     edges = {e: d[e].edge_index for e in d.edge_types}

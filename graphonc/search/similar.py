@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from graphonc.errors import GraphoncError, close_matches, did_you_mean
+from graphonc.errors import GraphoncError, did_you_mean, unknown_patient
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.search.index import PatientIndex, load_index
@@ -416,33 +416,6 @@ def _neighbour(facts: CohortFacts, q: Profile, pid: str, rank: int, score: float
     return Neighbour(rank=rank, id=pid, score=float(score), label=nb.label, phenotypes=nb.phenotypes,
                      treatments=nb.treatments, os_months=nb.os_months, os_event=nb.os_event,
                      status=survival_status(nb.os_months, nb.os_event), extra_survival=nb.extra_survival, **why)
-
-
-def _edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
-def _affix(a: str, b: str) -> int:
-    pre = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-    suf = next((i for i, (x, y) in enumerate(zip(a[::-1], b[::-1])) if x != y), min(len(a), len(b)))
-    return pre + suf
-
-
-def unknown_patient(pid: str, known: Sequence[str], where: str) -> GraphoncError:
-    known = [str(k) for k in known]
-    # ids such as MB-0005 are close to thousands of others: rerank difflib's candidates by edit
-    # distance, then by shared prefix + suffix, so MB-00x5 and MB-005 both suggest MB-0005 first
-    cands = close_matches(pid, known, n=50)
-    hits = sorted(cands, key=lambda c: (_edit_distance(c.lower(), pid.lower()), -_affix(c.lower(), pid.lower()), c))[:5]
-    hint = f" Did you mean {', '.join(repr(h) for h in hits)}?" if hits else ""
-    return GraphoncError(f"patient {pid!r} is not in {where}.{hint} Fix: use a patient id of the run "
-                         "(column id of graph/nodes/Patient.parquet).")
 
 
 def _predictions(run: GraphRun, model_dir: Path | None) -> pd.DataFrame | None:
