@@ -47,15 +47,14 @@ class _Incoming:
         if total == 0:
             return dst[:0], dst[:0]
         group = torch.repeat_interleave(torch.arange(len(dst)), deg)
-        offset = torch.arange(total) - torch.repeat_interleave(torch.cumsum(deg, 0) - deg, deg)
+        offset = torch.arange(total) - torch.repeat_interleave(torch.cumsum(deg, 0) - deg, deg)  # within group
         eid = start[group] + offset
         if k >= 0:  # keep the k of each group with the smallest random key
             key = torch.rand(total, generator=gen)
             order = torch.argsort(group.double() + key.double(), stable=True)  # group-major, random within
-            eid, group = eid[order], group[order]
-            rank = torch.arange(total) - torch.repeat_interleave(torch.cumsum(deg, 0) - deg, deg)
-            keep = rank < k
-            eid, group = eid[keep], group[keep]
+            # groups keep their place and size, so ``offset`` is also each sorted edge's rank in its group
+            keep = offset < k
+            eid, group = eid[order][keep], group[order][keep]
         return self.src[eid], dst[group]
 
 
