@@ -61,6 +61,18 @@ def _edges(src: pd.Series, dst: pd.Series, **props) -> pd.DataFrame:
     return df.iloc[first].reset_index(drop=True)
 
 
+def add_assay_columns(patients: pd.DataFrame, seq: pd.DataFrame, has_mut: pd.DataFrame) -> None:
+    """Patient columns from the mutation modality: ``sequenced``, ``gene_panel``, ``n_mutations``."""
+    patients["sequenced"] = patients["id"].isin(set(seq[S.SRC]))
+    multi = seq[S.SRC].duplicated(keep=False).to_numpy()  # patients on several panels (rare)
+    panel_of = seq.loc[~multi].set_index(S.SRC)[S.DST]
+    if multi.any():
+        panel_of = pd.concat([panel_of, seq.loc[multi].groupby(S.SRC)[S.DST].agg(lambda s: ";".join(sorted(s)))])
+    patients["gene_panel"] = patients["id"].map(panel_of).astype("string")
+    patients["n_mutations"] = has_mut.groupby(S.SRC).size().reindex(patients["id"]).fillna(0) \
+        .astype("int64").to_numpy()
+
+
 def read_cohort(cfg: GraphConfig) -> RawCohort:
     if isinstance(cfg.input, CBioPortalInput):
         return read_cbioportal(cfg.input)
@@ -73,7 +85,7 @@ def symbol_map(cfg: GraphConfig) -> SymbolMap:
     return load_gene_info(cfg.genes.gene_info, cfg.genes.aliases)
 
 
-def _filter_mutations(mut: pd.DataFrame, cfg: GraphConfig) -> pd.DataFrame:
+def filter_mutations(mut: pd.DataFrame, cfg: GraphConfig) -> pd.DataFrame:
     spec = cfg.mutations
     vc = mut["variant_class"].fillna("unknown")
     keep = vc.isin(spec.include_variant_classes) if spec.include_variant_classes is not None \
@@ -81,7 +93,7 @@ def _filter_mutations(mut: pd.DataFrame, cfg: GraphConfig) -> pd.DataFrame:
     return mut.loc[keep & mut["gene"].notna()]
 
 
-def _mutation_tables(mut: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def mutation_tables(mut: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Mutation nodes, Patient-HAS_MUTATION edges, Mutation-IN_GENE edges."""
     change = mut["protein_change"].fillna("unknown")
     mut = pd.DataFrame({  # only the columns used below (no copy of the whole mutation table)
@@ -109,7 +121,7 @@ def _mutation_tables(mut: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.
     return nodes, has, in_gene
 
 
-def _panel_tables(raw: RawCohort, all_genes: pd.DataFrame, symbols: SymbolMap, cfg: GraphConfig
+def panel_tables(raw: RawCohort, all_genes: pd.DataFrame, symbols: SymbolMap, cfg: GraphConfig
                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """GenePanel nodes, Patient-SEQUENCED_WITH edges, GenePanel-COVERS edges.
 
@@ -191,12 +203,12 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
             if unknown:
                 log.warning("%d gene symbol(s) not in gene_info, kept as given: %s", len(unknown),
                             ", ".join(unknown[:10]))
-            kept = _filter_mutations(all_mut, cfg)
+            kept = filter_mutations(all_mut, cfg)
             stats["mutation_rows"] = {"read": int(len(raw.mutations)), "kept": int(len(kept)),
                                       "unknown_symbols": unknown}
-            mut_nodes, has_mut, in_gene = _mutation_tables(kept)
+            mut_nodes, has_mut, in_gene = mutation_tables(kept)
         with st.stage("panels"):
-            panel_nodes, seq, covers = _panel_tables(raw, all_mut, symbols, cfg)
+            panel_nodes, seq, covers = panel_tables(raw, all_mut, symbols, cfg)
         with st.stage("gene roles"):
             mutated = set(mut_nodes["gene"])
             graph_genes = mutated | set(covers[S.DST])
@@ -212,22 +224,14 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
             stats["pathways"] = {}
             pathways, in_pw = _pathway_tables(cfg, symbols, graph_genes, mutated, stats["pathways"])
         with st.stage("treatments"):
-            tr_nodes, received = _treatment_tables(raw, cfg)
+            tr_nodes, received = treatment_tables(raw, cfg)
         if cfg.radiomics is not None:
             with st.stage("radiomics"):
                 from graphonc.radiomics.graph import radiomics_tables
 
                 rad = radiomics_tables(cfg.radiomics, patients["id"])
 
-    sequenced = set(seq[S.SRC])
-    patients["sequenced"] = patients["id"].isin(sequenced)
-    multi = seq[S.SRC].duplicated(keep=False).to_numpy()  # patients on several panels (rare)
-    panel_of = seq.loc[~multi].set_index(S.SRC)[S.DST]
-    if multi.any():
-        panel_of = pd.concat([panel_of, seq.loc[multi].groupby(S.SRC)[S.DST].agg(lambda s: ";".join(sorted(s)))])
-    patients["gene_panel"] = patients["id"].map(panel_of).astype("string")
-    patients["n_mutations"] = has_mut.groupby(S.SRC).size().reindex(patients["id"]).fillna(0) \
-        .astype("int64").to_numpy()
+    add_assay_columns(patients, seq, has_mut)
     if rad is not None:
         patients = patients.merge(rad.patient_columns, on="id", how="left", validate="one_to_one")
     patients = patients.sort_values("id", kind="stable").reset_index(drop=True)
@@ -246,7 +250,7 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
     return tables
 
 
-def _treatment_tables(raw: RawCohort, cfg: GraphConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+def treatment_tables(raw: RawCohort, cfg: GraphConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, src, dst = [], [], []
     for t in cfg.treatments:
         values = raw.column(t.column, Table.text, f"treatment {t.name!r}")

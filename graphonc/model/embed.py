@@ -24,8 +24,8 @@ import torch
 from graphonc.config import CBioPortalInput, GraphConfig, TableInput, load_config, parse_config
 from graphonc.errors import GraphoncError, InputError
 from graphonc.graph import schema as S
-from graphonc.graph.build import (_filter_mutations, _mutation_tables, _panel_tables, _treatment_tables, read_cohort,
-                                  symbol_map)
+from graphonc.graph.build import (add_assay_columns, filter_mutations, mutation_tables, panel_tables, read_cohort,
+                                  symbol_map, treatment_tables)
 from graphonc.graph.clinical import patient_table
 from graphonc.graph.run import GraphRun, atomic_dir, write_parquet
 from graphonc.model.data import MUTATED_IN, reverse
@@ -151,14 +151,12 @@ def read_new_patients(cfg: GraphConfig, source: Path, mutations: Path | None, fe
     symbols = symbol_map(cfg)
     harmonised, _ = symbols.harmonise_series(raw.mutations["gene"])
     all_mut = raw.mutations.assign(gene=harmonised)
-    mut_nodes, has_mut, _ = _mutation_tables(_filter_mutations(all_mut, cfg))
-    _, seq, _ = _panel_tables(raw, all_mut, symbols, cfg)
-    _, received = _treatment_tables(raw, cfg)
+    mut_nodes, has_mut, _ = mutation_tables(filter_mutations(all_mut, cfg))
+    _, seq, _ = panel_tables(raw, all_mut, symbols, cfg)
+    _, received = treatment_tables(raw, cfg)
     for c in imaging_columns:
         patients[c] = np.nan
-    patients["sequenced"] = patients[S.ID].isin(set(seq[S.SRC]))
-    patients["n_mutations"] = has_mut.groupby(S.SRC).size().reindex(patients[S.ID]).fillna(0).astype("int64") \
-        .to_numpy()
+    add_assay_columns(patients, seq, has_mut)
     edges = {S.HAS_MUTATION: has_mut, S.RECEIVED: received, S.SEQUENCED_WITH: seq}
     return NewPatients(patients, edges, mut_nodes[[S.ID, "gene"]], str(source))
 
