@@ -93,11 +93,11 @@ def evaluate(run: GraphRun, folds: Folds, cfg: ModelConfig, *, baselines: bool =
     return pd.concat(frames, ignore_index=True)
 
 
-def summary_table(per_fold: pd.DataFrame) -> pd.DataFrame:
-    """mean ± sd per model and metric (rows: models; columns: metrics)."""
+def summary_table(per_fold: pd.DataFrame, keys: Sequence[str] = (*SURVIVAL_KEYS, *DIAGNOSIS_KEYS)) -> pd.DataFrame:
+    """mean ± sd over folds per model and metric ``keys`` (rows: models; columns: metrics)."""
     out = {}
     for model, grp in per_fold.groupby("model", sort=False):
         stats = summarise(grp.drop(columns=["model"]).to_dict("records"))
-        out[model] = {k: f"{stats[k]['mean']:.3f} ± {stats[k]['sd']:.3f}" for k in (*SURVIVAL_KEYS, *DIAGNOSIS_KEYS)
+        out[model] = {k: f"{stats[k]['mean']:.3f} ± {stats[k]['sd']:.3f}" for k in keys
                       if k in stats and not np.isnan(stats[k]["mean"])}
     return pd.DataFrame(out).T

@@ -38,7 +38,7 @@ import yaml
 from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun, atomic_dir, write_parquet
-from graphonc.model.evaluate import eligible_patients, make_folds
+from graphonc.model.evaluate import eligible_patients, make_folds, summary_table
 from graphonc.model.gnn import ModelConfig
 from graphonc.progress import make_progress
 from graphonc.search.index import normalised
@@ -243,15 +243,7 @@ def evaluate_similarity(run_dir: Path, folds: int = 5, k: int = 10, cfg: ModelCo
                          {m: round(row[m], 3) for m in METRICS if m in row})
                 bar.advance(task)
     per_fold = pd.DataFrame(rows)
-    return SimilarityEval(per_fold, summarise(per_fold), neigh, split)
-
-
-def summarise(per_fold: pd.DataFrame) -> pd.DataFrame:
-    out = {}
-    for model, g in per_fold.groupby("model", sort=False):
-        out[model] = {m: f"{g[m].mean():.3f} ± {g[m].std(ddof=1) if len(g) > 1 else 0.0:.3f}"
-                      for m in METRICS if m in g and g[m].notna().any()}
-    return pd.DataFrame(out).T
+    return SimilarityEval(per_fold, summary_table(per_fold, METRICS), neigh, split)
 
 
 def evaluate_similarity_stage(run_dir: Path, folds: int = 5, k: int = 10, methods: Sequence[str] = METHODS,
