@@ -255,11 +255,16 @@ def machine_info() -> dict:
             "platform": platform.platform(), "graphonc_version": graphonc.__version__}
 
 
-def bench_one(src: Metabric, n: int, workdir: Path, seed: int, scale: float) -> dict:
+def generate_study(src: Metabric, n: int, workdir: Path, seed: int, scale: float) -> tuple[dict, Path]:
+    """``workdir/synthetic_<n>/`` (the study) and ``workdir/synthetic_<n>.yaml`` (its config): (facts, config)."""
     study = workdir / f"synthetic_{n}"
-    t0 = time.perf_counter()
     facts = generate_cohort(src, n, study, seed=seed, scale=scale)
-    config = write_config(study, workdir / f"synthetic_{n}.yaml", n)
+    return facts, write_config(study, workdir / f"synthetic_{n}.yaml", n)
+
+
+def bench_one(src: Metabric, n: int, workdir: Path, seed: int, scale: float) -> dict:
+    t0 = time.perf_counter()
+    facts, config = generate_study(src, n, workdir, seed, scale)
     gen_s = time.perf_counter() - t0
     log(f"N={n:,}: generated {facts['maf_rows']:,} MAF rows ({facts['maf_mb']} MiB) in {gen_s:.1f} s; building ...")
     b = run_build(config, workdir / f"run_{n}")

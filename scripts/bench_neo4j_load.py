@@ -70,10 +70,8 @@ def build_metabric(workdir: Path) -> GraphRun:
 
 
 def build_synthetic(src: bb.Metabric, n: int, workdir: Path, seed: int, scale: float) -> GraphRun:
-    study = workdir / f"synthetic_{n}"
     t0 = time.perf_counter()
-    facts = bb.generate_cohort(src, n, study, seed=seed, scale=scale)
-    config = bb.write_config(study, workdir / f"synthetic_{n}.yaml", n)
+    facts, config = bb.generate_study(src, n, workdir, seed, scale)
     build_run(config, workdir / f"run_{n}")
     log(f"N={n:,}: generated {facts['maf_rows']:,} MAF rows and built in {time.perf_counter() - t0:.1f} s")
     return GraphRun.open(workdir / f"run_{n}")

@@ -143,9 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
         if sizes:
             src = bb.Metabric(args.data_dir / "metabric")
         for n in sizes:
-            study = workdir / f"synthetic_{n}"
-            facts = bb.generate_cohort(src, n, study, seed=args.seed, scale=args.mutation_scale)
-            config = bb.write_config(study, workdir / f"synthetic_{n}.yaml", n)
+            facts, config = bb.generate_study(src, n, workdir, args.seed, args.mutation_scale)
             bb.log(f"N={n:,}: {facts['maf_rows']:,} MAF rows; building in a child process ...")
             bb.run_build(config, workdir / f"run_{n}")
             res = bench_graph(GraphRun.open(workdir / f"run_{n}"), cfg, args.epochs,
