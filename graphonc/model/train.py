@@ -146,10 +146,10 @@ class Trainer:
         """
         cfg, d = self.cfg, self.graph.data
         if self.sampler is None:
-            self.sampler = NeighborSampler({e: ei.cpu() for e, ei in self.edges.items()},
+            self.sampler = NeighborSampler({e: d[e].edge_index for e in d.edge_types},
                                            {t: d[t].num_nodes for t in d.node_types}, cfg.fanouts, cfg.seed)
-        x_cpu = {t: v.cpu() for t, v in self.x.items()}
-        vocab_cpu = {t: v.cpu() for t, v in self.vocab.items()}
+        x_cpu = {t: d[t].x for t in d.node_types if "x" in d[t]}  # the graph's own (CPU) tensors: sampling
+        vocab_cpu = self.graph.vocab_dict                             # selects rows there, then moves them
         idx_t = torch.as_tensor(idx, dtype=torch.long)
         if opt is not None:
             idx_t = idx_t[torch.randperm(len(idx_t), generator=gen)]
