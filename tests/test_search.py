@@ -88,6 +88,37 @@ def test_index_reloads_without_rebuilding_and_refuses_stale_embeddings(trained_r
         load_index(copy)
 
 
+def test_one_query_path_matches_the_batch_path(trained_run):
+    """`similar` for one patient takes a lean path; it must give what the batch path gives."""
+    from graphonc.search.similar import neighbours
+
+    idx = load_index(trained_run.root, device="cpu")
+    pos = np.arange(0, idx.n, 97)
+    x = idx.vectors(pos)
+    raw_x = read_embeddings(trained_run.root).pipe(embedding_matrix)[pos]  # not unit length
+    for own in (pos, np.full(len(pos), -1)):  # indexed patients (self excluded) and outsiders
+        batch = neighbours(idx, x, 10, own)
+        assert not (batch.rows == own[:, None]).any()  # no patient is its own neighbour
+        for i in range(len(pos)):
+            for q in (x[i:i + 1], raw_x[i:i + 1]):
+                one = neighbours(idx, q, 10, own[i:i + 1])
+                np.testing.assert_array_equal(one.rows, batch.rows[i:i + 1])
+                np.testing.assert_allclose(one.scores, batch.scores[i:i + 1], atol=1e-6)
+        assert list(idx.ids_at(batch.rows[0])) == [idx.ids[r] for r in batch.rows[0]]
+    # an index smaller than k + 1: padded with −1 / NaN and None ids, same on both paths
+    small = PatientIndex.build(x[:6], idx.ids[pos[:6]], "flat")
+    one = neighbours(small, x[:1], 10, np.array([0]))
+    both = neighbours(small, x[:2], 10, np.array([0, 1]))
+    np.testing.assert_array_equal(one.rows, both.rows[:1])
+    assert (one.rows[0, 5:] == -1).all() and np.isnan(one.scores[0, 5:]).all() and 0 not in one.rows
+    assert list(small.ids_at(one.rows[0]))[5:] == [None] * 5
+    # a query holding NaN is refused on the one-query path too
+    bad = x[:1].copy()
+    bad[0, 3] = np.nan
+    with pytest.raises(GraphoncError, match="NaN or infinite"):
+        neighbours(idx, bad, 10)
+
+
 def test_approximate_indexes_recall_exact_neighbours(trained_run):
     emb = read_embeddings(trained_run.root)
     x = embedding_matrix(emb)

@@ -22,6 +22,7 @@ float rounding. The saved index is always the CPU form, so a run moves between m
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -49,6 +50,7 @@ INDEX_FILE, IDS_FILE, META_FILE = "faiss.index", "ids.parquet", "index.json"
 DEVICES = ("auto", "cpu", "gpu")
 
 
+@functools.cache  # once: setLevel clears logging's caches, tens of µs on every search otherwise
 def _faiss():
     logging.getLogger("faiss").setLevel(logging.WARNING)  # its loader logs which CPU build it picked at INFO
     import faiss  # imported lazily: it pulls in OpenMP and is only needed by search stages
@@ -98,15 +100,32 @@ class IndexParams:
 
 def normalised(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm, float32 C-contiguous copy, shape (n, d). Zero rows stay zero."""
+    faiss = _faiss()
     x = np.array(x, dtype=np.float32, copy=True, order="C")
     if x.ndim != 2:
         raise GraphoncError(f"embeddings must be a 2-D array (n, d), got shape {x.shape}")
-    if not np.isfinite(x).all():
+    if x.size:
+        faiss.fvec_renorm_L2(x.shape[1], x.shape[0], faiss.swig_ptr(x))  # in place, in C; norm-0 rows stay 0
+    flat = x.reshape(-1)
+    # one pass instead of isfinite().all(): after normalising, the sum of squares (<= n) is finite
+    # exactly when every input value was (a NaN or an infinity leaves NaNs in its row)
+    if not math.isfinite(float(flat @ flat)):
         bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
         raise GraphoncError(f"{len(bad)} embedding row(s) hold NaN or infinite values (first row {bad[0]}). "
                             "Fix: retrain the model (`graphonc train`).")
-    _faiss().normalize_L2(x)  # in place, in C; rows of norm 0 stay 0
     return x
+
+
+def _unit_query(queries: np.ndarray) -> np.ndarray:
+    """``queries`` as unit rows for searching: like :func:`normalised`, but a single query that is
+    already float32 and of unit length (a stored patient's vector, the common case) is used as is
+    (it is only read), saving the copy and the renormalisation on the one-query path."""
+    q = np.asarray(queries, dtype=np.float32)
+    if q.ndim == 2 and q.shape[0] == 1 and q.flags.c_contiguous:
+        one = q[0]
+        if abs(float(one @ one) - 1.0) < 1e-6:  # NaN/inf fail this test and go through normalised()
+            return q
+    return normalised(q)
 
 
 def build_faiss(x: np.ndarray, kind: str, params: IndexParams, seed: int = 0):
@@ -161,13 +180,19 @@ class PatientIndex:
     _search_index: object = None
     _pos: pd.Index | None = None
 
-    @property
+    @functools.cached_property
     def n(self) -> int:
+        """Number of indexed patients (the index is never added to after it is built)."""
         return int(self.index.ntotal)
 
-    @property
+    @functools.cached_property
     def dim(self) -> int:
         return int(self.index.d)
+
+    @functools.cached_property
+    def _ef(self) -> int:
+        """HNSW's search beam width, kept here so a search needs no attribute walk into SWIG."""
+        return int(self.index.hnsw.efSearch) if self.kind == "hnsw" else 0
 
     def position(self, ids) -> np.ndarray:
         """Index row of each id, −1 where the id is not in the index."""
@@ -186,20 +211,36 @@ class PatientIndex:
     def set_ef_search(self, ef: int) -> None:
         if self.kind == "hnsw":
             self.index.hnsw.efSearch = int(ef)
+            self._ef = int(ef)
+
+    @functools.cached_property
+    def _ids_then_none(self) -> np.ndarray:
+        return np.append(self.ids.astype(object), None)  # row −1 (FAISS's "no result") picks the None
+
+    def ids_at(self, rows: np.ndarray) -> np.ndarray:
+        """Patient ids of index ``rows`` (any shape, object array), None where a row is −1 (no result)."""
+        return self._ids_then_none[rows]
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Raw FAISS search: (scores (m, k) float32 cosines, rows (m, k) int64; −1 = no result).
 
         ``queries`` (m, d) are normalised here. ``k`` is capped at the index size.
         """
-        q = normalised(queries)
-        if q.shape[1] != self.dim:
-            raise GraphoncError(f"query vectors have {q.shape[1]} dimensions, the index {self.dim}. "
+        q = _unit_query(queries)
+        m, d = q.shape
+        if d != self.dim:
+            raise GraphoncError(f"query vectors have {d} dimensions, the index {self.dim}. "
                                 "Fix: rebuild the index from the current model (`graphonc index`).")
         k = max(1, min(int(k), self.n))
-        if self.kind == "hnsw" and self.index.hnsw.efSearch < k:
-            self.index.hnsw.efSearch = k
-        return self._searcher().search(q, k)
+        if self.kind == "hnsw" and self._ef < k:
+            self.set_ef_search(k)
+        scores, rows = np.empty((m, k), np.float32), np.empty((m, k), np.int64)
+        # FAISS's C entry point into our own buffers: its Python wrapper (Index.search) would only
+        # re-check the dtype, shape and contiguity that normalised() guarantees, which for a single
+        # query costs about as much as graphonc's whole search path (scripts/bench_search.py)
+        faiss = _faiss()
+        self._searcher().search_c(m, faiss.swig_ptr(q), k, faiss.swig_ptr(scores), faiss.swig_ptr(rows))
+        return scores, rows
 
     def _searcher(self):
         return self._search_index if self._search_index is not None else self.index

@@ -262,6 +262,9 @@ def neighbours(index: PatientIndex, queries: np.ndarray, k: int, exclude_rows: n
     """
     m = len(queries)
     n = index.n
+    if allowed is None and n > k and m == 1:  # one query, no filter: what a tumour board asks most
+        s, r = index.search(queries, k + 1)
+        return _one_query_hits(s, r, k, -1 if exclude_rows is None else int(exclude_rows[0]))
     excl = np.full(m, -1, np.int64) if exclude_rows is None else np.asarray(exclude_rows, np.int64)
     if allowed is None and n > k:  # the common case, kept to a handful of vectorised steps
         s, r = index.search(queries, k + 1)
@@ -299,6 +302,22 @@ def neighbours(index: PatientIndex, queries: np.ndarray, k: int, exclude_rows: n
         todo = todo[~done]
         kk *= 2
     return Hits(out_rows, out_scores)
+
+
+def _one_query_hits(s: np.ndarray, r: np.ndarray, k: int, own: int) -> Hits:
+    """Hits of one query from its k+1 FAISS results (1, k+1): the query's own row dropped, else the last.
+
+    The same as the vectorised branch of :func:`neighbours`, in a few Python steps on k+1 values:
+    a single query is a sub-millisecond HNSW/IVF search, and each NumPy call costs about 1 µs.
+    """
+    row = r[0].tolist()
+    j = row.index(own) if own >= 0 and own in row else k
+    if j < k:  # close the gap in place (the arrays are this search's own buffers)
+        r[0, j:k], s[0, j:k] = r[0, j + 1:], s[0, j + 1:]
+    rows, scores = r[:, :k], s[:, :k]
+    if row[-1] < 0:  # FAISS pads a short answer with −1 at the end
+        scores[rows < 0] = np.nan
+    return Hits(rows, scores)
 
 
 # ---------------------------------------------------------------------------------- reasons
@@ -463,8 +482,8 @@ def _results(index, facts, profiles, q, pos, k, filters, preds) -> list[SimilarR
     hits = neighbours(index, q, k, pos, allowed)
     out = []
     for i, prof in enumerate(profiles):
-        nbs = [_neighbour(facts, prof, index.ids[r], rank + 1, s)
-               for rank, (r, s) in enumerate(zip(hits.rows[i], hits.scores[i])) if r >= 0]
+        nbs = [_neighbour(facts, prof, pid, rank + 1, s)
+               for rank, (pid, s) in enumerate(zip(index.ids_at(hits.rows[i]), hits.scores[i])) if pid is not None]
         out.append(SimilarResult(prof, nbs, k, filters, index.kind, preds[i]))
     return out
 
