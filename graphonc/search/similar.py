@@ -312,9 +312,12 @@ def _one_query_hits(s: np.ndarray, r: np.ndarray, k: int, own: int) -> Hits:
     """
     row = r[0].tolist()
     j = row.index(own) if own >= 0 and own in row else k
-    if j < k:  # close the gap in place (the arrays are this search's own buffers)
-        r[0, j:k], s[0, j:k] = r[0, j + 1:], s[0, j + 1:]
-    rows, scores = r[:, :k], s[:, :k]
+    if j == 0:  # the usual case for a cohort patient: itself first
+        rows, scores = r[:, 1:], s[:, 1:]
+    else:
+        if j < k:  # close the gap in place (the arrays are this search's own buffers)
+            r[0, j:k], s[0, j:k] = r[0, j + 1:], s[0, j + 1:]
+        rows, scores = r[:, :k], s[:, :k]
     if row[-1] < 0:  # FAISS pads a short answer with −1 at the end
         scores[rows < 0] = np.nan
     return Hits(rows, scores)
