@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--kinds", default="flat,hnsw,ivf")
     ap.add_argument("--queries", type=int, default=1000)
-    ap.add_argument("--latency-queries", type=int, default=200)
+    ap.add_argument("--latency-queries", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--clusters", type=int, default=1000)
