@@ -244,6 +244,7 @@ def test_interrupted_load_is_rerun_safely(neo4j_settings, prostate_run):
 
 
 VARIANT = "prostate_variant"
+EVIL_COLUMN = "x` = 1 DETACH DELETE n //"
 
 
 def _variant(run: GraphRun, out, edit) -> GraphRun:
@@ -275,6 +276,7 @@ def builds(prostate_run, tmp_path_factory):
                            note=(["a" + SEP + "b", "", None] * n)[:n],  # not joinable: sent as a list
                            ratio=([math.inf, -math.inf, math.nan, 0.1] * n)[:n],
                            count=pd.array(([1, None] * n)[:n], dtype="Int64"))
+            df[EVIL_COLUMN] = np.arange(n)  # a column name is a quoted identifier, never Cypher
         return df
 
     def older(stem, df):
@@ -341,6 +343,7 @@ def test_newer_build_replaces_older_one(neo4j_settings, builds, variant_driver):
     assert [p.get("ratio") for p in got] == [math.inf, -math.inf, None, 0.1]
     assert [p.get("count") for p in got] == [1, None, 1, None]
     assert all(p["cohort"] == VARIANT for p in got)
+    assert [p[EVIL_COLUMN] for p in got] == list(full.nodes(S.PATIENT)[EVIL_COLUMN].iloc[:4])
 
 
 def test_older_build_after_newer_removes_what_is_gone(neo4j_settings, builds, variant_driver):
