@@ -67,6 +67,7 @@ def build_graph_cmd(
     store: Store = typer.Option(Store.parquet, "--store", help="parquet (the run folder only) or neo4j "
                                 "(the run folder, then loaded into Neo4j: see load-neo4j)."),
     batch_size: int = typer.Option(100_000, "--batch-size", help="Rows per Neo4j transaction."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Concurrent Neo4j write streams per large table."),
 ) -> None:
     """Build the heterogeneous patient graph of a cohort into a run folder (Parquet)."""
     from graphonc.graph.build import build_run
@@ -77,15 +78,15 @@ def build_graph_cmd(
         out_console.print(_counts_table(manifest))
         out_console.print(f"wrote {out} in {manifest['build_seconds']:.1f} s")
     if store is Store.neo4j:
-        _load_neo4j(settings, out, batch_size)
+        _load_neo4j(settings, out, batch_size, workers)
 
 
-def _load_neo4j(settings: Settings, run: Path, batch_size: int) -> None:
+def _load_neo4j(settings: Settings, run: Path, batch_size: int, workers: int) -> None:
     from graphonc.graph.run import GraphRun
     from graphonc.store.neo4j_load import Neo4jSettings, load_run
 
     neo = Neo4jSettings.from_env()
-    report = load_run(GraphRun.open(run), neo, batch_size=batch_size, progress=settings.progress)
+    report = load_run(GraphRun.open(run), neo, batch_size=batch_size, progress=settings.progress, workers=workers)
     if not settings.quiet:
         out_console.print(f"loaded cohort {report.cohort!r} into {neo.uri} (database {neo.database}): "
                           f"{sum(report.nodes.values()):,} nodes, {sum(report.relationships.values()):,} "
@@ -99,9 +100,10 @@ def load_neo4j_cmd(
     ctx: typer.Context,
     run: Path = typer.Argument(..., help="A run folder built by build-graph."),
     batch_size: int = typer.Option(100_000, "--batch-size", help="Rows per transaction."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Concurrent Neo4j write streams per large table."),
 ) -> None:
     """Load a run folder into Neo4j (idempotent; NEO4J_URI/USER/PASSWORD/DATABASE, default the local server)."""
-    _load_neo4j(settings_of(ctx), run, batch_size)
+    _load_neo4j(settings_of(ctx), run, batch_size, workers)
 
 
 @app.command("info")

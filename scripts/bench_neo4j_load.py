@@ -99,7 +99,8 @@ def _rate(n: int, seconds: float) -> int:
     return round(n / seconds) if seconds > 0 else 0
 
 
-def timed_load(run: GraphRun, settings: Neo4jSettings, driver, batch_size: int, server_pid: int | None) -> dict:
+def timed_load(run: GraphRun, settings: Neo4jSettings, driver, batch_size: int, workers: int,
+               server_pid: int | None) -> dict:
     """One load_run, timed; per-table seconds from the batch callbacks."""
     marks: dict[str, float] = {}  # table -> time its last batch committed
 
@@ -109,7 +110,7 @@ def timed_load(run: GraphRun, settings: Neo4jSettings, driver, batch_size: int, 
     load1 = os.getloadavg()[0]
     cpu0, srv0 = _own_cpu_seconds(), _cpu_seconds(server_pid)
     t0 = time.perf_counter()
-    report = load_run(run, settings, driver=driver, batch_size=batch_size, on_batch=on_batch)
+    report = load_run(run, settings, driver=driver, batch_size=batch_size, workers=workers, on_batch=on_batch)
     seconds = time.perf_counter() - t0
     cpu1, srv1 = _own_cpu_seconds(), _cpu_seconds(server_pid)
     nodes, rels = sum(report.nodes.values()), sum(report.relationships.values())
@@ -165,7 +166,7 @@ def bench_run(run: GraphRun, settings: Neo4jSettings, driver, args, server_pid: 
            "nodes": sum(run.manifest["counts"]["nodes"].values()),
            "relationships": sum(run.manifest["counts"]["edges"].values())}
     for phase in ("first_load", "reload"):
-        res[phase] = r = timed_load(run, settings, driver, args.batch_size, server_pid)
+        res[phase] = r = timed_load(run, settings, driver, args.batch_size, args.workers, server_pid)
         log(f"{run.cohort} {phase}: {r['seconds']:.1f} s, {r['relationships_per_s']:,} rels/s, "
             f"{r['items_per_s']:,} (nodes+rels)/s")
     res["counts_match"] = counts_match(driver, run, db)
@@ -175,7 +176,7 @@ def bench_run(run: GraphRun, settings: Neo4jSettings, driver, args, server_pid: 
 def warm_up(run: GraphRun, settings: Neo4jSettings, driver, args) -> None:
     """Load and drop a small cohort so the timed loads meet a warm server (plans cached, JIT done)."""
     t0 = time.perf_counter()
-    load_run(run, settings, driver=driver, batch_size=args.batch_size)
+    load_run(run, settings, driver=driver, batch_size=args.batch_size, workers=args.workers)
     drop_cohort(driver, run.cohort, settings.database)
     log(f"warm-up with {run.cohort}: {time.perf_counter() - t0:.1f} s")
 
@@ -211,6 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--warmup", type=int, default=0, metavar="N",
                     help="first load and drop a synthetic cohort of N patients, untimed (default 0: none)")
     ap.add_argument("--batch-size", type=int, default=100_000, help="rows per transaction (default 100000)")
+    ap.add_argument("--workers", type=int, default=2, help="concurrent write streams per large table (default 2)")
     ap.add_argument("--heap", default="1g", help="local server JVM heap (default 1g)")
     ap.add_argument("--pagecache", default="512m", help="local server page cache (default 512m)")
     ap.add_argument("--external", action="store_true",
@@ -254,7 +256,7 @@ def main(argv: list[str] | None = None) -> dict:
         if cfg is not None:
             ns.stop(cfg)
         bb.finish_workdir(workdir, args)
-    report = {"benchmark": "neo4j-load", "goal": GOAL, "batch_size": args.batch_size, "warmup": args.warmup,
+    report = {"benchmark": "neo4j-load", "goal": GOAL, "batch_size": args.batch_size, "workers": args.workers, "warmup": args.warmup,
               "seed": args.seed, "mutation_scale": args.mutation_scale, "machine": bb.machine_info(),
               "server": server, "results": results}
     return bb.emit_report(report, args.json_out)

@@ -18,8 +18,8 @@ import pytest
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun, sha256_file, write_parquet
 from graphonc.store.cypher_files import CypherFile
-from graphonc.store.neo4j_load import (SEP, encode_column, iter_counts, load_run, schema_statements,
-                                       write_patient_properties, write_similar)
+from graphonc.store.neo4j_load import (SEP, _edge_table, _node_table, encode_column, iter_counts, load_run,
+                                       schema_statements, write_patient_properties, write_similar)
 
 from conftest import REPO
 
@@ -370,6 +370,16 @@ def test_columns_travel_as_joined_text_unless_they_cannot():
         col = encode_column(pd.Series(odd, dtype=object))
         assert col.kind == "value" and len(col.data) == 2
     assert encode_column(pd.Series([np.array([1.0, 2.0]), None], dtype=object)).data == [[1.0, 2.0], None]
+
+
+def test_large_tables_split_into_streams_by_their_first_key(metabric_run):
+    edges = metabric_run.edges(S.HAS_MUTATION)
+    parts = _edge_table(S.HAS_MUTATION, edges).parts(1000, 2)
+    assert len(parts) == 2 and sum(map(len, parts)) == len(edges)
+    assert not set(parts[0][S.SRC]) & set(parts[1][S.SRC])  # a patient's relationships in one stream
+    assert pd.concat(parts).sort_index().equals(edges.sort_index())
+    assert len(_edge_table(S.HAS_MUTATION, edges).parts(100_000, 2)) == 1 + (len(edges) >= 20_000)
+    assert len(_node_table(S.PATIENT, metabric_run.nodes(S.PATIENT)).parts(1000, 1)) == 1
 
 
 def test_two_cohorts_do_not_mix(loaded, neo4j_settings, prostate_run, metabric_run):

@@ -35,6 +35,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -365,6 +366,11 @@ def _edge_pattern(edge: S.EdgeType) -> str:
     return f"(:{_label(edge[0])} {{cohort: $cohort}})-[x:{_rel(edge[1])}]->()"
 
 
+#: A table is written by several concurrent streams when each gets at least this many rows (or a
+#: whole batch, if batches are smaller).
+MIN_ROWS_PER_STREAM = 10_000
+
+
 @dataclass(frozen=True)
 class _Table:
     name: str  # label or edge table stem: progress, on_batch, LoadReport.modes
@@ -372,22 +378,36 @@ class _Table:
     is_edge: bool
     df: pd.DataFrame
     keys: list[str]  # the columns that identify an item
-    batches: Callable[[bool, int], Iterator[_Batch]]  # (create?, batch size) → batches
+    make: Callable[[pd.DataFrame, bool, int], Iterator[_Batch]]  # (rows, create?, batch size) → batches
 
     def expected(self) -> tuple[int, bool]:
         """Items the table makes (MERGE folds repeated keys) and whether its keys are unique."""
         repeated = int(self.df.duplicated(self.keys).sum())
         return len(self.df) - repeated, repeated == 0
 
+    def parts(self, size: int, workers: int) -> list[pd.DataFrame]:
+        """The table's rows split into up to ``workers`` parts, written by concurrent streams.
+
+        Rows are split by their first key (a node's id, a relationship's source), so each node
+        (and each relationship's MERGE key) belongs to one stream: concurrent streams never race
+        on the same item, and two streams touching one target node (a gene, a treatment) at worst
+        meet a deadlock, which the driver's managed transactions retry.
+        """
+        w = max(1, min(workers, len(self.df) // min(size, MIN_ROWS_PER_STREAM)))
+        if w == 1:
+            return [self.df]
+        stream = pd.factorize(self.df[self.keys[0]])[0] % w
+        return [self.df[stream == i] for i in range(w)]
+
 
 def _node_table(label: str, df: pd.DataFrame) -> _Table:
     return _Table(label, _node_pattern(label), False, df, [S.ID],
-                  lambda create, size: _node_batches(label, df, create, size))
+                  lambda rows, create, size: _node_batches(label, rows, create, size))
 
 
 def _edge_table(edge: S.EdgeType, df: pd.DataFrame) -> _Table:
     return _Table(S.edge_name(edge), _edge_pattern(edge), True, df, [S.SRC, S.DST],
-                  lambda create, size: _edge_batches(edge, df, create, size))
+                  lambda rows, create, size: _edge_batches(edge, rows, create, size))
 
 
 def _held(session: Session, t: "_Table", params: dict) -> tuple[int, int]:
@@ -430,14 +450,18 @@ def _mode(held: int, current: int, expected: int, unique: bool) -> str:
 
 def load_run(run: GraphRun, settings: Neo4jSettings | None = None, *, batch_size: int = 100_000,
              progress: bool = False, driver: Driver | None = None,
-             on_batch: Callable[[str, int], None] | None = None) -> LoadReport:
+             on_batch: Callable[[str, int], None] | None = None, workers: int = 2) -> LoadReport:
     """Load every node and edge table of ``run`` into Neo4j (idempotent; see module doc).
 
     Args:
         batch_size: rows per transaction (fewer for tables with many property columns).
         on_batch: called after each committed batch with (table name, rows so far); tests
             use it to interrupt a load midway.
+        workers: concurrent write streams per large table (:meth:`_Table.streams`); one server
+            transaction runs on one core, so two keep a 2-core server busier (~20% faster).
     """
+    if workers < 1:
+        raise GraphoncError(f"workers must be at least 1, got {workers}")
     settings = settings or Neo4jSettings.from_env()
     own = driver is None
     driver = driver or settings.driver()
@@ -466,8 +490,9 @@ def load_run(run: GraphRun, settings: Neo4jSettings | None = None, *, batch_size
                 else:
                     if t.is_edge:
                         _mark(session, t.name, params, complete=False)
-                    _write(session, _prefetched(t.batches(mode == "create", batch_size)), params, t.name,
-                           lambda k: bar.advance(task, k), on_batch)
+                    streams = [t.make(part, mode == "create", batch_size) for part in t.parts(batch_size, workers)]
+                    _write_streams(driver, settings.database, streams,
+                                   params, t.name, lambda k: bar.advance(task, k), on_batch)
                     if t.is_edge:
                         _mark(session, t.name, params, complete=True)
                 if mode == "merge" or held > current:
@@ -481,19 +506,46 @@ def load_run(run: GraphRun, settings: Neo4jSettings | None = None, *, batch_size
             driver.close()
 
 
-def _write(session: Session, batches: Generator[_Batch, None, None], params: dict, name: str,
-           advance: Callable[[int], None], on_batch) -> None:
+def _write_streams(driver: Driver, database: str, streams: list[Iterator[_Batch]], params: dict, name: str,
+                   advance: Callable[[int], None], on_batch) -> None:
+    """Write each stream of batches in its own session and thread; the first error stops all."""
+    stop = threading.Event()
+    lock = threading.Lock()
     done = 0
-    with closing(batches):  # on an error, stop the prefetching thread now
-        for b in batches:
-            written = session.execute_write(lambda tx, b=b: tx.run(b.query, {**b.params, **params}).single()["n"])
-            if written < b.rows:  # the edge query's endpoint check failed
-                raise GraphoncError(f"{name}: rows {done}-{done + b.rows} refer to nodes that are not loaded "
-                                    "(the run's node tables lack them)")
-            done += b.rows
-            advance(b.rows)
+
+    def committed(rows: int) -> None:
+        nonlocal done
+        with lock:
+            done += rows
+            advance(rows)
             if on_batch is not None:
                 on_batch(name, done)
+
+    def write(batches: Iterator[_Batch]) -> None:
+        try:
+            with driver.session(database=database, notifications_min_severity="OFF") as session, \
+                    closing(_prefetched(batches)) as ahead:  # on an error, stop the prefetching thread now
+                for b in ahead:
+                    if stop.is_set():
+                        return
+                    written = session.execute_write(
+                        lambda tx, b=b: tx.run(b.query, {**b.params, **params}).single()["n"])
+                    if written < b.rows:  # the edge query's endpoint check failed
+                        raise GraphoncError(f"{name}: a batch of {b.rows} rows refers to nodes that are not "
+                                            "loaded (the run's node tables lack them)")
+                    committed(b.rows)
+        except BaseException:
+            stop.set()
+            raise
+
+    if len(streams) == 1:
+        write(streams[0])
+        return
+    with ThreadPoolExecutor(len(streams), thread_name_prefix=f"load-{name}") as pool:
+        futures = [pool.submit(write, st) for st in streams]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:  # the first failure; the others stopped because of it
+        raise errors[0]
 
 
 def _delete_stale(session: Session, targets: list[tuple[bool, str]], params: dict) -> tuple[int, int]:
