@@ -197,3 +197,17 @@ def test_debug_shows_traceback(small_study, tmp_path):
     result = CliRunner().invoke(app, ["--debug", "build-graph", "--config", str(cfg), "--out", str(tmp_path / "o")])
     assert result.exit_code != 0 and isinstance(result.exception, InputError)
     assert re.search(r"line 17", str(result.exception))
+
+
+def test_maf_row_with_a_field_too_many_is_refused(small_study, tmp_path):
+    """graphonc reads a subset of MAF columns; a row with a stray tab would otherwise give values
+    from shifted columns without a word."""
+    study, cfg = small_study
+    maf = study / "data_mutations_extended.txt"
+    lines, eol = _lines(maf)
+    cells = lines[6].split("\t")
+    cells.insert(3, "stray")
+    lines[6] = "\t".join(cells)
+    maf.write_bytes(eol.join(lines).encode())
+    _assert_one_line_error(_run_cli(cfg, tmp_path / "out"), tmp_path / "out", "data_mutations_extended.txt",
+                           "line 7", "tab-separated fields but the header has")

@@ -175,6 +175,8 @@ def read_table(
     except pd.errors.ParserError as exc:  # ragged rows etc.
         raise InputError(f"cannot parse {what}: {exc}", file=path,
                          hint="check that every row has as many fields as the header.") from None
+    if wanted is not None and sep == "\t":  # pandas checks field counts only when it reads every column
+        _check_field_counts(path, skip, len(header), what)
     df.columns = [str(c).strip() for c in df.columns]
     # Header is on line skip+1; first data row on skip+2 (1-based).
     df.index = pd.RangeIndex(skip + 2, skip + 2 + len(df), name="line")
@@ -192,6 +194,24 @@ def read_table(
     table = Table(df=df, path=path, missing=frozenset(missing))
     table.require(required)
     return table
+
+
+def _check_field_counts(path: Path, skip: int, fields: int, what: str) -> None:
+    """No row of a tab-separated file (no quoting) has more fields than its header.
+
+    Read in full, pandas refuses such a row; read with ``usecols`` it keeps it silently, and a
+    stray tab would shift that row's values into the wrong columns. (Fewer fields are allowed, as
+    pandas allows them: real files drop trailing empty fields.)
+    """
+    lines = path.read_bytes().splitlines()[skip + 1:]  # CR, LF and CRLF, like the reader
+    tabs = np.fromiter((ln.count(b"\t") for ln in lines), dtype=np.int64, count=len(lines))
+    bad = np.flatnonzero(tabs > fields - 1)
+    if len(bad):
+        first = int(bad[0])
+        raise InputError(f"{what}: this row has {tabs[first] + 1} tab-separated fields but the header has "
+                         f"{fields}" + (f" ({len(bad)} such rows)" if len(bad) > 1 else "") + ".",
+                         file=path, line=skip + 2 + first,
+                         hint="remove the stray tab so every row lines up with the header.")
 
 
 def read_text_lines(path: Path, what: str) -> list[str]:
