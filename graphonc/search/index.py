@@ -104,32 +104,17 @@ def normalised(x: np.ndarray) -> np.ndarray:
     x = np.array(x, dtype=np.float32, copy=True, order="C")
     if x.ndim != 2:
         raise GraphoncError(f"embeddings must be a 2-D array (n, d), got shape {x.shape}")
-    if x.size:
-        faiss.fvec_renorm_L2(x.shape[1], x.shape[0], faiss.swig_ptr(x))  # in place, in C; norm-0 rows stay 0
-    flat = x.reshape(-1)
-    # one pass instead of isfinite().all(): after normalising, the sum of squares (<= n) is finite
-    # exactly when every input value was (a NaN or an infinity leaves NaNs in its row)
-    if not math.isfinite(float(flat @ flat)):
+    if not x.size:
+        return x
+    ptr = faiss.swig_ptr(x)
+    faiss.fvec_renorm_L2(x.shape[1], x.shape[0], ptr)  # in place, in C; norm-0 rows stay 0
+    # one pass in C instead of isfinite().all(): after normalising, the sum of squares (<= n) is
+    # finite exactly when every input value was (a NaN or an infinity leaves NaNs in its row)
+    if not math.isfinite(faiss.fvec_norm_L2sqr(ptr, x.size)):
         bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
         raise GraphoncError(f"{len(bad)} embedding row(s) hold NaN or infinite values (first row {bad[0]}). "
                             "Fix: retrain the model (`graphonc train`).")
     return x
-
-
-def _unit_query(queries: np.ndarray) -> np.ndarray:
-    """:func:`normalised` for the one-query path: the same FAISS renormalisation, with the
-    finiteness check done by FAISS on the result rather than by NumPy on the input (a single
-    query's search is sub-millisecond, and every NumPy call after it runs on cold caches)."""
-    faiss = _faiss()
-    q = np.array(queries, dtype=np.float32, copy=True, order="C")
-    if q.ndim != 2 or q.shape[0] != 1:
-        return normalised(q)
-    d = q.shape[1]
-    ptr = faiss.swig_ptr(q)
-    faiss.fvec_renorm_L2(d, 1, ptr)
-    if not math.isfinite(faiss.fvec_norm_L2sqr(ptr, d)):  # NaN or infinity in the query
-        return normalised(q)  # raises, naming the row
-    return q
 
 
 def build_faiss(x: np.ndarray, kind: str, params: IndexParams, seed: int = 0):
@@ -230,7 +215,7 @@ class PatientIndex:
 
         ``queries`` (m, d) are normalised here. ``k`` is capped at the index size.
         """
-        q = _unit_query(queries)
+        q = normalised(queries)
         m, d = q.shape
         if d != self.dim:
             raise GraphoncError(f"query vectors have {d} dimensions, the index {self.dim}. "
