@@ -31,6 +31,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,9 @@ FLAT_MAX = 50_000
 HNSW_MAX = 2_000_000
 INDEX_FILE, IDS_FILE, META_FILE = "faiss.index", "ids.parquet", "index.json"
 DEVICES = ("auto", "cpu", "gpu")
+#: FAISS's GPU k-selection handles at most this many neighbours per query (GPU_MAX_SELECTION_K);
+#: a larger k (a filtered search widening towards the whole cohort) runs on the CPU copy instead.
+GPU_MAX_K = 2048
 
 
 @functools.cache  # once: setLevel clears logging's caches, tens of µs on every search otherwise
@@ -58,10 +62,57 @@ def _faiss():
     return faiss
 
 
-def gpu_available() -> bool:
-    """True when this faiss build has GPU support and sees at least one GPU."""
+#: Run in a child process by :func:`gpu_status`: one small exact search on GPU 0.
+GPU_PROBE = """
+import numpy as np, faiss
+res = faiss.StandardGpuResources()
+index = faiss.GpuIndexFlatIP(res, 8)
+index.add(np.eye(8, dtype="float32"))
+_, rows = index.search(np.eye(8, dtype="float32"), 1)
+assert (rows[:, 0] == np.arange(8)).all(), rows
+"""
+
+
+def probe_in_child(code: str, timeout_s: float = 120.0) -> tuple[bool, str]:
+    """Run ``code`` in a fresh Python; (it exited cleanly, the last line it printed to stderr)."""
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return False, f"the probe did not finish in {timeout_s:.0f} s"
+    lines = [ln.strip() for ln in done.stderr.splitlines() if ln.strip()]
+    return done.returncode == 0, (lines[-1] if lines else f"exit status {done.returncode}")[:500]
+
+
+class GpuStatus(NamedTuple):
+    usable: bool  # FAISS can search on the GPU here
+    seen: bool    # this faiss build has GPU support and sees a GPU (usable or not)
+    why: str      # why it is not usable ("" when it is)
+
+
+@functools.cache  # one probe per process: a second one would find the same build and the same GPU
+def gpu_status() -> GpuStatus:
+    """Whether FAISS can search on the GPU here, and why not when it cannot.
+
+    Beyond the build having GPU support and seeing a GPU, one small search runs on it in a child
+    process: a faiss build without kernels for this GPU's architecture (PyPI's faiss-gpu-cu12
+    wheels have none for Hopper, compute capability 9.0) aborts the whole process on its first
+    GPU call rather than raising, so it must not be tried in this one.
+    """
     faiss = _faiss()
-    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+    if not hasattr(faiss, "StandardGpuResources"):
+        return GpuStatus(False, False, "this faiss build has no GPU support")
+    if faiss.get_num_gpus() == 0:
+        return GpuStatus(False, False, "faiss sees no GPU")
+    ok, why = probe_in_child(GPU_PROBE)
+    return GpuStatus(True, True, "") if ok else GpuStatus(False, True, f"faiss-gpu cannot run on this GPU ({why})")
+
+
+def gpu_available() -> bool:
+    """True when this faiss build has GPU support, sees a GPU and can run its kernels there."""
+    return gpu_status().usable
 
 
 def choose_kind(n: int, kind: str = "auto") -> str:
@@ -228,23 +279,27 @@ class PatientIndex:
         # re-check the dtype, shape and contiguity that normalised() guarantees, which for a single
         # query costs about as much as graphonc's whole search path (scripts/bench_search.py)
         faiss = _faiss()
-        self._searcher().search_c(m, faiss.swig_ptr(q), k, faiss.swig_ptr(scores), faiss.swig_ptr(rows))
+        self._searcher(k).search_c(m, faiss.swig_ptr(q), k, faiss.swig_ptr(scores), faiss.swig_ptr(rows))
         return scores, rows
 
-    def _searcher(self):
-        return self._search_index if self._search_index is not None else self.index
+    def _searcher(self, k: int = 1):
+        """The FAISS index a search of ``k`` neighbours runs on: the GPU clone when there is one and k fits."""
+        return self._search_index if self._search_index is not None and k <= GPU_MAX_K else self.index
 
     def to_device(self, device: str = "auto") -> "PatientIndex":
         """Search on the GPU when asked (or ``auto`` and available); HNSW stays on the CPU."""
         if device not in DEVICES:
             raise GraphoncError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}.")
-        want_gpu = device == "gpu" or (device == "auto" and gpu_available())
-        if not want_gpu:
+        gpu = gpu_status() if device != "cpu" else GpuStatus(False, False, "")
+        if device == "gpu" and not gpu.usable:
+            raise GraphoncError(f"--device gpu: {gpu.why}. Fix: install a faiss-gpu build for this GPU "
+                                "(`pip install -e '.[gpu]'`; on Hopper GPUs conda's faiss-gpu or a source "
+                                "build with its architecture), or use --device cpu.")
+        if device == "auto" and gpu.seen and not gpu.usable:
+            log.warning("searching on the CPU: %s", gpu.why)
+        if not gpu.usable:
             self._search_index, self.device = None, "cpu"
             return self
-        if not gpu_available():
-            raise GraphoncError("--device gpu: this faiss build has no GPU support or sees no GPU. "
-                                "Fix: install faiss-gpu (`pip install -e '.[gpu]'`) on a CUDA machine, or use cpu.")
         if self.kind == "hnsw":
             log.info("FAISS has no GPU HNSW; searching on the CPU")
             self._search_index, self.device = None, "cpu"
