@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import neo4j
 import numpy as np
@@ -18,8 +20,8 @@ import pytest
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun, sha256_file, write_parquet
 from graphonc.store.cypher_files import CypherFile
-from graphonc.store.neo4j_load import (SEP, _edge_table, _node_table, encode_column, iter_counts, load_run,
-                                       schema_statements, write_patient_properties, write_similar)
+from graphonc.store.neo4j_load import (LOAD_LOCK, SEP, _edge_table, _node_table, encode_column, iter_counts,
+                                       load_run, schema_statements, write_patient_properties, write_similar)
 
 from conftest import REPO
 
@@ -344,6 +346,28 @@ def test_newer_build_replaces_older_one(neo4j_settings, builds, variant_driver):
     assert [p.get("count") for p in got] == [1, None, 1, None]
     assert all(p["cohort"] == VARIANT for p in got)
     assert [p[EVIL_COLUMN] for p in got] == list(full.nodes(S.PATIENT)[EVIL_COLUMN].iloc[:4])
+
+
+def test_loads_of_one_cohort_run_one_at_a_time(neo4j_settings, builds, variant_driver):
+    """Two loads of a cohort wait while a third (another process, say) holds its lock, and go on,
+    one after the other, once that process dies: no double CREATE, nothing doubled."""
+    full, _ = builds
+    holder = neo4j_settings.driver()
+    session = holder.session(database=neo4j_settings.database)
+    session.run(f"MERGE (:{LOAD_LOCK} {{cohort: $c}})", c=VARIANT).consume()
+    tx = session.begin_transaction()  # what a running load holds (graphonc.store.neo4j_load._cohort_lock)
+    tx.run(f"MATCH (l:{LOAD_LOCK} {{cohort: $c}}) SET l.loading_since = datetime()", c=VARIANT).consume()
+    with ThreadPoolExecutor(2) as pool:
+        loads = [pool.submit(load_run, full, neo4j_settings, batch_size=2000) for _ in range(2)]
+        time.sleep(3)
+        assert not any(f.done() for f in loads)
+        assert _counts(variant_driver, VARIANT)[S.PATIENT] == 0  # both are waiting
+        holder.close()  # its connection drops: the server rolls the lock's transaction back
+        reports = [f.result(timeout=600) for f in loads]
+    assert _counts(variant_driver, VARIANT) == _expected(full)
+    rows = full.manifest["counts"]["nodes"] | full.manifest["counts"]["edges"]
+    modes = sorted(tuple(sorted({mode for table, mode in r.modes.items() if rows[table]})) for r in reports)
+    assert modes == [("create",), ("skip",)]  # the second found the first's complete load
 
 
 def test_older_build_after_newer_removes_what_is_gone(neo4j_settings, builds, variant_driver):

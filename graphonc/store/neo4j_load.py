@@ -21,7 +21,7 @@
   After a complete load, nodes and relationships of the cohort with another (or, for tables
   not written by ``CREATE``, no) ``load_id`` (left from an older build) are deleted. Loading the same run twice leaves the database
   identical; a load interrupted midway is simply rerun (it takes the ``MERGE`` path where it
-  stopped). One load per cohort at a time: two concurrent first loads could both CREATE.
+  stopped). Loads of one cohort run one at a time (:func:`_cohort_lock`): a second waits for the first.
 
 Why batches are not lists of dicts: the driver packs parameters in pure Python at a few µs
 per value, which capped loads near 10k rows/s. A batch travels column by column instead,
@@ -38,13 +38,14 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Generator, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
 from neo4j import Driver, GraphDatabase, Session
+from neo4j.exceptions import ClientError
 
 from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
@@ -146,10 +147,16 @@ def _batches(rows: list[dict], size: int) -> Iterator[list[dict]]:
         yield rows[i:i + size]
 
 
+#: One node per cohort whose write lock a load holds from start to end (:func:`_cohort_lock`).
+LOAD_LOCK = "GraphoncLoadLock"
+
+
 def schema_statements() -> list[str]:
-    """A uniqueness constraint on (cohort, id) per label (its index also finds a cohort's nodes)."""
+    """A uniqueness constraint on (cohort, id) per label (its index also finds a cohort's nodes),
+    and one on the cohort of the load-lock nodes (so concurrent loads MERGE the same one)."""
     return [f"CREATE CONSTRAINT {label.lower()}_key IF NOT EXISTS FOR (n:{label}) REQUIRE (n.cohort, n.id) IS UNIQUE"
-            for label in S.NODE_TYPES]
+            for label in S.NODE_TYPES] + [
+        f"CREATE CONSTRAINT graphonc_load_lock IF NOT EXISTS FOR (n:{LOAD_LOCK}) REQUIRE n.cohort IS UNIQUE"]
 
 
 def _retired_indexes() -> list[str]:
@@ -160,8 +167,38 @@ def _retired_indexes() -> list[str]:
 
 def ensure_schema(driver: Driver, database: str) -> None:
     for stmt in schema_statements() + _retired_indexes():
-        driver.execute_query(stmt, database_=database)
+        try:
+            driver.execute_query(stmt, database_=database)
+        except ClientError as e:  # a concurrent load created it between IF NOT EXISTS's check and ours
+            if "AlreadyExists" not in (e.code or ""):
+                raise
     driver.execute_query("CALL db.awaitIndexes(300)", database_=database)
+
+
+@contextmanager
+def _cohort_lock(driver: Driver, database: str, cohort: str, note_after_s: float = 3.0) -> Iterator[None]:
+    """Run one load of ``cohort`` at a time: a second load waits here until the first ends.
+
+    The lock is the write lock of the cohort's ``(:GraphoncLoadLock {cohort})`` node, held by a
+    transaction left open for the whole load and rolled back at its end. A load whose process
+    dies loses it with its connection (the server rolls the transaction back), so no stale lock
+    outlives a crash. Without it two first loads could both take the CREATE path.
+    """
+    with driver.session(database=database) as session:
+        session.run(f"MERGE (:{LOAD_LOCK} {{cohort: $cohort}})", cohort=cohort).consume()
+        tx = session.begin_transaction()
+        try:
+            note = threading.Timer(note_after_s, log.warning,
+                                   ("waiting for another load of cohort %s into Neo4j to finish", cohort))
+            note.start()
+            try:  # blocks while another load's transaction holds the node's write lock
+                tx.run(f"MATCH (l:{LOAD_LOCK} {{cohort: $cohort}}) SET l.loading_since = datetime()",
+                       cohort=cohort).consume()
+            finally:
+                note.cancel()
+            yield
+        finally:
+            tx.rollback()  # releases the lock; nothing of it is kept
 
 
 def property_key(name: str) -> str:
@@ -469,41 +506,47 @@ def load_run(run: GraphRun, settings: Neo4jSettings | None = None, *, batch_size
     try:
         driver.verify_connectivity()
         ensure_schema(driver, settings.database)
-        cohort, load_id = run.cohort, load_id_of(run)
-        node_types, edge_types = run.node_types(), run.edge_types()
-        tables = ([_node_table(label, run.nodes(label)) for label in node_types]
-                  + [_edge_table(e, run.edges(e)) for e in edge_types])
-        params = {"cohort": cohort, "load_id": load_id, "sep": SEP}
-        modes: dict[str, str] = {}
-        # what may hold an older build's items: partly loaded tables, and labels/types the run lacks
-        stale = [(True, _edge_pattern(e)) for e in S.EDGE_TYPES if e not in edge_types]
-        stale += [(False, _node_pattern(label)) for label in S.NODE_TYPES if label not in node_types]
-        # notifications off: counting a relationship type that does not exist yet is no news
-        with driver.session(database=settings.database, notifications_min_severity="OFF") as session, \
-                make_progress(progress) as bar:
-            task = bar.add_task(f"load-neo4j {cohort}", total=sum(len(t.df) for t in tables))
-            for t in tables:
-                held, current = _held(session, t, params)
-                mode = modes[t.name] = _mode(held, current, *t.expected())
-                if mode == "skip":
-                    bar.advance(task, len(t.df))
-                else:
-                    if t.is_edge:
-                        _mark(session, t.name, params, complete=False)
-                    streams = [t.make(part, mode == "create", batch_size) for part in t.parts(batch_size, workers)]
-                    _write_streams(driver, settings.database, streams,
-                                   params, t.name, lambda k: bar.advance(task, k), on_batch)
-                    if t.is_edge:
-                        _mark(session, t.name, params, complete=True)
-                if mode == "merge" or held > current:
-                    stale.append((t.is_edge, t.pattern))
-            stale_rels, stale_nodes = _delete_stale(session, stale, params)
-        return LoadReport(cohort, load_id, {t.name: len(t.df) for t in tables if not t.is_edge},
-                          {t.name: len(t.df) for t in tables if t.is_edge}, stale_nodes, stale_rels,
-                          round(time.perf_counter() - t0, 3), modes)
+        with _cohort_lock(driver, settings.database, run.cohort):
+            return _load_locked(run, settings, driver, batch_size, progress, on_batch, workers, t0)
     finally:
         if own:
             driver.close()
+
+
+def _load_locked(run: GraphRun, settings: Neo4jSettings, driver: Driver, batch_size: int, progress: bool,
+                 on_batch, workers: int, t0: float) -> LoadReport:
+    cohort, load_id = run.cohort, load_id_of(run)
+    node_types, edge_types = run.node_types(), run.edge_types()
+    tables = ([_node_table(label, run.nodes(label)) for label in node_types]
+              + [_edge_table(e, run.edges(e)) for e in edge_types])
+    params = {"cohort": cohort, "load_id": load_id, "sep": SEP}
+    modes: dict[str, str] = {}
+    # what may hold an older build's items: partly loaded tables, and labels/types the run lacks
+    stale = [(True, _edge_pattern(e)) for e in S.EDGE_TYPES if e not in edge_types]
+    stale += [(False, _node_pattern(label)) for label in S.NODE_TYPES if label not in node_types]
+    # notifications off: counting a relationship type that does not exist yet is no news
+    with driver.session(database=settings.database, notifications_min_severity="OFF") as session, \
+            make_progress(progress) as bar:
+        task = bar.add_task(f"load-neo4j {cohort}", total=sum(len(t.df) for t in tables))
+        for t in tables:
+            held, current = _held(session, t, params)
+            mode = modes[t.name] = _mode(held, current, *t.expected())
+            if mode == "skip":
+                bar.advance(task, len(t.df))
+            else:
+                if t.is_edge:
+                    _mark(session, t.name, params, complete=False)
+                streams = [t.make(part, mode == "create", batch_size) for part in t.parts(batch_size, workers)]
+                _write_streams(driver, settings.database, streams,
+                               params, t.name, lambda k: bar.advance(task, k), on_batch)
+                if t.is_edge:
+                    _mark(session, t.name, params, complete=True)
+            if mode == "merge" or held > current:
+                stale.append((t.is_edge, t.pattern))
+        stale_rels, stale_nodes = _delete_stale(session, stale, params)
+    return LoadReport(cohort, load_id, {t.name: len(t.df) for t in tables if not t.is_edge},
+                      {t.name: len(t.df) for t in tables if t.is_edge}, stale_nodes, stale_rels,
+                      round(time.perf_counter() - t0, 3), modes)
 
 
 def _write_streams(driver: Driver, database: str, streams: list[Iterator[_Batch]], params: dict, name: str,
