@@ -141,3 +141,17 @@ def test_rebuild_is_identical(metabric_run, tmp_path):
     assert again.manifest["table_sha256"] == metabric_run.manifest["table_sha256"]
     for label in metabric_run.node_types():
         pd.testing.assert_frame_equal(again.nodes(label), metabric_run.nodes(label))
+
+
+def test_run_folder_and_files_get_ordinary_modes(metabric_run):
+    """Written through temp folders/files (mkdtemp 0700, mkstemp 0600), yet readable as the umask allows."""
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    folders = [p for p in metabric_run.root.rglob("*") if p.is_dir()] + [metabric_run.root]
+    files = [p for p in metabric_run.root.rglob("*") if p.is_file()]
+    assert files and {mode(p) for p in folders} == {0o777 & ~umask}
+    assert {mode(p) for p in files} == {0o666 & ~umask}

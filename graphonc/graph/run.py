@@ -44,6 +44,12 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+#: The process's umask, read once at import (reading it means setting it, which is not thread-safe
+#: later): temp files and folders get the mode an ordinary new file or folder would have.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 @contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a temp folder next to ``target``; on success it replaces ``target`` in one rename.
@@ -58,6 +64,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700: give it an ordinary new folder's mode
     old = None
     if target.exists():
         old = target.parent / f".{target.name}.old-{os.getpid()}-{time.time_ns()}"
@@ -81,9 +88,7 @@ def atomic_file(target: Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
