@@ -4,7 +4,8 @@
 # With --neo4j it also fetches the Neo4j 5.26 jars with Maven (Java 17 + Maven; installed with apt-get
 # when missing and we are root) and installs Chromium for the report test the same way.
 # Env: PYTHON (interpreter to use, default python3.11 or python3), GRAPHONC_VENV (default .venv),
-#      GRAPHONC_MAVEN_CACHE (where the jars and the Maven repository are cached; reused when present).
+#      GRAPHONC_MAVEN_CACHE (where the jars and the Maven repository are cached; reused when present),
+#      GRAPHONC_FAISS (auto: faiss-gpu in place of faiss-cpu where nvidia-smi sees a GPU; cpu; gpu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,9 +19,21 @@ fi
 
 stamp="$VENV/.graphonc-installed"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+faiss="${GRAPHONC_FAISS:-auto}"
+if [ "$faiss" = auto ]; then
+  faiss=cpu
+  if command -v nvidia-smi > /dev/null && nvidia-smi -L > /dev/null 2>&1; then faiss=gpu; fi
+fi
+want="$want-faiss-$faiss"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$VENV/bin/python" -m pip install --quiet --upgrade pip wheel setuptools
   "$VENV/bin/python" -m pip install --quiet -e '.[dev]'
+  if [ "$faiss" = gpu ]; then
+    # faiss-cpu and faiss-gpu install the same `faiss` package: one replaces the other. faiss-gpu
+    # >= 1.15.1 carries kernels for Hopper GPUs too (graphonc probes the GPU before using it).
+    "$VENV/bin/python" -m pip uninstall --quiet -y faiss-cpu
+    "$VENV/bin/python" -m pip install --quiet 'faiss-gpu>=1.15.1'
+  fi
   echo "$want" > "$stamp"
 fi
 "$VENV/bin/graphonc" --help > /dev/null

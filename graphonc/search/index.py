@@ -292,9 +292,9 @@ class PatientIndex:
             raise GraphoncError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}.")
         gpu = gpu_status() if device != "cpu" else GpuStatus(False, False, "")
         if device == "gpu" and not gpu.usable:
-            raise GraphoncError(f"--device gpu: {gpu.why}. Fix: install a faiss-gpu build for this GPU "
-                                "(`pip install -e '.[gpu]'`; on Hopper GPUs conda's faiss-gpu or a source "
-                                "build with its architecture), or use --device cpu.")
+            raise GraphoncError(f"--device gpu: {gpu.why}. Fix: install faiss-gpu >= 1.15.1 in place of faiss-cpu "
+                                "(`GRAPHONC_FAISS=gpu bash scripts/setup.sh`) on a CUDA machine, or a faiss build "
+                                "for this GPU's architecture; or use --device cpu.")
         if device == "auto" and gpu.seen and not gpu.usable:
             log.warning("searching on the CPU: %s", gpu.why)
         if not gpu.usable:
