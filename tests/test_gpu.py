@@ -49,7 +49,7 @@ def test_gpu_search_where_faiss_cannot_use_one_is_a_clear_error_and_auto_falls_b
     status = gpu_status()
     if status.usable:
         pytest.skip("faiss can search on this machine's GPU")
-    with pytest.raises(GraphoncError, match="--device gpu: .*Fix: install a faiss-gpu build"):
+    with pytest.raises(GraphoncError, match="--device gpu: .*Fix: install faiss-gpu >= 1.15.1"):
         PatientIndex.build(x, ids, "flat", device="gpu")
     auto = PatientIndex.build(x, ids, "flat", device="auto")
     assert auto.device == "cpu"
