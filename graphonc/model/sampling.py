@@ -109,6 +109,9 @@ class NeighborSampler:
         for e, parts in got.items():
             src = torch.cat([p[0] for p in parts])
             dst = torch.cat([p[1] for p in parts])
-            pair = torch.unique(torch.stack([local[e[0]][src], local[e[2]][dst]]), dim=1)
-            edges[e] = pair
+            # distinct (src, dst) pairs sorted by src then dst, as unique(dim=1) gives them, through
+            # one int64 key per pair: unique(dim=1) sorts columns and took most of a batch's sampling
+            n_dst = len(nodes[e[2]])
+            key = torch.unique(local[e[0]][src] * n_dst + local[e[2]][dst])
+            edges[e] = torch.stack([key // n_dst, key % n_dst])
         return SampledGraph(nodes, edges, len(seeds))
