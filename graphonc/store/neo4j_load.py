@@ -45,7 +45,7 @@ from typing import Callable, Generator, Iterable, Iterator, Mapping
 import numpy as np
 import pandas as pd
 from neo4j import Driver, GraphDatabase, Session
-from neo4j.exceptions import ClientError
+from neo4j.exceptions import ClientError, DriverError, Neo4jError
 
 from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
@@ -198,7 +198,10 @@ def _cohort_lock(driver: Driver, database: str, cohort: str, note_after_s: float
                 note.cancel()
             yield
         finally:
-            tx.rollback()  # releases the lock; nothing of it is kept
+            try:
+                tx.rollback()  # releases the lock; nothing of it is kept
+            except (Neo4jError, DriverError) as e:  # the server already ended it (timeout, restart): no lock left
+                log.warning("releasing the load lock of cohort %s: %s", cohort, e)
 
 
 def property_key(name: str) -> str:
