@@ -168,12 +168,13 @@ def evaluate_cmd(
 
     settings = settings_of(ctx)
     table = evaluate_stage(run, folds, config, baselines, progress=settings.progress, epochs=epochs)
+    # metrics down, models across: a handful of models fit a terminal's width, nine metrics did not
     t = Table(title=f"{folds}-fold cross-validation (mean ± sd over folds)")
-    t.add_column("model")
+    t.add_column("metric")
+    for name in table.index:
+        t.add_column(str(name), justify="right")
     for c in table.columns:
-        t.add_column(c, justify="right")
-    for name, row in table.iterrows():
-        t.add_row(name, *("" if pd.isna(row[c]) else str(row[c]) for c in table.columns))
+        t.add_row(c, *("" if pd.isna(v) else str(v) for v in table[c]))
     out_console.print(t)
     out_console.print(f"wrote {run / 'eval'}")
 

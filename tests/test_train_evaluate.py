@@ -76,3 +76,22 @@ def test_shuffled_survival_gives_chance_concordance(metabric_run, tmp_path):
     assert abs(res["harrell_c"].mean() - 0.5) < 0.06
     # the diagnosis labels were not shuffled: the same run still learns them
     assert res["macro_f1"].mean() > 0.3
+
+
+def test_evaluate_cli_writes_the_eval_folder_and_a_metric_by_model_table(metabric_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from graphonc.cli import app
+
+    root = tmp_path / "metabric"
+    shutil.copytree(metabric_run.root, root, ignore=shutil.ignore_patterns("model", "eval", "index"))
+    res = CliRunner().invoke(app, ["evaluate", "--run", str(root), "--folds", "2", "--epochs", "3",
+                                   "--no-baselines"], env={"COLUMNS": "100"})
+    assert res.exit_code == 0, res.output
+    summary = json.loads((root / "eval" / "summary.json").read_text())
+    models = list(summary)
+    assert len(models) >= 2 and all("harrell_c" in summary[m] and "macro_f1" in summary[m] for m in models)
+    header = next(ln for ln in res.output.splitlines() if "metric" in ln)
+    assert all(m in header for m in models)  # models across
+    rows = {ln.split("│")[1].strip() for ln in res.output.splitlines() if ln.count("│") > 2}
+    assert {"harrell_c", "macro_f1"} <= rows  # metrics down
