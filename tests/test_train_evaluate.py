@@ -85,7 +85,7 @@ def test_evaluate_cli_writes_the_eval_folder_and_a_metric_by_model_table(metabri
 
     root = tmp_path / "metabric"
     shutil.copytree(metabric_run.root, root, ignore=shutil.ignore_patterns("model", "eval", "index"))
-    res = CliRunner().invoke(app, ["evaluate", "--run", str(root), "--folds", "2", "--epochs", "3",
+    res = CliRunner().invoke(app, ["evaluate", "--run", str(root), "--folds", "2", "--epochs", "1",
                                    "--no-baselines"], env={"COLUMNS": "100"})
     assert res.exit_code == 0, res.output
     summary = json.loads((root / "eval" / "summary.json").read_text())
