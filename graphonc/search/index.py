@@ -82,6 +82,8 @@ def probe_in_child(code: str, timeout_s: float = 120.0) -> tuple[bool, str]:
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         return False, f"the probe did not finish in {timeout_s:.0f} s"
+    except OSError as e:  # no interpreter to start (an embedded Python, say)
+        return False, f"the probe could not start: {e}"
     lines = [ln.strip() for ln in done.stderr.splitlines() if ln.strip()]
     return done.returncode == 0, (lines[-1] if lines else f"exit status {done.returncode}")[:500]
 
