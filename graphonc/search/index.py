@@ -292,7 +292,9 @@ class PatientIndex:
         """Search on the GPU when asked (or ``auto`` and available); HNSW stays on the CPU."""
         if device not in DEVICES:
             raise GraphoncError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}.")
-        gpu = gpu_status() if device != "cpu" else GpuStatus(False, False, "")
+        # HNSW has no GPU form, so `auto` keeps it on the CPU without spawning the GPU probe
+        on_cpu = device == "cpu" or (device == "auto" and self.kind == "hnsw")
+        gpu = GpuStatus(False, False, "") if on_cpu else gpu_status()
         if device == "gpu" and not gpu.usable:
             raise GraphoncError(f"--device gpu: {gpu.why}. Fix: install faiss-gpu >= 1.15.1 in place of faiss-cpu "
                                 "(`GRAPHONC_FAISS=gpu bash scripts/setup.sh`) on a CUDA machine, or a faiss build "

@@ -338,7 +338,7 @@ def _edge_query(edge: S.EdgeType, keys: dict[str, Column], props: list[Column], 
         "UNWIND range(0, size(si) - 1) AS i",
         f"WITH an[si[i]] AS a, bn[di[i]] AS b, i{carried}",
         f"{'CREATE' if create else 'MERGE'} (a)-[r:{_rel(rel)}]->(b)",
-        # a first load marks the table complete once (see _mark_complete) instead of every relationship
+        # a first load marks the table complete once (see _mark) instead of every relationship
         _set_clause("r", cols, load_id=not create),
         "RETURN count(*) AS n"])
 
@@ -497,7 +497,7 @@ def load_run(run: GraphRun, settings: Neo4jSettings | None = None, *, batch_size
         batch_size: rows per transaction (fewer for tables with many property columns).
         on_batch: called after each committed batch with (table name, rows so far); tests
             use it to interrupt a load midway.
-        workers: concurrent write streams per large table (:meth:`_Table.streams`); one server
+        workers: concurrent write streams per large table (:meth:`_Table.parts`); one server
             transaction runs on one core, so two keep a 2-core server busier (~20% faster).
     """
     if workers < 1:
