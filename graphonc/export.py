@@ -216,10 +216,9 @@ def vector_query(driver, database: str, cohort: str, index_name: str, vector: np
 
 def faiss_pairs(index: PatientIndex, k: int) -> pd.DataFrame:
     """Every indexed patient's top-k other patients: columns src, dst, score (cosine), rank (1..k)."""
-    from graphonc.search.similar import neighbours
+    from graphonc.search.similar import neighbours_of_rows
 
-    pos = np.arange(index.n)
-    hits = neighbours(index, index.vectors(pos), k, exclude_rows=pos)
+    hits = neighbours_of_rows(index, np.arange(index.n), k)
     src = np.repeat(index.ids, hits.rows.shape[1])
     ok = hits.rows.ravel() >= 0
     return pd.DataFrame({"src": src[ok], "dst": index.ids[hits.rows.ravel()[ok]],

@@ -119,6 +119,34 @@ def test_one_query_path_matches_the_batch_path(trained_run):
         neighbours(idx, bad, 10)
 
 
+def test_rows_path_matches_the_vector_path_on_every_index_kind(trained_run):
+    """`similar --patient` queries with the stored vectors by row (no renormalisation, one C copy for
+    a single patient); it must return what querying with those vectors returns, on every kind."""
+    from graphonc.search.similar import neighbours, neighbours_of_rows
+
+    flat = load_index(trained_run.root, device="cpu")
+    x = embedding_matrix(read_embeddings(trained_run.root))
+    pos = np.arange(3, flat.n, 131)
+    for kind in ("flat", "hnsw", "ivf", "ivfpq"):
+        idx = flat if kind == "flat" else PatientIndex.build(x, flat.ids, kind)
+        stored = idx.vectors(pos)
+        if kind != "ivfpq":  # exact kinds store the unit vectors themselves
+            np.testing.assert_allclose(np.linalg.norm(stored, axis=1), 1.0, atol=1e-5)
+        ref = neighbours(idx, stored, 10, pos)
+        batch = neighbours_of_rows(idx, pos, 10)
+        np.testing.assert_array_equal(batch.rows, ref.rows, err_msg=kind)
+        np.testing.assert_allclose(batch.scores, ref.scores, atol=1e-5, err_msg=kind)
+        assert not (batch.rows == pos[:, None]).any() and (batch.rows >= 0).all()
+        for i in range(0, len(pos), 3):
+            one = neighbours_of_rows(idx, pos[i:i + 1], 10)
+            np.testing.assert_array_equal(one.rows, ref.rows[i:i + 1], err_msg=kind)
+            np.testing.assert_allclose(one.scores, ref.scores[i:i + 1], atol=1e-5, err_msg=kind)
+    with pytest.raises(GraphoncError, match="must lie in"):
+        flat.vectors(np.array([0, flat.n]))
+    with pytest.raises(GraphoncError, match="is not in"):
+        flat.search_row(-1, 5)
+
+
 def test_approximate_indexes_recall_exact_neighbours(trained_run):
     emb = read_embeddings(trained_run.root)
     x = embedding_matrix(emb)

@@ -244,11 +244,21 @@ class PatientIndex:
 
     def vectors(self, positions: np.ndarray) -> np.ndarray:
         """The stored (normalised) vectors of the given rows, (m, d) float32 (approximate for ivfpq)."""
-        positions = np.asarray(positions, dtype=np.int64)
+        positions = np.ascontiguousarray(positions, dtype=np.int64)
+        out = np.empty((len(positions), self.dim), np.float32)
+        if len(positions):
+            if positions.min() < 0 or positions.max() >= self.n:
+                raise GraphoncError(f"index rows must lie in 0..{self.n - 1}")
+            faiss = _faiss()
+            self._reconstructor.reconstruct_batch_c(len(positions), faiss.swig_ptr(positions), faiss.swig_ptr(out))
+        return out
+
+    @functools.cached_property
+    def _reconstructor(self):
+        """The CPU index with what reconstruction needs (inverted lists keep a row → list map)."""
         if self.kind in ("ivf", "ivfpq"):
             self.index.make_direct_map()
-        return np.vstack([self.index.reconstruct(int(i)) for i in positions]) if len(positions) else \
-            np.zeros((0, self.dim), np.float32)
+        return self.index
 
     def set_ef_search(self, ef: int) -> None:
         if self.kind == "hnsw":
@@ -263,12 +273,17 @@ class PatientIndex:
         """Patient ids of index ``rows`` (any shape, object array), None where a row is −1 (no result)."""
         return self._ids_then_none[rows]
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, *, stored: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Raw FAISS search: (scores (m, k) float32 cosines, rows (m, k) int64; −1 = no result).
 
-        ``queries`` (m, d) are normalised here. ``k`` is capped at the index size.
+        ``queries`` (m, d) are normalised here, unless ``stored``: they are then this index's own
+        vectors as :meth:`vectors` returns them (unit length and finite already). ``k`` is capped at
+        the index size.
         """
-        q = normalised(queries)
+        if stored and self.kind != "ivfpq":  # product-quantised vectors come back only near unit length
+            q = np.ascontiguousarray(queries, np.float32)
+        else:
+            q = normalised(queries)
         m, d = q.shape
         if d != self.dim:
             raise GraphoncError(f"query vectors have {d} dimensions, the index {self.dim}. "
@@ -282,6 +297,26 @@ class PatientIndex:
         # query costs about as much as graphonc's whole search path (scripts/bench_search.py)
         faiss = _faiss()
         self._searcher(k).search_c(m, faiss.swig_ptr(q), k, faiss.swig_ptr(scores), faiss.swig_ptr(rows))
+        return scores, rows
+
+    def search_row(self, row: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`search` of one indexed patient's own stored vector (index ``row``): (1, k) scores, rows.
+
+        The one-query path of ``similar --patient``, kept to a few C calls: the vector is copied
+        from the index straight into the query buffer, with no NumPy round trip.
+        """
+        k = max(1, min(int(k), self.n))
+        if self.kind == "hnsw" and self._ef < k:
+            self.set_ef_search(k)
+        if not 0 <= row < self.n:
+            raise GraphoncError(f"index row {row} is not in 0..{self.n - 1}")
+        faiss = _faiss()
+        q, scores, rows = np.empty((1, self.dim), np.float32), np.empty((1, k), np.float32), np.empty((1, k), np.int64)
+        qp = faiss.swig_ptr(q)
+        self._reconstructor.reconstruct_c(row, qp)
+        if self.kind == "ivfpq":
+            faiss.fvec_renorm_L2(self.dim, 1, qp)
+        self._searcher(k).search_c(1, qp, k, faiss.swig_ptr(scores), faiss.swig_ptr(rows))
         return scores, rows
 
     def _searcher(self, k: int = 1):

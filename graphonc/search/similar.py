@@ -250,7 +250,7 @@ class Hits:
 
 def neighbours(index: PatientIndex, queries: np.ndarray, k: int, exclude_rows: np.ndarray | None = None,
                allowed: np.ndarray | None = None) -> Hits:
-    """The k most similar index rows per query, best first.
+    """The k most similar index rows per query vector, best first.
 
     Args:
         queries: (m, d) query vectors (normalised here).
@@ -260,18 +260,42 @@ def neighbours(index: PatientIndex, queries: np.ndarray, k: int, exclude_rows: n
     Returns:
         :class:`Hits` with (m, k) arrays; a row with fewer than k admissible patients is padded with −1/NaN.
     """
-    m = len(queries)
-    n = index.n
-    if allowed is None and n > k and m == 1:  # one query, no filter: what a tumour board asks most
+    if allowed is None and index.n > k and len(queries) == 1:  # one new patient, no filter
         s, r = index.search(queries, k + 1)
         return _one_query_hits(s, r, k, -1 if exclude_rows is None else int(exclude_rows[0]))
-    excl = np.full(m, -1, np.int64) if exclude_rows is None else np.asarray(exclude_rows, np.int64)
+    excl = np.full(len(queries), -1, np.int64) if exclude_rows is None else np.asarray(exclude_rows, np.int64)
+    return _hits(index, queries, k, excl, allowed, stored=False)
+
+
+def neighbours_of_rows(index: PatientIndex, rows: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Hits:
+    """The k most similar other indexed patients of the indexed patients at ``rows`` (m,), best first.
+
+    What ``similar --patient`` asks: the queries are the patients' own stored vectors (no copy
+    through NumPy, no second normalisation), and a patient is never its own neighbour.
+    ``allowed`` and the result are as in :func:`neighbours`.
+    """
+    rows = np.asarray(rows, np.int64)
+    if allowed is None and index.n > k and len(rows) == 1:  # one patient, no filter: what a tumour board asks most
+        own = int(rows[0])
+        s, r = index.search_row(own, k + 1)
+        return _one_query_hits(s, r, k, own)
+    return _hits(index, index.vectors(rows), k, rows, allowed, stored=True)
+
+
+def _hits(index: PatientIndex, q: np.ndarray, k: int, excl: np.ndarray, allowed: np.ndarray | None,
+          stored: bool) -> Hits:
+    """:func:`neighbours` of m queries; ``excl`` (m,) each query's own row or −1."""
+    m, n = len(q), index.n
     if allowed is None and n > k:  # the common case, kept to a handful of vectorised steps
-        s, r = index.search(queries, k + 1)
-        drop = r == excl[:, None]
-        drop[~drop.any(1), -1] = True  # a query not among its own hits loses its (k+1)-th instead
-        rows, scores = r[~drop].reshape(m, k), s[~drop].reshape(m, k)
-        scores[rows < 0] = np.nan
+        s, r = index.search(q, k + 1, stored=stored)
+        if m and (r[:, 0] == excl).all():  # every query is a cohort patient found first: drop that column
+            rows, scores = r[:, 1:], s[:, 1:]
+        else:
+            drop = r == excl[:, None]
+            drop[~drop.any(1), -1] = True  # a query not among its own hits loses its (k+1)-th instead
+            rows, scores = r[~drop].reshape(m, k), s[~drop].reshape(m, k)
+        if m and rows[:, -1].min() < 0:  # FAISS pads a short answer with −1 at the end
+            scores[rows < 0] = np.nan
         return Hits(rows, scores)
     if allowed is not None:
         allowed = np.asarray(allowed, bool)
@@ -284,10 +308,9 @@ def neighbours(index: PatientIndex, queries: np.ndarray, k: int, exclude_rows: n
     out_rows = np.full((m, k), -1, np.int64)
     out_scores = np.full((m, k), np.nan, np.float32)
     todo = np.arange(m)
-    q = np.asarray(queries, np.float32)
     while len(todo):
         kk = min(kk, n)
-        s, r = index.search(q[todo], kk)
+        s, r = index.search(q[todo], kk, stored=stored)
         keep = (r >= 0) & (r != excl[todo, None])
         if allowed is not None:
             keep &= allowed[todo[:, None], np.clip(r, 0, n - 1)]
@@ -307,18 +330,18 @@ def neighbours(index: PatientIndex, queries: np.ndarray, k: int, exclude_rows: n
 def _one_query_hits(s: np.ndarray, r: np.ndarray, k: int, own: int) -> Hits:
     """Hits of one query from its k+1 FAISS results (1, k+1): the query's own row dropped, else the last.
 
-    The same as the vectorised branch of :func:`neighbours`, in a few Python steps on k+1 values:
+    The same as the vectorised branch of :func:`_hits`, in a few Python steps on k+1 values:
     a single query is a sub-millisecond HNSW/IVF search, and each NumPy call costs about 1 µs.
     """
-    row = r[0].tolist()
-    j = row.index(own) if own >= 0 and own in row else k
-    if j == 0:  # the usual case for a cohort patient: itself first
+    if own >= 0 and r[0, 0] == own:  # the usual case for a cohort patient: itself first
         rows, scores = r[:, 1:], s[:, 1:]
     else:
+        row = r[0].tolist()
+        j = row.index(own) if own >= 0 and own in row else k
         if j < k:  # close the gap in place (the arrays are this search's own buffers)
             r[0, j:k], s[0, j:k] = r[0, j + 1:], s[0, j + 1:]
         rows, scores = r[:, :k], s[:, :k]
-    if row[-1] < 0:  # FAISS pads a short answer with −1 at the end
+    if r[0, -1] < 0:  # FAISS pads a short answer with −1 at the end
         scores[rows < 0] = np.nan
     return Hits(rows, scores)
 
@@ -471,9 +494,8 @@ def similar_patients(run_dir: Path, patient_ids: Sequence[str], k: int = 10, fil
         if p < 0:
             raise unknown_patient(pid, index.ids, f"the index of {run.root}")
     profiles = [facts.profile(pid) for pid in patient_ids]
-    q = index.vectors(pos)
     preds = _predictions(run, run.root / index.meta.get("model_dir", "model"))
-    return _results(index, facts, profiles, q, pos, k, filters,
+    return _results(index, facts, profiles, None, pos, k, filters,
                     [_prediction_dict(preds.loc[p] if preds is not None and p in preds.index else None)
                      for p in patient_ids])
 
@@ -482,7 +504,8 @@ def _results(index, facts, profiles, q, pos, k, filters, preds) -> list[SimilarR
     allowed = None
     if filters.active:
         allowed = np.vstack([facts.allowed(index.ids, filters, p.label) for p in profiles])
-    hits = neighbours(index, q, k, pos, allowed)
+    # cohort patients (q None) are queried with their stored vectors, new patients with theirs
+    hits = neighbours_of_rows(index, pos, k, allowed) if q is None else neighbours(index, q, k, pos, allowed)
     out = []
     for i, prof in enumerate(profiles):
         nbs = [_neighbour(facts, prof, pid, rank + 1, s)
@@ -519,4 +542,4 @@ def parse_filters(same_label: bool, treated_with: Sequence[str] | None, alive_at
 
 
 __all__ = ["CohortFacts", "Filters", "Hits", "Neighbour", "Profile", "SimilarResult", "explain_pair",
-           "neighbours", "similar_new_patients", "similar_patients"]
+           "neighbours", "neighbours_of_rows", "similar_new_patients", "similar_patients"]
