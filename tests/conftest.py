@@ -1,6 +1,7 @@
 """Shared fixtures: real data from ../shared/data, runs built once per test session."""
 from __future__ import annotations
 
+import importlib.util
 import secrets
 import shutil
 from pathlib import Path
@@ -13,6 +14,14 @@ from graphonc.store import neo4j_server as ns
 from graphonc.store.neo4j_load import Neo4jSettings
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str):
+    """The module of ``scripts/<name>.py`` (the benchmark scripts are not part of the package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 DATA = (REPO.parent / "shared" / "data").resolve()
 CONFIGS = REPO / "configs"
 

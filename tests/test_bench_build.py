@@ -1,7 +1,6 @@
 """scripts/bench_build.py: the synthetic cohort generator and one small benchmark run (no timing checks)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
@@ -9,17 +8,14 @@ import pytest
 from graphonc.graph import schema as S
 from graphonc.ingest.tables import read_table
 
-from conftest import REPO
+from conftest import load_script
 
 N = 300
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_build", REPO / "scripts" / "bench_build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_build")
 
 
 @pytest.fixture(scope="module")

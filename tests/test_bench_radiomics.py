@@ -1,16 +1,13 @@
 """scripts/bench_radiomics.py runs end to end on two IBSI cases (no timing checks)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 
-from conftest import REPO
+from conftest import load_script
 
 
 def test_bench_radiomics_reports_three_modes(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("bench_radiomics", REPO / "scripts" / "bench_radiomics.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench_radiomics")
     report = bench.main(["--cases", "2", "--spacing", "4", "--workers", "2", "--json-out", str(tmp_path / "b.json")])
     assert json.loads(capsys.readouterr().out) == report == json.loads((tmp_path / "b.json").read_text())
     r = report["results"]

@@ -1,21 +1,17 @@
 """scripts/bench_search.py: one small run of the search benchmark (no timing checks)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_search", REPO / "scripts" / "bench_search.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_search")
 
 
 def test_search_benchmark_reports_recall_and_graphonc_path_answers(bench, tmp_path, capsys):
