@@ -29,6 +29,7 @@ def test_search_benchmark_reports_recall_and_graphonc_path_answers(bench, tmp_pa
                     "graphonc_own_batch_ms", "path_overhead_pct", "path_overhead_single_pct"):
             assert np.isfinite(r[key]), (r["kind"], key)
         assert r["p50_ms"] <= r["p99_ms"] and r["graphonc_own_single_ms"] > 0
+        assert len(r["path_overhead_by_order_pct"]) == len(r["path_overhead_single_by_order_pct"]) == 2
 
 
 def test_cached_stand_in_serves_each_query_its_own_answer(bench):
@@ -48,3 +49,11 @@ def test_cached_stand_in_serves_each_query_its_own_answer(bench):
     np.testing.assert_array_equal(s, scores[:3])
     c.search_c(3, None, 3, faiss.swig_ptr(s), faiss.swig_ptr(r))
     np.testing.assert_array_equal(r, rows[[3, 0, 1]])
+
+
+def test_paired_overhead_is_taken_within_each_order_and_averaged(bench):
+    # raw first in even pairs: graphonc second there (+1 over raw), first in odd pairs (+5)
+    raw = [10.0, 10.0, 10.0, 10.0, 10.0, 10.0]
+    path = [11.0, 15.0, 11.0, 15.0, 11.0, 15.0]
+    assert bench.paired_overhead_pct(path, raw) == (30.0, 10.0, 50.0)
+    assert bench.paired_overhead_pct([12.0], [10.0]) == (20.0, 20.0, 20.0)  # a single pair
