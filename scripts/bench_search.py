@@ -91,10 +91,11 @@ class _Cached:
 def paired_overhead_pct(path_t, raw_t) -> tuple[float, float, float]:
     """graphonc's time over raw FAISS's on the same work, in % of raw's median: (both, raw first, graphonc first).
 
-    Pairs alternate, raw first in even pairs. Whichever runs second finds the query's data in the
-    CPU caches, so the differences fall in two clusters, one per order, and a median over all of
-    them lands somewhere in the gap between the two. The median is therefore taken within each
-    order and the two are averaged, which cancels the second call's advantage.
+    Pairs alternate, raw first in even pairs (an AB/BA crossover). Whichever runs second finds the
+    query's data in the CPU caches (on a 100k HNSW or IVF index it then runs ~60% faster), so the
+    differences fall in two clusters, one per order, and a median over all of them lands somewhere
+    in the gap between the two. The median is therefore taken within each order and the two are
+    averaged, which cancels the second call's advantage (the crossover estimate of the effect).
     """
     d = np.asarray(path_t, float) - np.asarray(raw_t, float)
     base = float(np.median(raw_t))
