@@ -31,8 +31,12 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   if [ "$faiss" = gpu ]; then
     # faiss-cpu and faiss-gpu install the same `faiss` package: one replaces the other. faiss-gpu
     # >= 1.15.1 carries kernels for Hopper GPUs too (graphonc probes the GPU before using it).
+    # The spec comes from pyproject's `gpu` extra; the extra itself cannot be installed here, as
+    # reinstalling graphonc would bring faiss-cpu back.
+    read -ra gpu_specs <<< "$("$VENV/bin/python" -c 'import tomllib
+print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["gpu"])')"
     "$VENV/bin/python" -m pip uninstall --quiet -y faiss-cpu
-    "$VENV/bin/python" -m pip install --quiet 'faiss-gpu>=1.15.1'
+    "$VENV/bin/python" -m pip install --quiet "${gpu_specs[@]}"
   fi
   echo "$want" > "$stamp"
 fi
