@@ -324,7 +324,7 @@ def _edge_query(edge: S.EdgeType, keys: dict[str, Column], props: list[Column], 
                 create: bool) -> str:
     """``keys``: the batch's distinct src/dst ids (``su``/``du``), looked up once each, and every
     row's positions in them (``si``/``di``). ``ax = su AND bx = du``: every endpoint was found,
-    in order; otherwise the batch writes nothing (and :func:`_write` raises)."""
+    in order; otherwise the batch writes nothing (and :func:`_write_streams` raises)."""
     src, rel, dst = edge
     carried = "".join(f", c{j}" for j in range(len(props)))
     heads = [*(c.head(name) for name, c in keys.items()), *(c.head(f"c{j}") for j, c in enumerate(props))]
