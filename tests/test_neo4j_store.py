@@ -20,7 +20,7 @@ import pytest
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun, sha256_file, write_parquet
 from graphonc.store.cypher_files import CypherFile
-from graphonc.store.neo4j_load import (LOAD_LOCK, SEP, _edge_table, _node_table, encode_column, iter_counts,
+from graphonc.store.neo4j_load import (SEP, _cohort_lock, _edge_table, _node_table, encode_column, iter_counts,
                                        load_run, schema_statements, write_patient_properties, write_similar)
 
 from conftest import REPO
@@ -353,10 +353,8 @@ def test_loads_of_one_cohort_run_one_at_a_time(neo4j_settings, builds, variant_d
     one after the other, once that process dies: no double CREATE, nothing doubled."""
     full, _ = builds
     holder = neo4j_settings.driver()
-    session = holder.session(database=neo4j_settings.database)
-    session.run(f"MERGE (:{LOAD_LOCK} {{cohort: $c}})", c=VARIANT).consume()
-    tx = session.begin_transaction()  # what a running load holds (graphonc.store.neo4j_load._cohort_lock)
-    tx.run(f"MATCH (l:{LOAD_LOCK} {{cohort: $c}}) SET l.loading_since = datetime()", c=VARIANT).consume()
+    held = _cohort_lock(holder, neo4j_settings.database, VARIANT)
+    held.__enter__()  # the lock a running load holds; never left, like a process that dies mid-load
     with ThreadPoolExecutor(2) as pool:
         loads = [pool.submit(load_run, full, neo4j_settings, batch_size=2000) for _ in range(2)]
         time.sleep(3)

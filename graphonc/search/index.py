@@ -243,15 +243,23 @@ class PatientIndex:
         return self._pos.get_indexer(pd.Index(list(ids), dtype=object))
 
     def vectors(self, positions: np.ndarray) -> np.ndarray:
-        """The stored (normalised) vectors of the given rows, (m, d) float32 (approximate for ivfpq)."""
+        """The stored vectors of the given rows, unit length, (m, d) float32 (approximate for ivfpq)."""
         positions = np.ascontiguousarray(positions, dtype=np.int64)
         out = np.empty((len(positions), self.dim), np.float32)
         if len(positions):
             if positions.min() < 0 or positions.max() >= self.n:
                 raise GraphoncError(f"index rows must lie in 0..{self.n - 1}")
             faiss = _faiss()
-            self._reconstructor.reconstruct_batch_c(len(positions), faiss.swig_ptr(positions), faiss.swig_ptr(out))
+            ptr = faiss.swig_ptr(out)
+            self._reconstructor.reconstruct_batch_c(len(positions), faiss.swig_ptr(positions), ptr)
+            self._unit_reconstructions(len(positions), ptr)
         return out
+
+    def _unit_reconstructions(self, m: int, ptr) -> None:
+        """Rescale m reconstructed vectors at ``ptr`` to unit length in place, where they need it:
+        exact kinds store the unit vectors themselves, product-quantised codes only near them."""
+        if self.kind == "ivfpq":
+            _faiss().fvec_renorm_L2(self.dim, m, ptr)
 
     @functools.cached_property
     def _reconstructor(self):
@@ -280,17 +288,12 @@ class PatientIndex:
         vectors as :meth:`vectors` returns them (unit length and finite already). ``k`` is capped at
         the index size.
         """
-        if stored and self.kind != "ivfpq":  # product-quantised vectors come back only near unit length
-            q = np.ascontiguousarray(queries, np.float32)
-        else:
-            q = normalised(queries)
+        q = np.ascontiguousarray(queries, np.float32) if stored else normalised(queries)
         m, d = q.shape
         if d != self.dim:
             raise GraphoncError(f"query vectors have {d} dimensions, the index {self.dim}. "
                                 "Fix: rebuild the index from the current model (`graphonc index`).")
-        k = max(1, min(int(k), self.n))
-        if self.kind == "hnsw" and self._ef < k:
-            self.set_ef_search(k)
+        k = self._fit_k(k)
         scores, rows = np.empty((m, k), np.float32), np.empty((m, k), np.int64)
         # FAISS's C entry point into our own buffers: its Python wrapper (Index.search) would only
         # re-check the dtype, shape and contiguity that normalised() guarantees, which for a single
@@ -305,19 +308,23 @@ class PatientIndex:
         The one-query path of ``similar --patient``, kept to a few C calls: the vector is copied
         from the index straight into the query buffer, with no NumPy round trip.
         """
-        k = max(1, min(int(k), self.n))
-        if self.kind == "hnsw" and self._ef < k:
-            self.set_ef_search(k)
+        k = self._fit_k(k)
         if not 0 <= row < self.n:
             raise GraphoncError(f"index row {row} is not in 0..{self.n - 1}")
         faiss = _faiss()
         q, scores, rows = np.empty((1, self.dim), np.float32), np.empty((1, k), np.float32), np.empty((1, k), np.int64)
         qp = faiss.swig_ptr(q)
         self._reconstructor.reconstruct_c(row, qp)
-        if self.kind == "ivfpq":
-            faiss.fvec_renorm_L2(self.dim, 1, qp)
+        self._unit_reconstructions(1, qp)
         self._searcher(k).search_c(1, qp, k, faiss.swig_ptr(scores), faiss.swig_ptr(rows))
         return scores, rows
+
+    def _fit_k(self, k: int) -> int:
+        """``k`` capped at the index size (at least 1); HNSW's search beam widened to k if narrower."""
+        k = max(1, min(int(k), self.n))
+        if self.kind == "hnsw" and self._ef < k:
+            self.set_ef_search(k)
+        return k
 
     def _searcher(self, k: int = 1):
         """The FAISS index a search of ``k`` neighbours runs on: the GPU clone when there is one and k fits."""
