@@ -100,8 +100,16 @@ class ClinicalSpec(BaseModel):
     categorical: list[str] = []
     #: Shown on Patient nodes and in reports, never given to a model.
     display: list[str] = []
-    #: Columns that encode the label (or come from expression); refused as features.
+    #: Columns that encode the label; refused as features.
     leakage: list[str] = []
+    #: Columns known only after diagnosis (treatments, surgery type, treatment plans): stored on
+    #: Patient nodes, used as filters and outcome context, never inputs of a model for patients
+    #: at diagnosis. Every other clinical column counts as known at diagnosis.
+    after_diagnosis: list[str] = []
+    #: Columns derived from expression arrays (e.g. METABRIC's ER/PR/HER2_STATUS calls): display
+    #: only by default, because an expression-defined label would leak through them; an
+    #: evaluation may add them as a sensitivity row.
+    expression_derived: list[str] = []
     label: LabelSpec | None = None
     survival: SurvivalSpec | None = None
     #: Extra endpoints keyed by name (e.g. rfs, dss), stored as <name>_time/<name>_event.
@@ -124,7 +132,16 @@ class ClinicalSpec(BaseModel):
                 f"columns {sorted(leaked)} encode the label or outcome and cannot be model features; "
                 "remove them from clinical.numeric/categorical (keep them in clinical.display to show them)"
             )
+        for key in ("after_diagnosis", "expression_derived"):
+            clash = features & set(getattr(self, key))
+            if clash:
+                raise ValueError(f"columns {sorted(clash)} are listed in clinical.{key} and as model features; "
+                                 "a column is one or the other: remove it from clinical.numeric/categorical")
         return self
+
+    def stored_text_columns(self) -> list[str]:
+        """Columns stored as text on Patient nodes: categorical features, then the display-only ones."""
+        return list(dict.fromkeys(self.categorical + self.display + self.after_diagnosis + self.expression_derived))
 
 
 class MutationSpec(BaseModel):

@@ -191,6 +191,18 @@ def test_leakage_column_refused_as_feature(tmp_path):
         load_config(p)
 
 
+@pytest.mark.parametrize("key,column", [("after_diagnosis", "BREAST_SURGERY"), ("expression_derived", "ER_STATUS")])
+def test_display_only_column_refused_as_feature(tmp_path, key, column):
+    """A column known only after diagnosis, or an expression call, cannot also be a model feature."""
+    c = yaml.safe_load((CONFIGS / "metabric.yaml").read_text())
+    assert column in c["clinical"][key]
+    c["clinical"]["categorical"].append(column)
+    p = tmp_path / "both.yaml"
+    p.write_text(yaml.safe_dump(c))
+    with pytest.raises(ConfigError, match=rf"{column}.*clinical\.{key}"):
+        load_config(p)
+
+
 def test_debug_shows_traceback(small_study, tmp_path):
     study, cfg = small_study
     _edit_line(study / "data_clinical_patient.txt", 17, "AGE_AT_DIAGNOSIS", "fifty")

@@ -67,7 +67,7 @@ def _endpoint(raw: RawCohort, spec: SurvivalSpec, name: str) -> pd.DataFrame:
 
 def patient_table(raw: RawCohort, spec: ClinicalSpec, cohort: str) -> pd.DataFrame:
     """One row per patient with typed clinical features, label and survival (see module doc)."""
-    clash = RESERVED & set(spec.numeric + spec.categorical + spec.display)
+    clash = RESERVED & set(spec.numeric + spec.stored_text_columns())
     if clash:
         raise ConfigError(f"clinical columns {sorted(clash)} clash with graphonc's own Patient properties; "
                           "rename them in the input file.")
@@ -79,7 +79,7 @@ def patient_table(raw: RawCohort, spec: ClinicalSpec, cohort: str) -> pd.DataFra
     df = pd.DataFrame({"id": ids, "cohort": cohort}, index=ids)
     for col in spec.numeric:
         df[col] = raw.column(col, Table.numeric, "clinical.numeric")
-    for col in dict.fromkeys(spec.categorical + spec.display):
+    for col in spec.stored_text_columns():
         df[col] = raw.column(col, Table.text, "clinical.categorical/display").astype("string")
     if spec.label is not None:
         lab = raw.column(spec.label.column, Table.text, "clinical.label").astype("string")

@@ -147,6 +147,8 @@ def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: fl
                 "categorical": list(cfg.clinical.categorical),
                 "display": list(cfg.clinical.display),
                 "leakage_excluded": list(cfg.clinical.leakage),
+                "after_diagnosis": list(cfg.clinical.after_diagnosis),
+                "expression_derived": list(cfg.clinical.expression_derived),
                 "label": "label" if cfg.clinical.label else None,
                 "survival": ["os_months", "os_event"] if cfg.clinical.survival else None,
                 "extra_survival": sorted(cfg.clinical.extra_survival),

@@ -141,7 +141,8 @@ def read_new_patients(cfg: GraphConfig, source: Path, mutations: Path | None, fe
     have = _columns(raw)
     # outcomes and display columns are optional for new patients: keep the ones given
     spec = cfg.clinical.model_copy(deep=True)
-    spec.display = [c for c in spec.display if c in have]
+    for key in ("display", "after_diagnosis", "expression_derived"):
+        setattr(spec, key, [c for c in getattr(spec, key) if c in have])
     if spec.label is not None and spec.label.column not in have:
         spec.label = None
     if spec.survival is not None and not {spec.survival.time, spec.survival.event} <= have:

@@ -116,7 +116,9 @@ class CohortFacts:
         cols = run.manifest["patient_columns"]
         self.numeric: list[str] = list(cols.get("numeric") or [])
         self.categorical: list[str] = list(cols.get("categorical") or [])
-        self.display: list[str] = list(cols.get("display") or [])
+        # shown, never model inputs: display columns, those known only after diagnosis, expression calls
+        self.display: list[str] = list(dict.fromkeys(
+            [*(cols.get("display") or []), *(cols.get("after_diagnosis") or []), *(cols.get("expression_derived") or [])]))
         self.extra_endpoints: list[str] = list(cols.get("extra_survival") or [])
         self.has_label = bool(cols.get("label"))
         self.has_survival = bool(cols.get("survival"))
