@@ -63,9 +63,10 @@ def extraction_client(scheduler: str | None, n_workers: int) -> Iterator["distri
                                dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
         client = Client(cluster, set_as_default=False)
     try:
-        workers = len(client.scheduler_info().get("workers", {}))
+        info = client.scheduler_info()
+        dashboard = client.dashboard_link if "dashboard" in info.get("services", {}) else "none (needs bokeh)"
         log.warning("radiomics extract: Dask scheduler %s, %d worker(s), dashboard %s",
-                    client.scheduler.address, workers, client.dashboard_link or "(install bokeh to get one)")
+                    client.scheduler.address, len(info.get("workers", {})), dashboard)
         yield client
     finally:
         client.close()
