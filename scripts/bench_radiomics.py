@@ -1,22 +1,33 @@
 #!/usr/bin/env python
-"""Benchmark ``graphonc radiomics extract`` on the IBSI soft-tissue-sarcoma CTs.
+"""Benchmark ``graphonc radiomics extract`` on the IBSI soft-tissue-sarcoma CTs: serial pyradiomics
+against Dask distributed, side by side in one run.
 
 Cases: the 12 IBSI ``STS_*`` CT + GTV mask pairs in ``../shared/data/radiomics/ibsi_sts``
 (``--cases`` picks how many, in id order), extracted with ``configs/radiomics.yaml`` (or
-``--params``; ``--spacing`` overrides the isotropic resampling in mm). Three modes, each timed
-in this process with :func:`graphonc.radiomics.extract.extract_cases` (worker start-up and
-hashing included, imports not; ``cpu_seconds`` is user + system time of this process and its
-workers, ``cores_used`` = cpu_seconds / seconds):
+``--params``; ``--spacing`` overrides the isotropic resampling in mm). Every mode is timed in this
+process with :func:`graphonc.radiomics.extract.extract_cases`, cache off unless said:
 
-* ``serial``:   one process (``workers=1``), cache off;
-* ``parallel``: ``--workers`` processes (default: every usable core), cache off;
-* ``warm``:     ``--workers`` processes with every case already in the cache (the rerun).
+* ``serial``:     one process (``workers=1``): plain pyradiomics, the reference;
+* ``serial_1thread``: the same with SimpleITK on one thread, as in a Dask worker;
+* ``local_1``:    a LocalCluster of 1 worker, started before timing (``scheduler=`` its address):
+                  the per-case scheduling overhead against ``serial``;
+* ``local_2``:    a LocalCluster of ``--workers`` workers, started before timing: the speed-up;
+* ``external_2``: a scheduler and ``--workers`` workers started as separate processes (``dask
+                  scheduler`` / ``dask worker``, a "cluster" on this machine), reached by address;
+* ``cold``:       ``workers=--workers`` as a user runs it: the cluster's start-up included;
+* ``warm``:       every case already in the cache (the rerun).
+
+``cpu_seconds`` is user + system time of this process and every process below it (the workers);
+``cores_used`` = cpu_seconds / seconds. ``overhead_per_case`` = (mode - serial) / serial and
+``speedup`` = serial / mode; the ``*_vs_1thread`` twins compare with ``serial_1thread``. ``--repeat``
+lists every case several times (distinct case ids, cache off: each is extracted).
 
 Prints one JSON object (progress to stderr)::
 
     {"benchmark": "radiomics-extract", "machine": {...}, "n_cases": 12, "params": {...},
-     "results": {"serial": {"seconds", "cpu_seconds", "cores_used", "seconds_per_case", "cases_per_hour", "case_seconds": {mean, median,
-     max}, ...}, "parallel": {..., "speedup"}, "warm": {...}}}
+     "results": {"serial": {"seconds", "cpu_seconds", "cores_used", "seconds_per_case", "cases_per_hour",
+     "case_seconds": {mean, median, max}, ...}, "local_1": {..., "overhead_per_case"}, "local_2": {..., "speedup"},
+     "external_2": {...}, "cold": {...}, "warm": {...}}}
 
 Example::
 
@@ -25,11 +36,14 @@ Example::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import resource
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,15 +72,17 @@ def machine_info() -> dict:
             "pyradiomics": pyradiomics_version(), "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]}
 
 
-def write_inputs(workdir: Path, data_dir: Path, n: int, params: Path, spacing: float | None) -> tuple[Path, Path]:
-    """A manifest of the first ``n`` IBSI cases and the params file to use."""
+def write_inputs(workdir: Path, data_dir: Path, n: int, params: Path, spacing: float | None,
+                 repeat: int = 1) -> tuple[Path, Path]:
+    """A manifest of the first ``n`` IBSI cases, each listed ``repeat`` times, and the params file."""
     root = data_dir / "radiomics" / "ibsi_sts"
     ids = sorted(p.name for p in root.glob("STS_*") if (p / "CT_image.nii.gz").exists())[:n]
     if len(ids) < n:
         raise SystemExit(f"only {len(ids)} IBSI cases in {root}, asked for {n}")
     manifest = workdir / "manifest.csv"
-    pd.DataFrame([{"patient_id": i, "image": root / i / "CT_image.nii.gz", "mask": root / i / "CT_mask.nii.gz",
-                   "modality": "CT"} for i in ids]).to_csv(manifest, index=False)
+    pd.DataFrame([{"case_id": f"{i}#{r}", "patient_id": i, "image": root / i / "CT_image.nii.gz",
+                   "mask": root / i / "CT_mask.nii.gz", "modality": "CT"}
+                  for r in range(repeat) for i in ids]).to_csv(manifest, index=False)
     raw = yaml.safe_load(params.read_text())
     if spacing is not None:
         raw["pyradiomics"]["setting"]["resampledPixelSpacing"] = [spacing] * 3
@@ -76,16 +92,26 @@ def write_inputs(workdir: Path, data_dir: Path, n: int, params: Path, spacing: f
 
 
 def _cpu_seconds() -> float:
-    """User + system CPU time of this process and of its finished children (the worker pool)."""
+    """User + system CPU time of this process, its live descendants (Dask workers) and its reaped children."""
+    import psutil
+
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    total = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    for child in psutil.Process().children(recursive=True):
+        try:
+            t = child.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:  # exited meanwhile: counted in RUSAGE_CHILDREN once reaped
+            pass
+    return total
 
 
-def run_mode(name: str, cases, params, workers: int, cache: Path | None) -> dict:
+def run_mode(name: str, cases, params, workers: int, cache: Path | None, scheduler: str | None = None) -> dict:
     from graphonc.radiomics.extract import extract_cases
 
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
-    res = extract_cases(cases, params, workers=workers, cache_dir=cache, use_cache=cache is not None)
+    res = extract_cases(cases, params, workers=workers, cache_dir=cache, use_cache=cache is not None,
+                        scheduler=scheduler)
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     per = [c["seconds"] for c in res.cases if c["status"] == "extracted"]
     out = {"workers": res.workers, "seconds": round(wall, 3), "cpu_seconds": round(cpu, 3),
@@ -101,12 +127,63 @@ def run_mode(name: str, cases, params, workers: int, cache: Path | None) -> dict
     return out
 
 
+@contextlib.contextmanager
+def itk_threads(n: int):
+    """SimpleITK's global thread count set to ``n`` for the block."""
+    import SimpleITK as sitk
+
+    old = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(n)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(old)
+
+
+@contextlib.contextmanager
+def local_cluster(n: int):
+    """A started LocalCluster of ``n`` single-threaded worker processes; yields its address."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        client.wait_for_workers(n)
+        yield cluster.scheduler_address
+
+
+@contextlib.contextmanager
+def external_cluster(n: int):
+    """``dask scheduler`` and ``n`` ``dask worker`` processes on 127.0.0.1; yields the address."""
+    from distributed import Client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", str(port), "--dashboard-address", "127.0.0.1:0"], **quiet)]
+    try:
+        procs += [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                                    "--host", "127.0.0.1", "--no-dashboard"], **quiet) for _ in range(n)]
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(n, timeout=120)
+        yield address
+    finally:
+        for p in procs[::-1]:
+            p.terminate()
+            p.wait(timeout=60)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=12, help="number of IBSI cases (default all 12)")
     ap.add_argument("--params", type=Path, default=REPO / "configs" / "radiomics.yaml")
     ap.add_argument("--spacing", type=float, help="override the isotropic resampling (mm)")
+    ap.add_argument("--repeat", type=int, default=1, help="list each case this many times (more tasks per run)")
     ap.add_argument("--workers", type=int, default=0, help="parallel workers (default 0 = every usable core)")
     ap.add_argument("--data-dir", type=Path, default=DATA, help=f"real data folder (default {DATA})")
     ap.add_argument("--json-out", type=Path, help="also write the JSON here")
@@ -119,14 +196,27 @@ def main(argv: list[str] | None = None) -> dict:
     workers = args.workers or available_cores()
     with tempfile.TemporaryDirectory(prefix="bench_radiomics_") as tmp:
         work = Path(tmp)
-        manifest, params_path = write_inputs(work, args.data_dir, args.cases, args.params, args.spacing)
+        manifest, params_path = write_inputs(work, args.data_dir, args.cases, args.params, args.spacing,
+                                             args.repeat)
         cases, params = read_manifest(manifest), load_params(params_path)
-        results = {"serial": run_mode("serial", cases, params, 1, None),
-                   "parallel": run_mode("parallel", cases, params, workers, None)}
+        results = {"serial": run_mode("serial", cases, params, 1, None)}
+        with itk_threads(1):  # what one Dask worker does: the per-case overhead's fair reference
+            results["serial_1thread"] = run_mode("serial_1thread", cases, params, 1, None)
+        for name, n in (("local_1", 1), ("local_2", workers)):
+            with local_cluster(n) as address:
+                results[name] = run_mode(name, cases, params, n, None, scheduler=address)
+        with external_cluster(workers) as address:
+            results["external_2"] = run_mode("external_2", cases, params, workers, None, scheduler=address)
+        results["cold"] = run_mode("cold", cases, params, workers, None)
         run_mode("fill cache", cases, params, workers, work / "cache")
         results["warm"] = run_mode("warm", cases, params, workers, work / "cache")
-    results["parallel"]["speedup"] = round(results["serial"]["seconds"] / results["parallel"]["seconds"], 2)
-    results["warm"]["speedup"] = round(results["serial"]["seconds"] / results["warm"]["seconds"], 2)
+    serial, single = results["serial"]["seconds"], results["serial_1thread"]["seconds"]
+    for name, r in results.items():
+        if name != "serial":
+            r["speedup"] = round(serial / r["seconds"], 2)
+            r["speedup_vs_1thread"] = round(single / r["seconds"], 2)
+            r["overhead_per_case"] = round((r["seconds"] - serial) / serial, 4)
+            r["overhead_per_case_vs_1thread"] = round((r["seconds"] - single) / single, 4)
     machine = machine_info()  # load average at the end: other jobs on the machine skew the figures
     report = {"benchmark": "radiomics-extract", "machine": machine, "n_cases": args.cases,
               "params": {"file": str(args.params), "spacing_mm": params.pyradiomics.setting.get("resampledPixelSpacing"),

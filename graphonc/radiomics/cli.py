@@ -34,8 +34,11 @@ def extract_cmd(
     params: Path = typer.Option(Path("configs/radiomics.yaml"), "--params", "-p", help="Extraction settings YAML."),
     out: Path = typer.Option(..., "--out", "-o", help="Feature table to write (Parquet), e.g. runs/x/features.parquet; "
                              "the errors table and a report are written beside it."),
-    workers: int = typer.Option(None, "--workers", "-j", help="Worker processes (default: params 'workers'; "
-                                "0 = every core; 1 = no subprocesses)."),
+    workers: int = typer.Option(None, "--workers", "-j", help="Worker processes of the local Dask cluster "
+                                "(default: params 'workers'; 0 = every core; 1 = in this process)."),
+    scheduler: str = typer.Option(None, "--scheduler", help="Address of an existing Dask scheduler "
+                                  "(tcp://host:8786) whose workers extract the cases; default: a local cluster of "
+                                  "--workers processes. Workers read the images by path."),
     cache: Path = typer.Option(None, "--cache", help="Result cache folder (default $GRAPHONC_RADIOMICS_CACHE or "
                                "~/.cache/graphonc/radiomics)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the cache."),
@@ -71,7 +74,7 @@ def extract_cmd(
         if tolerance_mm is not None:
             geometry.tolerance_mm = tolerance_mm
     result, report = extract_run(manifest, params, out, workers=workers, cache_dir=cache, use_cache=not no_cache,
-                                 geometry=geometry, progress=settings.progress)
+                                 geometry=geometry, progress=settings.progress, scheduler=scheduler)
     c = result.counts
     if not result.errors.empty:
         t = Table(title=f"{len(result.errors)} case(s) failed (also in {report['errors_table']})")

@@ -1,7 +1,11 @@
 """``graphonc radiomics extract``: pyradiomics features for every case of a manifest.
 
-* **Parallel** over cases in worker processes (``spawn``; SimpleITK single-threaded in each
-  worker so cores are not oversubscribed); ``workers=1`` runs in this process.
+* **Parallel** over cases as tasks of a Dask distributed cluster (:mod:`graphonc.radiomics.cluster`):
+  a ``LocalCluster`` of single-threaded worker processes sized to this machine by default, or an
+  existing cluster given by its scheduler address (``--scheduler tcp://host:8786``) to go past one
+  machine. Workers read the images by path (a shared file system). A worker that dies mid-run
+  has its cases rerun elsewhere by Dask; results come back to this process, which alone writes
+  the cache and the outputs. ``workers=1`` without a scheduler runs in this process.
 * **Cached and resumable**: each finished case is stored under its content hash (see
   :mod:`graphonc.radiomics.cache`) the moment it completes; a rerun only extracts new or
   changed cases, and a crashed run picks up where it stopped.
@@ -24,14 +28,10 @@ Outputs (each written atomically: temp file + rename):
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import multiprocessing as mp
 import os
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,13 +84,20 @@ def _job(case: Case, params: RadiomicsParams) -> dict:
 
 
 def extract_cases(cases: list[Case], params: RadiomicsParams, *, workers: int | None = None,
-                  cache_dir: Path | None = None, use_cache: bool = True, progress: bool = False) -> ExtractResult:
+                  cache_dir: Path | None = None, use_cache: bool = True, progress: bool = False,
+                  scheduler: str | None = None) -> ExtractResult:
     """Extract every case (see module doc); nothing is written except cache entries.
 
     Args:
-        workers: processes; None = ``params.workers`` (0 = all available cores); 1 = in-process.
+        workers: worker processes of the local cluster; None = ``params.workers`` (0 = all
+            available cores); 1 = in this process. Ignored with ``scheduler``.
         cache_dir: cache folder (default :func:`~graphonc.radiomics.cache.default_cache_dir`).
         use_cache: False = neither read nor write the cache.
+        scheduler: address of an existing Dask scheduler (``tcp://host:8786``); its workers
+            extract the cases.
+
+    Raises:
+        InputError: the scheduler cannot be reached.
     """
     t0 = time.perf_counter()
     make_extractor(params.pyradiomics, params.source_path)  # fail fast on bad parameters, in this process
@@ -127,48 +134,20 @@ def extract_cases(cases: list[Case], params: RadiomicsParams, *, workers: int | 
             bar.advance(task)
 
         n_workers = max(1, min(n_workers, len(pending)))
-        if n_workers == 1:
+        if scheduler is None and n_workers == 1:
             _init_worker(single_thread=False)
             for case, key in pending:
                 done(case, key, _extract_one(_job(case, params)))
         elif pending:
-            ctx = mp.get_context("spawn")
-            with _single_threaded_children(), ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker,
-                                                                  initargs=(True,)) as pool:
-                futures = {pool.submit(_extract_one, _job(c, params)): (c, k) for c, k in pending}
-                todo = set(futures)
-                while todo:
-                    finished, todo = wait(todo, return_when=FIRST_COMPLETED)
-                    for fut in sorted(finished, key=lambda f: futures[f][0].case_id):
-                        case, key = futures[fut]
-                        try:
-                            res = fut.result()
-                        except BrokenProcessPool:
-                            res = {"ok": False, "reason": "extraction_failed", "seconds": 0.0,
-                                   "message": f"the worker process extracting image {case.image} died (out of "
-                                   "memory, or a crash in a native library). Fix: rerun with fewer --workers; "
-                                   "finished cases are cached."}
-                        done(case, key, res)
+            from graphonc.radiomics.cluster import extraction_client, run_jobs
+
+            with extraction_client(scheduler, n_workers) as client:
+                n_workers = len(client.scheduler_info().get("workers", {})) or n_workers
+                jobs = {c.case_id: _job(c, params) for c, _ in pending}
+                by_id = {c.case_id: (c, k) for c, k in pending}
+                for case_id, res in run_jobs(client, jobs):
+                    done(*by_id[case_id], res)
     return _assemble(cases, results, status, time.perf_counter() - t0, n_workers)
-
-
-#: Thread-pool sizes of numeric libraries; a worker process uses one core, the pool uses them all.
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")
-
-
-@contextlib.contextmanager
-def _single_threaded_children():
-    """Workers (spawned while this is active) inherit 1-thread settings; this process keeps its own."""
-    old = {k: os.environ.get(k) for k in _THREAD_VARS}
-    os.environ.update({k: "1" for k in _THREAD_VARS})
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _assemble(cases: list[Case], results: dict[str, dict], status: dict[str, str], seconds: float,
@@ -240,11 +219,12 @@ def write_outputs(result: ExtractResult, out: Path, extra: dict | None = None) -
 
 def extract_run(manifest: str | Path, params_path: str | Path, out: str | Path, *, workers: int | None = None,
                 cache_dir: Path | None = None, use_cache: bool = True, geometry: GeometrySpec | None = None,
-                progress: bool = False) -> tuple[ExtractResult, dict]:
+                progress: bool = False, scheduler: str | None = None) -> tuple[ExtractResult, dict]:
     """The ``radiomics extract`` stage: manifest + params file → features, errors table, report.
 
     Args:
         geometry: overrides the params file's ``geometry`` section.
+        scheduler: an existing Dask scheduler's address (see :func:`extract_cases`).
 
     Raises:
         InputError: an unusable manifest (missing column, duplicate case id …).
@@ -255,7 +235,7 @@ def extract_run(manifest: str | Path, params_path: str | Path, out: str | Path, 
         params = params.model_copy(update={"geometry": geometry})
     cases = read_manifest(manifest)
     result = extract_cases(cases, params, workers=workers, cache_dir=cache_dir, use_cache=use_cache,
-                           progress=progress)
+                           progress=progress, scheduler=scheduler)
     report = write_outputs(result, Path(out), {"manifest": str(manifest), "params": str(params_path),
                                                "pyradiomics": pyradiomics_version(),
                                                "pyradiomics_params": params.pyradiomics.as_params(),
