@@ -14,7 +14,7 @@ import typer
 from rich.logging import RichHandler
 from rich.table import Table
 
-from graphonc.cli_common import Settings, err_console, handles_errors, out_console, settings_of
+from graphonc.cli_common import Settings, TermSafeLogs, err_console, handles_errors, out_console, settings_of, term
 from graphonc.errors import GraphoncError
 from graphonc.radiomics.cli import radiomics_app
 
@@ -33,8 +33,9 @@ def main(
     # torch_geometric imports torch.jit.script at import time; the deprecation is not the user's business
     warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated")
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]", force=True,
-                        handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=debug)])
+    handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=debug)
+    handler.addFilter(TermSafeLogs())  # messages carry ids and file contents: shown, never acted on
+    logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]", force=True, handlers=[handler])
     for noisy in ("numexpr", "neo4j", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     # server notifications (e.g. "property vaf does not exist" on a cohort without VAFs) are noise here
@@ -42,7 +43,7 @@ def main(
 
 
 def _counts_table(manifest: dict) -> Table:
-    t = Table(title=f"run: cohort {manifest['cohort']}")
+    t = Table(title=term(f"run: cohort {manifest['cohort']}"))
     t.add_column("kind")
     t.add_column("type")
     t.add_column("count", justify="right")
@@ -76,7 +77,7 @@ def build_graph_cmd(
     manifest = build_run(config, out, progress=settings.progress)
     if not settings.quiet:
         out_console.print(_counts_table(manifest))
-        out_console.print(f"wrote {out} in {manifest['build_seconds']:.1f} s")
+        out_console.print(term(f"wrote {out} in {manifest['build_seconds']:.1f} s"))
     if store is Store.neo4j:
         _load_neo4j(settings, out, batch_size, workers)
 
@@ -88,10 +89,10 @@ def _load_neo4j(settings: Settings, run: Path, batch_size: int, workers: int) ->
     neo = Neo4jSettings.from_env()
     report = load_run(GraphRun.open(run), neo, batch_size=batch_size, progress=settings.progress, workers=workers)
     if not settings.quiet:
-        out_console.print(f"loaded cohort {report.cohort!r} into {neo.uri} (database {neo.database}): "
-                          f"{sum(report.nodes.values()):,} nodes, {sum(report.relationships.values()):,} "
-                          f"relationships in {report.seconds:.1f} s; removed {report.deleted_stale_nodes:,} "
-                          f"stale nodes and {report.deleted_stale_relationships:,} stale relationships")
+        out_console.print(term(f"loaded cohort {report.cohort!r} into {neo.uri} (database {neo.database}): "
+                               f"{sum(report.nodes.values()):,} nodes, {sum(report.relationships.values()):,} "
+                               f"relationships in {report.seconds:.1f} s; removed {report.deleted_stale_nodes:,} "
+                               f"stale nodes and {report.deleted_stale_relationships:,} stale relationships"))
 
 
 @app.command("load-neo4j")
@@ -119,11 +120,24 @@ def info_cmd(ctx: typer.Context, run: Path = typer.Argument(..., help="A run fol
     for col in ("source", "sets", "dropped_by_size", "dropped_no_mutated_gene", "kept"):
         pw.add_column(col, justify="left" if col == "source" else "right")
     for src, s in sorted(m.get("stats", {}).get("pathways", {}).items()):
-        pw.add_row(src, *(f"{s[k]:,}" for k in ("sets", "dropped_by_size", "dropped_no_mutated_gene", "kept")))
+        pw.add_row(term(src), *(f"{s[k]:,}" for k in ("sets", "dropped_by_size", "dropped_no_mutated_gene", "kept")))
     if pw.row_count:
         out_console.print(pw)
-    out_console.print(f"graphonc {m['graphonc_version']}, config {m.get('config_file')} "
-                      f"(sha256 {m['config_hash'][:12]}), built {m['built_at']} in {m['build_seconds']:.1f} s")
+    if m.get("column_keys"):
+        out_console.print(_column_keys_table(m["column_keys"]))
+    out_console.print(term(f"graphonc {m['graphonc_version']}, config {m.get('config_file')} "
+                           f"(sha256 {m['config_hash'][:12]}), built {m['built_at']} in {m['build_seconds']:.1f} s"))
+
+
+def _column_keys_table(column_keys: dict) -> Table:
+    """Columns whose names are not Cypher identifiers, and the keys they have in Parquet and Neo4j."""
+    t = Table(title="columns renamed to safe keys (Parquet and Neo4j use the key; reports the column)")
+    for c in ("table", "column", "key"):
+        t.add_column(c)
+    for table, keys in sorted(column_keys.items()):
+        for column, key in keys.items():
+            t.add_row(term(table), term(repr(column)), term(key))
+    return t
 
 
 @app.command("train")
@@ -148,7 +162,7 @@ def train_cmd(
         for k, v in m["validation"].items():
             t.add_row(k, f"{v:.3f}")
         out_console.print(t)
-        out_console.print(f"wrote {run / 'model'} in {m['train_seconds']:.0f} s on {m['device']}")
+        out_console.print(term(f"wrote {run / 'model'} in {m['train_seconds']:.0f} s on {m['device']}"))
 
 
 @app.command("evaluate")
@@ -176,7 +190,7 @@ def evaluate_cmd(
     for c in table.columns:
         t.add_row(c, *("" if pd.isna(v) else str(v) for v in table[c]))
     out_console.print(t)
-    out_console.print(f"wrote {run / 'eval'}")
+    out_console.print(term(f"wrote {run / 'eval'}"))
 
 
 @app.command("embed")
@@ -205,13 +219,13 @@ def embed_cmd(
     for c in ("patient", "risk", *(["predicted", "p"] if emb.classes else []), "unattached links"):
         t.add_column(c, justify="left" if c in ("patient", "predicted") else "right")
     for _, r in pred.head(50).iterrows():
-        label = [r["predicted_label"], f"{r[f'p_{r.predicted_label}']:.2f}"] if emb.classes else []
-        t.add_row(r["id"], f"{r['risk']:.3f}", *label, str(int(unmatched[r["id"]])) if unmatched is not None else "0")
+        label = [term(r["predicted_label"]), f"{r[f'p_{r.predicted_label}']:.2f}"] if emb.classes else []
+        t.add_row(term(r["id"]), f"{r['risk']:.3f}", *label, str(int(unmatched[r["id"]])) if unmatched is not None else "0")
     out_console.print(t)
     if len(pred) > 50:
-        out_console.print(f"... {len(pred) - 50} more" + (f" in {out}" if out else " (use --out to save all)"))
+        out_console.print(term(f"... {len(pred) - 50} more" + (f" in {out}" if out else " (use --out to save all)")))
     elif out is not None:
-        out_console.print(f"wrote {out}")
+        out_console.print(term(f"wrote {out}"))
 
 
 @app.command("explain")
@@ -239,12 +253,12 @@ def explain_cmd(
         return
     for target, out in e.outputs.items():
         what = "risk (log hazard)" if target == "risk" else f"log p({e.predicted_label})"
-        tab = Table(title=f"{patient}: {what} {out['value']:.3f} vs baseline {out['baseline']:.3f} "
-                          f"(IG gap {out['delta']:.3f})")
+        tab = Table(title=term(f"{patient}: {what} {out['value']:.3f} vs baseline {out['baseline']:.3f} "
+                               f"(IG gap {out['delta']:.3f})"))
         for c in ("kind", "name", "value", "linked", "attribution"):
             tab.add_column(c, justify="right" if c == "attribution" else "left")
         for _, r in t[t["target"] == target].iterrows():
-            tab.add_row(r["kind"], str(r["name"]), "" if r["value"] is None else str(r["value"]),
+            tab.add_row(r["kind"], term(r["name"]), term(r["value"]),
                         "yes" if r["linked"] else "", f"{r['attribution']:+.3f}")
         out_console.print(tab)
 
@@ -318,13 +332,13 @@ def cypher_run(
     with neo.driver() as driver:
         cols, rows = cf.run(driver, params, database=neo.database)
     if as_json:
-        out_console.print_json(json.dumps([dict(zip(cols, r)) for r in rows], default=str))
+        out_console.print_json(json.dumps([dict(zip(cols, r)) for r in rows], default=str), ensure_ascii=True)
         return
-    t = Table(title=cf.title, caption=f"{len(rows)} row(s)")
+    t = Table(title=term(cf.title), caption=f"{len(rows)} row(s)")
     for c in cols:
-        t.add_column(c)
+        t.add_column(term(c))
     for r in rows:
-        t.add_row(*("" if v is None else str(v) for v in r))
+        t.add_row(*(term(v) for v in r))
     out_console.print(t)
 
 
@@ -368,28 +382,28 @@ def index_cmd(
     idx = build_index(run, kind.value, IndexParams(hnsw_m=hnsw_m, ef_search=ef_search, nlist=nlist, nprobe=nprobe),
                       device.value, source=source)
     if not settings_of(ctx).quiet:
-        out_console.print(f"indexed {idx.n:,} patients ({idx.dim}-d, {idx.kind}, searching on {idx.device}) in "
-                          f"{idx.meta['build_seconds']:.2f} s; wrote {run / 'index'}")
+        out_console.print(term(f"indexed {idx.n:,} patients ({idx.dim}-d, {idx.kind}, searching on {idx.device}) in "
+                               f"{idx.meta['build_seconds']:.2f} s; wrote {run / 'index'}"))
 
 
 def _similar_table(res) -> Table:
     q = res.query
     title = (f"{len(res.neighbours)} patients most similar to {q.id}{' (new)' if q.new else ''}"
              f" — label {q.label or '?'}, {len(q.mutations)} mutations, index {res.index_kind}")
-    t = Table(title=title, caption=f"filters: {res.filters.describe()}", show_lines=True)
+    t = Table(title=term(title), caption=term(f"filters: {res.filters.describe()}"), show_lines=True)
     for c in ("#", "patient", "score", "label", "shared mutations / genes (role)", "shared pathways",
               "clinical", "treatments", "outcome"):
         t.add_column(c, justify="right" if c in ("#", "score") else "left", overflow="fold")
     for n in res.neighbours:
-        shared = "\n".join([*n.shared_mutations, *(f"{g['gene']} ({g['role']})" for g in n.shared_genes)]) or "-"
+        shared = term(*n.shared_mutations, *(f"{g['gene']} ({g['role']})" for g in n.shared_genes), sep="\n")
         pw = f"{n.n_shared_pathways}" + (f": {n.shared_pathways[0]['name']}" if n.shared_pathways else "")
         n_same, n_all = len(n.clinical_similar), len(n.clinical_similar) + len(n.clinical_different)
         diff = ", ".join(f"{c['column']} {c['query']}→{c['neighbour']}" for c in n.clinical_different)
-        clinical = f"{n_same}/{n_all} alike" + (f"; differ: {diff}" if diff else "")
+        clinical = [f"{n_same}/{n_all} alike" + (f"; differ: {diff}" if diff else "")]
         if n.shared_phenotypes:
-            clinical += "\nradiomics: " + ", ".join(p["phenotype"] for p in n.shared_phenotypes)
-        t.add_row(str(n.rank), n.id, f"{n.score:.3f}", str(n.label or "?"), shared, pw, clinical,
-                  ", ".join(n.treatments) or "-", n.status)
+            clinical.append("radiomics: " + ", ".join(p["phenotype"] for p in n.shared_phenotypes))
+        t.add_row(str(n.rank), term(n.id), f"{n.score:.3f}", term(n.label or "?"), shared or "-", term(pw),
+                  term(*clinical, sep="\n"), term(", ".join(n.treatments) or "-"), term(n.status))
     return t
 
 
@@ -424,12 +438,12 @@ def similar_cmd(
     else:
         results = similar_patients(run, patient, k, filters, device=device.value)
     if as_json:
-        out_console.print_json(json.dumps([r.to_dict() for r in results], default=str))
+        out_console.print_json(json.dumps([r.to_dict() for r in results], default=str), ensure_ascii=True)
         return
     for r in results:
         out_console.print(_similar_table(r))
         if len(r.neighbours) < k:
-            out_console.print(f"only {len(r.neighbours)} patients pass the filters ({r.filters.describe()})")
+            out_console.print(term(f"only {len(r.neighbours)} patients pass the filters ({r.filters.describe()})"))
 
 
 app.add_typer(radiomics_app, name="radiomics")  # graphonc radiomics extract|phenotype|assign
@@ -471,18 +485,18 @@ def export_cmd(
         res = export_embeddings(run, f.value, k=k, model_name=model_name, index_name=index_name,
                                 property_name=property_name)
         if not settings.quiet:
-            out_console.print(f"{f.value}: {res.n:,} patients × {res.dim} → {res.folder} ({', '.join(res.files)})")
+            out_console.print(term(f"{f.value}: {res.n:,} patients × {res.dim} → {res.folder} ({', '.join(res.files)})"))
             if res.details:
                 d = res.details
-                out_console.print(f"  Neo4j {d['uri']}: {d['patients_updated']:,} Patient.{d['property']}, vector index "
-                                  f"{d['vector_index']} ({d['vector_index_action']}), {d['similar_to_written']:,} "
-                                  f"SIMILAR_TO {{model: {d['similar_to_model']!r}}}; overlap@{d['k']} of "
-                                  f"db.index.vector.queryNodes with FAISS: {d['overlap_at_k_vs_faiss']:.3f} "
-                                  f"({d['overlap_sample']} patients)")
+                out_console.print(term(f"  Neo4j {d['uri']}: {d['patients_updated']:,} Patient.{d['property']}, "
+                                       f"vector index {d['vector_index']} ({d['vector_index_action']}), "
+                                       f"{d['similar_to_written']:,} SIMILAR_TO {{model: {d['similar_to_model']!r}}}; "
+                                       f"overlap@{d['k']} of db.index.vector.queryNodes with FAISS: "
+                                       f"{d['overlap_at_k_vs_faiss']:.3f} ({d['overlap_sample']} patients)"))
     if plot is not Projection.none:
         path = projection_plot(run, plot.value)
         if not settings.quiet:
-            out_console.print(f"wrote {path}")
+            out_console.print(term(f"wrote {path}"))
 
 
 
@@ -507,7 +521,7 @@ def report_cmd(
     path = write_report(run, patient, out, k=k, filters=parse_filters(same_label, treated_with, alive_at),
                         explain=explain)
     if not settings_of(ctx).quiet:
-        out_console.print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
+        out_console.print(term(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)"))
 
 
 
@@ -537,7 +551,7 @@ def evaluate_similarity_cmd(
     for name, row in res.summary.iterrows():
         t.add_row(name, *("" if pd.isna(row[c]) else str(row[c]) for c in res.summary.columns))
     out_console.print(t)
-    out_console.print(f"wrote {run / 'similarity'}")
+    out_console.print(term(f"wrote {run / 'similarity'}"))
 
 
 if __name__ == "__main__":  # pragma: no cover

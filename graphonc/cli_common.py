@@ -7,16 +7,47 @@ the same :class:`Settings` class and consoles as ``graphonc/cli.py`` without imp
 from __future__ import annotations
 
 import functools
+import logging
+import re
 from dataclasses import dataclass
 from typing import Callable
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from graphonc.errors import GraphoncError
 
 err_console = Console(stderr=True)
 out_console = Console()
+
+#: Characters a terminal acts on: C0 controls (ESC, CR, newline, …), DEL, C1 controls (a single
+#: byte 0x9b is a CSI on some terminals) and the bidirectional overrides that reorder what is shown.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(ch: re.Match) -> str:
+    code = ord(ch.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def term(*parts: object, sep: str = "") -> Text:
+    """Data for the terminal: rich ``Text`` that shows ``parts`` literally, joined by ``sep``.
+
+    Every value printed from data (ids, labels, column names, Cypher results, error messages)
+    goes through here. ``Text`` is never parsed as rich markup (``[/]``, ``[link=…]``) or emoji
+    codes, and each control character is shown as its escape (``\\x1b``) instead of reaching the
+    terminal. ``sep`` is the caller's own (e.g. a newline between items of one cell).
+    """
+    return Text(sep.join(_CONTROL.sub(_visible, "" if p is None else str(p)) for p in parts))
+
+
+class TermSafeLogs(logging.Filter):
+    """Log records as plain text with control characters shown escaped (:func:`term`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = term(record.getMessage()).plain, None
+        return True
 
 
 @dataclass
@@ -50,7 +81,7 @@ def handles_errors(fn: Callable) -> Callable:
         except GraphoncError as exc:
             if settings_of(kwargs.get("ctx")).debug:
                 raise
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(Text("error:", style="bold red"), term(exc), highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper

@@ -12,9 +12,10 @@
     embeddings_<umap|tsne>.png    2-D map of the embeddings coloured by diagnosis label
 
 ``neo4j`` sets each Patient's embedding property (``--property``, default ``embedding``),
-creates a vector index on it (cosine; name and dimension are validated, since Cypher cannot
-take them as parameters) and writes each patient's top-k FAISS neighbours as
-``SIMILAR_TO {score, rank, model}``. ``db.index.vector.queryNodes`` then returns the same
+creates a vector index on it (cosine; the index name and property pass
+:func:`graphonc.store.identifiers.assert_ident`, since Cypher cannot take them as parameters)
+and writes each patient's top-k FAISS neighbours as ``SIMILAR_TO {score, rank, model}`` (the
+model name is a property value, sent as a parameter). ``db.index.vector.queryNodes`` then returns the same
 neighbours as FAISS (Neo4j's score is ``(1 + cosine) / 2``).
 """
 from __future__ import annotations
@@ -33,13 +34,12 @@ from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun, atomic_dir, atomic_file, write_parquet
 from graphonc.search.index import PatientIndex, digest, embedding_matrix, load_index, normalised, read_embeddings
+from graphonc.store.identifiers import assert_ident
 
 log = logging.getLogger("graphonc")
 
 FORMATS = ("parquet", "npy", "projector", "neo4j")
 PROJECTIONS = ("umap", "tsne", "none")
-#: Neo4j index and property names are pasted into Cypher (they cannot be parameters): only these.
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 MAX_VECTOR_DIM = 4096
 
 
@@ -137,26 +137,25 @@ def read_projector(folder: Path) -> tuple[np.ndarray, pd.DataFrame]:
 # ----------------------------------------------------------------------------------- Neo4j
 
 
-def check_name(value: str, what: str) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise GraphoncError(f"{what} {value!r} is not allowed: use a letter then letters, digits or '_' "
-                            "(at most 63 characters). It is part of the Cypher text, so nothing else is accepted.")
-    return value
-
-
 def vector_index_statement(index_name: str, property_name: str, dim: int) -> str:
-    """``CREATE VECTOR INDEX`` for Patient.<property> (cosine). Name, property and dim are validated.
+    """``CREATE VECTOR INDEX`` for Patient.<property> (cosine). Name and property pass
+    :func:`assert_ident`; the dimension is checked and sent with the index configuration as
+    the parameter ``$options`` (see :func:`vector_index_options`).
 
     Quantisation is switched off: Neo4j 5.23+ otherwise stores int8-quantised vectors, whose
     scores are off by up to ~0.02 and reorder close neighbours relative to exact search.
     """
-    check_name(index_name, "vector index name")
-    check_name(property_name, "embedding property")
+    vector_index_options(dim)
+    return (f"CREATE VECTOR INDEX {assert_ident(index_name, 'vector index name')} IF NOT EXISTS "
+            f"FOR (p:Patient) ON (p.{assert_ident(property_name, 'embedding property')}) OPTIONS $options")
+
+
+def vector_index_options(dim: int) -> dict:
+    """The ``$options`` of :func:`vector_index_statement`: ``dim`` dimensions, cosine, no quantisation."""
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 1 <= int(dim) <= MAX_VECTOR_DIM:
         raise GraphoncError(f"vector dimension must be an integer in 1..{MAX_VECTOR_DIM}, got {dim!r}")
-    return (f"CREATE VECTOR INDEX {index_name} IF NOT EXISTS FOR (p:Patient) ON (p.{property_name}) "
-            f"OPTIONS {{indexConfig: {{`vector.dimensions`: {int(dim)}, `vector.similarity_function`: 'cosine', "
-            "`vector.quantization.enabled`: false}}")
+    return {"indexConfig": {"vector.dimensions": int(dim), "vector.similarity_function": "cosine",
+                            "vector.quantization.enabled": False}}
 
 
 def ensure_vector_index(driver, database: str, index_name: str, property_name: str, dim: int) -> tuple[str, str]:
@@ -187,11 +186,11 @@ def ensure_vector_index(driver, database: str, index_name: str, property_name: s
                             property_name, name)
             break
         log.warning("vector index %r has another configuration; recreating it as %d-d cosine", rec["name"], dim)
-        driver.execute_query(f"DROP INDEX {check_name(rec['name'], 'vector index name')} IF EXISTS",
+        driver.execute_query(f"DROP INDEX {assert_ident(rec['name'], 'vector index name')} IF EXISTS",
                              database_=database)
         action = "recreated"
     if action != "kept":
-        driver.execute_query(stmt, database_=database)
+        driver.execute_query(stmt, options=vector_index_options(dim), database_=database)
     driver.execute_query("CALL db.awaitIndex($name, 300)", name=name, database_=database)
     return name, action
 
@@ -209,7 +208,7 @@ def vector_query(driver, database: str, cohort: str, index_name: str, vector: np
         "CALL db.index.vector.queryNodes($index, $fetch, $vector) YIELD node, score "
         "WHERE node.cohort = $cohort AND node.id <> $exclude RETURN node.id AS id, score "
         "ORDER BY score DESC LIMIT $k",
-        index=check_name(index_name, "vector index name"), fetch=int(fetch),
+        index=assert_ident(index_name, "vector index name"), fetch=int(fetch),
         vector=[float(v) for v in vector], cohort=cohort, exclude=exclude or "", k=int(k), database_=database)
     return [(r["id"], 2 * float(r["score"]) - 1) for r in res.records]
 
@@ -231,8 +230,8 @@ def to_neo4j(run: GraphRun, emb: pd.DataFrame, settings, *, k: int, model_name: 
     """Write embeddings, the vector index and SIMILAR_TO; return counts and the FAISS agreement."""
     from graphonc.store.neo4j_load import Neo4jSettings, write_patient_properties, write_similar
 
-    check_name(index_name, "vector index name")
-    check_name(property_name, "embedding property")
+    assert_ident(index_name, "vector index name")  # refused before anything is written
+    assert_ident(property_name, "embedding property")
     settings = settings or Neo4jSettings.from_env()
     x = embedding_matrix(emb)
     try:

@@ -327,12 +327,16 @@ def test_projection_plot_is_a_png(trained_run):
 def test_vector_index_names_are_validated():
     from graphonc.export import vector_index_statement
 
+    from graphonc.export import vector_index_options
+
     stmt = vector_index_statement("patient_embedding", "embedding", 16)
-    assert "`vector.dimensions`: 16" in stmt and "'cosine'" in stmt
-    for bad in ("x) DETACH DELETE n //", "1abc", "", "a" * 64):
-        with pytest.raises(GraphoncError, match="not allowed"):
+    assert stmt.endswith("OPTIONS $options") and "`" not in stmt  # the configuration is a parameter
+    assert vector_index_options(16)["indexConfig"] == {
+        "vector.dimensions": 16, "vector.similarity_function": "cosine", "vector.quantization.enabled": False}
+    for bad in ("x) DETACH DELETE n //", "1abc", "", "a\u0060b", "é"):
+        with pytest.raises(GraphoncError, match="cannot be used in a Cypher query"):
             vector_index_statement(bad, "embedding", 16)
-    with pytest.raises(GraphoncError, match="not allowed"):
+    with pytest.raises(GraphoncError, match="cannot be used in a Cypher query"):
         vector_index_statement("ok", "emb`}) RETURN 1 //", 16)
     for dim in (0, -3, 5000, 16.5, "16", True):
         with pytest.raises(GraphoncError, match="dimension"):

@@ -26,6 +26,7 @@ from graphonc.ingest.plain_tables import read_plain_tables
 from graphonc.ingest.symbols import SymbolMap, load_gene_info
 from graphonc.ingest.tables import Table
 from graphonc.progress import Stages
+from graphonc.store.identifiers import safe_keys
 
 log = logging.getLogger("graphonc")
 
@@ -44,6 +45,9 @@ class GraphTables:
     patient_features: dict[str, list[str]] = field(default_factory=dict)
     #: extra text files for the run folder, relative path → content (e.g. the phenotype model)
     artifacts: dict[str, str] = field(default_factory=dict)
+    #: per node label / edge table stem, the columns renamed to safe keys: {original: key} (see
+    #: :func:`key_columns`); tables whose columns all were valid keys are absent
+    column_keys: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {"nodes": {k: int(len(v)) for k, v in self.nodes.items()},
@@ -247,7 +251,32 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
         tables.files += rad.files
         tables.patient_features["radiomics"] = rad.feature_columns
         tables.artifacts["radiomics/phenotype_model.json"] = rad.model.dumps()
+    key_columns(tables)
     return tables
+
+
+#: Properties the Neo4j loader sets itself: no mapped column may take them.
+LOADER_KEYS = ("cohort", "load_id")
+
+
+def key_columns(tables: GraphTables) -> None:
+    """Rename every column that is not a valid Cypher identifier to its safe key, in place.
+
+    Column names come from the data (clinical headers, radiomic feature names, endpoint names
+    of the config) and reach Neo4j as property keys, which Cypher cannot take as parameters:
+    :func:`graphonc.store.identifiers.safe_keys` maps them, and the mapping is recorded in
+    ``tables.column_keys`` (then the run manifest), so users keep seeing the original names.
+    Model feature lists in ``tables.patient_features`` are renamed with the Patient columns.
+    """
+    named = [(label, df) for label, df in tables.nodes.items()] + [(S.edge_name(e), df) for e, df in tables.edges.items()]
+    for name, df in named:
+        keys = safe_keys([str(c) for c in df.columns], taken=LOADER_KEYS)
+        changed = {c: k for c, k in keys.items() if c != k}
+        if changed:
+            df.rename(columns=changed, inplace=True)
+            tables.column_keys[name] = changed
+    patient = tables.column_keys.get(S.PATIENT, {})
+    tables.patient_features = {src: [patient.get(c, c) for c in cols] for src, cols in tables.patient_features.items()}
 
 
 def treatment_tables(raw: RawCohort, cfg: GraphConfig) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -130,6 +130,8 @@ def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: fl
         for rel, text in getattr(tables, "artifacts", {}).items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_text(text, encoding="utf-8")
+        column_keys = getattr(tables, "column_keys", {})
+        key = column_keys.get(S.PATIENT, {}).get
         manifest = {
             "graphonc_version": graphonc.__version__,
             "stage": "build-graph",
@@ -141,11 +143,14 @@ def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: fl
             "inputs": {f"{p.parent.name}/{p.name}": {"sha256": sha256_file(p), "bytes": p.stat().st_size}
                        for p in sorted(set(tables.files))},
             "counts": tables.counts(),
+            # columns whose names are not Cypher identifiers, per table: {original name: key}
+            "column_keys": column_keys,
             "table_sha256": hashes,
+            # the Patient columns by their keys in the tables (see column_keys)
             "patient_columns": {
-                "numeric": list(cfg.clinical.numeric),
-                "categorical": list(cfg.clinical.categorical),
-                "display": list(cfg.clinical.display),
+                "numeric": [key(c, c) for c in cfg.clinical.numeric],
+                "categorical": [key(c, c) for c in cfg.clinical.categorical],
+                "display": [key(c, c) for c in cfg.clinical.display],
                 "leakage_excluded": list(cfg.clinical.leakage),
                 "after_diagnosis": list(cfg.clinical.after_diagnosis),
                 "expression_derived": list(cfg.clinical.expression_derived),
@@ -181,6 +186,15 @@ class GraphRun:
     @property
     def cohort(self) -> str:
         return self.manifest["cohort"]
+
+    def column_keys(self, table: str = S.PATIENT) -> dict[str, str]:
+        """{original column name: key} of the columns of ``table`` (a node label or edge table
+        stem) that were renamed to valid Cypher identifiers at build time (empty: none were)."""
+        return dict(self.manifest.get("column_keys", {}).get(table, {}))
+
+    def column_names(self, table: str = S.PATIENT) -> dict[str, str]:
+        """{key: original column name}: the names to show users (keys missing here are their own name)."""
+        return {k: c for c, k in self.column_keys(table).items()}
 
     def node_types(self) -> list[str]:
         return sorted(p.stem for p in (self.root / "graph" / "nodes").glob("*.parquet"))

@@ -126,16 +126,20 @@ def _check_columns(raw, needed: dict[str, str]) -> None:
 
 
 def read_new_patients(cfg: GraphConfig, source: Path, mutations: Path | None, feature_columns: list[str],
-                      imaging_columns: list[str] = ()) -> NewPatients:
+                      imaging_columns: list[str] = (), column_keys: dict[str, str] | None = None) -> NewPatients:
     """Read new patients with the run's config into graph tables (no pathways: genes carry those).
 
     ``imaging_columns`` (the model's radiomic features) are optional: new patients come
     without imaging here and are encoded as such (``radiomics_available = 0``).
+    ``column_keys``: the run's Patient ``{original column name: key}`` (:meth:`GraphRun.column_keys`);
+    ``feature_columns`` and the returned Patient table use the keys, the input file the originals.
     """
+    keys = column_keys or {}
+    original = {k: c for c, k in keys.items()}
     inp = new_input(cfg, source, mutations)
     cfg = cfg.model_copy(update={"input": inp})
     raw = read_cohort(cfg)
-    needed = {c: "model feature" for c in feature_columns}
+    needed = {original.get(c, c): "model feature" for c in feature_columns}
     needed |= {t.column: f"treatment {t.name}" for t in cfg.treatments}
     _check_columns(raw, needed)
     have = _columns(raw)
@@ -148,7 +152,7 @@ def read_new_patients(cfg: GraphConfig, source: Path, mutations: Path | None, fe
     if spec.survival is not None and not {spec.survival.time, spec.survival.event} <= have:
         spec.survival = None
     spec.extra_survival = {k: v for k, v in spec.extra_survival.items() if {v.time, v.event} <= have}
-    patients = patient_table(raw, spec, cfg.cohort)
+    patients = patient_table(raw, spec, cfg.cohort).rename(columns=keys)
     symbols = symbol_map(cfg)
     harmonised, _ = symbols.harmonise_series(raw.mutations["gene"])
     all_mut = raw.mutations.assign(gene=harmonised)
@@ -211,7 +215,7 @@ def embed_patients(run_dir: Path, source: Path, model_dir: Path | None = None, m
     lm = load_model(Path(model_dir) if model_dir is not None else run.root / "model", run)
     enc = lm.graph.encoder
     new = read_new_patients(run_config(run, config_path), Path(source), mutations, enc.numeric + enc.categorical,
-                            enc.radiomics)
+                            enc.radiomics, run.column_keys())
     if new.patients.empty:
         raise InputError("no patients in the input.", file=Path(source), hint="check the clinical file has rows.")
     x, edges, rows, unmatched = attach(lm, new)

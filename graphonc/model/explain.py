@@ -166,5 +166,8 @@ def explain_patient(run_dir: Path, patient_id: str, model_dir: Path | None = Non
     table, outputs, predicted = explain_row(
         lm.model, x, edges, g.vocab_dict, row, feature_names=g.encoder.feature_names_, ids=g.ids,
         classes=g.label_classes, patient_values=patients.loc[patient_id], node_values=values, steps=steps)
+    clinical = table["kind"] == "clinical"  # features by the column names users know, not the tables' keys
+    shown = run.column_names()
+    table.loc[clinical, "name"] = table.loc[clinical, "name"].map(lambda c: shown.get(c, c))
     return Explanation(patient_id, table, outputs, predicted)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from graphonc.cli_common import err_console, handles_errors, out_console, settings_of
+from graphonc.cli_common import err_console, handles_errors, out_console, settings_of, term
 from graphonc.errors import GraphoncError
 
 radiomics_app = typer.Typer(help="Radiomic features and phenotypes: extract (pyradiomics), phenotype, assign.",
@@ -81,12 +81,12 @@ def extract_cmd(
         for col in ("case_id", "reason", "message"):
             t.add_column(col, overflow="fold")
         for row in result.errors.itertuples():
-            t.add_row(row.case_id, row.reason, row.message)
+            t.add_row(term(row.case_id), term(row.reason), term(row.message))
         err_console.print(t)
     if not settings.quiet:
-        out_console.print(f"wrote {out}: {len(result.features)} case(s) x {report['features']} features "
-                              f"({c['extracted']} extracted, {c['cached']} from cache, {c['failed']} failed) in "
-                              f"{result.seconds:.1f} s with {result.workers} worker(s)")
+        out_console.print(term(f"wrote {out}: {len(result.features)} case(s) x {report['features']} features "
+                               f"({c['extracted']} extracted, {c['cached']} from cache, {c['failed']} failed) in "
+                               f"{result.seconds:.1f} s with {result.workers} worker(s)"))
     if strict and c["failed"]:
         err_console.print(f"[bold red]error:[/] {c['failed']} case(s) failed (--strict).")
         raise typer.Exit(1)
@@ -107,8 +107,8 @@ def _import_csv(settings, features_csv: Path, out: Path, config: Path | None, id
     pf = read_feature_table(spec)
     write_feature_table(pf, out)
     if not settings.quiet:
-        out_console.print(f"wrote {out}: {len(pf.values)} patients x {pf.values.shape[1]} features "
-                                 f"(from {features_csv.name})")
+        out_console.print(term(f"wrote {out}: {len(pf.values)} patients x {pf.values.shape[1]} features "
+                               f"(from {features_csv.name})"))
 
 
 @radiomics_app.command("phenotype")
@@ -153,9 +153,9 @@ def phenotype_cmd(
         for col in ("id", "patients", "description", "signature"):
             t.add_column(col, overflow="fold")
         for row in model.phenotype_table().itertuples():
-            t.add_row(row.id, str(row.n_patients), row.description, row.signature)
+            t.add_row(term(row.id), str(row.n_patients), term(row.description), term(row.signature))
         out_console.print(t)
-        out_console.print(f"wrote {out}")
+        out_console.print(term(f"wrote {out}"))
 
 
 @radiomics_app.command("assign")
@@ -175,5 +175,5 @@ def assign_cmd(
     table = assign_run(model, feature_spec(features, cohort.features if cohort is not None else None), out)
     if not settings_of(ctx).quiet:
         counts = table["phenotype"].value_counts().sort_index()
-        out_console.print(f"wrote {out}: {len(table)} patients; " +
-                              ", ".join(f"{k}: {v}" for k, v in counts.items()))
+        out_console.print(term(f"wrote {out}: {len(table)} patients; " +
+                               ", ".join(f"{k}: {v}" for k, v in counts.items())))

@@ -82,8 +82,8 @@ def _status_html(months, event) -> str:
 
 def _profile_section(res: SimilarResult, facts: CohortFacts, risk_pct: float | None) -> str:
     q = res.query
-    clin_rows = [(esc(c), esc(q.clinical.get(c)), "model input" if c in (*facts.numeric, *facts.categorical)
-                  else "shown only") for c in q.clinical]
+    inputs = facts.model_inputs  # q.clinical is keyed by the names users know (CohortFacts.shown)
+    clin_rows = [(esc(c), esc(q.clinical.get(c)), "model input" if c in inputs else "shown only") for c in q.clinical]
     mi = facts.mutation_info
     mut_rows = []
     for m in sorted(q.mutations):

@@ -1,4 +1,9 @@
-"""PNG plots of training and evaluation (matplotlib, headless)."""
+"""PNG plots of training and evaluation (matplotlib, headless).
+
+Titles, legends and tick labels carry data (patient ids, labels, treatment names), so text is
+never interpreted: mathtext (``$…$``) and TeX are off for every figure of the process. The
+other plot modules take ``plt`` from here.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +11,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+# an id like MB$\foo$X would otherwise be parsed as mathtext, and crash the plot
+matplotlib.rcParams.update({"text.parse_math": False, "text.usetex": False})
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402

@@ -11,7 +11,8 @@ Two layers, so the search itself stays cheap enough to benchmark against raw FAI
 
 Nothing here is cohort-specific: the subtype is the run's ``label``, treatments are Treatment
 nodes, survival is ``os_months``/``os_event`` (months; event 1 = death), the clinical columns
-are the run manifest's ``patient_columns``.
+are the run manifest's ``patient_columns``. Those are the tables' keys; profiles and reasons
+name each column by its original header (``GraphRun.column_names``), as the user knows it.
 """
 from __future__ import annotations
 
@@ -122,6 +123,9 @@ class CohortFacts:
         self.extra_endpoints: list[str] = list(cols.get("extra_survival") or [])
         self.has_label = bool(cols.get("label"))
         self.has_survival = bool(cols.get("survival"))
+        #: key → the column name users know (the original header); :meth:`shown`
+        self.names = run.column_names()
+        self.keys = run.column_keys()
         p = run.nodes(S.PATIENT)
         self.patients = p.set_index(S.ID, drop=False)
         self.numeric_sd = {c: float(pd.to_numeric(p[c], errors="coerce").std()) for c in self.numeric if c in p}
@@ -149,6 +153,15 @@ class CohortFacts:
         self.mutation_info = (run.nodes(S.MUTATION).set_index(S.ID) if S.MUTATION in nt
                               else pd.DataFrame(columns=["gene", "variant_class"]))
 
+    def shown(self, key: str) -> str:
+        """The name a Patient column (by key) is shown under: its original header."""
+        return self.names.get(key, key)
+
+    @property
+    def model_inputs(self) -> set[str]:
+        """Shown names of the clinical model inputs."""
+        return {self.shown(c) for c in (*self.numeric, *self.categorical)}
+
     # ---- profiles
 
     def genes_of(self, mutations: set[str], gene_hint: dict[str, str] | None = None) -> set[str]:
@@ -167,10 +180,12 @@ class CohortFacts:
 
     def _profile(self, pid, row, muts: set[str], treatments: list[str], phenotypes: dict, new: bool = False,
                  gene_hint: dict[str, str] | None = None) -> Profile:
-        clinical = {c: _none(row.get(c)) for c in (*self.numeric, *self.categorical, *self.display) if c in row}
+        clinical = {self.shown(c): _none(row.get(c)) for c in (*self.numeric, *self.categorical, *self.display)
+                    if c in row}
         extra = {}
         for name in self.extra_endpoints:
-            t, e = _none(row.get(f"{name}_months")), _none(row.get(f"{name}_event"))
+            t = _none(row.get(self.keys.get(f"{name}_months", f"{name}_months")))
+            e = _none(row.get(self.keys.get(f"{name}_event", f"{name}_event")))
             if t is not None:
                 extra[name] = {"months": t, "event": e}
         return Profile(str(pid), clinical, _none(row.get("label")) if "label" in row else None, set(muts),
@@ -405,10 +420,10 @@ def explain_pair(facts: CohortFacts, q: Profile, nb: Profile) -> dict:
     rows.sort(key=lambda r: (-len(r["shared_genes"]), r["n_genes"] if r["n_genes"] is not None else 1e9, r["id"]))
     sim, diff = [], []
     for c in (*facts.numeric, *facts.categorical):
-        a, b = q.clinical.get(c), nb.clinical.get(c)
+        a, b = q.clinical.get(facts.shown(c)), nb.clinical.get(facts.shown(c))
         if a is None or b is None:
             continue
-        item = {"column": c, "query": a, "neighbour": b}
+        item = {"column": facts.shown(c), "query": a, "neighbour": b}
         if c in facts.numeric:
             sd = facts.numeric_sd.get(c) or 0.0
             close = abs(float(a) - float(b)) <= NUMERIC_SIMILAR_SD * sd if sd > 0 else float(a) == float(b)

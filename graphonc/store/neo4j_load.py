@@ -4,10 +4,11 @@
   created first, so two cohorts share one database without mixing.
 * Rows go in batches, one transaction per batch, never a query per row. Values are always
   parameters; labels and relationship types are interpolated only from the fixed schema in
-  :mod:`graphonc.graph.schema`. Property names (the run's column names) are written as
-  backtick-quoted identifiers with any backtick doubled (:func:`property_key`), so a name
-  cannot end the identifier: a dynamic key (``SET n[$keys[0]] = …``) would keep names out of
-  the text as well but cost the server 60% more time per node.
+  :mod:`graphonc.graph.schema`. Property names (the run's column names, mapped to safe keys
+  by build-graph) are pasted as plain identifiers, each checked by
+  :func:`graphonc.store.identifiers.assert_ident` where the query is built; nothing is ever
+  backtick-quoted (Neo4j decodes escapes inside quotes). A dynamic key (``SET n[$keys[0]] = …``)
+  would keep names out of the text as well but cost the server 60% more time per node.
 * Idempotent: every loaded node gets ``load_id`` (a hash of the run's table contents), and so
   does every relationship written by ``MERGE``; a relationship table written by ``CREATE`` is
   instead marked complete once, by a ``(:GraphoncLoad {cohort, table, load_id})`` node written
@@ -51,11 +52,16 @@ from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.progress import make_progress
+from graphonc.store.identifiers import assert_ident
 
 log = logging.getLogger("graphonc")
 
 SIMILAR_TO = "SIMILAR_TO"
-_ALLOWED_LABELS = set(S.NODE_TYPES)
+#: One node per cohort whose write lock a load holds from start to end (:func:`_cohort_lock`).
+LOAD_LOCK = "GraphoncLoadLock"
+#: Label of the per-(cohort, relationship table) completion markers.
+MARKER = "GraphoncLoad"
+_ALLOWED_LABELS = set(S.NODE_TYPES) | {LOAD_LOCK, MARKER}
 _ALLOWED_RELS = {e[1] for e in S.EDGE_TYPES} | {SIMILAR_TO}
 
 
@@ -98,15 +104,17 @@ class Neo4jSettings:
 
 
 def _label(label: str) -> str:
+    """A node label for Cypher text: one of graphonc's own, and a valid identifier."""
     if label not in _ALLOWED_LABELS:
         raise ValueError(f"unknown node label {label!r}")
-    return label
+    return assert_ident(label, "node label")
 
 
 def _rel(rel: str) -> str:
+    """A relationship type for Cypher text: one of graphonc's own, and a valid identifier."""
     if rel not in _ALLOWED_RELS:
         raise ValueError(f"unknown relationship type {rel!r}")
-    return rel
+    return assert_ident(rel, "relationship type")
 
 
 def _clean(v):
@@ -147,22 +155,18 @@ def _batches(rows: list[dict], size: int) -> Iterator[list[dict]]:
         yield rows[i:i + size]
 
 
-#: One node per cohort whose write lock a load holds from start to end (:func:`_cohort_lock`).
-LOAD_LOCK = "GraphoncLoadLock"
-
-
 def schema_statements() -> list[str]:
     """A uniqueness constraint on (cohort, id) per label (its index also finds a cohort's nodes),
     and one on the cohort of the load-lock nodes (so concurrent loads MERGE the same one)."""
-    return [f"CREATE CONSTRAINT {label.lower()}_key IF NOT EXISTS FOR (n:{label}) REQUIRE (n.cohort, n.id) IS UNIQUE"
-            for label in S.NODE_TYPES] + [
-        f"CREATE CONSTRAINT graphonc_load_lock IF NOT EXISTS FOR (n:{LOAD_LOCK}) REQUIRE n.cohort IS UNIQUE"]
+    return [f"CREATE CONSTRAINT {assert_ident(label.lower() + '_key')} IF NOT EXISTS FOR (n:{_label(label)}) "
+            "REQUIRE (n.cohort, n.id) IS UNIQUE" for label in S.NODE_TYPES] + [
+        f"CREATE CONSTRAINT graphonc_load_lock IF NOT EXISTS FOR (n:{_label(LOAD_LOCK)}) REQUIRE n.cohort IS UNIQUE"]
 
 
 def _retired_indexes() -> list[str]:
     # Older graphonc versions indexed load_id per label; no query seeks on it (stale-data cleanup
     # compares it with <> within a cohort) and every node write paid for the index entry.
-    return [f"DROP INDEX {label.lower()}_load IF EXISTS" for label in S.NODE_TYPES]
+    return [f"DROP INDEX {assert_ident(label.lower() + '_load')} IF EXISTS" for label in S.NODE_TYPES]
 
 
 def ensure_schema(driver: Driver, database: str) -> None:
@@ -185,14 +189,14 @@ def _cohort_lock(driver: Driver, database: str, cohort: str, note_after_s: float
     outlives a crash. Without it two first loads could both take the CREATE path.
     """
     with driver.session(database=database) as session:
-        session.run(f"MERGE (:{LOAD_LOCK} {{cohort: $cohort}})", cohort=cohort).consume()
+        session.run(f"MERGE (:{_label(LOAD_LOCK)} {{cohort: $cohort}})", cohort=cohort).consume()
         tx = session.begin_transaction()
         try:
             note = threading.Timer(note_after_s, log.warning,
                                    ("waiting for another load of cohort %s into Neo4j to finish", cohort))
             note.start()
             try:  # blocks while another load's transaction holds the node's write lock
-                tx.run(f"MATCH (l:{LOAD_LOCK} {{cohort: $cohort}}) SET l.loading_since = datetime()",
+                tx.run(f"MATCH (l:{_label(LOAD_LOCK)} {{cohort: $cohort}}) SET l.loading_since = datetime()",
                        cohort=cohort).consume()
             finally:
                 note.cancel()
@@ -202,18 +206,6 @@ def _cohort_lock(driver: Driver, database: str, cohort: str, note_after_s: float
                 tx.rollback()  # releases the lock; nothing of it is kept
             except (Neo4jError, DriverError) as e:  # the server already ended it (timeout, restart): no lock left
                 log.warning("releasing the load lock of cohort %s: %s", cohort, e)
-
-
-def property_key(name: str) -> str:
-    """A property name as a Cypher identifier: backtick-quoted, inner backticks doubled.
-
-    >>> property_key("AGE_AT_DIAGNOSIS"), property_key("x` DETACH DELETE n //")
-    ('`AGE_AT_DIAGNOSIS`', '`x`` DETACH DELETE n //`')
-    """
-    if not isinstance(name, str) or not name or "\x00" in name:
-        raise GraphoncError(f"column name {name!r} cannot be a Neo4j property name (empty or holding NUL). "
-                            "Fix: rename the column in the cohort config.")
-    return "`" + name.replace("`", "``") + "`"
 
 
 def load_id_of(run: GraphRun) -> str:
@@ -304,9 +296,13 @@ def _encode_props(part: pd.DataFrame, cols: list[str]) -> tuple[list[Column], di
 
 
 def _set_clause(var: str, cols: list[str], load_id: bool = True) -> str:
-    """``SET var.load_id = $load_id, var.`col0` = c0[i], …``; a null removes the property."""
+    """``SET var.load_id = $load_id, var.col0 = c0[i], …``; a null removes the property.
+
+    ``cols`` are the table's column names, safe keys since build-graph (:func:`assert_ident`
+    refuses anything else, e.g. a run built by an older graphonc).
+    """
     sets = [f"{var}.load_id = $load_id"] if load_id else []
-    sets += [f"{var}.{property_key(c)} = c{j}[i]" for j, c in enumerate(cols)]
+    sets += [f"{var}.{assert_ident(c, 'property name')} = c{j}[i]" for j, c in enumerate(cols)]
     return "SET " + ", ".join(sets) if sets else ""
 
 
@@ -462,23 +458,19 @@ def _held(session: Session, t: "_Table", params: dict) -> tuple[int, int]:
     rec = session.execute_read(lambda tx: tx.run(q, params).single())
     total, current = rec["total"], rec["current"]
     if t.is_edge and current < total:
-        q = f"MATCH (m:{MARKER} {{cohort: $cohort, table: $table}}) RETURN m.load_id AS load_id"
+        q = f"MATCH (m:{_label(MARKER)} {{cohort: $cohort, table: $table}}) RETURN m.load_id AS load_id"
         marker = session.execute_read(lambda tx: tx.run(q, {**params, "table": t.name}).single())
         if marker is not None and marker["load_id"] == params["load_id"]:
             current = total
     return total, current
 
 
-#: Label of the per-(cohort, relationship table) completion markers.
-MARKER = "GraphoncLoad"
-
-
 def _mark(session: Session, table: str, params: dict, complete: bool) -> None:
     """Record (or, before writing, withdraw) that ``table`` holds this load's relationships."""
     if complete:
-        q = f"MERGE (m:{MARKER} {{cohort: $cohort, table: $table}}) SET m.load_id = $load_id"
+        q = f"MERGE (m:{_label(MARKER)} {{cohort: $cohort, table: $table}}) SET m.load_id = $load_id"
     else:
-        q = f"MATCH (m:{MARKER} {{cohort: $cohort, table: $table}}) DELETE m"
+        q = f"MATCH (m:{_label(MARKER)} {{cohort: $cohort, table: $table}}) DELETE m"
     session.execute_write(lambda tx: tx.run(q, {**params, "table": table}).consume())
 
 
@@ -619,7 +611,11 @@ def write_patient_properties(driver: Driver, cohort: str, df: pd.DataFrame, *, d
     """Set properties on existing Patient nodes: ``df`` has ``id`` + one column per property.
 
     List-valued cells (an embedding) become Neo4j float lists. Returns patients updated.
+    The property names travel inside a parameter map, but are held to :func:`assert_ident`
+    like every other key, so what the database holds can always be named in Cypher.
     """
+    for c in df.columns:
+        assert_ident(c, "property name")
     rows = frame_rows(df, [S.ID])
     q = ("UNWIND $rows AS row MATCH (p:Patient {cohort: $cohort, id: row.id}) SET p += row.props "
          "RETURN count(p) AS n")
