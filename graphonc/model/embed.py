@@ -227,10 +227,15 @@ def embed_patients(run_dir: Path, source: Path, model_dir: Path | None = None, m
                             unmatched.reset_index(names=S.ID))
 
 
-def write_embedded(emb: EmbeddedPatients, out: Path) -> None:
-    """``out/``: embeddings.parquet, predictions.parquet (the model/ formats) and unmatched.parquet."""
-    with atomic_dir(Path(out)) as tmp:
+def write_embedded(emb: EmbeddedPatients, out: Path, run_dir: Path | None = None) -> None:
+    """``out/``: embeddings.parquet, predictions.parquet (the model/ formats), unmatched.parquet and
+    lineage.json (the run's graph). ``out`` must be new, empty or an earlier ``embed`` output."""
+    from graphonc.graph import lineage
+
+    consumed = lineage.fingerprint(run_dir) if run_dir is not None else {}
+    with atomic_dir(Path(out), "embed") as tmp:
         write_parquet(pd.DataFrame({S.ID: emb.ids, "split": "new", "embedding": list(emb.embeddings)}),
                       tmp / "embeddings.parquet")
         write_parquet(emb.predictions(), tmp / "predictions.parquet")
         write_parquet(emb.unmatched, tmp / "unmatched.parquet")
+        lineage.record(tmp, "embed", consumed, run_root=run_dir, rerun="graphonc embed --run {run} ...")
