@@ -186,7 +186,7 @@ def claim_dir(target: Path, kind: str | None = None, *, force: bool = False, fla
                           "remove it yourself or move it away.")
         return
     if found != kind:
-        what = (f"is a graphonc {found} folder, not a {kind} output" if found else
+        what = (f"is a graphonc {found} folder, not an output of `{kind}`" if found else
                 f"exists and is not a graphonc {'run' if kind == 'run' else kind + ' output'} folder "
                 f"({len(entries)} entries, e.g. {entries[0]!r})")
         raise _refuse(target, flag, what, "give a new or empty folder, or remove this one yourself.")

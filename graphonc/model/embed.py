@@ -23,6 +23,7 @@ import torch
 
 from graphonc.config import CBioPortalInput, GraphConfig, TableInput, load_config, parse_config
 from graphonc.errors import GraphoncError, InputError
+from graphonc.graph import lineage
 from graphonc.graph import schema as S
 from graphonc.graph.build import (add_assay_columns, filter_mutations, mutation_tables, panel_tables, read_cohort,
                                   symbol_map, treatment_tables)
@@ -230,8 +231,6 @@ def embed_patients(run_dir: Path, source: Path, model_dir: Path | None = None, m
 def write_embedded(emb: EmbeddedPatients, out: Path, run_dir: Path | None = None) -> None:
     """``out/``: embeddings.parquet, predictions.parquet (the model/ formats), unmatched.parquet and
     lineage.json (the run's graph). ``out`` must be new, empty or an earlier ``embed`` output."""
-    from graphonc.graph import lineage
-
     consumed = lineage.fingerprint(run_dir) if run_dir is not None else {}
     with atomic_dir(Path(out), "embed") as tmp:
         write_parquet(pd.DataFrame({S.ID: emb.ids, "split": "new", "embedding": list(emb.embeddings)}),
