@@ -69,12 +69,14 @@ def build_graph_cmd(
                                 "(the run folder, then loaded into Neo4j: see load-neo4j)."),
     batch_size: int = typer.Option(100_000, "--batch-size", help="Rows per Neo4j transaction."),
     workers: int = typer.Option(2, "--workers", min=1, help="Concurrent Neo4j write streams per large table."),
+    force: bool = typer.Option(False, "--force", help="Rebuild a run that holds later stages (model/, index/, "
+                               "reports/ ...), dropping them; without it they are kept and the build refused."),
 ) -> None:
     """Build the heterogeneous patient graph of a cohort into a run folder (Parquet)."""
     from graphonc.graph.build import build_run
 
     settings = settings_of(ctx)
-    manifest = build_run(config, out, progress=settings.progress)
+    manifest = build_run(config, out, progress=settings.progress, force=force)
     if not settings.quiet:
         out_console.print(_counts_table(manifest))
         out_console.print(term(f"wrote {out} in {manifest['build_seconds']:.1f} s"))
@@ -206,11 +208,14 @@ def embed_cmd(
     out: Path = typer.Option(None, "--out", "-o", help="Write embeddings/predictions Parquet files here."),
 ) -> None:
     """Embed and score patients the model has never seen, without retraining (inductive)."""
+    from graphonc.graph.outputs import claim_dir
     from graphonc.model.embed import embed_patients, write_embedded
 
+    if out is not None:
+        claim_dir(out, "embed")  # before the work: never over a folder graphonc did not write
     emb = embed_patients(run, patients, model_dir=model, mutations=mutations, config_path=config)
     if out is not None:
-        write_embedded(emb, out)
+        write_embedded(emb, out, run)
     if settings_of(ctx).quiet:
         return
     pred = emb.predictions()
@@ -506,7 +511,8 @@ def report_cmd(
     ctx: typer.Context,
     run: Path = typer.Option(..., "--run", "-r", help="A run folder with a model and an index."),
     patient: str = typer.Option(..., "--patient", "-p", help="Patient id of the run."),
-    out: Path = typer.Option(None, "--out", "-o", help="HTML file to write (default <run>/reports/<patient>.html)."),
+    out: Path = typer.Option(None, "--out", "-o", help="HTML file to write (default <run>/reports/<patient>.html, the id "
+                             "percent-encoded); an existing file is only replaced when graphonc wrote it."),
     k: int = typer.Option(10, "-k", help="Number of neighbours."),
     same_label: bool = typer.Option(False, "--same-label", help="Only neighbours with the query's diagnosis label."),
     treated_with: list[str] = typer.Option([], "--treated-with", help="Only neighbours who received this treatment."),

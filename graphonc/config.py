@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -178,6 +179,31 @@ class GenesSpec(BaseModel):
     aliases: dict[str, str] = {}
 
 
+class Permissions(BaseModel):
+    """Modes of the run folder's folders and files (octal strings). Runs hold patient data: the
+    default is owner-only; e.g. ``folders: "0750", files: "0640"`` shares a run with the group."""
+
+    model_config = _STRICT
+    folders: str = "0700"
+    files: str = "0600"
+
+    @field_validator("folders", "files", mode="before")
+    @classmethod
+    def _octal(cls, v, info):
+        if not isinstance(v, str) or not re.fullmatch(r"0?[0-7]{3}", v):
+            raise ValueError(f"give an octal mode as a quoted string such as '0750' (YAML reads an unquoted 0750 "
+                             f"as the number 488), got {v!r}")
+        mode = int(v, 8)
+        need = 0o700 if info.field_name == "folders" else 0o600
+        if mode & need != need:
+            raise ValueError(f"{v!r} must keep the owner's {'rwx' if need == 0o700 else 'rw'} bits")
+        if mode & 0o002:
+            raise ValueError(f"{v!r} makes patient data writable by everyone; drop the 'other' write bit")
+        if info.field_name == "files" and mode & 0o111:
+            raise ValueError(f"{v!r}: data files are not executable; drop the x bits")
+        return f"{mode:04o}"
+
+
 class GraphConfig(BaseModel):
     """Top-level config of one cohort."""
 
@@ -195,6 +221,8 @@ class GraphConfig(BaseModel):
     search: dict = {}
     #: Radiomic features → RadiomicPhenotype nodes, HAS_PHENOTYPE edges, Patient features.
     radiomics: RadiomicsSpec | None = None
+    #: Modes of the run's folders and files (default owner-only; see Permissions).
+    permissions: Permissions = Permissions()
 
     #: Where this config was read from (set by load_config; not part of the YAML).
     source_path: Path | None = Field(default=None, exclude=True)
@@ -208,8 +236,9 @@ class GraphConfig(BaseModel):
         return v
 
     def hash(self) -> str:
-        """sha256 of the canonical JSON of this config (paths as given)."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        """sha256 of the canonical JSON of this config (paths as given; permissions left out: they do
+        not change what is built)."""
+        blob = json.dumps(self.model_dump(mode="json", exclude={"permissions"}), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
     def input_paths(self) -> dict[str, Path]:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from graphonc.errors import GraphoncError
+from graphonc.graph import lineage
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun, atomic_dir, atomic_file, write_parquet
 from graphonc.search.index import PatientIndex, digest, embedding_matrix, load_index, normalised, read_embeddings
@@ -89,7 +90,8 @@ def export_embeddings(run_dir: Path, fmt: str, *, model_dir: Path | None = None,
         raise GraphoncError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}.")
     run = GraphRun.open(run_dir)
     mdir = Path(model_dir) if model_dir is not None else run.root / "model"
-    emb = read_embeddings(run.root, mdir)
+    emb = read_embeddings(run.root, mdir)  # refuses embeddings of another graph
+    consumed = lineage.fingerprint(run.root, mdir / "embeddings.parquet", manifest=run.manifest)
     x = embedding_matrix(emb)
     meta = _metadata(run, emb, mdir)
     target = run.root / "export" / fmt
@@ -109,6 +111,7 @@ def export_embeddings(run_dir: Path, fmt: str, *, model_dir: Path | None = None,
                                check_sample=check_sample)
             (tmp / "summary.json").write_text(json.dumps(details, indent=2), encoding="utf-8")
         files = sorted(p.name for p in tmp.iterdir())
+        lineage.record(tmp, "export", consumed, run_root=run.root, rerun=f"graphonc export --run {{run}} --format {fmt}")
     res = ExportResult(fmt, target, len(emb), x.shape[1], files)
     if fmt == "neo4j":
         res.details = details

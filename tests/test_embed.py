@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from cohort_files import write_study_subset
 from graphonc.cli import app
 from graphonc.errors import InputError
+from graphonc.graph import lineage
 from graphonc.graph import schema as S
 from graphonc.model.embed import embed_patients
 from graphonc.model.evaluate import make_folds, score_model
@@ -26,6 +27,7 @@ def fold_model(metabric_run, tmp_path_factory):
     fit = fit_model(metabric_run, train_ids, SMALL)
     folder = tmp_path_factory.mktemp("fold0") / "model"
     save_model(fit, folder)
+    lineage.record(folder, "train", lineage.fingerprint(metabric_run.root), run_root=metabric_run.root)
     z, proba, risk = predict(fit.model, fit.graph)
     idx = fit.graph.patient_index(test_ids)
     return {"dir": folder, "train": train_ids, "test": test_ids, "z": z[idx], "proba": proba[idx], "risk": risk[idx],

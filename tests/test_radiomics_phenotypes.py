@@ -195,7 +195,7 @@ def test_saved_transform_assigns_new_patients_without_refit(tmp_path, hn1_spec):
                                    "--config", str(HN1_CONFIG), "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert {p.name for p in out.iterdir()} == {"phenotype_model.json", "phenotypes.parquet", "assignments.parquet",
-                                               "features_z.parquet", "report.json"}
+                                               "features_z.parquet", "report.json", "lineage.json"}
     report = json.loads((out / "report.json").read_text())
     assert report["n_patients"] == 102 and report["k"] == len(report["phenotypes"])
     fitted = pd.read_parquet(out / "assignments.parquet")

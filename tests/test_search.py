@@ -65,7 +65,7 @@ def test_each_patient_is_its_own_nearest_neighbour(trained_run):
 
 def test_index_reloads_without_rebuilding_and_refuses_stale_embeddings(trained_run, tmp_path):
     folder = trained_run.root / "index"
-    assert {p.name for p in folder.iterdir()} == {"faiss.index", "ids.parquet", "index.json"}
+    assert {p.name for p in folder.iterdir()} == {"faiss.index", "ids.parquet", "index.json", "lineage.json"}
     before = (folder / "faiss.index").stat().st_mtime_ns
     idx = load_index(trained_run.root, device="cpu")
     assert (folder / "faiss.index").stat().st_mtime_ns == before

@@ -17,6 +17,7 @@ from graphonc.config import CBioPortalInput, GraphConfig, load_config
 from graphonc.errors import InputError
 from graphonc.graph import schema as S
 from graphonc.graph.clinical import patient_table
+from graphonc.graph.outputs import claim_dir
 from graphonc.graph.run import write_graph_run
 from graphonc.ingest.cbioportal import read_cbioportal
 from graphonc.ingest.cohort import RawCohort
@@ -291,12 +292,15 @@ def treatment_tables(raw: RawCohort, cfg: GraphConfig) -> tuple[pd.DataFrame, pd
     return nodes, _edges(pd.Series(src, dtype=object), pd.Series(dst, dtype=object))
 
 
-def build_run(config_path, out, progress: bool = False) -> dict:
+def build_run(config_path, out, progress: bool = False, force: bool = False) -> dict:
     """The ``build-graph`` stage: read the config, build the tables, write the run folder.
 
-    Returns the manifest. Nothing is written unless the whole build succeeds.
+    Returns the manifest. Nothing is written unless the whole build succeeds; ``out`` is refused
+    before any work unless it is new, empty or a run (one holding later stages only with ``force``).
     """
     t0 = time.perf_counter()
+    claim_dir(Path(out), "run", force=force)
     cfg = load_config(config_path)
     tables = build_graph(cfg, progress=progress)
-    return write_graph_run(Path(out), tables, cfg, Path(config_path).read_text(encoding="utf-8"), time.perf_counter() - t0)
+    return write_graph_run(Path(out), tables, cfg, Path(config_path).read_text(encoding="utf-8"),
+                           time.perf_counter() - t0, force=force)

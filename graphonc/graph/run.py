@@ -10,20 +10,18 @@
 
 Every stage writes into a temporary sibling folder and renames it into place, so a crash
 never leaves half a stage behind and the previous run stays intact until the new one is
-complete.
+complete; the folders and files are readable by their owner only unless the config's
+``permissions:`` widens them, and an existing ``--out`` that is not a graphonc run is refused
+(:mod:`graphonc.graph.outputs`). Each later stage records what it was made from
+(:mod:`graphonc.graph.lineage`).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -32,8 +30,7 @@ import pyarrow.parquet as pq
 import graphonc
 from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
-
-MANIFEST = "manifest.json"
+from graphonc.graph.outputs import MANIFEST, PARQUET_STAMP, PRIVATE, Modes, atomic_dir, atomic_file  # noqa: F401
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -44,59 +41,11 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-#: The process's umask, read once at import (reading it means setting it, which is not thread-safe
-#: later): temp files and folders get the mode an ordinary new file or folder would have.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-@contextmanager
-def atomic_dir(target: Path) -> Iterator[Path]:
-    """Yield a temp folder next to ``target``; on success it replaces ``target`` in one rename.
-
-    On an exception the temp folder is removed and ``target`` is untouched.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700: give it an ordinary new folder's mode
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{os.getpid()}-{time.time_ns()}"
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-@contextmanager
-def atomic_file(target: Path) -> Iterator[Path]:
-    """Yield a temp path next to ``target`` (same suffix, so writers can infer the format); on
-    success it replaces ``target`` in one rename, with the permissions of an ordinary new file.
-
-    On an exception the temp file is removed and ``target`` is untouched.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
-    """Deterministic Parquet: no pandas index, fixed compression, no timestamps in metadata."""
+    """Deterministic Parquet: no pandas index, fixed compression, no timestamps in metadata; stamped
+    as graphonc's (schema metadata ``graphonc``) so an ``--out`` over it is recognised as ours."""
     table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), PARQUET_STAMP: b"1"})
     pq.write_table(table, path, compression="zstd", write_statistics=True)
 
 
@@ -108,12 +57,14 @@ def _edge_path(root: Path, edge: S.EdgeType) -> Path:
     return root / "graph" / "edges" / f"{S.edge_name(edge)}.parquet"
 
 
-def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: float) -> dict:
+def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: float, force: bool = False) -> dict:
     """Write a built graph (see :class:`graphonc.graph.build.GraphTables`) as a run folder.
 
-    Returns the manifest.
+    ``out`` must be absent, an empty folder or a graphonc run; a run holding later stages is
+    only replaced with ``force``. Returns the manifest.
     """
-    with atomic_dir(out) as tmp:
+    modes = run_modes(cfg)
+    with atomic_dir(out, "run", force=force, modes=modes) as tmp:
         (tmp / "graph" / "nodes").mkdir(parents=True)
         (tmp / "graph" / "edges").mkdir(parents=True)
         hashes = {}
@@ -160,11 +111,19 @@ def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: fl
                 **getattr(tables, "patient_features", {}),
             },
             "stats": tables.stats,
+            "artifacts": sorted(getattr(tables, "artifacts", {})),
+            "permissions": modes.to_json(),
             "build_seconds": round(seconds, 3),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str), encoding="utf-8")
     return manifest
+
+
+def run_modes(cfg) -> Modes:
+    """The folder/file modes of a run: the config's ``permissions:`` else owner-only."""
+    perms = getattr(cfg, "permissions", None)
+    return Modes(int(perms.folders, 8), int(perms.files, 8)) if perms is not None else PRIVATE
 
 
 @dataclass

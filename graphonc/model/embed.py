@@ -23,6 +23,7 @@ import torch
 
 from graphonc.config import CBioPortalInput, GraphConfig, TableInput, load_config, parse_config
 from graphonc.errors import GraphoncError, InputError
+from graphonc.graph import lineage
 from graphonc.graph import schema as S
 from graphonc.graph.build import (add_assay_columns, filter_mutations, mutation_tables, panel_tables, read_cohort,
                                   symbol_map, treatment_tables)
@@ -232,10 +233,13 @@ def embed_patients(run_dir: Path, source: Path, model_dir: Path | None = None, m
                             unmatched.reset_index(names=S.ID))
 
 
-def write_embedded(emb: EmbeddedPatients, out: Path) -> None:
-    """``out/``: embeddings.parquet, predictions.parquet (the model/ formats) and unmatched.parquet."""
-    with atomic_dir(Path(out)) as tmp:
+def write_embedded(emb: EmbeddedPatients, out: Path, run_dir: Path | None = None) -> None:
+    """``out/``: embeddings.parquet, predictions.parquet (the model/ formats), unmatched.parquet and
+    lineage.json (the run's graph). ``out`` must be new, empty or an earlier ``embed`` output."""
+    consumed = lineage.fingerprint(run_dir) if run_dir is not None else {}
+    with atomic_dir(Path(out), "embed") as tmp:
         write_parquet(pd.DataFrame({S.ID: emb.ids, "split": "new", "embedding": list(emb.embeddings)}),
                       tmp / "embeddings.parquet")
         write_parquet(emb.predictions(), tmp / "predictions.parquet")
         write_parquet(emb.unmatched, tmp / "unmatched.parquet")
+        lineage.record(tmp, "embed", consumed, run_root=run_dir, rerun="graphonc embed --run {run} ...")

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from graphonc.errors import GraphoncError
+from graphonc.graph import lineage
 from graphonc.graph.hetero import PatientFeatureEncoder
 from graphonc.graph.run import GraphRun
 from graphonc.model.data import ModelGraph, model_graph
@@ -22,6 +23,8 @@ from graphonc.model.gnn import ModelConfig, PatientGNN
 from graphonc.model.train import FitResult
 
 WEIGHTS, META = "weights.pt", "model.json"
+#: The command that (re)makes a run's model (``{run}``: the run's path; see graphonc.graph.lineage).
+TRAIN = "graphonc train --run {run}"
 
 
 def save_model(fit: FitResult, folder: Path) -> None:
@@ -50,9 +53,13 @@ class LoadedModel:
 
 
 def load_model(folder: Path, run: GraphRun) -> LoadedModel:
-    """Rebuild the graph with the saved encoder/vocabulary/senders and load the weights."""
+    """Rebuild the graph with the saved encoder/vocabulary/senders and load the weights.
+
+    Refuses a model trained on another graph than ``run`` holds (see :mod:`graphonc.graph.lineage`).
+    """
     if not (folder / WEIGHTS).exists():
         raise GraphoncError(f"{folder}: no trained model. Fix: run `graphonc train --run {run.root}` first.")
+    lineage.check(run.root, folder, rerun=TRAIN)
     meta = json.loads((folder / META).read_text(encoding="utf-8"))
     cfg = ModelConfig(**meta["config"])
     graph = model_graph(run, meta["train_ids"], encoder=PatientFeatureEncoder.from_dict(meta["encoder"]),

@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 
 from graphonc.config import load_config
+from graphonc.graph import lineage
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun, atomic_dir, write_parquet
 from graphonc.model.evaluate import eligible_patients, evaluate, make_folds, score_model, summary_table
@@ -51,6 +52,7 @@ def _prediction_table(ids: pd.Index, proba: np.ndarray, risk: np.ndarray, classe
 def train_stage(run_dir: Path, config_path: Path | None = None, progress: bool = False, **overrides) -> dict:
     """Train on every patient with the configured targets; write ``<run>/model/``. Returns metrics."""
     run = GraphRun.open(run_dir)
+    consumed = lineage.fingerprint(run.root, manifest=run.manifest)  # the graph as opened, before reading it
     cfg = model_config(run, config_path, **overrides)
     ids = eligible_patients(run)[S.ID].tolist()
     t0 = time.perf_counter()
@@ -76,6 +78,7 @@ def train_stage(run_dir: Path, config_path: Path | None = None, progress: bool =
                       tmp / "predictions.parquet")
         pd.DataFrame(fit.history).to_csv(tmp / "history.csv", index=False)
         _plots(run, fit, proba, risk, tmp / "plots")
+        lineage.record(tmp, "train", consumed, run_root=run.root)  # refuses if the run was rebuilt meanwhile
     return metrics
 
 
@@ -105,6 +108,7 @@ def evaluate_stage(run_dir: Path, folds: int = 5, config_path: Path | None = Non
                    progress: bool = False, **overrides) -> pd.DataFrame:
     """k-fold CV of GNN, MLP and baselines; writes ``<run>/eval/``. Returns the summary table."""
     run = GraphRun.open(run_dir)
+    consumed = lineage.fingerprint(run.root, manifest=run.manifest)
     cfg = model_config(run, config_path, **overrides)
     split = make_folds(run, folds, cfg.seed)
     per_fold = evaluate(run, split, cfg, baselines=baselines, progress=progress)
@@ -115,4 +119,5 @@ def evaluate_stage(run_dir: Path, folds: int = 5, config_path: Path | None = Non
         (tmp / "summary.md").write_text(markdown_table(table), encoding="utf-8")
         (tmp / "folds.json").write_text(json.dumps([{"train": tr, "test": te} for tr, te in split]), encoding="utf-8")
         (tmp / "model_config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=True), encoding="utf-8")
+        lineage.record(tmp, "evaluate", consumed, run_root=run.root)
     return table

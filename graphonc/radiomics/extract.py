@@ -37,6 +37,8 @@ from pathlib import Path
 
 import pandas as pd
 
+import graphonc
+from graphonc.graph.outputs import claim_file, is_graphonc_file
 from graphonc.graph.run import atomic_file, write_parquet
 from graphonc.progress import make_progress
 from graphonc.radiomics.cache import ResultCache, case_key, content_hash, default_cache_dir
@@ -201,18 +203,34 @@ def side_paths(out: Path) -> tuple[Path, Path]:
     return out.with_name(f"{stem}.errors.csv"), out.with_name(f"{stem}.extract.json")
 
 
+def claim_outputs(out: Path) -> None:
+    """Refuse ``out`` or a file beside it that graphonc did not write (before any work)."""
+    err_path, report_path = side_paths(out)
+    claim_file(out)
+    claim_file(report_path)
+    claim_file(err_path, ours=lambda p: _lists_errors_table(report_path, p))
+
+
+def _lists_errors_table(report_path: Path, err_path: Path) -> bool:
+    """An errors table is ours when our report beside it names it."""
+    if not is_graphonc_file(report_path):
+        return False
+    return json.loads(report_path.read_text(encoding="utf-8")).get("errors_table") == str(err_path)
+
+
 def write_outputs(result: ExtractResult, out: Path, extra: dict | None = None) -> dict:
     """Write features, errors table and report (each atomically). Returns the report."""
     out = Path(out)
     err_path, report_path = side_paths(out)
-    with atomic_file(out) as tmp:
+    claim_outputs(out)
+    with atomic_file(out, claim=True) as tmp:
         write_parquet(result.features, tmp)
-    with atomic_file(err_path) as tmp:
+    with atomic_file(err_path) as tmp:  # claimed above, with the report that vouches for it
         result.errors.to_csv(tmp, index=False)
-    report = {"counts": result.counts, "seconds": result.seconds, "workers": result.workers,
+    report = {"graphonc_version": graphonc.__version__, "counts": result.counts, "seconds": result.seconds, "workers": result.workers,
               "features": len(feature_columns(result.features)), "out": str(out),
               "errors_table": str(err_path), "cases": result.cases, **(extra or {})}
-    with atomic_file(report_path) as tmp:
+    with atomic_file(report_path, claim=True) as tmp:
         tmp.write_text(json.dumps(report, indent=2, sort_keys=True, default=str), encoding="utf-8")
     return report
 
@@ -230,6 +248,7 @@ def extract_run(manifest: str | Path, params_path: str | Path, out: str | Path, 
         InputError: an unusable manifest (missing column, duplicate case id …).
         ConfigError: a bad params file.
     """
+    claim_outputs(Path(out))  # before hours of extraction
     params = load_params(params_path)
     if geometry is not None:
         params = params.model_copy(update={"geometry": geometry})

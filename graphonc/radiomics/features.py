@@ -228,5 +228,5 @@ def write_feature_table(pf: PatientFeatures, out: Path) -> None:
     df = pd.concat([pd.DataFrame({"case_id": pf.values.index.to_numpy(dtype=object),
                                   "patient_id": pf.values.index.to_numpy(dtype=object)}),
                     pf.meta.reset_index(drop=True).astype(object), pf.values.reset_index(drop=True)], axis=1)
-    with atomic_file(Path(out)) as tmp:
+    with atomic_file(Path(out), claim=True) as tmp:  # never over a file graphonc did not write
         write_parquet(df, tmp)

@@ -8,6 +8,7 @@
       assignments.parquet    patient_id, phenotype, p, p_RP1 … p_RPk
       features_z.parquet     patient_id + the selected features as z-scores
       report.json            features kept/dropped (with reasons), log-transformed, k selection scores
+      lineage.json           marks the folder as a phenotype output (a later --out may replace it)
 """
 from __future__ import annotations
 
@@ -16,10 +17,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from graphonc.graph import lineage
+from graphonc.graph.outputs import claim_dir, claim_file
 from graphonc.graph.run import atomic_dir, atomic_file, write_parquet
 from graphonc.radiomics.features import PatientFeatures, read_feature_table
 from graphonc.radiomics.phenotypes import MODEL_FILE, PhenotypeModel, fit_phenotypes
 from graphonc.radiomics.settings import FeatureTableSpec, PhenotypeSpec
+
+
+#: The stage name in a phenotype folder's lineage.json.
+PHENOTYPE_STAGE = "radiomics phenotype"
 
 
 def feature_spec(features: Path, template: FeatureTableSpec | None) -> FeatureTableSpec:
@@ -31,11 +38,15 @@ def feature_spec(features: Path, template: FeatureTableSpec | None) -> FeatureTa
 
 
 def phenotype_run(features: PatientFeatures, spec: PhenotypeSpec, out: Path) -> tuple[PhenotypeModel, pd.DataFrame]:
-    """Fit phenotypes on ``features`` and write the folder described in the module doc."""
+    """Fit phenotypes on ``features`` and write the folder described in the module doc; ``out``
+    must be new, empty or an earlier phenotype folder."""
+    claim_dir(Path(out), PHENOTYPE_STAGE)
+    source = Path(features.source)
+    consumed = lineage.fingerprint(None, source) if source.is_file() else {}
     model, assignments = fit_phenotypes(features, spec)
     batch = features.batch(spec.batch_column) if spec.harmonization in ("per_batch", "combat") else None
     z = model.harmonizer.transform(features.values, batch)
-    with atomic_dir(Path(out)) as tmp:
+    with atomic_dir(Path(out), PHENOTYPE_STAGE) as tmp:
         (tmp / MODEL_FILE).write_text(model.dumps(), encoding="utf-8")
         write_parquet(model.phenotype_table(), tmp / "phenotypes.parquet")
         write_parquet(assignments, tmp / "assignments.parquet")
@@ -48,13 +59,15 @@ def phenotype_run(features: PatientFeatures, spec: PhenotypeSpec, out: Path) -> 
                   "method": spec.method, "selection_by": spec.selection, "selection": model.selection, "k": model.k,
                   "phenotypes": model.phenotype_table().to_dict("records")}
         (tmp / "report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+        lineage.record(tmp, PHENOTYPE_STAGE, consumed, rerun="graphonc radiomics phenotype ...")
     return model, assignments
 
 
 def assign_run(model_dir: Path, features: FeatureTableSpec, out: Path) -> pd.DataFrame:
     """Assign the patients of a feature table to an existing phenotype model; write Parquet."""
+    claim_file(Path(out))
     model = PhenotypeModel.load(model_dir)
     table = model.assign(read_feature_table(features))
-    with atomic_file(Path(out)) as tmp:
+    with atomic_file(Path(out), claim=True) as tmp:
         write_parquet(table, tmp)
     return table

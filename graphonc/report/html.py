@@ -25,7 +25,9 @@ import pandas as pd
 
 import graphonc
 from graphonc.errors import GraphoncError
+from graphonc.graph.outputs import claim_file
 from graphonc.graph.run import GraphRun, atomic_file
+from graphonc.report.names import report_file_name
 from graphonc.search.similar import CohortFacts, Filters, SimilarResult, similar_patients
 
 log = logging.getLogger("graphonc")
@@ -255,7 +257,8 @@ def render_report(run_dir: Path, patient_id: str, k: int = 10, filters: Filters 
     title = f"Similar patients: {patient_id} ({run.cohort})"
     stamp = time.strftime("%Y-%m-%d %H:%M")
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="graphonc {esc(graphonc.__version__)}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{esc(title)}</title><style>{CSS}</style></head>
 <body>
 <h1>{esc(title)}</h1>
@@ -267,15 +270,16 @@ generated {esc(stamp)}. For discussion at the tumour board; not a treatment reco
 
 
 def write_report(run_dir: Path, patient_id: str, out: Path | None = None, **kwargs) -> Path:
-    """Render and write the report atomically (default ``<run>/reports/<patient>.html``)."""
+    """Render and write the report atomically (default ``<run>/reports/<encoded id>.html``, see
+    :mod:`graphonc.report.names`). An existing ``out`` is only replaced when graphonc wrote it."""
     run = GraphRun.open(run_dir)
     if out is None:
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in patient_id)
-        out = run.root / "reports" / f"{safe}.html"
+        out = run.root / "reports" / report_file_name(patient_id)
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise GraphoncError(f"--out {out}: the report is an HTML page. Fix: give a path ending in .html.")
+    claim_file(out)  # before the slow part
     page = render_report(run.root, patient_id, **kwargs)
-    with atomic_file(out) as tmp:
+    with atomic_file(out, claim=True) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return out

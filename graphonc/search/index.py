@@ -37,8 +37,9 @@ import numpy as np
 import pandas as pd
 
 from graphonc.errors import GraphoncError
+from graphonc.graph import lineage
 from graphonc.graph import schema as S
-from graphonc.graph.run import GraphRun, atomic_dir, sha256_file, write_parquet
+from graphonc.graph.run import GraphRun, atomic_dir, write_parquet
 
 log = logging.getLogger("graphonc")
 
@@ -424,12 +425,23 @@ def index_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "index"
 
 
+def _remake(folder: Path) -> str:
+    """The command that remakes an embeddings folder (``{run}``: the run; see graphonc.graph.lineage)."""
+    return ("graphonc index --run {run} --from features" if Path(folder).name == FEATURES_DIR
+            else "graphonc train --run {run}")
+
+
 def read_embeddings(run_dir: Path, model_dir: Path | None = None) -> pd.DataFrame:
-    """``<model>/embeddings.parquet``: columns id, split, embedding (float32 list of length D)."""
-    path = (Path(model_dir) if model_dir is not None else Path(run_dir) / "model") / "embeddings.parquet"
+    """``<model>/embeddings.parquet``: columns id, split, embedding (float32 list of length D).
+
+    Refuses embeddings made from another graph than the run holds now.
+    """
+    folder = Path(model_dir) if model_dir is not None else Path(run_dir) / "model"
+    path = folder / "embeddings.parquet"
     if not path.exists():
         raise GraphoncError(f"{path}: no patient embeddings. Fix: train a model first "
                             f"(`graphonc train --run {run_dir}`).")
+    lineage.check(Path(run_dir), folder, rerun=_remake(folder))
     return pd.read_parquet(path)
 
 
@@ -454,12 +466,14 @@ def write_feature_embeddings(run_dir: Path) -> Path:
     from graphonc.graph.hetero import to_hetero  # torch/PyG only when this path is used
 
     run = GraphRun.open(run_dir)
+    consumed = lineage.fingerprint(run.root, manifest=run.manifest)
     hg = to_hetero(run)
     x = hg.data[S.PATIENT].x.numpy().astype(np.float32)
     emb = pd.DataFrame({S.ID: hg.ids[S.PATIENT], "split": "all", "embedding": list(x)})
     with atomic_dir(run.root / FEATURES_DIR) as tmp:
         write_parquet(emb, tmp / "embeddings.parquet")
         (tmp / "feature_names.json").write_text(json.dumps(hg.feature_names[S.PATIENT], indent=1), encoding="utf-8")
+        lineage.record(tmp, "features", consumed, run_root=run.root, rerun=_remake(tmp.parent / FEATURES_DIR))
     return run.root / FEATURES_DIR
 
 
@@ -477,25 +491,30 @@ def build_index(run_dir: Path, kind: str = "auto", params: IndexParams | None = 
         model_dir = write_feature_embeddings(run.root)
     mdir = Path(model_dir) if model_dir is not None else run.root / "model"
     emb = read_embeddings(run.root, mdir)
+    consumed = lineage.fingerprint(run.root, mdir / "embeddings.parquet", manifest=run.manifest)
     idx = PatientIndex.build(embedding_matrix(emb), emb[S.ID], kind, params, device=device, seed=seed,
                              split=emb["split"] if "split" in emb.columns else None)
     extra = {"cohort": run.cohort, "model_dir": os.path.relpath(mdir.resolve(), run.root.resolve()),
-             "embeddings_sha256": sha256_file(mdir / "embeddings.parquet"),
+             "embeddings_sha256": consumed[lineage.input_key(run.root, mdir / "embeddings.parquet")],
              "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": idx.device}
     with atomic_dir(index_dir(run.root)) as tmp:
         idx.save(tmp, extra)
+        lineage.record(tmp, "index", consumed, run_root=run.root,
+                       rerun="graphonc index --run {run}" + (" --from features" if source == "features" else ""))
     return idx
 
 
 def load_index(run_dir: Path, device: str = "auto", check_fresh: bool = True) -> PatientIndex:
-    """Reload ``<run>/index/`` (no rebuild). Refuses an index older than the model's embeddings."""
+    """Reload ``<run>/index/`` (no rebuild). Refuses (``check_fresh``) an index whose embeddings
+    were made from another graph than the run holds, or that was built from other embeddings
+    (the model was retrained): the earliest stale stage is named."""
     folder = index_dir(run_dir)
     idx = PatientIndex.load(folder, device)
     if check_fresh:
-        emb = Path(run_dir) / idx.meta.get("model_dir", "model") / "embeddings.parquet"
-        if emb.exists() and sha256_file(emb) != idx.meta.get("embeddings_sha256"):
-            raise GraphoncError(f"{folder}: the index was built from other embeddings than {emb} "
-                                f"(the model was retrained). Fix: `graphonc index --run {run_dir}`.")
+        source = Path(run_dir) / idx.meta.get("model_dir", "model")
+        if source.is_dir():
+            lineage.check(Path(run_dir), source, rerun=_remake(source))
+        lineage.check(Path(run_dir), folder, rerun="graphonc index --run {run}")
     return idx
 
 

@@ -37,6 +37,7 @@ import yaml
 
 from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
+from graphonc.graph import lineage
 from graphonc.graph.run import GraphRun, atomic_dir, write_parquet
 from graphonc.model.evaluate import eligible_patients, make_folds, summary_table
 from graphonc.model.gnn import ModelConfig
@@ -252,6 +253,7 @@ def evaluate_similarity_stage(run_dir: Path, folds: int = 5, k: int = 10, method
     from graphonc.model.stages import markdown_table, model_config
 
     run = GraphRun.open(run_dir)
+    consumed = lineage.fingerprint(run.root, manifest=run.manifest)
     cfg = model_config(run, None, **overrides)
     res = evaluate_similarity(run.root, folds, k, cfg, methods, subsample, cfg.seed, progress)
     with atomic_dir(run.root / "similarity") as tmp:
@@ -266,4 +268,5 @@ def evaluate_similarity_stage(run_dir: Path, folds: int = 5, k: int = 10, method
         (tmp / "settings.yaml").write_text(yaml.safe_dump({"folds": folds, "k": k, "methods": list(methods),
                                                            "subsample": subsample, "model": cfg.model_dump()},
                                                           sort_keys=True), encoding="utf-8")
+        lineage.record(tmp, "evaluate-similarity", consumed, run_root=run.root)
     return res
