@@ -13,7 +13,7 @@ from typing import Callable
 import typer
 from rich.console import Console
 
-from graphonc.errors import GraphoncError
+from graphonc.errors import GraphoncError, from_os_error
 
 err_console = Console(stderr=True)
 out_console = Console()
@@ -40,6 +40,9 @@ def settings_of(ctx: typer.Context | None) -> Settings:
 def handles_errors(fn: Callable) -> Callable:
     """Turn GraphoncError into a one-line message and exit code 2 (traceback with --debug).
 
+    An OSError that reaches here (disk full, permission denied on --out or an input) is the
+    same kind of message, through :func:`graphonc.errors.from_os_error`: stages write into temp
+    folders and rename, so there is nothing half-written to report.
     The wrapped command must take ``ctx: typer.Context`` (it carries the global options).
     """
 
@@ -47,9 +50,11 @@ def handles_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except GraphoncError as exc:
+        except (GraphoncError, OSError) as exc:
             if settings_of(kwargs.get("ctx")).debug:
                 raise
+            if isinstance(exc, OSError):
+                exc = from_os_error(exc)
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
