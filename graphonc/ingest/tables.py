@@ -276,7 +276,7 @@ def _check_field_counts(path: Path, skip: int, sep: str, header: list[str], what
                          file=path, line=skip + 2 + first[0],
                          hint="remove the stray separator so every row lines up with the header.")
     if short is not None:
-        col = next(c for c in required if c in header and header.index(c) + 1 > short[1])
+        col = min((c for c in required if c in header and header.index(c) + 1 > short[1]), key=header.index)
         raise InputError(f"{what}: this row has only {short[1]} of the header's {fields} fields and ends before "
                          f"required column {col!r} (field {header.index(col) + 1}).",
                          file=path, line=skip + 2 + short[0], column=col,

@@ -22,24 +22,37 @@ FIX = ("re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.txt > out.t
 
 
 def _error(path: Path, line: int, column: int, offset: int, bad: bytes, what: str) -> InputError:
+    if bad == b"\x00":  # valid UTF-8, but no text file has one, and the table parser cuts a cell at it
+        return InputError(f"NUL byte at byte offset {offset} ({what} must be text, this looks binary).",
+                          file=path, line=line, column=column, hint="remove the NUL bytes, or give the text file "
+                          "this was exported from (" + FIX.rstrip(".") + ").")
     return InputError(f"byte {bad!r} at byte offset {offset} is not UTF-8 ({what} must be UTF-8 text).",
                       file=path, line=line, column=column, hint=FIX)
 
 
+def _first_bad(data: bytes) -> tuple[int, bytes] | None:
+    """(offset, bytes) of the first byte of ``data`` that is not UTF-8 or is NUL; None when all are fine.
+
+    An unfinished character at the very end counts as bad (callers handle chunk ends).
+    """
+    nul = data.find(b"\x00")
+    try:
+        (data[:nul] if nul >= 0 else data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start, data[exc.start:exc.end]
+    return (nul, b"\x00") if nul >= 0 else None
+
+
 def decode(data: bytes, path: Path, what: str = "file") -> str:
     """``data`` decoded as UTF-8 (a leading BOM dropped); InputError naming the first bad byte."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        data.decode("utf-8")  # again without -sig, for offsets that count the BOM
-    except UnicodeDecodeError as exc:
-        head = data[:exc.start]
+    bad = _first_bad(data)
+    if bad is not None:
+        offset, what_bytes = bad
+        head = data[:offset]
         line = head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
         start = max(head.rfind(b"\n"), head.rfind(b"\r")) + 1
-        raise _error(path, line, exc.start - start + 1, exc.start, data[exc.start:exc.end], what) from None
-    raise AssertionError("unreachable: utf-8-sig failed where utf-8 did not")  # pragma: no cover
+        raise _error(path, line, offset - start + 1, offset, what_bytes, what)
+    return data.decode("utf-8-sig")
 
 
 def read_text(path: Path, what: str = "file") -> str:
@@ -56,7 +69,7 @@ def read_config_text(path: Path) -> str:
 
 
 def check_utf8(path: Path, what: str = "file") -> None:
-    """Stream ``path`` and raise InputError at its first byte that is not UTF-8.
+    """Stream ``path`` and raise InputError at its first byte that is not UTF-8, or is NUL.
 
     Costs one read of the file (about 0.1 s per 100 MiB); the line of a bad byte is counted by a
     second pass, only then.
@@ -66,16 +79,26 @@ def check_utf8(path: Path, what: str = "file") -> None:
         while True:
             chunk = fh.read(_CHUNK)
             data = carry + chunk
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                if chunk and exc.end == len(data) and exc.reason == "unexpected end of data":
-                    carry, base = data[exc.start:], base + exc.start  # finish the character next chunk
+            bad = _first_bad(data)
+            if bad is not None:
+                offset, what_bytes = bad
+                if chunk and offset + len(what_bytes) == len(data) and len(what_bytes) < 4 and what_bytes != b"\x00" \
+                        and _unfinished(what_bytes):
+                    carry, base = data[offset:], base + offset  # finish the character next chunk
                     continue
-                raise _located(Path(path), base + exc.start, data[exc.start:exc.end], what) from None
+                raise _located(Path(path), base + offset, what_bytes, what)
             if not chunk:
                 return
             base, carry = base + len(data), b""
+
+
+def _unfinished(tail: bytes) -> bool:
+    """Whether ``tail`` is the start of a multi-byte character (more bytes may follow)."""
+    try:
+        tail.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.reason == "unexpected end of data"
+    return False
 
 
 def _located(path: Path, offset: int, bad: bytes, what: str) -> InputError:
