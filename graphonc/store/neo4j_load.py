@@ -112,8 +112,8 @@ class Neo4jSettings:
         try:
             driver = GraphDatabase.driver(self.uri, auth=(self.user, self.password))
         except (ValueError, DriverError) as exc:  # an unknown scheme, a malformed address
-            raise GraphoncError(f"Neo4j URI {self.shown_uri!r} is not valid: {_first_line(exc)}. Fix: set NEO4J_URI "
-                                "to e.g. bolt://127.0.0.1:7687.") from None
+            raise GraphoncError(f"Neo4j URI {self.shown_uri!r} is not valid: {self._safe(exc)}. Fix: set NEO4J_URI "
+                                "to e.g. bolt://127.0.0.1:7687 (credentials in NEO4J_USER / NEO4J_PASSWORD).") from None
         try:
             driver.verify_connectivity()
         except (DriverError, Neo4jError) as exc:
@@ -131,13 +131,14 @@ class Neo4jSettings:
             return GraphoncError(f"cannot reach Neo4j at {self.shown_uri}: no Bolt server answers there "
                                  "(down, or the wrong host/port). Fix: start it (`graphonc neo4j start`) or set "
                                  "NEO4J_URI to its Bolt address (port 7687 by default, not the 7474 browser port).")
-        return GraphoncError(f"Neo4j at {self.shown_uri}: {type(exc).__name__}: {_first_line(exc)}. "
+        return GraphoncError(f"Neo4j at {self.shown_uri}: {type(exc).__name__}: {self._safe(exc)}. "
                              "Fix: check NEO4J_URI, NEO4J_USER and the server's log.")
 
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+    def _safe(self, exc: Exception) -> str:
+        """The first line of the driver's message, with the URI shown as :attr:`shown_uri` and no password."""
+        lines = str(exc).strip().splitlines()
+        text = (lines[0][:200] if lines else type(exc).__name__).replace(self.uri, self.shown_uri)
+        return text.replace(self.password, "***") if self.password else text
 
 
 def _label(label: str) -> str:
