@@ -477,6 +477,27 @@ def test_neo4j_unreachable_is_one_line(neo4j_local, small_trained, command, targ
     assert says in flat and uri in flat and "Fix:" in flat
     assert password not in flat
     assert isinstance(result.exception, SystemExit)
+    if target == "wrong-password":
+        _wait_until_login_works(neo4j_local)
+
+
+def _wait_until_login_works(neo4j_local, timeout: float = 30.0) -> None:
+    """Neo4j locks a user for a few seconds after failed logins; wait that out so that the
+    session's other Neo4j tests, which log in as the same user, are not refused."""
+    import time
+
+    from graphonc.store.neo4j_load import Neo4jSettings
+
+    cfg, status = neo4j_local
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            Neo4jSettings(uri=status.bolt_uri, password=cfg.password).driver().close()
+            return
+        except GraphoncError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def test_neo4j_uri_credentials_never_shown():
