@@ -185,10 +185,15 @@ def read_table(
     skip = _count_comment_lines(path)
     sep = sep or _sniff_sep(path, skip)
     try:
-        header = pd.read_csv(path, sep=sep, skiprows=skip, nrows=0, dtype=str).columns
+        header = pd.read_csv(path, sep=sep, skiprows=skip, nrows=0, dtype=str, skip_blank_lines=False,
+                             quoting=3 if sep == "\t" else 0).columns
     except pd.errors.EmptyDataError:
-        raise InputError(f"{what} is empty (no header line).", file=path,
-                         hint="give a file with a header line and at least one row.") from None
+        raise InputError(f"{what} is empty (no header line, or a blank line where the header belongs).",
+                         file=path, line=skip + 1,
+                         hint="give a file with a header line first and at least one row.") from None
+    except pd.errors.ParserError as exc:  # an unclosed quote in the header
+        raise InputError(f"cannot parse the header of {what}: {exc}", file=path, line=skip + 1,
+                         hint="check the header line's quotes and separators.") from None
     header = [str(c).strip() for c in header]
     wanted = None
     if usecols is not None:
