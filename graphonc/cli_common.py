@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from graphonc.errors import GraphoncError
+from graphonc.errors import GraphoncError, from_os_error
 
 err_console = Console(stderr=True)
 out_console = Console()
@@ -71,6 +71,9 @@ def settings_of(ctx: typer.Context | None) -> Settings:
 def handles_errors(fn: Callable) -> Callable:
     """Turn GraphoncError into a one-line message and exit code 2 (traceback with --debug).
 
+    An OSError that reaches here (disk full, permission denied on --out or an input) is the
+    same kind of message, through :func:`graphonc.errors.from_os_error`: stages write into temp
+    folders and rename, so there is nothing half-written to report.
     The wrapped command must take ``ctx: typer.Context`` (it carries the global options).
     """
 
@@ -78,9 +81,11 @@ def handles_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except GraphoncError as exc:
+        except (GraphoncError, OSError) as exc:
             if settings_of(kwargs.get("ctx")).debug:
                 raise
+            if isinstance(exc, OSError):
+                exc = from_os_error(exc)
             err_console.print(Text("error:", style="bold red"), term(exc), highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from graphonc.errors import ConfigError
+from graphonc.ingest.text import read_config_text
 from graphonc.radiomics.settings import RadiomicsSpec
 
 _STRICT = ConfigDict(extra="forbid")
@@ -166,8 +167,15 @@ class GMTSource(BaseModel):
     #: How to make a stable pathway id: "column2" (e.g. Reactome R-HSA-…), "name" (Hallmark),
     #: or "wikipathways" (the WPnnnn inside the name).
     id_from: Literal["column2", "name", "wikipathways"] = "name"
-    min_genes: int = 5
-    max_genes: int = 500
+    min_genes: int = Field(5, ge=0)
+    max_genes: int = Field(500, ge=0)
+
+    @model_validator(mode="after")
+    def _size_range(self) -> "GMTSource":
+        if self.min_genes > self.max_genes:
+            raise ValueError(f"min_genes ({self.min_genes}) is larger than max_genes ({self.max_genes}), "
+                             "which would drop every pathway")
+        return self
 
 
 class GenesSpec(BaseModel):
@@ -298,7 +306,10 @@ def load_config(path: str | Path) -> GraphConfig:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found. Fix: give the path of a YAML file such as configs/metabric.yaml.")
-    return parse_config(path.read_text(encoding="utf-8"), path.resolve())
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a config file. Fix: give the path of a YAML file such as "
+                          "configs/metabric.yaml.")
+    return parse_config(read_config_text(path), path.resolve())
 
 
 def parse_config(text: str, path: Path) -> GraphConfig:

@@ -6,6 +6,7 @@ about and says how to fix it; the CLI prints it as one line (no traceback unless
 from __future__ import annotations
 
 import difflib
+import errno
 from pathlib import Path
 from typing import Iterable
 
@@ -19,7 +20,11 @@ class ConfigError(GraphoncError):
 
 
 class InputError(GraphoncError):
-    """Bad input data: says where (file, line, column), what, and how to fix it."""
+    """Bad input data: says where (file, line, column), what, and how to fix it.
+
+    ``column`` is a column name (shown quoted) or, for errors inside a line such as a byte that
+    is not UTF-8, the 1-based position in the line (shown as a number).
+    """
 
     def __init__(
         self,
@@ -27,7 +32,7 @@ class InputError(GraphoncError):
         *,
         file: str | Path | None = None,
         line: int | None = None,
-        column: str | None = None,
+        column: str | int | None = None,
         hint: str | None = None,
     ) -> None:
         self.file = str(file) if file is not None else None
@@ -43,12 +48,40 @@ class InputError(GraphoncError):
             where.append(self.file)
         if self.line is not None:
             where.append(f"line {self.line}")
-        if self.column:
+        if self.column is not None and self.column != "":
             where.append(f"column {self.column!r}")
         text = (", ".join(where) + ": " if where else "") + self.message
         if self.hint:
             text += f" Fix: {self.hint}"
         return text
+
+
+class EnvironmentFailure(GraphoncError):
+    """The machine refused: disk full, permission denied, a folder where a file belongs, a server
+    that does not answer. Nothing was half-written (every stage writes to a temp sibling first)."""
+
+
+#: What to do about the operating-system errors users meet, by errno name.
+_OS_FIX = {
+    "ENOSPC": "free disk space, or write to another disk (--out); nothing was half-written.",
+    "EDQUOT": "free space within your disk quota, or write elsewhere (--out); nothing was half-written.",
+    "EFBIG": "the file system refuses a file this large; write to another disk (--out).",
+    "EACCES": "check the permissions of this path and its folder, or choose another --out.",
+    "EPERM": "check the permissions of this path and its folder, or choose another --out.",
+    "EROFS": "the disk is read-only; choose another --out.",
+    "ENOENT": "check the path.",
+    "EISDIR": "give a file, not a folder.",
+    "ENOTDIR": "a part of the path is a file, not a folder; check the path.",
+}
+
+
+def from_os_error(exc: OSError) -> EnvironmentFailure:
+    """One line for an OSError (errno name, message, the path), with what to do about it."""
+    name = errno.errorcode.get(exc.errno or 0, "")
+    where = f"{exc.filename}: " if exc.filename else ""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    fix = _OS_FIX.get(name, "check the path, the free space and the permissions.")
+    return EnvironmentFailure(f"{where}{what}" + (f" ({name})" if name else "") + f". Fix: {fix}")
 
 
 def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:

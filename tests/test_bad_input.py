@@ -7,7 +7,6 @@ one thing.
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,55 +18,14 @@ from graphonc.config import load_config
 from graphonc.errors import ConfigError, InputError
 from graphonc.graph.build import build_graph, build_run
 
+from cohort_files import N_PATIENTS, edit_line as _edit_line, file_lines as _lines, write_small_metabric
 from conftest import CONFIGS
-
-N_PATIENTS = 60
-
-
-def _lines(path: Path) -> tuple[list[str], str]:
-    raw = path.read_bytes().decode()
-    eol = "\r" if "\n" not in raw else "\n"
-    return raw.split(eol), eol
 
 
 @pytest.fixture()
 def small_study(tmp_path, data_dir) -> tuple[Path, Path]:
     """A 60-patient METABRIC study and a config pointing at it."""
-    src = data_dir / "metabric"
-    study = tmp_path / "study"
-    study.mkdir()
-    pat, eol = _lines(src / "data_clinical_patient.txt")
-    keep = pat[: 5 + N_PATIENTS]
-    (study / "data_clinical_patient.txt").write_bytes(eol.join(keep).encode())
-    ids = {ln.split("\t")[0] for ln in keep[5:]}
-    smp, eol_s = _lines(src / "data_clinical_sample.txt")
-    (study / "data_clinical_sample.txt").write_bytes(
-        eol_s.join(smp[:5] + [ln for ln in smp[5:] if ln.split("\t")[0] in ids]).encode())
-    maf, eol_m = _lines(src / "data_mutations_extended.txt")
-    header = maf[:2]
-    barcode = header[1].split("\t").index("Tumor_Sample_Barcode")
-    rows = [ln for ln in maf[2:] if ln and ln.split("\t")[barcode] in ids]
-    (study / "data_mutations_extended.txt").write_bytes(eol_m.join(header + rows).encode() + b"\n")
-    shutil.copy(src / "data_gene_panel.txt", study / "data_gene_panel.txt")
-    cfg = yaml.safe_load((CONFIGS / "metabric.yaml").read_text())
-    cfg["input"]["study_dir"] = str(study)
-    for key in ("gene_info", "intogen", "oncokb"):
-        cfg["genes"][key] = str((CONFIGS / cfg["genes"][key]).resolve())
-    for p in cfg["pathways"]:
-        p["path"] = str((CONFIGS / p["path"]).resolve())
-    cfg_path = tmp_path / "small.yaml"
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    return study, cfg_path
-
-
-def _edit_line(path: Path, lineno: int, column: str, value: str) -> None:
-    """Set ``column`` on 1-based file line ``lineno``, keeping the file's line endings."""
-    lines, eol = _lines(path)
-    header = next(ln for ln in lines if not ln.startswith("#")).split("\t")
-    cells = lines[lineno - 1].split("\t")
-    cells[header.index(column)] = value
-    lines[lineno - 1] = "\t".join(cells)
-    path.write_bytes(eol.join(lines).encode())
+    return write_small_metabric(data_dir, tmp_path, N_PATIENTS)
 
 
 def _run_cli(cfg_path: Path, out: Path):

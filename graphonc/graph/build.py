@@ -203,6 +203,9 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
                 raise InputError("the cohort has no patients.", file=raw.patients.path,
                                  hint="check the clinical file has rows below its header.")
         with st.stage("mutations"):
+            if raw.mutation_file is not None and raw.mutations.empty:  # legitimate, but worth a word
+                log.warning("%s has a header but 0 mutations: every sequenced patient counts as wild type.",
+                            raw.mutation_file)
             harmonised, unknown = symbols.harmonise_series(raw.mutations["gene"])
             all_mut = raw.mutations.assign(gene=harmonised)
             if unknown:

@@ -17,7 +17,7 @@ from graphonc.errors import ConfigError, InputError
 from graphonc.ingest.cohort import RawCohort
 from graphonc.ingest.tables import Table
 
-_PREFIX = re.compile(r"^\s*(\d+)\s*:")
+_PREFIX_REST = re.compile(r"^\s*(\d+)\s*:(.*)$", re.S)
 _TO_MONTHS = {"months": 1.0, "days": 12.0 / 365.25, "years": 12.0}
 RESERVED = {"id", "cohort", "label", "sequenced", "gene_panel", "n_mutations"}
 
@@ -25,41 +25,60 @@ RESERVED = {"id", "cohort", "label", "sequenced", "gene_panel", "n_mutations"}
 def parse_event(t: Table, column: str, spec: SurvivalSpec) -> pd.Series:
     """Event indicator (1.0 event, 0.0 censored, NaN missing) from a status column.
 
-    ``1:DECEASED`` style values use their numeric prefix; plain values are looked up in
-    ``spec.event_values`` / ``spec.censored_values`` (case-insensitive).
+    ``1:DECEASED`` style values use their numeric prefix, which must be 0 or 1; a text after
+    it that the config lists on the other side (``1:LIVING``) is refused. Plain values are
+    looked up in ``spec.event_values`` / ``spec.censored_values`` (case-insensitive). Anything
+    else is refused: ``2:MAYBE`` once counted as a death.
     """
     s = t.text(column)
-    prefix = s.str.extract(_PREFIX, expand=False)
+    parts = s.str.extract(_PREFIX_REST)
+    prefix, rest = parts[0], parts[1].str.strip().str.upper()
     ev = {v.upper() for v in spec.event_values}
     ce = {v.upper() for v in spec.censored_values}
     up = s.str.upper()
     out = pd.Series(np.nan, index=s.index)
     out[up.isin(ev)] = 1.0
     out[up.isin(ce)] = 0.0
-    has_prefix = prefix.notna()
-    out[has_prefix] = (prefix[has_prefix].astype(int) > 0).astype(float)
+    code = pd.to_numeric(prefix, errors="coerce")
+    code = code.where(code.isin([0, 1]))  # only 0 and 1 are statuses
+    contradicts = ((code == 1) & rest.isin(ce)) | ((code == 0) & rest.isin(ev))
+    code = code.where(~contradicts)
+    out[prefix.notna()] = code[prefix.notna()].astype(float)  # NaN for a refused prefix
     bad = s.notna() & out.isna()
     if bad.any():
         line = int(bad.idxmax())
         raise InputError(
-            f"survival status {s.loc[line]!r} is neither an event nor censored.", file=t.path, line=line,
-            column=column, hint=f"use '1:EVENT'/'0:CENSORED' or add the value to clinical.survival.event_values "
-                                f"or censored_values in the config (now {spec.event_values} / {spec.censored_values}).")
+            f"survival status {s.loc[line]!r} is neither an event nor censored "
+            f"(allowed: '1:…' or one of {spec.event_values} for an event, '0:…' or one of "
+            f"{spec.censored_values} for censored).", file=t.path, line=line, column=column,
+            hint="correct the value, or add it to clinical.survival.event_values or censored_values in the config.")
     return out
 
 
-def _time(t: Table, column: str) -> pd.Series:
+#: Longest survival time accepted, in months (100 years): a longer one is a unit or typing error
+#: (days given as months, 1e308), and survival models overflow on it.
+MAX_SURVIVAL_MONTHS = 1200.0
+
+
+def _time(t: Table, column: str, unit: str = "months") -> pd.Series:
     v = t.numeric(column)
     neg = v < 0
     if neg.any():
         line = int(neg.idxmax())
         raise InputError(f"survival time {v.loc[line]} is negative.", file=t.path, line=line, column=column,
                          hint="times count from diagnosis and cannot be negative.")
+    long = v * _TO_MONTHS[unit] > MAX_SURVIVAL_MONTHS
+    if long.any():
+        line = int(long.idxmax())
+        raise InputError(f"survival time {t.df[column].loc[line].strip()} {unit} is over 100 years "
+                         f"({MAX_SURVIVAL_MONTHS:g} months), longer than any follow-up.", file=t.path, line=line,
+                         column=column, hint="correct the value, or set clinical.survival.unit in the config if the "
+                                             f"times are not in {unit}.")
     return v
 
 
 def _endpoint(raw: RawCohort, spec: SurvivalSpec, name: str) -> pd.DataFrame:
-    time = raw.column(spec.time, _time, f"survival time ({name})") * _TO_MONTHS[spec.unit]
+    time = raw.column(spec.time, lambda t, c: _time(t, c, spec.unit), f"survival time ({name})") * _TO_MONTHS[spec.unit]
     event = raw.column(spec.event, lambda t, c: parse_event(t, c, spec), f"survival event ({name})")
     both = time.notna() & event.notna()
     return pd.DataFrame({f"{name}_months": time.where(both), f"{name}_event": event.where(both)})

@@ -19,24 +19,10 @@ from graphonc.config import CBioPortalInput
 from graphonc.errors import InputError
 from graphonc.ingest.cohort import RawCohort
 from graphonc.ingest.maf import read_maf, sequenced_samples
-from graphonc.ingest.tables import read_table, read_text_lines
+from graphonc.ingest.tables import check_ids, read_table, read_text_lines
 
 PATIENT_ID = "PATIENT_ID"
 SAMPLE_ID = "SAMPLE_ID"
-
-
-def _unique_ids(ids: pd.Series, file: Path, column: str) -> None:
-    dup = ids.duplicated()
-    if dup.any():
-        line = int(dup.idxmax())
-        raise InputError(f"id {ids.loc[line]!r} appears twice.", file=file, line=line, column=column,
-                         hint="each row of this file must have its own id.")
-
-
-def _empty_id(ids: pd.Series, file: Path, column: str) -> None:
-    if ids.isna().any():
-        raise InputError("empty id.", file=file, line=int(ids.isna().idxmax()), column=column,
-                         hint="fill in the id or delete the row.")
 
 
 def read_panel_file(path: Path) -> tuple[str, set[str]]:
@@ -106,8 +92,7 @@ def read_cbioportal(cfg: CBioPortalInput) -> RawCohort:
     patients = read_table(pfile, what="clinical patient file", required=[PATIENT_ID])
     files.append(pfile)
     pids = patients.text(PATIENT_ID)
-    _empty_id(pids, pfile, PATIENT_ID)
-    _unique_ids(pids, pfile, PATIENT_ID)
+    check_ids(pids, pfile, PATIENT_ID, "patient id")
     known = set(pids)
 
     sample_table, sample_patient = None, None
@@ -116,9 +101,9 @@ def read_cbioportal(cfg: CBioPortalInput) -> RawCohort:
         sample_table = read_table(sfile, what="clinical sample file", required=[SAMPLE_ID, PATIENT_ID])
         files.append(sfile)
         sids = sample_table.text(SAMPLE_ID)
-        _empty_id(sids, sfile, SAMPLE_ID)
-        _unique_ids(sids, sfile, SAMPLE_ID)
+        check_ids(sids, sfile, SAMPLE_ID, "sample id")
         sample_patient = sample_table.text(PATIENT_ID)
+        check_ids(sample_patient, sfile, PATIENT_ID, "patient id", unique=False)
         orphan = ~sample_patient.isin(known)
         if orphan.any():
             line = int(orphan.idxmax())

@@ -15,13 +15,17 @@ import pandas as pd
 from graphonc.ingest.tables import Table, read_table
 
 REQUIRED = ["Hugo_Symbol", "Tumor_Sample_Barcode", "Variant_Classification"]
-OPTIONAL = ["HGVSp_Short", "HGVSc", "Chromosome", "Start_Position", "Reference_Allele",
-            "Tumor_Seq_Allele2", "t_ref_count", "t_alt_count"]
+#: Columns that make a mutation's identity (gene, sample, protein change or its fallbacks): every
+#: row must reach those the header has; a row cut short before one would silently become another
+#: mutation. Rows may drop trailing fields after them (the read counts, when last, for example).
+IDENTITY = REQUIRED + ["HGVSp_Short", "HGVSc", "Chromosome", "Start_Position", "Reference_Allele",
+                       "Tumor_Seq_Allele2"]
+OPTIONAL = IDENTITY[len(REQUIRED):] + ["t_ref_count", "t_alt_count"]
 
 
 def sequenced_samples(path: Path) -> list[str] | None:
     """Sample ids of a ``#Sequenced_Samples:`` header line, or None when there is none."""
-    with open(path, encoding="utf-8", errors="replace", newline=None) as fh:
+    with open(path, encoding="utf-8-sig", newline=None) as fh:  # read_maf has checked it is UTF-8
         for line in fh:
             if not line.startswith("#"):
                 return None
@@ -59,7 +63,8 @@ def _vaf(t: Table) -> pd.Series:
 
 def read_maf(path: Path) -> pd.DataFrame:
     """Long mutation table from a MAF. ``patient_id`` is left empty (filled from sample ids)."""
-    t = read_table(path, what="MAF mutation file", usecols=REQUIRED + OPTIONAL, required=REQUIRED)
+    t = read_table(path, what="MAF mutation file", usecols=REQUIRED + OPTIONAL, required=REQUIRED,
+                   row_required=IDENTITY)
     out = pd.DataFrame({
         "patient_id": None,
         "sample_id": t.text("Tumor_Sample_Barcode"),

@@ -14,7 +14,7 @@ from graphonc.config import MutationTableColumns, TableInput
 from graphonc.errors import InputError
 from graphonc.ingest.cohort import MUTATION_COLUMNS, RawCohort
 from graphonc.ingest.mutation_table import read_mutation_table
-from graphonc.ingest.tables import read_table
+from graphonc.ingest.tables import check_ids, read_table
 
 
 def _panel_id(genes: frozenset[str]) -> str:
@@ -25,14 +25,7 @@ def read_plain_tables(cfg: TableInput, columns: MutationTableColumns) -> RawCoho
     pid_col = cfg.patient_id_column
     patients = read_table(cfg.clinical, what="clinical table", required=[pid_col])
     pids = patients.text(pid_col)
-    if pids.isna().any():
-        raise InputError("empty patient id.", file=cfg.clinical, line=int(pids.isna().idxmax()), column=pid_col,
-                         hint="fill in the id or delete the row.")
-    dup = pids.duplicated()
-    if dup.any():
-        line = int(dup.idxmax())
-        raise InputError(f"patient {pids.loc[line]!r} appears twice.", file=cfg.clinical, line=line,
-                         column=pid_col, hint="give one row per patient.")
+    check_ids(pids, cfg.clinical, pid_col, "patient id")
     files = [cfg.clinical]
     samples = pd.DataFrame({"sample_id": pids.to_numpy(), "patient_id": pids.to_numpy(), "panel": None})
     mutations = pd.DataFrame(columns=MUTATION_COLUMNS)

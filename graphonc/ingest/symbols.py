@@ -15,6 +15,8 @@ as unresolved; callers decide whether to keep or drop them.
 """
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,9 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
+from graphonc.errors import InputError
 from graphonc.ingest.tables import require_file
+from graphonc.ingest.text import check_utf8
 
 HUMAN_TAX_ID = "9606"
 
@@ -80,9 +84,24 @@ class SymbolMap:
 
 def load_gene_info(path: Path, aliases: Mapping[str, str] | None = None) -> SymbolMap:
     """Build a :class:`SymbolMap` from NCBI gene_info (plain or .gz)."""
-    require_file(path, "NCBI gene_info file")
+    what = "NCBI gene_info file"
+    require_file(path, what)
+    gz = path.suffix == ".gz"
+    if not gz:
+        check_utf8(path, what)
     cols = ["#tax_id", "GeneID", "Symbol", "Synonyms", "type_of_gene", "Symbol_from_nomenclature_authority"]
-    df = pd.read_csv(path, sep="\t", usecols=cols, dtype=str, keep_default_na=False)
+    try:
+        df = pd.read_csv(path, sep="\t", usecols=cols, dtype=str, keep_default_na=False, quoting=3,
+                         encoding="utf-8-sig")
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise InputError(f"the {what} is not a complete gzip file ({exc}).", file=path,
+                         hint="download Homo_sapiens.gene_info.gz again.") from None
+    except UnicodeDecodeError as exc:  # only inside a .gz: a plain file was checked above
+        raise InputError(f"the {what} holds a byte that is not UTF-8 ({exc.reason}).", file=path,
+                         hint="download Homo_sapiens.gene_info.gz again.") from None
+    except ValueError as exc:  # pandas' parser errors, and columns that are not there
+        raise InputError(f"not an {what}: {str(exc).splitlines()[0]}", file=path,
+                         hint=f"give NCBI's Homo_sapiens.gene_info(.gz), with columns {cols}.") from None
     df = df[df["#tax_id"] == HUMAN_TAX_ID]
     symbols: dict[str, str] = {}
     for sym in df["Symbol"]:

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from graphonc.errors import ConfigError
+from graphonc.ingest.text import read_config_text
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -186,8 +187,11 @@ def _format(path: Path, exc: ValidationError, prefix: str = "") -> str:
 def _read_yaml(path: Path, what: str) -> dict:
     if not path.exists():
         raise ConfigError(f"{path}: {what} not found. Fix: give the path of a YAML file such as configs/radiomics.yaml.")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a {what}. Fix: give the path of a YAML file such as "
+                          "configs/radiomics.yaml.")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_config_text(path))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

@@ -38,6 +38,7 @@ import math
 import os
 import threading
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ from typing import Callable, Generator, Iterable, Iterator, Mapping
 import numpy as np
 import pandas as pd
 from neo4j import Driver, GraphDatabase, Session
-from neo4j.exceptions import ClientError, DriverError, Neo4jError
+from neo4j.exceptions import AuthError, ClientError, DriverError, Neo4jError, ServiceUnavailable
 
 from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
@@ -96,11 +97,54 @@ class Neo4jSettings:
         return cls(uri=uri, user=env.get("NEO4J_USER", cls.user), password=found[0] if found else None,
                    database=env.get("NEO4J_DATABASE", cls.database))
 
+    @property
+    def shown_uri(self) -> str:
+        """The URI for messages: any ``user:password@`` in it removed."""
+        parts = urllib.parse.urlsplit(self.uri)
+        if parts.username is None and parts.password is None:
+            return self.uri
+        return urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+
     def driver(self) -> Driver:
+        """A driver whose server answered and accepted the credentials.
+
+        Raises:
+            GraphoncError: one line naming the URI (never the password) when the server is down,
+                the port is not Neo4j's Bolt port, the URI is malformed or the login is refused.
+        """
         if not self.password:
             raise GraphoncError("no Neo4j password: set NEO4J_PASSWORD (or GRAPHONC_NEO4J_PASSWORD_FILE), "
                                 "or start the bundled server with `graphonc neo4j start`.")
-        return GraphDatabase.driver(self.uri, auth=(self.user, self.password))
+        try:
+            driver = GraphDatabase.driver(self.uri, auth=(self.user, self.password))
+        except (ValueError, DriverError) as exc:  # an unknown scheme, a malformed address
+            raise GraphoncError(f"Neo4j URI {self.shown_uri!r} is not valid: {self._safe(exc)}. Fix: set NEO4J_URI "
+                                "to e.g. bolt://127.0.0.1:7687 (credentials in NEO4J_USER / NEO4J_PASSWORD).") from None
+        try:
+            driver.verify_connectivity()
+        except (DriverError, Neo4jError) as exc:
+            driver.close()
+            raise self.unreachable(exc) from None
+        return driver
+
+    def unreachable(self, exc: Exception) -> GraphoncError:
+        """The one-line error for a failed connection (``exc`` from the driver)."""
+        if isinstance(exc, AuthError):
+            return GraphoncError(f"Neo4j at {self.shown_uri} refused user {self.user!r}: wrong user or password. "
+                                 "Fix: set NEO4J_USER / NEO4J_PASSWORD (or GRAPHONC_NEO4J_PASSWORD_FILE) to the "
+                                 "server's credentials.")
+        if isinstance(exc, ServiceUnavailable):
+            return GraphoncError(f"cannot reach Neo4j at {self.shown_uri}: no Bolt server answers there "
+                                 "(down, or the wrong host/port). Fix: start it (`graphonc neo4j start`) or set "
+                                 "NEO4J_URI to its Bolt address (port 7687 by default, not the 7474 browser port).")
+        return GraphoncError(f"Neo4j at {self.shown_uri}: {type(exc).__name__}: {self._safe(exc)}. "
+                             "Fix: check NEO4J_URI, NEO4J_USER and the server's log.")
+
+    def _safe(self, exc: Exception) -> str:
+        """The first line of the driver's message, with the URI shown as :attr:`shown_uri` and no password."""
+        lines = str(exc).strip().splitlines()
+        text = (lines[0][:200] if lines else type(exc).__name__).replace(self.uri, self.shown_uri)
+        return text.replace(self.password, "***") if self.password else text
 
 
 def _label(label: str) -> str:
