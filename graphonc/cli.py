@@ -440,6 +440,8 @@ class ExportFormat(str, Enum):
     npy = "npy"
     projector = "projector"
     neo4j = "neo4j"
+    graphml = "graphml"
+    gexf = "gexf"
 
 
 class Projection(str, Enum):
@@ -454,7 +456,8 @@ def export_cmd(
     ctx: typer.Context,
     run: Path = typer.Option(..., "--run", "-r", help="A run folder with a trained model."),
     fmt: list[ExportFormat] = typer.Option(..., "--format", "-f", help="parquet | npy | projector (TensorBoard) | "
-                                           "neo4j (property + vector index + SIMILAR_TO); repeatable."),
+                                           "neo4j (property + vector index + SIMILAR_TO) | graphml | gexf (the "
+                                           "graph, for Cytoscape/Gephi); repeatable."),
     plot: Projection = typer.Option(Projection.none, "--plot", help="Also write a UMAP or t-SNE PNG coloured by "
                                     "diagnosis label (<run>/export/embeddings_<method>.png)."),
     k: int = typer.Option(10, "-k", help="neo4j: SIMILAR_TO neighbours per patient."),
@@ -462,12 +465,32 @@ def export_cmd(
                                    "(default graphonc-<hash of the patient ids>)."),
     index_name: str = typer.Option("patient_embedding", "--index-name", help="neo4j: vector index name."),
     property_name: str = typer.Option("embedding", "--property", help="neo4j: Patient property for the embedding."),
+    patients: list[str] = typer.Option([], "--patients", help="graphml/gexf: only these patients and what they "
+                                       "link to (repeatable)."),
+    neighbourhood: str = typer.Option(None, "--neighbourhood", help="graphml/gexf: only the nodes within --hops of "
+                                      "this node id (Label:id when ambiguous, e.g. Gene:PIK3CA)."),
+    hops: int = typer.Option(2, "--hops", min=0, help="graphml/gexf: neighbourhood radius."),
+    with_similar: bool = typer.Option(False, "--with-similar", help="graphml/gexf: add the model's SIMILAR_TO "
+                                      "edges (top -k neighbours, score and rank)."),
+    out: Path = typer.Option(None, "--out", "-o", help="graphml/gexf: file to write (default "
+                             "<run>/export/<format>/<selection>.<format>)."),
 ) -> None:
-    """Export patient embeddings (Parquet, NumPy, TensorBoard projector, Neo4j vector index) into <run>/export."""
+    """Export patient embeddings (Parquet, NumPy, TensorBoard projector, Neo4j vector index) or the graph
+    (GraphML, GEXF) into <run>/export."""
     from graphonc.export import export_embeddings, projection_plot
 
     settings = settings_of(ctx)
     for f in fmt:
+        if f in (ExportFormat.graphml, ExportFormat.gexf):
+            from graphonc.export_network import export_graph
+
+            g = export_graph(run, f.value, patients=patients, neighbourhood=neighbourhood, hops=hops,
+                             with_similar=with_similar, k=k, model_name=model_name, out=out,
+                             progress=settings.progress)
+            if not settings.quiet:
+                out_console.print(f"{f.value}: {g.nodes:,} nodes, {g.edges:,} edges ({g.selection}), "
+                                  f"{g.bytes / 1e6:.1f} MB", "→", str(g.path), highlight=False, markup=False)
+            continue
         res = export_embeddings(run, f.value, k=k, model_name=model_name, index_name=index_name,
                                 property_name=property_name)
         if not settings.quiet:
