@@ -108,11 +108,19 @@ def load_neo4j_cmd(
 
 @app.command("info")
 @handles_errors
-def info_cmd(ctx: typer.Context, run: Path = typer.Argument(..., help="A run folder.")) -> None:
+def info_cmd(
+    ctx: typer.Context,
+    run: Path = typer.Argument(None, help="A run folder (or --run)."),
+    run_opt: Path = typer.Option(None, "--run", "-r", help="A run folder."),
+    graph_stats: bool = typer.Option(False, "--graph-stats", help="Also show degrees, hub genes and pathways, "
+                                     "patient-gene components and isolated patients."),
+) -> None:
     """Show what a run folder holds: node and edge counts, pathway filtering, build details."""
     from graphonc.graph.run import GraphRun
 
-    r = GraphRun.open(run)
+    if (run is None) == (run_opt is None):
+        raise GraphoncError("give the run folder once: `graphonc info RUN` or `graphonc info --run RUN`.")
+    r = GraphRun.open(run or run_opt)
     m = r.manifest
     out_console.print(_counts_table(m))
     pw = Table(title="pathways (kept = touch at least one mutated gene)")
@@ -124,6 +132,18 @@ def info_cmd(ctx: typer.Context, run: Path = typer.Argument(..., help="A run fol
         out_console.print(pw)
     out_console.print(f"graphonc {m['graphonc_version']}, config {m.get('config_file')} "
                       f"(sha256 {m['config_hash'][:12]}), built {m['built_at']} in {m['build_seconds']:.1f} s")
+    if graph_stats:
+        from rich.text import Text
+
+        from graphonc.graph import stats
+
+        for title, header, rows in stats.summary_rows(stats.of_run(r)):
+            t = Table(title=title)
+            for h in header:
+                t.add_column(h, justify="right" if h in stats.NUMERIC_COLUMNS else "left")
+            for row in rows:  # Text: ids and names from the data are never read as rich markup
+                t.add_row(*(Text(c) for c in row))
+            out_console.print(t)
 
 
 @app.command("train")
