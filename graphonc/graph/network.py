@@ -367,7 +367,15 @@ def write(g: nx.MultiDiGraph, path, fmt: str) -> None:
     if fmt == "graphml":
         nx.write_graphml(g, path, infer_numeric_types=True)
     elif fmt == "gexf":
-        nx.write_gexf(g, path)
+        # GEXF edge ids come from the data's "id" (else a counter): use the edge keys, as GraphML does,
+        # so the mapping's edge values point at the right edge in both formats
+        for *_, k, d in g.edges(keys=True, data=True):
+            d["id"] = k
+        try:
+            nx.write_gexf(g, path)
+        finally:
+            for *_, d in g.edges(data=True):
+                d.pop("id", None)
     else:
         raise GraphoncError(f"unknown graph format {fmt!r}; expected one of {', '.join(WRITERS)}.")
 
@@ -415,7 +423,10 @@ def restore(g: nx.MultiDiGraph, mapping: dict) -> nx.MultiDiGraph:
         props = {nprops.get(k, k): vals.get(("node", n, k), v) for k, v in data.items()
                  if k not in ("node_type", "label")}
         out.add_node(ident[n], **props)
-    for u, v, k, data in g.edges(keys=True, data=True):
-        props = {eprops.get(a, a): vals.get(("edge", k, a), x) for a, x in data.items()}
+    # read_gexf returns a DiGraph when no two edges share their ends, with each edge's id in its data
+    edges = g.edges(keys=True, data=True) if g.is_multigraph() else ((u, v, None, d) for u, v, d in g.edges(data=True))
+    for u, v, k, data in edges:
+        k = data.get("id", k)
+        props = {eprops.get(a, a): vals.get(("edge", k, a), x) for a, x in data.items() if a != "id"}
         out.add_edge(ident[u], ident[v], **props)
     return out
