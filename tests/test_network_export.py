@@ -39,6 +39,7 @@ def _table_counts(run):
     return nodes, edges
 
 
+@pytest.mark.slow  # a 14k-node, 35k-edge file written and parsed: 4-10 s each
 @pytest.mark.parametrize("fmt", ["graphml", "gexf"])
 def test_metabric_round_trips_with_the_tables_counts(metabric_run, tmp_path, fmt):
     res = export_graph(metabric_run.root, fmt, out=tmp_path / f"metabric.{fmt}")
@@ -84,7 +85,8 @@ def _undirected_typed(run) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-@pytest.mark.parametrize("centre, label, hops", [("MB-0002", S.PATIENT, 2), ("Gene:PIK3CA", S.GENE, 1),
+@pytest.mark.parametrize("centre, label, hops", [pytest.param("MB-0002", S.PATIENT, 2, marks=pytest.mark.slow),
+                                                 ("Gene:PIK3CA", S.GENE, 1),
                                                  ("MB-0005", S.PATIENT, 1)])
 def test_a_neighbourhood_holds_exactly_the_nodes_within_its_hops(metabric_run, tmp_path, centre, label, hops):
     und = _undirected_typed(metabric_run)
