@@ -111,11 +111,19 @@ def load_neo4j_cmd(
 
 @app.command("info")
 @handles_errors
-def info_cmd(ctx: typer.Context, run: Path = typer.Argument(..., help="A run folder.")) -> None:
+def info_cmd(
+    ctx: typer.Context,
+    run: Path = typer.Argument(None, help="A run folder (or --run)."),
+    run_opt: Path = typer.Option(None, "--run", "-r", help="A run folder."),
+    graph_stats: bool = typer.Option(False, "--graph-stats", help="Also show degrees, hub genes and pathways, "
+                                     "patient-gene components and isolated patients."),
+) -> None:
     """Show what a run folder holds: node and edge counts, pathway filtering, build details."""
     from graphonc.graph.run import GraphRun
 
-    r = GraphRun.open(run)
+    if (run is None) == (run_opt is None):
+        raise GraphoncError("give the run folder once: `graphonc info RUN` or `graphonc info --run RUN`.")
+    r = GraphRun.open(run or run_opt)
     m = r.manifest
     out_console.print(_counts_table(m))
     pw = Table(title="pathways (kept = touch at least one mutated gene)")
@@ -129,6 +137,16 @@ def info_cmd(ctx: typer.Context, run: Path = typer.Argument(..., help="A run fol
         out_console.print(_column_keys_table(m["column_keys"]))
     out_console.print(term(f"graphonc {m['graphonc_version']}, config {m.get('config_file')} "
                            f"(sha256 {m['config_hash'][:12]}), built {m['built_at']} in {m['build_seconds']:.1f} s"))
+    if graph_stats:
+        from graphonc.graph import stats
+
+        for title, header, rows in stats.summary_rows(stats.of_run(r)):
+            t = Table(title=title)
+            for h in header:
+                t.add_column(h, justify="right" if h in stats.NUMERIC_COLUMNS else "left")
+            for row in rows:  # ids and names from the data are shown literally, never as markup
+                t.add_row(*(term(c) for c in row))
+            out_console.print(t)
 
 
 def _column_keys_table(column_keys: dict) -> Table:
@@ -459,6 +477,8 @@ class ExportFormat(str, Enum):
     npy = "npy"
     projector = "projector"
     neo4j = "neo4j"
+    graphml = "graphml"
+    gexf = "gexf"
 
 
 class Projection(str, Enum):
@@ -473,7 +493,8 @@ def export_cmd(
     ctx: typer.Context,
     run: Path = typer.Option(..., "--run", "-r", help="A run folder with a trained model."),
     fmt: list[ExportFormat] = typer.Option(..., "--format", "-f", help="parquet | npy | projector (TensorBoard) | "
-                                           "neo4j (property + vector index + SIMILAR_TO); repeatable."),
+                                           "neo4j (property + vector index + SIMILAR_TO) | graphml | gexf (the "
+                                           "graph, for Cytoscape/Gephi); repeatable."),
     plot: Projection = typer.Option(Projection.none, "--plot", help="Also write a UMAP or t-SNE PNG coloured by "
                                     "diagnosis label (<run>/export/embeddings_<method>.png)."),
     k: int = typer.Option(10, "-k", help="neo4j: SIMILAR_TO neighbours per patient."),
@@ -481,12 +502,32 @@ def export_cmd(
                                    "(default graphonc-<hash of the patient ids>)."),
     index_name: str = typer.Option("patient_embedding", "--index-name", help="neo4j: vector index name."),
     property_name: str = typer.Option("embedding", "--property", help="neo4j: Patient property for the embedding."),
+    patients: list[str] = typer.Option([], "--patients", help="graphml/gexf: only these patients and what they "
+                                       "link to (repeatable)."),
+    neighbourhood: str = typer.Option(None, "--neighbourhood", help="graphml/gexf: only the nodes within --hops of "
+                                      "this node id (Label:id when ambiguous, e.g. Gene:PIK3CA)."),
+    hops: int = typer.Option(2, "--hops", min=0, help="graphml/gexf: neighbourhood radius."),
+    with_similar: bool = typer.Option(False, "--with-similar", help="graphml/gexf: add the model's SIMILAR_TO "
+                                      "edges (top -k neighbours, score and rank)."),
+    out: Path = typer.Option(None, "--out", "-o", help="graphml/gexf: file to write (default "
+                             "<run>/export/<format>/<selection>.<format>)."),
 ) -> None:
-    """Export patient embeddings (Parquet, NumPy, TensorBoard projector, Neo4j vector index) into <run>/export."""
+    """Export patient embeddings (Parquet, NumPy, TensorBoard projector, Neo4j vector index) or the graph
+    (GraphML, GEXF) into <run>/export."""
     from graphonc.export import export_embeddings, projection_plot
 
     settings = settings_of(ctx)
     for f in fmt:
+        if f in (ExportFormat.graphml, ExportFormat.gexf):
+            from graphonc.export_network import export_graph
+
+            g = export_graph(run, f.value, patients=patients, neighbourhood=neighbourhood, hops=hops,
+                             with_similar=with_similar, k=k, model_name=model_name, out=out,
+                             progress=settings.progress)
+            if not settings.quiet:
+                out_console.print(f"{f.value}: {g.nodes:,} nodes, {g.edges:,} edges ({g.selection}), "
+                                  f"{g.bytes / 1e6:.1f} MB", "→", str(g.path), highlight=False, markup=False)
+            continue
         res = export_embeddings(run, f.value, k=k, model_name=model_name, index_name=index_name,
                                 property_name=property_name)
         if not settings.quiet:

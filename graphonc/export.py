@@ -39,7 +39,9 @@ from graphonc.store.identifiers import assert_ident
 
 log = logging.getLogger("graphonc")
 
-FORMATS = ("parquet", "npy", "projector", "neo4j")
+FORMATS = ("parquet", "npy", "projector", "neo4j", "graphml", "gexf")
+#: the formats of :func:`export_embeddings`; graphml/gexf export the graph (graphonc.export_network)
+EMBEDDING_FORMATS = FORMATS[:4]
 PROJECTIONS = ("umap", "tsne", "none")
 MAX_VECTOR_DIM = 4096
 
@@ -86,8 +88,8 @@ def export_embeddings(run_dir: Path, fmt: str, *, model_dir: Path | None = None,
     ``neo4j``: :class:`Neo4jSettings` (default: from the environment); ``check_sample``: how
     many patients' ``queryNodes`` results are compared with FAISS after a Neo4j export.
     """
-    if fmt not in FORMATS:
-        raise GraphoncError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}.")
+    if fmt not in EMBEDDING_FORMATS:
+        raise GraphoncError(f"unknown export format {fmt!r}; expected one of {', '.join(EMBEDDING_FORMATS)}.")
     run = GraphRun.open(run_dir)
     mdir = Path(model_dir) if model_dir is not None else run.root / "model"
     emb = read_embeddings(run.root, mdir)  # refuses embeddings of another graph
@@ -216,6 +218,17 @@ def vector_query(driver, database: str, cohort: str, index_name: str, vector: np
     return [(r["id"], 2 * float(r["score"]) - 1) for r in res.records]
 
 
+def patient_index(run: GraphRun, emb: pd.DataFrame, device: str = "auto") -> PatientIndex:
+    """The run's saved index when it holds exactly ``emb``'s patients, else an exact one in memory."""
+    try:
+        index = load_index(run.root, device)
+        if list(index.ids) != emb[S.ID].tolist():
+            raise GraphoncError("stale index")
+    except GraphoncError:  # no (fresh) saved index: an exact one in memory, same neighbours
+        index = PatientIndex.build(embedding_matrix(emb), emb[S.ID], "flat", device=device)
+    return index
+
+
 def faiss_pairs(index: PatientIndex, k: int) -> pd.DataFrame:
     """Every indexed patient's top-k other patients: columns src, dst, score (cosine), rank (1..k)."""
     from graphonc.search.similar import neighbours_of_rows
@@ -237,12 +250,7 @@ def to_neo4j(run: GraphRun, emb: pd.DataFrame, settings, *, k: int, model_name: 
     assert_ident(property_name, "embedding property")
     settings = settings or Neo4jSettings.from_env()
     x = embedding_matrix(emb)
-    try:
-        index = load_index(run.root, device)
-        if list(index.ids) != emb[S.ID].tolist():
-            raise GraphoncError("stale index")
-    except GraphoncError:  # no (fresh) saved index: an exact one in memory, same neighbours
-        index = PatientIndex.build(x, emb[S.ID], "flat", device=device)
+    index = patient_index(run, emb, device)
     t0 = time.perf_counter()
     with settings.driver() as driver:
         n_nodes = driver.execute_query("MATCH (p:Patient {cohort: $cohort}) RETURN count(p) AS n",

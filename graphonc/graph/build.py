@@ -19,6 +19,7 @@ from graphonc.graph import schema as S
 from graphonc.graph.clinical import patient_table
 from graphonc.graph.outputs import claim_dir
 from graphonc.graph.run import write_graph_run
+from graphonc.graph.stats import graph_stats
 from graphonc.ingest.cbioportal import read_cbioportal
 from graphonc.ingest.cohort import RawCohort
 from graphonc.ingest.gene_roles import gene_roles, read_intogen, read_oncokb
@@ -49,6 +50,8 @@ class GraphTables:
     #: per node label / edge table stem, the columns renamed to safe keys: {original: key} (see
     #: :func:`key_columns`); tables whose columns all were valid keys are absent
     column_keys: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: :func:`graphonc.graph.stats.graph_stats` of the tables (manifest ``graph_stats``)
+    graph_stats: dict = field(default_factory=dict)
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {"nodes": {k: int(len(v)) for k, v in self.nodes.items()},
@@ -255,6 +258,9 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
         tables.files += rad.files
         tables.patient_features["radiomics"] = rad.feature_columns
         tables.artifacts["radiomics/phenotype_model.json"] = rad.model.dumps()
+    t0 = time.perf_counter()
+    tables.graph_stats = graph_stats(nodes, edges)
+    stats["timings_s"]["graph stats"] = round(time.perf_counter() - t0, 3)
     key_columns(tables)
     return tables
 

@@ -113,6 +113,7 @@ def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: fl
             "stats": tables.stats,
             "artifacts": sorted(getattr(tables, "artifacts", {})),
             "permissions": modes.to_json(),
+            "graph_stats": getattr(tables, "graph_stats", {}),
             "build_seconds": round(seconds, 3),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }

@@ -234,6 +234,19 @@ def _explanation_section(run: GraphRun, patient_id: str, workdir: Path, top: int
     return "".join(parts)
 
 
+def _graph_section(run: GraphRun) -> str:
+    """The cohort graph's statistics (:mod:`graphonc.graph.stats`): structure, degrees, hubs."""
+    from graphonc.graph import stats
+
+    parts = ["<h2>The cohort graph</h2><p class='sub'>What the GNN learns from: the patient graph's size, how "
+             "connected it is, and the genes and pathways that reach the most patients.</p><div class='grid'>"]
+    for title, header, rows in stats.summary_rows(stats.of_run(run), hubs=5):
+        numeric = [i for i, h in enumerate(header) if h in stats.NUMERIC_COLUMNS]
+        parts.append(f"<div><h3>{esc(title)}</h3>{_table(header, ([esc(c) for c in r] for r in rows), numeric)}</div>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
 # ---------------------------------------------------------------------------------- the page
 
 
@@ -251,7 +264,7 @@ def render_report(run_dir: Path, patient_id: str, k: int = 10, filters: Filters 
     with tempfile.TemporaryDirectory(prefix="graphonc-report-") as tmp:
         work = Path(tmp)
         body = [_profile_section(res, facts, risk_pct), _neighbour_section(res), _km_section(res, facts, work),
-                _treatment_section(res, facts)]
+                _treatment_section(res, facts), _graph_section(run)]
         if explain and (run.root / "model" / "weights.pt").exists():  # a features-only index has no model
             body.append(_explanation_section(run, patient_id, work))
     title = f"Similar patients: {patient_id} ({run.cohort})"
