@@ -27,6 +27,18 @@ NON_PROTEIN_ALTERING = [
 ]
 
 
+#: Data types a patient can be required to have been profiled for (``input.require``).
+Assay = Literal["mutations", "cna", "sv"]
+
+
+class SampleFilter(BaseModel):
+    """Keep only the samples whose sample-file ``column`` is one of ``values`` (e.g. primary tumours)."""
+
+    model_config = _STRICT
+    column: str
+    values: list[str]
+
+
 class CBioPortalInput(BaseModel):
     """A cBioPortal study folder; file names default to the datahub conventions."""
 
@@ -40,6 +52,20 @@ class CBioPortalInput(BaseModel):
     #: ``data_gene_panel*.txt`` files that define panels (gene lists); None = all found.
     gene_panels: list[str] | None = None
     gene_panel_matrix: str | None = "data_gene_panel_matrix.txt"
+    #: Discrete copy-number file (genes x samples: -2 deep deletion … 2 amplification, NA not
+    #: profiled), e.g. ``data_CNA.txt``; None = no copy-number modality.
+    cna: str | None = None
+    #: Structural-variant file (cBioPortal SV format), e.g. ``data_sv.txt``; None = no fusions.
+    sv: str | None = None
+    #: Case lists naming the samples profiled for copy number / structural variants. The
+    #: defaults are used when the file exists; a name set explicitly must exist; null = none.
+    cna_case_list: str | None = "case_lists/cases_cna.txt"
+    sv_case_list: str | None = "case_lists/cases_sv.txt"
+    #: Keep only some samples (e.g. ``{column: SAMPLE_TYPE, values: [Primary]}``): their
+    #: mutations, copy number, fusions and sample-level clinical columns.
+    sample_filter: SampleFilter | None = None
+    #: Patients must have been profiled for these data types; the others leave the cohort.
+    require: list[Assay] = []
 
 
 class TableInput(BaseModel):
@@ -52,6 +78,8 @@ class TableInput(BaseModel):
     #: Optional long table patient_id, gene listing the genes each patient was assayed for.
     assayed_genes: Path | None = None
     patient_id_column: str = "patient_id"
+    #: ``[mutations]``: only patients with a mutation row (or an assayed-genes row) stay in the cohort.
+    require: list[Literal["mutations"]] = []
 
 
 class MutationTableColumns(BaseModel):
