@@ -163,7 +163,8 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
         edges.update(p.edges)
         stats.update(p.stats)
         tables.files += p.files
-        tables.patient_features.update(p.patient_features)
+        for key, cols in p.patient_features.items():
+            tables.patient_features.setdefault(key, []).extend(cols)
         tables.artifacts.update(p.artifacts)
         if p.patient_columns is not None:
             patients = patients.merge(p.patient_columns, on=S.ID, how="left", validate="one_to_one")

@@ -29,7 +29,7 @@ def panel_columns(ids: pd.Series, panel: pd.Series, samples: pd.DataFrame, prefi
     names = prof.dropna(subset=["panel"]).groupby("patient_id")["panel"].agg(lambda s: ";".join(sorted(set(s))))
     return pd.DataFrame({S.ID: ids.to_numpy(),
                          f"{prefix}_profiled": ids.isin(set(prof["patient_id"])).to_numpy(),
-                         f"{prefix}_panel": ids.map(names).astype("string").to_numpy()})
+                         f"{prefix}_panel": pd.array(ids.map(names), dtype="string")})
 
 
 def on_panel(df: pd.DataFrame, panel: pd.Series, inputs: BuildInputs, gene_cols: list[str]) -> np.ndarray:
@@ -79,5 +79,6 @@ def cna_tables(inputs: BuildInputs) -> ModalityTables:
         "amplifications": int((edges["call"] == AMP).sum()), "deep_deletions": int((edges["call"] == HOMDEL).sum()),
         "unknown_symbols": unknown}}
     altered = set(edges[S.DST])
-    return ModalityTables(edges={S.HAS_CNA: edges}, stats=stats, patient_columns=cols, genes=altered,
-                          altered_genes=altered, gene_columns=genes)
+    return ModalityTables(edges={S.HAS_CNA: edges}, stats=stats, patient_columns=cols,
+                          patient_features={"assays": ["cna_profiled"]}, genes=altered, altered_genes=altered,
+                          gene_columns=genes)

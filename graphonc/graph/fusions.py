@@ -8,7 +8,8 @@
 A fusion's id is its two partner genes, ``GENE1::GENE2``, in the order the cohort reports
 most often (Site1::Site2; ties alphabetical): TMPRSS2-ERG is reported as TMPRSS2::ERG 279
 times and ERG::TMPRSS2 106 times in MSK prostate, and both become ``TMPRSS2::ERG``. An
-intragenic rearrangement is ``GENE::GENE``; a partner without a gene symbol is ``?``.
+intragenic rearrangement is ``GENE::GENE``; a partner without a gene symbol (empty, or free
+text such as "TMPRSS2 exon 1 to ETV5 exon 6") is ``?``.
 ``sv_class`` is the most frequent ``Class`` (DELETION, INVERSION, TRANSLOCATION, …).
 
 Same rule as copy number: variants of samples not profiled for structural variants are
@@ -40,8 +41,10 @@ def fusion_tables(inputs: BuildInputs) -> ModalityTables:
     sv = raw.sv if raw.sv is not None else pd.DataFrame(
         columns=["sample_id", "patient_id", "gene1", "gene2", "sv_class", "event_info"])
     panel = raw.profiled.get("sv", pd.Series(dtype=object))
-    g1, unknown1 = harmonise(inputs.symbols, sv["gene1"], "structural variants")
-    g2, unknown2 = harmonise(inputs.symbols, sv["gene2"], "structural variants")
+    # free text in a symbol column ("TMPRSS2 exon 1 to ETV5 exon 6") names no gene: an unknown partner
+    text = {c: sv[c].str.contains(r"\s", na=False) for c in ("gene1", "gene2")}
+    g1, unknown1 = harmonise(inputs.symbols, sv["gene1"].where(~text["gene1"]), "structural variants")
+    g2, unknown2 = harmonise(inputs.symbols, sv["gene2"].where(~text["gene2"]), "structural variants")
     sv = sv.assign(gene1=g1, gene2=g2)
     profiled = sv["sample_id"].isin(set(panel.index)).to_numpy()
     on = on_panel(sv, panel, inputs, ["gene1", "gene2"])
@@ -79,9 +82,10 @@ def fusion_tables(inputs: BuildInputs) -> ModalityTables:
         "rows_read": int(len(sv)), "samples_profiled": int(len(panel)),
         "patients_profiled": int(cols["sv_profiled"].sum()),
         "rows_of_unprofiled_samples": int((~profiled).sum()), "rows_off_panel": int((profiled & ~on).sum()),
-        "rows_without_gene": int((profiled & on & ~named).sum()), "fusions": int(len(nodes)),
+        "rows_without_gene": int((profiled & on & ~named).sum()),
+        "partners_not_a_symbol": int(text["gene1"].sum() + text["gene2"].sum()), "fusions": int(len(nodes)),
         "patient_fusion_edges": int(len(has)), "unknown_symbols": sorted(set(unknown1) | set(unknown2))}}
     partner_genes = set(partner_edges[S.DST])
     return ModalityTables(nodes={S.FUSION: nodes}, edges={S.HAS_FUSION: has, S.FUSION_PARTNER: partner_edges},
-                          stats=stats, patient_columns=cols, genes=partner_genes, altered_genes=partner_genes,
-                          gene_columns=genes)
+                          stats=stats, patient_columns=cols, patient_features={"assays": ["sv_profiled"]},
+                          genes=partner_genes, altered_genes=partner_genes, gene_columns=genes)
