@@ -23,6 +23,8 @@ from graphonc.ingest.gene_roles import ROLES
 VARIANT_CLASSES = ("Missense_Mutation", "Nonsense_Mutation", "Frame_Shift_Del", "Frame_Shift_Ins", "Splice_Site",
                    "In_Frame_Del", "In_Frame_Ins", "Nonstop_Mutation", "Translation_Start_Site", "Silent",
                    "Splice_Region", "Intron", "3'UTR", "5'UTR", "3'Flank", "5'Flank")
+#: The pooled category of rare (or unseen) values of a categorical feature.
+OTHER = "__other__"
 #: cBioPortal structural-variant classes (anything else → "other").
 SV_CLASSES = ("DELETION", "DUPLICATION", "INSERTION", "INVERSION", "TRANSLOCATION")
 
@@ -40,12 +42,15 @@ class PatientFeatureEncoder:
     mean) in each and ``radiomics_available = 0``, so the imaging modality can be missing.
     ``assays`` are boolean Patient columns saying a modality was profiled (``cna_profiled``,
     ``sv_profiled``), given as 0/1 so "no edge" reads differently when nothing was measured.
+    With ``pool_rare = n``, categories seen in fewer than n training patients share one
+    ``<column>=__other__`` column (as do categories first seen after fitting).
     """
 
     numeric: list[str]
     categorical: list[str]
     radiomics: list[str] = field(default_factory=list)
     assays: list[str] = field(default_factory=list)
+    pool_rare: int = 0
     median_: dict[str, float] = field(default_factory=dict)
     mean_: dict[str, float] = field(default_factory=dict)
     scale_: dict[str, float] = field(default_factory=dict)
@@ -66,7 +71,9 @@ class PatientFeatureEncoder:
             self.median_[c], self.mean_[c] = med, float(v.mean()) if v.notna().any() else 0.0
             self.scale_[c] = sd if sd > 0 else 1.0
         for c in self.categorical:
-            self.categories_[c] = sorted(df[c].dropna().astype(str).unique().tolist())
+            counts = df[c].dropna().astype(str).value_counts()
+            kept = sorted(counts[counts >= self.pool_rare].index.tolist())
+            self.categories_[c] = kept + ([OTHER] if len(kept) < len(counts) else [])
         for c in self.radiomics:
             v = pd.to_numeric(df[c], errors="coerce").astype("float64")
             sd = float(v.std(ddof=0)) if v.notna().sum() > 1 else 0.0
@@ -98,8 +105,10 @@ class PatientFeatureEncoder:
             cols += [(v - self.mean_[c]) / self.scale_[c], miss.astype(np.float64)]
         for c in self.categorical:
             s = df[c].astype("string")
+            known = [v for v in self.categories_[c] if v != OTHER]
             for val in self.categories_[c]:
-                cols.append((s == val).fillna(False).to_numpy(dtype=np.float64))
+                hit = (s.notna() & ~s.isin(known)) if val == OTHER else (s == val)
+                cols.append(hit.fillna(False).to_numpy(dtype=np.float64))
             cols.append(s.isna().to_numpy(dtype=np.float64))
         if self.radiomics:
             rad = np.column_stack([pd.to_numeric(df[c], errors="coerce").astype("float64").to_numpy()
@@ -120,7 +129,7 @@ class PatientFeatureEncoder:
 
     def to_dict(self) -> dict:
         return {"numeric": self.numeric, "categorical": self.categorical, "radiomics": self.radiomics,
-                "assays": self.assays,
+                "assays": self.assays, "pool_rare": self.pool_rare,
                 "median_": self.median_,
                 "mean_": self.mean_, "scale_": self.scale_, "categories_": self.categories_}
 
@@ -200,7 +209,7 @@ def to_hetero(run: GraphRun, encoder: PatientFeatureEncoder | None = None,
     patients = run.nodes(S.PATIENT)
     if encoder is None:
         encoder = PatientFeatureEncoder(cols["numeric"], cols["categorical"], cols.get("radiomics", []),
-                                        cols.get("assays", []))
+                                        cols.get("assays", []), cols.get("pool_rare", 0))
         fit_df = patients if fit_patients is None else patients[patients[S.ID].isin(set(fit_patients))]
         encoder.fit(fit_df)
     data[S.PATIENT].x = torch.from_numpy(encoder.transform(patients))

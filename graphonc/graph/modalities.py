@@ -78,7 +78,7 @@ class Modality(Protocol):
 
 def harmonise(symbols: SymbolMap, genes: pd.Series, what: str) -> tuple[pd.Series, list[str]]:
     """Gene symbols mapped to current NCBI symbols, and the unknown ones (kept as given, and logged)."""
-    harmonised, unknown = symbols.harmonise_series(genes)
+    harmonised, unknown = symbols.harmonise_series(genes, fold_case=True)
     if unknown:
         log.warning("%s: %d gene symbol(s) not in gene_info, kept as given: %s", what, len(unknown),
                     ", ".join(unknown[:10]))

@@ -143,7 +143,7 @@ def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: fl
             "counts": tables.counts(),
             "table_sha256": hashes,
             "patient_columns": {
-                "numeric": list(cfg.clinical.numeric),
+                "numeric": cfg.clinical.numeric_features(),
                 "categorical": list(cfg.clinical.categorical),
                 "display": list(cfg.clinical.display),
                 "leakage_excluded": list(cfg.clinical.leakage),
@@ -152,6 +152,7 @@ def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: fl
                 "label": "label" if cfg.clinical.label else None,
                 "survival": ["os_months", "os_event"] if cfg.clinical.survival else None,
                 "extra_survival": sorted(cfg.clinical.extra_survival),
+                **({"pool_rare": cfg.clinical.pool_rare} if cfg.clinical.pool_rare else {}),
                 **getattr(tables, "patient_features", {}),
             },
             "stats": tables.stats,
