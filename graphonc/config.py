@@ -29,6 +29,18 @@ NON_PROTEIN_ALTERING = [
 ]
 
 
+#: Data types a patient can be required to have been profiled for (``input.require``).
+Assay = Literal["mutations", "cna", "sv"]
+
+
+class SampleFilter(BaseModel):
+    """Keep only the samples whose sample-file ``column`` is one of ``values`` (e.g. primary tumours)."""
+
+    model_config = _STRICT
+    column: str
+    values: list[str]
+
+
 class CBioPortalInput(BaseModel):
     """A cBioPortal study folder; file names default to the datahub conventions."""
 
@@ -42,6 +54,20 @@ class CBioPortalInput(BaseModel):
     #: ``data_gene_panel*.txt`` files that define panels (gene lists); None = all found.
     gene_panels: list[str] | None = None
     gene_panel_matrix: str | None = "data_gene_panel_matrix.txt"
+    #: Discrete copy-number file (genes x samples: -2 deep deletion … 2 amplification, NA not
+    #: profiled), e.g. ``data_CNA.txt``; None = no copy-number modality.
+    cna: str | None = None
+    #: Structural-variant file (cBioPortal SV format), e.g. ``data_sv.txt``; None = no fusions.
+    sv: str | None = None
+    #: Case lists naming the samples profiled for copy number / structural variants. The
+    #: defaults are used when the file exists; a name set explicitly must exist; null = none.
+    cna_case_list: str | None = "case_lists/cases_cna.txt"
+    sv_case_list: str | None = "case_lists/cases_sv.txt"
+    #: Keep only some samples (e.g. ``{column: SAMPLE_TYPE, values: [Primary]}``): their
+    #: mutations, copy number, fusions and sample-level clinical columns.
+    sample_filter: SampleFilter | None = None
+    #: Patients must have been profiled for these data types; the others leave the cohort.
+    require: list[Assay] = []
 
 
 class TableInput(BaseModel):
@@ -54,6 +80,8 @@ class TableInput(BaseModel):
     #: Optional long table patient_id, gene listing the genes each patient was assayed for.
     assayed_genes: Path | None = None
     patient_id_column: str = "patient_id"
+    #: ``[mutations]``: only patients with a mutation row (or an assayed-genes row) stay in the cohort.
+    require: list[Literal["mutations"]] = []
 
 
 class MutationTableColumns(BaseModel):
@@ -96,10 +124,33 @@ class TreatmentSpec(BaseModel):
     received_values: list[str] = ["YES", "Yes", "yes", "1", "TRUE", "True"]
 
 
+class OrdinalSpec(BaseModel):
+    """A text column read as an ordered number: through ``map`` (case-insensitive) or a parser.
+
+    ``parse: stage`` reads AJCC/FIGO-style stages: ``Stage IIIA`` → 3, ``IV`` → 4, ``Stage 2B`` → 2
+    (the sub-stage letter is dropped, ``0``/``Tis`` → 0).
+    """
+
+    model_config = _STRICT
+    map: dict[str, float] | None = None
+    parse: Literal["stage"] | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "OrdinalSpec":
+        if (self.map is None) == (self.parse is None):
+            raise ValueError("give exactly one of 'map' (text → number) or 'parse: stage'")
+        return self
+
+
 class ClinicalSpec(BaseModel):
     model_config = _STRICT
     numeric: list[str] = []
     categorical: list[str] = []
+    #: Text columns turned into ordered numeric model features (e.g. AJCC stage strings).
+    ordinal: dict[str, OrdinalSpec] = {}
+    #: Categories of a categorical feature seen in fewer than this many *training* patients are
+    #: pooled into one "other" category by the model's feature encoder (0 = no pooling).
+    pool_rare: int = Field(default=0, ge=0)
     #: Shown on Patient nodes and in reports, never given to a model.
     display: list[str] = []
     #: Columns that encode the label; refused as features.
@@ -116,14 +167,16 @@ class ClinicalSpec(BaseModel):
     survival: SurvivalSpec | None = None
     #: Extra endpoints keyed by name (e.g. rfs, dss), stored as <name>_time/<name>_event.
     extra_survival: dict[str, SurvivalSpec] = {}
-    missing_values: list[str] | None = None
+    #: Extra tokens that mean "no value" in the clinical files, added to the built-in ones
+    #: (``NA``, ``[Not Available]``, ``Unknown`` … see ingest/tables.py DEFAULT_MISSING).
+    missing_values: list[str] = []
 
     @model_validator(mode="after")
     def _no_leakage(self) -> "ClinicalSpec":
-        features = set(self.numeric) | set(self.categorical)
-        dup = set(self.numeric) & set(self.categorical)
+        features = set(self.numeric) | set(self.categorical) | set(self.ordinal)
+        dup = (set(self.numeric) & set(self.categorical)) | (set(self.ordinal) & (set(self.numeric) | set(self.categorical)))
         if dup:
-            raise ValueError(f"columns listed as both numeric and categorical: {sorted(dup)}")
+            raise ValueError(f"columns listed twice among numeric, categorical and ordinal: {sorted(dup)}")
         leaked = features & set(self.leakage)
         if self.label and self.label.column in features:
             leaked.add(self.label.column)
@@ -140,6 +193,10 @@ class ClinicalSpec(BaseModel):
                 raise ValueError(f"columns {sorted(clash)} are listed in clinical.{key} and as model features; "
                                  "a column is one or the other: remove it from clinical.numeric/categorical")
         return self
+
+    def numeric_features(self) -> list[str]:
+        """Numeric model features: the numeric columns, then the ordinal ones."""
+        return list(self.numeric) + [c for c in self.ordinal if c not in self.numeric]
 
     def stored_text_columns(self) -> list[str]:
         """Columns stored as text on Patient nodes: categorical features, then the display-only ones."""
@@ -263,11 +320,26 @@ class GraphConfig(BaseModel):
         return paths
 
 
+_VAR = re.compile(r"\$(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def expand_vars(text: str) -> str:
+    """``$VAR`` / ``${VAR}`` replaced from the environment; an unset one is a ConfigError naming it."""
+    def sub(m: re.Match) -> str:
+        name = m.group(1) if m.group(1) is not None else m.group(2)
+        if name not in os.environ:
+            raise ConfigError(f"path {text!r} uses ${{{name}}}, which is not set in the environment. "
+                              f"Fix: export {name}=... before running, or write the path out in the config.")
+        return os.environ[name]
+
+    return _VAR.sub(sub, text)
+
+
 def _resolve_paths(cfg: GraphConfig, base: Path) -> GraphConfig:
     def res(p: Path | None) -> Path | None:
         if p is None:
             return None
-        p = Path(os.path.expandvars(str(p))).expanduser()
+        p = Path(expand_vars(str(p))).expanduser()
         return p if p.is_absolute() else (base / p).resolve()
 
     inp = cfg.input
@@ -327,6 +399,9 @@ def parse_config(text: str, path: Path) -> GraphConfig:
         cfg = GraphConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(path, exc)) from None
-    cfg = _resolve_paths(cfg, path.parent)
+    try:
+        cfg = _resolve_paths(cfg, path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     cfg.source_path = path
     return cfg

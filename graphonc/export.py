@@ -2,7 +2,9 @@
 
 ``<run>/export/`` (each format in its own folder, written atomically)::
 
-    parquet/embeddings.parquet    id, split, label, embedding (float32 list of length D)
+    parquet/embeddings.parquet    id, split, label, embedding (float32 list of length D); with copy
+                                  number / structural variants in the run also cna_profiled,
+                                  copy_number (["AR:AMP", …]), sv_profiled, fusions (["TMPRSS2::ERG", …])
     npy/embeddings.npy            (n, D) float32;  npy/ids.txt  one id per line, row order
     projector/                    tensors.tsv (n rows × D), metadata.tsv (header + n rows: id, label,
                                   predicted_label, risk, os_months, os_event, survival_status),
@@ -64,6 +66,22 @@ def _metadata(run: GraphRun, emb: pd.DataFrame, model_dir: Path) -> pd.DataFrame
     return meta
 
 
+def _alteration_columns(run: GraphRun, ids: pd.Series) -> dict[str, list]:
+    """Per patient in ``ids``: the profiled flag and list of calls of each alteration modality in the run."""
+    p = run.nodes(S.PATIENT).set_index(S.ID).reindex(ids.to_numpy())
+    types = set(run.edge_types())
+    out: dict[str, list] = {}
+    for flag, edge, name in (("cna_profiled", S.HAS_CNA, "copy_number"), ("sv_profiled", S.HAS_FUSION, "fusions")):
+        if edge not in types:
+            continue
+        e = run.edges(edge)
+        text = e[S.DST] + ":" + e["call"] if "call" in e.columns else e[S.DST]
+        lists = pd.Series(text.to_numpy(), index=e[S.SRC].to_numpy()).groupby(level=0).agg(lambda v: sorted(v))
+        out[flag] = p[flag].fillna(False).astype(bool).tolist() if flag in p else [None] * len(ids)
+        out[name] = [lists.get(i, []) for i in ids]
+    return out
+
+
 def _tsv_cell(v) -> str:
     if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
         return ""
@@ -100,7 +118,7 @@ def export_embeddings(run_dir: Path, fmt: str, *, model_dir: Path | None = None,
     with atomic_dir(target) as tmp:
         if fmt == "parquet":
             out = pd.DataFrame({S.ID: emb[S.ID], "split": emb.get("split"), "label": meta["label"],
-                                "embedding": list(x)})
+                                "embedding": list(x), **_alteration_columns(run, emb[S.ID])})
             write_parquet(out, tmp / "embeddings.parquet")
         elif fmt == "npy":
             np.save(tmp / "embeddings.npy", x)

@@ -10,16 +10,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from graphonc.config import CBioPortalInput, GraphConfig, load_config
 from graphonc.errors import InputError
 from graphonc.graph import schema as S
 from graphonc.graph.clinical import patient_table
+from graphonc.graph.modalities import BuildInputs, ModalityTables, enabled_modalities
+from graphonc.graph.mutations import add_assay_columns, filter_mutations, mutation_tables, panel_tables  # noqa: F401
 from graphonc.graph.outputs import claim_dir
 from graphonc.graph.run import write_graph_run
 from graphonc.graph.stats import graph_stats
+from graphonc.graph.tables import edge_table
 from graphonc.ingest.cbioportal import read_cbioportal
 from graphonc.ingest.cohort import RawCohort
 from graphonc.ingest.gene_roles import gene_roles, read_intogen, read_oncokb
@@ -32,7 +34,8 @@ from graphonc.store.identifiers import safe_keys
 
 log = logging.getLogger("graphonc")
 
-BUILD_STAGES = ["genes", "cohort", "clinical", "mutations", "panels", "gene roles", "pathways", "treatments"]
+#: Build stages after the modalities' own (which are named after the modalities).
+AFTER_MODALITIES = ["gene roles", "pathways", "treatments"]
 
 
 @dataclass
@@ -58,29 +61,6 @@ class GraphTables:
                 "edges": {S.edge_name(k): int(len(v)) for k, v in self.edges.items()}}
 
 
-def _edges(src: pd.Series, dst: pd.Series, **props) -> pd.DataFrame:
-    """Edge table: first row of each (src, dst) pair, sorted by src then dst (NA last)."""
-    df = pd.DataFrame({S.SRC: np.asarray(src, dtype=object), S.DST: np.asarray(dst, dtype=object), **props})
-    key = np.zeros(len(df), dtype=np.int64)
-    for col in (S.SRC, S.DST):  # one integer key per pair, ordered like the pair (sorted codes)
-        codes, uniques = pd.factorize(df[col], sort=True)
-        key = key * (len(uniques) + 1) + np.where(codes < 0, len(uniques), codes)
-    _, first = np.unique(key, return_index=True)  # sorted keys, index of each one's first occurrence
-    return df.iloc[first].reset_index(drop=True)
-
-
-def add_assay_columns(patients: pd.DataFrame, seq: pd.DataFrame, has_mut: pd.DataFrame) -> None:
-    """Patient columns from the mutation modality: ``sequenced``, ``gene_panel``, ``n_mutations``."""
-    patients["sequenced"] = patients["id"].isin(set(seq[S.SRC]))
-    multi = seq[S.SRC].duplicated(keep=False).to_numpy()  # patients on several panels (rare)
-    panel_of = seq.loc[~multi].set_index(S.SRC)[S.DST]
-    if multi.any():
-        panel_of = pd.concat([panel_of, seq.loc[multi].groupby(S.SRC)[S.DST].agg(lambda s: ";".join(sorted(s)))])
-    patients["gene_panel"] = patients["id"].map(panel_of).astype("string")
-    patients["n_mutations"] = has_mut.groupby(S.SRC).size().reindex(patients["id"]).fillna(0) \
-        .astype("int64").to_numpy()
-
-
 def read_cohort(cfg: GraphConfig) -> RawCohort:
     if isinstance(cfg.input, CBioPortalInput):
         return read_cbioportal(cfg.input)
@@ -93,70 +73,16 @@ def symbol_map(cfg: GraphConfig) -> SymbolMap:
     return load_gene_info(cfg.genes.gene_info, cfg.genes.aliases)
 
 
-def filter_mutations(mut: pd.DataFrame, cfg: GraphConfig) -> pd.DataFrame:
-    spec = cfg.mutations
-    vc = mut["variant_class"].fillna("unknown")
-    keep = vc.isin(spec.include_variant_classes) if spec.include_variant_classes is not None \
-        else ~vc.isin(spec.exclude_variant_classes)
-    return mut.loc[keep & mut["gene"].notna()]
-
-
-def mutation_tables(mut: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Mutation nodes, Patient-HAS_MUTATION edges, Mutation-IN_GENE edges."""
-    change = mut["protein_change"].fillna("unknown")
-    mut = pd.DataFrame({  # only the columns used below (no copy of the whole mutation table)
-        "patient_id": mut["patient_id"].to_numpy(), "mutation_id": (mut["gene"] + ":" + change).to_numpy(),
-        "gene": mut["gene"].to_numpy(), "protein_change": change.to_numpy(),
-        "variant_class": mut["variant_class"].fillna("unknown").to_numpy(), "vaf": mut["vaf"].to_numpy(),
-    }, index=mut.index)
-    has = (mut.groupby(["patient_id", "mutation_id"], sort=True, observed=True)["vaf"].max().reset_index())
-    has = _edges(has["patient_id"], has["mutation_id"], vaf=has["vaf"].astype("float64"))
-    # one row per mutation; its class is the most frequent one (ties: alphabetical), without a Python loop
-    vc = (mut
-          .groupby(["mutation_id", "gene", "protein_change", "variant_class"], sort=True, observed=True)
-          .size().rename("n").reset_index()
-          .sort_values(["mutation_id", "n", "variant_class"], ascending=[True, False, True], kind="stable")
-          .drop_duplicates("mutation_id"))
-    nodes = pd.DataFrame({
-        S.ID: vc["mutation_id"].to_numpy(dtype=object),
-        "gene": vc["gene"].to_numpy(dtype=object),
-        "protein_change": vc["protein_change"].to_numpy(dtype=object),
-        "variant_class": vc["variant_class"].to_numpy(dtype=object),
-    })
-    counts = has.groupby(S.DST).size()
-    nodes["n_patients"] = counts.reindex(nodes[S.ID]).fillna(0).astype("int64").to_numpy()
-    in_gene = _edges(nodes[S.ID], nodes["gene"])
-    return nodes, has, in_gene
-
-
-def panel_tables(raw: RawCohort, all_genes: pd.DataFrame, symbols: SymbolMap, cfg: GraphConfig
-                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """GenePanel nodes, Patient-SEQUENCED_WITH edges, GenePanel-COVERS edges.
-
-    Panels without a gene list cover the genes seen (any variant class) in their samples,
-    a lower bound that keeps "not assayed" from being read as "wild type"; with
-    ``panel_inference: all_assayed`` they cover every gene seen in the cohort.
-    """
-    samples = raw.samples.dropna(subset=["panel"])
-    seen = all_genes[["sample_id", "gene"]].merge(raw.samples[["sample_id", "panel"]], on="sample_id") \
-        .dropna(subset=["panel"])
-    cohort_genes = set(all_genes["gene"].dropna())
-    rows, covers = [], []
-    for pid in sorted(set(samples["panel"]) | {p for p, g in raw.panel_genes.items() if g}):
-        given = raw.panel_genes.get(pid)
-        if given is not None:
-            genes = {symbols.resolve(g) or g for g in given}
-            inferred = False
-        elif cfg.mutations.panel_inference == "all_assayed":
-            genes, inferred = cohort_genes, True
-        else:
-            genes, inferred = set(seen.loc[seen["panel"] == pid, "gene"].dropna()), True
-        rows.append((pid, len(genes), inferred))
-        covers.extend((pid, g) for g in genes)
-    nodes = pd.DataFrame(rows, columns=[S.ID, "n_genes", "inferred"])
-    seq = _edges(samples["patient_id"], samples["panel"])
-    cov = pd.DataFrame(covers, columns=[S.SRC, S.DST])
-    return nodes, seq, _edges(cov[S.SRC], cov[S.DST])
+def apply_require(raw: RawCohort, cfg: GraphConfig) -> dict:
+    """Keep only the patients profiled for every data type in ``input.require``; the counts dropped."""
+    dropped = {}
+    for assay in cfg.input.require:
+        keep = raw.profiled_patients(assay)
+        before = len(raw.patient_ids)
+        raw.keep_patients(keep)
+        dropped[assay] = before - len(raw.patient_ids)
+        log.info("input.require %s: %d patient(s) not profiled left the cohort", assay, dropped[assay])
+    return dropped
 
 
 def _pathway_tables(cfg: GraphConfig, symbols: SymbolMap, graph_genes: set[str], mutated: set[str],
@@ -183,7 +109,22 @@ def _pathway_tables(cfg: GraphConfig, symbols: SymbolMap, graph_genes: set[str],
     mem = pd.concat(members, ignore_index=True)
     pw["n_cohort_genes"] = mem.groupby("id").size().reindex(pw[S.ID]).fillna(0).astype("int64").to_numpy()
     pw = pw.sort_values(S.ID, kind="stable").reset_index(drop=True)
-    return pw, _edges(mem["gene"], mem["id"])
+    return pw, edge_table(mem["gene"], mem["id"])
+
+
+def _gene_table(cfg: GraphConfig, symbols: SymbolMap, parts: list[ModalityTables]) -> pd.DataFrame:
+    """Gene nodes: every gene a modality links to, with roles and each modality's per-gene counts."""
+    graph_genes = set().union(*(p.genes for p in parts))
+    intogen = read_intogen(cfg.genes.intogen, symbols) if cfg.genes.intogen else None
+    oncokb = read_oncokb(cfg.genes.oncokb, symbols) if cfg.genes.oncokb else None
+    genes = gene_roles(pd.Series(sorted(graph_genes), dtype=object), intogen, oncokb).rename(columns={"gene": S.ID})
+    for p in parts:
+        if p.gene_columns is None:
+            continue
+        counts = p.gene_columns.set_index(S.ID)
+        for c in counts.columns:
+            genes[c] = counts[c].reindex(genes[S.ID]).fillna(0).astype("int64").to_numpy()
+    return genes
 
 
 def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
@@ -193,71 +134,50 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
         InputError: bad input data (file, line, column and a fix in the message).
     """
     stats: dict = {}
-    rad = None
-    stages = BUILD_STAGES + (["radiomics"] if cfg.radiomics is not None else [])
+    modalities = enabled_modalities(cfg)
+    stages = ["genes", "cohort", "clinical"] + [m.name for m in modalities] + AFTER_MODALITIES
     with Stages(stages, "build-graph", enabled=progress) as st:
         with st.stage("genes"):
             symbols = symbol_map(cfg)
         with st.stage("cohort"):
             raw = read_cohort(cfg)
+            if cfg.input.require:
+                stats["require_dropped"] = apply_require(raw, cfg)
         with st.stage("clinical"):
             patients = patient_table(raw, cfg.clinical, cfg.cohort)
             if patients.empty:
                 raise InputError("the cohort has no patients.", file=raw.patients.path,
-                                 hint="check the clinical file has rows below its header.")
-        with st.stage("mutations"):
-            if raw.mutation_file is not None and raw.mutations.empty:  # legitimate, but worth a word
-                log.warning("%s has a header but 0 mutations: every sequenced patient counts as wild type.",
-                            raw.mutation_file)
-            harmonised, unknown = symbols.harmonise_series(raw.mutations["gene"])
-            all_mut = raw.mutations.assign(gene=harmonised)
-            if unknown:
-                log.warning("%d gene symbol(s) not in gene_info, kept as given: %s", len(unknown),
-                            ", ".join(unknown[:10]))
-            kept = filter_mutations(all_mut, cfg)
-            stats["mutation_rows"] = {"read": int(len(raw.mutations)), "kept": int(len(kept)),
-                                      "unknown_symbols": unknown}
-            mut_nodes, has_mut, in_gene = mutation_tables(kept)
-        with st.stage("panels"):
-            panel_nodes, seq, covers = panel_tables(raw, all_mut, symbols, cfg)
+                                 hint="check the clinical file has rows below its header"
+                                      + (" and what input.require / input.sample_filter keep." if
+                                         cfg.input.require or getattr(cfg.input, "sample_filter", None) else "."))
+        parts: list[ModalityTables] = []
+        for m in modalities:
+            with st.stage(m.name):
+                parts.append(m.tables(BuildInputs(raw, cfg, symbols, patients)))
         with st.stage("gene roles"):
-            mutated = set(mut_nodes["gene"])
-            graph_genes = mutated | set(covers[S.DST])
-            intogen = read_intogen(cfg.genes.intogen, symbols) if cfg.genes.intogen else None
-            oncokb = read_oncokb(cfg.genes.oncokb, symbols) if cfg.genes.oncokb else None
-            genes = gene_roles(pd.Series(sorted(graph_genes), dtype=object), intogen, oncokb).rename(
-                columns={"gene": S.ID})
-            codes, mut_ids = pd.factorize(has_mut[S.DST])  # split each distinct mutation id once
-            gene_of = pd.Series(mut_ids, dtype=object).str.split(":", n=1).str[0].to_numpy(dtype=object)
-            n_pat = has_mut.assign(gene=gene_of[codes]).groupby("gene")[S.SRC].nunique()
-            genes["n_patients_mutated"] = n_pat.reindex(genes[S.ID]).fillna(0).astype("int64").to_numpy()
+            genes = _gene_table(cfg, symbols, parts)
         with st.stage("pathways"):
             stats["pathways"] = {}
-            pathways, in_pw = _pathway_tables(cfg, symbols, graph_genes, mutated, stats["pathways"])
+            altered = set().union(*(p.altered_genes for p in parts))
+            pathways, in_pw = _pathway_tables(cfg, symbols, set(genes[S.ID]), altered, stats["pathways"])
         with st.stage("treatments"):
             tr_nodes, received = treatment_tables(raw, cfg)
-        if cfg.radiomics is not None:
-            with st.stage("radiomics"):
-                from graphonc.radiomics.graph import radiomics_tables
 
-                rad = radiomics_tables(cfg.radiomics, patients["id"])
-
-    add_assay_columns(patients, seq, has_mut)
-    if rad is not None:
-        patients = patients.merge(rad.patient_columns, on="id", how="left", validate="one_to_one")
-    patients = patients.sort_values("id", kind="stable").reset_index(drop=True)
-    nodes = {S.PATIENT: patients, S.MUTATION: mut_nodes, S.GENE: genes, S.PATHWAY: pathways,
-             S.TREATMENT: tr_nodes, S.GENE_PANEL: panel_nodes}
-    edges = {S.HAS_MUTATION: has_mut, S.IN_GENE: in_gene, S.IN_PATHWAY: in_pw, S.RECEIVED: received,
-             S.SEQUENCED_WITH: seq, S.COVERS: covers}
-    stats["timings_s"] = st.timings
+    nodes = {S.PATIENT: patients, S.GENE: genes, S.PATHWAY: pathways, S.TREATMENT: tr_nodes}
+    edges = {S.IN_PATHWAY: in_pw, S.RECEIVED: received}
     tables = GraphTables(nodes=nodes, edges=edges, stats=stats, files=raw.files + list(cfg.input_paths().values()))
-    if rad is not None:
-        nodes[S.RADIOMIC_PHENOTYPE], edges[S.HAS_PHENOTYPE] = rad.nodes, rad.edges
-        stats["radiomics"] = rad.stats
-        tables.files += rad.files
-        tables.patient_features["radiomics"] = rad.feature_columns
-        tables.artifacts["radiomics/phenotype_model.json"] = rad.model.dumps()
+    for p in parts:
+        nodes.update(p.nodes)
+        edges.update(p.edges)
+        stats.update(p.stats)
+        tables.files += p.files
+        for key, cols in p.patient_features.items():
+            tables.patient_features.setdefault(key, []).extend(cols)
+        tables.artifacts.update(p.artifacts)
+        if p.patient_columns is not None:
+            patients = patients.merge(p.patient_columns, on=S.ID, how="left", validate="one_to_one")
+    nodes[S.PATIENT] = patients.sort_values(S.ID, kind="stable").reset_index(drop=True)
+    stats["timings_s"] = st.timings
     t0 = time.perf_counter()
     tables.graph_stats = graph_stats(nodes, edges)
     stats["timings_s"]["graph stats"] = round(time.perf_counter() - t0, 3)
@@ -298,7 +218,7 @@ def treatment_tables(raw: RawCohort, cfg: GraphConfig) -> tuple[pd.DataFrame, pd
         src.extend(got.index)
         dst.extend([t.name] * len(got))
     nodes = pd.DataFrame(rows, columns=[S.ID, "source_column", "n_patients"]).sort_values(S.ID).reset_index(drop=True)
-    return nodes, _edges(pd.Series(src, dtype=object), pd.Series(dst, dtype=object))
+    return nodes, edge_table(pd.Series(src, dtype=object), pd.Series(dst, dtype=object))
 
 
 def build_run(config_path, out, progress: bool = False, force: bool = False) -> dict:

@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from graphonc.config import ClinicalSpec, SurvivalSpec
+from graphonc.config import ClinicalSpec, OrdinalSpec, SurvivalSpec
 from graphonc.errors import ConfigError, InputError
 from graphonc.ingest.cohort import RawCohort
 from graphonc.ingest.tables import Table
@@ -55,6 +55,42 @@ def parse_event(t: Table, column: str, spec: SurvivalSpec) -> pd.Series:
     return out
 
 
+_ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}
+#: "Stage IIIA", "stage iv", "IIB", "Stage 2", "Stage 0", "Tis": the stage number, sub-stage dropped.
+_STAGE = re.compile(r"^\s*(?:stage\s*)?(?:(IV|V|I{1,3})|([0-5])|(TIS))(?:[A-C][0-9]?)?\s*$", re.IGNORECASE)
+
+
+def parse_stage(text: str) -> float | None:
+    """``Stage IIIA`` → 3.0, ``IV`` → 4.0, ``Stage 0`` / ``Tis`` → 0.0; None if not a stage."""
+    m = _STAGE.match(text)
+    if m is None:
+        return None
+    roman, digit, _tis = m.groups()
+    if roman:
+        return float(_ROMAN[roman.upper()])
+    return float(digit) if digit else 0.0
+
+
+def ordinal(t: Table, column: str, spec: OrdinalSpec) -> pd.Series:
+    """A text column as ordered numbers (see :class:`graphonc.config.OrdinalSpec`); missing → NaN."""
+    text = t.text(column)
+    distinct = pd.Series(text.dropna().unique(), dtype=object)
+    if spec.map is not None:
+        table = {k.strip().upper(): float(v) for k, v in spec.map.items()}
+        values = {v: table.get(v.upper()) for v in distinct}
+    else:
+        values = {v: parse_stage(v) for v in distinct}
+    bad = [v for v, n in values.items() if n is None]
+    if bad:
+        line = int(text[text.isin(bad)].index[0])
+        how = ("add it to clinical.ordinal." + column + ".map" if spec.map is not None
+               else "write stages like 'Stage IIIA' or 'IV', or use clinical.ordinal." + column + ".map")
+        raise InputError(f"{text.loc[line]!r} is not an ordinal value of this column ({len(bad)} distinct such "
+                         f"value(s): {sorted(bad)[:5]}).", file=t.path, line=line, column=column,
+                         hint=f"{how}, or list the value in clinical.missing_values.")
+    return text.map(values).astype("float64")
+
+
 #: Longest survival time accepted, in months (100 years): a longer one is a unit or typing error
 #: (days given as months, 1e308), and survival models overflow on it.
 MAX_SURVIVAL_MONTHS = 1200.0
@@ -86,18 +122,19 @@ def _endpoint(raw: RawCohort, spec: SurvivalSpec, name: str) -> pd.DataFrame:
 
 def patient_table(raw: RawCohort, spec: ClinicalSpec, cohort: str) -> pd.DataFrame:
     """One row per patient with typed clinical features, label and survival (see module doc)."""
-    clash = RESERVED & set(spec.numeric + spec.stored_text_columns())
+    clash = RESERVED & set(spec.numeric_features() + spec.stored_text_columns())
     if clash:
         raise ConfigError(f"clinical columns {sorted(clash)} clash with graphonc's own Patient properties; "
                           "rename them in the input file.")
-    if spec.missing_values is not None:
-        for t in (raw.patients, raw.sample_table):
-            if t is not None:
-                t.missing = frozenset(spec.missing_values)
+    for t in (raw.patients, raw.sample_table):  # the config's tokens extend the built-in ones
+        if t is not None and spec.missing_values:
+            t.missing = t.missing | frozenset(spec.missing_values)
     ids = raw.patient_ids.to_numpy()
     df = pd.DataFrame({"id": ids, "cohort": cohort}, index=ids)
     for col in spec.numeric:
         df[col] = raw.column(col, Table.numeric, "clinical.numeric")
+    for col, how in spec.ordinal.items():
+        df[col] = raw.column(col, lambda t, c, how=how: ordinal(t, c, how), "clinical.ordinal")
     for col in spec.stored_text_columns():
         df[col] = raw.column(col, Table.text, "clinical.categorical/display").astype("string")
     if spec.label is not None:

@@ -7,6 +7,7 @@ fold can fit it on its own patients and apply it unchanged to held-out or new pa
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +23,10 @@ from graphonc.ingest.gene_roles import ROLES
 VARIANT_CLASSES = ("Missense_Mutation", "Nonsense_Mutation", "Frame_Shift_Del", "Frame_Shift_Ins", "Splice_Site",
                    "In_Frame_Del", "In_Frame_Ins", "Nonstop_Mutation", "Translation_Start_Site", "Silent",
                    "Splice_Region", "Intron", "3'UTR", "5'UTR", "3'Flank", "5'Flank")
+#: The pooled category of rare (or unseen) values of a categorical feature.
+OTHER = "__other__"
+#: cBioPortal structural-variant classes (anything else → "other").
+SV_CLASSES = ("DELETION", "DUPLICATION", "INSERTION", "INVERSION", "TRANSLOCATION")
 
 
 @dataclass
@@ -35,11 +40,17 @@ class PatientFeatureEncoder:
     ``radiomics`` columns (``rad_*``, the harmonised radiomic feature vector) are standardised
     with the mean/sd of training patients *with imaging*; a patient without imaging gets 0 (the
     mean) in each and ``radiomics_available = 0``, so the imaging modality can be missing.
+    ``assays`` are boolean Patient columns saying a modality was profiled (``cna_profiled``,
+    ``sv_profiled``), given as 0/1 so "no edge" reads differently when nothing was measured.
+    With ``pool_rare = n``, categories seen in fewer than n training patients share one
+    ``<column>=__other__`` column (as do categories first seen after fitting).
     """
 
     numeric: list[str]
     categorical: list[str]
     radiomics: list[str] = field(default_factory=list)
+    assays: list[str] = field(default_factory=list)
+    pool_rare: int = 0
     median_: dict[str, float] = field(default_factory=dict)
     mean_: dict[str, float] = field(default_factory=dict)
     scale_: dict[str, float] = field(default_factory=dict)
@@ -60,7 +71,9 @@ class PatientFeatureEncoder:
             self.median_[c], self.mean_[c] = med, float(v.mean()) if v.notna().any() else 0.0
             self.scale_[c] = sd if sd > 0 else 1.0
         for c in self.categorical:
-            self.categories_[c] = sorted(df[c].dropna().astype(str).unique().tolist())
+            counts = df[c].dropna().astype(str).value_counts()
+            kept = sorted(counts[counts >= self.pool_rare].index.tolist())
+            self.categories_[c] = kept + ([OTHER] if len(kept) < len(counts) else [])
         for c in self.radiomics:
             v = pd.to_numeric(df[c], errors="coerce").astype("float64")
             sd = float(v.std(ddof=0)) if v.notna().sum() > 1 else 0.0
@@ -76,7 +89,7 @@ class PatientFeatureEncoder:
         for c in self.categorical:
             names += [f"{c}={v}" for v in self.categories_[c]] + [f"{c}__missing"]
         names += list(self.radiomics) + (["radiomics_available"] if self.radiomics else [])
-        return names + ["mutations_assayed"]
+        return names + ["mutations_assayed"] + list(self.assays)
 
     def transform(self, df: pd.DataFrame) -> np.ndarray:
         """Shape (n_patients, len(feature_names_)), float32."""
@@ -92,8 +105,10 @@ class PatientFeatureEncoder:
             cols += [(v - self.mean_[c]) / self.scale_[c], miss.astype(np.float64)]
         for c in self.categorical:
             s = df[c].astype("string")
+            known = [v for v in self.categories_[c] if v != OTHER]
             for val in self.categories_[c]:
-                cols.append((s == val).fillna(False).to_numpy(dtype=np.float64))
+                hit = (s.notna() & ~s.isin(known)) if val == OTHER else (s == val)
+                cols.append(hit.fillna(False).to_numpy(dtype=np.float64))
             cols.append(s.isna().to_numpy(dtype=np.float64))
         if self.radiomics:
             rad = np.column_stack([pd.to_numeric(df[c], errors="coerce").astype("float64").to_numpy()
@@ -104,6 +119,9 @@ class PatientFeatureEncoder:
             cols += list(np.nan_to_num(rad, nan=0.0).T) + [has.astype(np.float64)]
         assayed = df["sequenced"].to_numpy(dtype=np.float64) if "sequenced" in df.columns else np.ones(len(df))
         cols.append(assayed)
+        # an assay column absent (new patients read without that data type) = not profiled
+        cols += [df[c].fillna(False).to_numpy(dtype=np.float64) if c in df.columns else np.zeros(len(df))
+                 for c in self.assays]
         return np.column_stack(cols).astype(np.float32) if cols else np.zeros((len(df), 0), np.float32)
 
     def fit_transform(self, df: pd.DataFrame) -> np.ndarray:
@@ -111,6 +129,7 @@ class PatientFeatureEncoder:
 
     def to_dict(self) -> dict:
         return {"numeric": self.numeric, "categorical": self.categorical, "radiomics": self.radiomics,
+                "assays": self.assays, "pool_rare": self.pool_rare,
                 "median_": self.median_,
                 "mean_": self.mean_, "scale_": self.scale_, "categories_": self.categories_}
 
@@ -141,10 +160,22 @@ def node_features(label: str, df: pd.DataFrame) -> np.ndarray:
     if label == S.PATHWAY:  # source one-hot + log pathway size
         return np.hstack([_one_hot(df["source"], sorted(df["source"].unique()), other=False),
                           (np.log1p(df["n_genes"].to_numpy(np.float32)) / 10.0)[:, None]])
+    if label == S.FUSION:  # structural-variant class one-hot (+ other) + intragenic flag
+        return np.hstack([_one_hot(df["sv_class"], SV_CLASSES), df["intragenic"].to_numpy(np.float32)[:, None]])
     if label == S.GENE_PANEL:
         return np.column_stack([np.log1p(df["n_genes"].to_numpy(np.float32)) / 10.0,
                                 df["inferred"].to_numpy(np.float32)])
     return np.eye(len(df), dtype=np.float32)  # Treatment, RadiomicPhenotype (one per phenotype): identity
+
+
+def split_edges(edge: S.EdgeType, df: pd.DataFrame) -> list[tuple[S.EdgeType, pd.DataFrame]]:
+    """An edge table as model edge types: one per value of its ``S.EDGE_SUBTYPE`` column, if any
+    (``HAS_CNA`` → ``HAS_CNA_AMP`` and ``HAS_CNA_HOMDEL``), else itself."""
+    if S.EDGE_SUBTYPE not in df.columns:
+        return [(edge, df)]
+    sub = df[S.EDGE_SUBTYPE].astype(str)
+    return [((edge[0], f"{edge[1]}_{re.sub(r'[^A-Za-z0-9_]', '_', v)}", edge[2]), df[(sub == v).to_numpy()])
+            for v in sorted(sub.unique())]
 
 
 @dataclass
@@ -177,7 +208,8 @@ def to_hetero(run: GraphRun, encoder: PatientFeatureEncoder | None = None,
     names: dict[str, list[str]] = {}
     patients = run.nodes(S.PATIENT)
     if encoder is None:
-        encoder = PatientFeatureEncoder(cols["numeric"], cols["categorical"], cols.get("radiomics", []))
+        encoder = PatientFeatureEncoder(cols["numeric"], cols["categorical"], cols.get("radiomics", []),
+                                        cols.get("assays", []), cols.get("pool_rare", 0))
         fit_df = patients if fit_patients is None else patients[patients[S.ID].isin(set(fit_patients))]
         encoder.fit(fit_df)
     data[S.PATIENT].x = torch.from_numpy(encoder.transform(patients))
@@ -208,12 +240,12 @@ def to_hetero(run: GraphRun, encoder: PatientFeatureEncoder | None = None,
         src, _, dst = edge
         if src not in ids or dst not in ids:
             continue
-        df = run.edges(edge)
-        if df.empty:
-            continue
-        si = ids[src].get_indexer(df[S.SRC])
-        di = ids[dst].get_indexer(df[S.DST])
-        if (si < 0).any() or (di < 0).any():
-            raise ValueError(f"{S.edge_name(edge)}: edge endpoints missing from node tables (corrupt run?)")
-        data[edge].edge_index = torch.from_numpy(np.vstack([si, di]).astype(np.int64))
+        for model_edge, df in split_edges(edge, run.edges(edge)):
+            if df.empty:
+                continue
+            si = ids[src].get_indexer(df[S.SRC])
+            di = ids[dst].get_indexer(df[S.DST])
+            if (si < 0).any() or (di < 0).any():
+                raise ValueError(f"{S.edge_name(edge)}: edge endpoints missing from node tables (corrupt run?)")
+            data[model_edge].edge_index = torch.from_numpy(np.vstack([si, di]).astype(np.int64))
     return HeteroGraph(data, ids, encoder, classes, names)

@@ -7,6 +7,8 @@ Neo4j labels/relationship types, so a user meets one vocabulary everywhere.
     (:Patient)-[:RECEIVED]->(:Treatment)
     (:Patient)-[:SEQUENCED_WITH]->(:GenePanel)-[:COVERS]->(:Gene)
     (:Patient)-[:HAS_PHENOTYPE {p}]->(:RadiomicPhenotype)          (radiomics stage)
+    (:Patient)-[:HAS_CNA {value, call}]->(:Gene)                   (copy number: AMP / HOMDEL)
+    (:Patient)-[:HAS_FUSION {sv_class}]->(:Fusion)-[:FUSION_PARTNER]->(:Gene)   (structural variants)
 """
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ PATHWAY = "Pathway"
 TREATMENT = "Treatment"
 GENE_PANEL = "GenePanel"
 RADIOMIC_PHENOTYPE = "RadiomicPhenotype"
+FUSION = "Fusion"
 
-NODE_TYPES = (PATIENT, MUTATION, GENE, PATHWAY, TREATMENT, GENE_PANEL, RADIOMIC_PHENOTYPE)
+NODE_TYPES = (PATIENT, MUTATION, GENE, PATHWAY, TREATMENT, GENE_PANEL, RADIOMIC_PHENOTYPE, FUSION)
 
 EdgeType = tuple[str, str, str]
 HAS_MUTATION: EdgeType = (PATIENT, "HAS_MUTATION", MUTATION)
@@ -28,8 +31,17 @@ RECEIVED: EdgeType = (PATIENT, "RECEIVED", TREATMENT)
 SEQUENCED_WITH: EdgeType = (PATIENT, "SEQUENCED_WITH", GENE_PANEL)
 COVERS: EdgeType = (GENE_PANEL, "COVERS", GENE)
 HAS_PHENOTYPE: EdgeType = (PATIENT, "HAS_PHENOTYPE", RADIOMIC_PHENOTYPE)
+HAS_CNA: EdgeType = (PATIENT, "HAS_CNA", GENE)
+HAS_FUSION: EdgeType = (PATIENT, "HAS_FUSION", FUSION)
+FUSION_PARTNER: EdgeType = (FUSION, "FUSION_PARTNER", GENE)
 
-EDGE_TYPES = (HAS_MUTATION, IN_GENE, IN_PATHWAY, RECEIVED, SEQUENCED_WITH, COVERS, HAS_PHENOTYPE)
+EDGE_TYPES = (HAS_MUTATION, IN_GENE, IN_PATHWAY, RECEIVED, SEQUENCED_WITH, COVERS, HAS_PHENOTYPE, HAS_CNA, HAS_FUSION,
+              FUSION_PARTNER)
+
+#: An edge table with this column is split by its value into one model edge type per value
+#: (``HAS_CNA`` → ``HAS_CNA_AMP``, ``HAS_CNA_HOMDEL``): message-passing layers ignore edge
+#: properties, and an amplification must not read like a deletion.
+EDGE_SUBTYPE = "call"
 
 #: Every node table has this id column; every edge table has src/dst.
 ID, SRC, DST = "id", "src", "dst"

@@ -17,6 +17,7 @@ import pandas as pd
 
 from graphonc.config import CBioPortalInput
 from graphonc.errors import InputError
+from graphonc.ingest.alterations import profiled_samples, read_case_list, read_cna, read_sv
 from graphonc.ingest.cohort import RawCohort
 from graphonc.ingest.maf import read_maf, sequenced_samples
 from graphonc.ingest.tables import check_ids, read_table, read_text_lines
@@ -47,9 +48,72 @@ def _find_maf(study: Path, name: str | None) -> Path | None:
     return found[0] if found else None
 
 
+def _matrix_column(cfg: CBioPortalInput, study: Path, column: str) -> pd.Series | None:
+    """One column of the gene panel matrix (index sample id; None = not profiled), or None without one."""
+    matrix = study / cfg.gene_panel_matrix if cfg.gene_panel_matrix else None
+    if matrix is None or not matrix.exists():
+        return None
+    t = read_table(matrix, what="gene panel matrix", usecols=[SAMPLE_ID, column], required=[SAMPLE_ID])
+    if column not in t.df.columns:
+        return None
+    m = pd.Series(t.text(column).to_numpy(), index=t.text(SAMPLE_ID).to_numpy())
+    return m[~m.index.duplicated()]
+
+
+def _case_list(cfg: CBioPortalInput, study: Path, key: str, files: list[Path]) -> set[str] | None:
+    """Samples of the case list named by ``cfg.<key>`` (None = no case list)."""
+    name = getattr(cfg, key)
+    if name is None:
+        return None
+    path = study / name
+    if not path.exists() and key not in cfg.model_fields_set:  # the default name, absent: no case list
+        return None
+    files.append(path)
+    return read_case_list(path)
+
+
+def _alterations(cfg: CBioPortalInput, study: Path, samples: pd.DataFrame, files: list[Path]
+                 ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict[str, pd.Series]]:
+    """Copy-number calls, structural variants and the samples profiled for each (see ingest.alterations)."""
+    to_patient = dict(zip(samples["sample_id"], samples["patient_id"]))
+    cna = sv = None
+    profiled: dict[str, pd.Series] = {}
+    if cfg.cna is not None:
+        path = study / cfg.cna
+        cna, in_file = read_cna(path, to_patient)
+        files.append(path)
+        profiled["cna"] = profiled_samples(in_file, _case_list(cfg, study, "cna_case_list", files),
+                                           _matrix_column(cfg, study, "cna"))
+    if cfg.sv is not None:
+        path = study / cfg.sv
+        sv = read_sv(path, to_patient)
+        files.append(path)
+        profiled["sv"] = profiled_samples(list(samples["sample_id"]), _case_list(cfg, study, "sv_case_list", files),
+                                          _matrix_column(cfg, study, "structural_variants"))
+    return cna, sv, profiled
+
+
+def _sample_filter(cfg: CBioPortalInput, sample_table, sids: pd.Series) -> pd.Series | None:
+    """Which samples ``input.sample_filter`` keeps (index sample id), or None without a filter."""
+    f = cfg.sample_filter
+    if f is None:
+        return None
+    if sample_table is None:
+        raise InputError("input.sample_filter needs a clinical sample file.", file=cfg.study_dir,
+                         hint="set input.clinical_sample or remove input.sample_filter.")
+    values = sample_table.text(f.column)
+    keep = values.isin(f.values).to_numpy()
+    if not keep.any():
+        seen = sorted(values.dropna().unique().tolist())[:10]
+        raise InputError(f"no sample has {f.column} in {f.values} (values seen: {seen}).",
+                         file=sample_table.path, column=f.column, hint="correct input.sample_filter.values.")
+    return pd.Series(keep, index=sids.to_numpy())
+
+
 def _panels(cfg: CBioPortalInput, study: Path, samples: pd.DataFrame, maf: Path | None,
-            files: list[Path]) -> tuple[pd.Series, dict[str, set[str] | None]]:
-    """Panel of each sample (None = not sequenced) and the known gene lists."""
+            files: list[Path]) -> tuple[pd.Series, dict[str, set[str] | None], bool]:
+    """Panel of each sample (None = not sequenced), the known gene lists, and whether a list
+    (panel matrix, MAF ``#Sequenced_Samples:``) said which samples were sequenced."""
     panel_files = ([study / n for n in cfg.gene_panels] if cfg.gene_panels is not None
                    else sorted(p for p in study.glob("data_gene_panel*.txt") if "matrix" not in p.name))
     panel_genes: dict[str, set[str] | None] = {}
@@ -67,7 +131,7 @@ def _panels(cfg: CBioPortalInput, study: Path, samples: pd.DataFrame, maf: Path 
         panel = m.reindex(panel.index)
         for pid in set(panel.dropna()):
             panel_genes.setdefault(pid, None)
-        return panel, panel_genes
+        return panel, panel_genes, True
     listed = sequenced_samples(maf) if maf is not None else None
     seq = set(listed) if listed is not None else set(panel.index)
     if len(panel_genes) == 1:
@@ -76,9 +140,9 @@ def _panels(cfg: CBioPortalInput, study: Path, samples: pd.DataFrame, maf: Path 
         only = "sequenced"
         panel_genes[only] = None
     else:
-        return panel, panel_genes
+        return panel, panel_genes, listed is not None
     panel[panel.index.isin(list(seq))] = only
-    return panel, panel_genes
+    return panel, panel_genes, listed is not None
 
 
 def read_cbioportal(cfg: CBioPortalInput) -> RawCohort:
@@ -132,7 +196,13 @@ def read_cbioportal(cfg: CBioPortalInput) -> RawCohort:
         mutations = pd.DataFrame(columns=["patient_id", "sample_id", "gene", "protein_change", "variant_class",
                                           "vaf", "line"])
 
-    panel, panel_genes = _panels(cfg, study, samples, maf, files)
+    panel, panel_genes, listed = _panels(cfg, study, samples, maf, files)
     samples["panel"] = panel.reindex(samples["sample_id"].to_numpy()).to_numpy()
-    return RawCohort(patients=patients, patient_ids=pids, sample_table=sample_table, sample_patient=sample_patient,
-                     samples=samples, mutations=mutations, mutation_file=maf, panel_genes=panel_genes, files=files)
+    cna, sv, profiled = _alterations(cfg, study, samples, files)
+    raw = RawCohort(patients=patients, patient_ids=pids, sample_table=sample_table, sample_patient=sample_patient,
+                    samples=samples, mutations=mutations, mutation_file=maf, panel_genes=panel_genes, files=files,
+                    cna=cna, sv=sv, profiled=profiled, mutations_listed=listed)
+    keep = _sample_filter(cfg, sample_table, samples["sample_id"]) if cfg.sample_filter else None
+    if keep is not None:
+        raw.keep_samples(keep)
+    return raw

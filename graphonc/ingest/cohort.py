@@ -33,6 +33,12 @@ class RawCohort:
         mutation_file: where the mutations came from (None = no mutation data).
         panel_genes: panel id → set of gene symbols as given (None = gene list unknown).
         files: every input file read, for checksums in the manifest.
+        cna: non-zero discrete copy-number calls (``ingest.alterations.CNA_COLUMNS``), None = no CNA data.
+        sv: structural variants (``ingest.alterations.SV_COLUMNS``), None = no SV data.
+        profiled: data type ("cna", "sv") → panel of each profiled sample (index sample id;
+            None where the panel is unknown). A sample absent from it was not profiled.
+        mutations_listed: whether the sequenced samples come from a list (MAF header, panel
+            matrix, panel file) rather than being assumed to be every sample.
     """
 
     patients: Table
@@ -44,6 +50,46 @@ class RawCohort:
     mutation_file: Path | None
     panel_genes: dict[str, set[str] | None] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    cna: pd.DataFrame | None = None
+    sv: pd.DataFrame | None = None
+    profiled: dict[str, pd.Series] = field(default_factory=dict)
+    mutations_listed: bool = True
+
+    def keep_samples(self, keep: pd.Series) -> None:
+        """Drop the samples where ``keep`` (indexed by sample id) is False, with all their data."""
+        ok = set(keep.index[keep.to_numpy(dtype=bool)])
+        self.samples = self.samples[self.samples["sample_id"].isin(ok)].reset_index(drop=True)
+        self.mutations = self.mutations[self.mutations["sample_id"].isin(ok)]
+        for name in ("cna", "sv"):
+            df = getattr(self, name)
+            if df is not None:
+                setattr(self, name, df[df["sample_id"].isin(ok)])
+        self.profiled = {k: v[v.index.isin(ok)] for k, v in self.profiled.items()}
+        if self.sample_table is not None:
+            rows = self.sample_table.text("SAMPLE_ID").isin(ok).to_numpy()
+            self.sample_table.df = self.sample_table.df.loc[rows]
+            self.sample_patient = self.sample_patient.loc[rows]
+
+    def keep_patients(self, ids: set[str]) -> None:
+        """Drop every patient not in ``ids``, with their samples and data."""
+        rows = self.patient_ids.isin(ids).to_numpy()
+        self.patients.df = self.patients.df.loc[rows]
+        self.patient_ids = self.patient_ids.loc[rows]
+        self.keep_samples(pd.Series(self.samples["patient_id"].isin(ids).to_numpy(),
+                                    index=self.samples["sample_id"].to_numpy()))
+
+    def profiled_patients(self, assay: str) -> set[str]:
+        """Patients with at least one sample profiled for ``assay`` ("mutations", "cna", "sv")."""
+        if assay == "mutations":
+            seq = self.samples.dropna(subset=["panel"])
+            if not self.mutations_listed:  # no list says who was sequenced: a mutation row is the evidence
+                seq = seq[seq["sample_id"].isin(set(self.mutations["sample_id"]))]
+            return set(seq["patient_id"])
+        panel = self.profiled.get(assay)
+        if panel is None:
+            return set()
+        to_patient = dict(zip(self.samples["sample_id"], self.samples["patient_id"]))
+        return {to_patient[s] for s in panel.index if s in to_patient}
 
     def column(self, name: str, typer: Callable[[Table, str], pd.Series], purpose: str) -> pd.Series:
         """A clinical column typed by ``typer`` (e.g. ``Table.numeric``), one value per patient.

@@ -49,4 +49,5 @@ def read_plain_tables(cfg: TableInput, columns: MutationTableColumns) -> RawCoho
         panel_genes = {_panel_id(g): set(g) for g in set(sets)}
         samples["panel"] = samples["patient_id"].map(sets.map(_panel_id))
     return RawCohort(patients=patients, patient_ids=pids, sample_table=None, sample_patient=None, samples=samples,
-                     mutations=mutations, mutation_file=cfg.mutations, panel_genes=panel_genes, files=files)
+                     mutations=mutations, mutation_file=cfg.mutations, panel_genes=panel_genes, files=files,
+                     mutations_listed=cfg.assayed_genes is not None)

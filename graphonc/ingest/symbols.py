@@ -8,7 +8,9 @@ lists Entrez ids, OncoKB already uses NHERF1). Everything is mapped to NCBI's cu
 2. a current ``Symbol`` or ``Symbol_from_nomenclature_authority`` (MT-ATP6 → ATP6);
 3. a ``Synonyms`` entry that points at exactly one gene; if it points at several, the
    protein-coding one when exactly one is; otherwise the symbol is *ambiguous* and kept
-   as given (and counted, so the user can add an alias).
+   as given (and counted, so the user can add an alias);
+4. for an all-upper-case token in cohort data (``fold_case``), the same lookups ignoring case (``C10ORF68``, as upper-casing
+   exports write it, → the synonym ``C10orf68`` → ``CCDC7``), when exactly one gene answers.
 
 Tokens that map nowhere (pathogen proteins in Reactome, free-text labels) are reported
 as unresolved; callers decide whether to keep or drop them.
@@ -40,6 +42,24 @@ class SymbolMap:
     ambiguous: dict[str, list[str]]
     entrez: dict[str, str]
     aliases: dict[str, str] = field(default_factory=dict)
+    _folded: dict[str, str | None] | None = field(default=None, repr=False, compare=False)
+
+    def _case_folded(self) -> dict[str, str | None]:
+        """Upper-cased symbol/synonym → current symbol (None where two genes answer), built on first use.
+
+        Current symbols win over synonyms, as in :meth:`resolve`.
+        """
+        if self._folded is None:
+            folded: dict[str, str | None] = {}
+            for table in (self.symbols, self.synonyms):
+                level: dict[str, str | None] = {}
+                for key, target in table.items():
+                    k = key.upper()
+                    level[k] = target if level.get(k, target) == target else None
+                for k, target in level.items():
+                    folded.setdefault(k, target)
+            self._folded = folded
+        return self._folded
 
     @classmethod
     def identity(cls, aliases: Mapping[str, str] | None = None) -> "SymbolMap":
@@ -50,8 +70,13 @@ class SymbolMap:
     def has_reference(self) -> bool:
         return bool(self.symbols)
 
-    def resolve(self, symbol: str) -> str | None:
-        """Current symbol, or None when the token is unknown to gene_info."""
+    def resolve(self, symbol: str, fold_case: bool = False) -> str | None:
+        """Current symbol, or None when the token is unknown to gene_info.
+
+        ``fold_case`` enables rule 4, for cohort data (MAF, CNA, SV symbols) only: in pathway
+        files upper-case tokens name viral proteins (Reactome's HCMV ``US12``, ``UL5``), which
+        case-folding would turn into human ribosomal genes (uS12 = RPS23).
+        """
         s = symbol.strip()
         if s in self.aliases:
             return self.aliases[s]
@@ -63,20 +88,22 @@ class SymbolMap:
             return self.synonyms[s]
         if s in self.ambiguous:
             return s
-        return None
+        # only upper-cased tokens, the damage exports do: mixed-case tokens in pathway files
+        # (viral proteins such as "nsp1") must not turn into human genes
+        return self._case_folded().get(s) if fold_case and s.isupper() else None
 
-    def resolve_many(self, symbols: Iterable[str]) -> dict[str, str | None]:
-        return {s: self.resolve(s) for s in set(symbols)}
+    def resolve_many(self, symbols: Iterable[str], fold_case: bool = False) -> dict[str, str | None]:
+        return {s: self.resolve(s, fold_case) for s in set(symbols)}
 
     def from_entrez(self, gene_id: str) -> str | None:
         return self.entrez.get(gene_id.strip())
 
-    def harmonise_series(self, s: pd.Series) -> tuple[pd.Series, list[str]]:
+    def harmonise_series(self, s: pd.Series, fold_case: bool = False) -> tuple[pd.Series, list[str]]:
         """Vectorised resolve over a Series of symbols; unknown tokens are kept as given.
 
         Returns the harmonised Series and the sorted list of tokens that were unknown.
         """
-        mapping = self.resolve_many(s.dropna().unique())
+        mapping = self.resolve_many(s.dropna().unique(), fold_case)
         unknown = sorted(k for k, v in mapping.items() if v is None)
         full = {k: (v if v is not None else k) for k, v in mapping.items()}
         return s.map(full).astype(object), unknown

@@ -28,7 +28,7 @@ from graphonc.errors import GraphoncError
 from graphonc.graph.outputs import claim_file
 from graphonc.graph.run import GraphRun, atomic_file
 from graphonc.report.names import report_file_name
-from graphonc.search.similar import CohortFacts, Filters, SimilarResult, similar_patients
+from graphonc.search.similar import CNA_WORDS, CohortFacts, Filters, SimilarResult, similar_patients
 
 log = logging.getLogger("graphonc")
 
@@ -115,10 +115,26 @@ def _profile_section(res: SimilarResult, facts: CohortFacts, risk_pct: float | N
  </div>
  <div><h3>Somatic mutations ({len(q.mutations)})</h3>
   {_table(["mutation", "gene", "gene role", "variant class"], mut_rows) if mut_rows else "<p>none recorded</p>"}
+  {_alterations_html(q, facts)}
   {("<h3>Radiomic phenotypes</h3>" + _tags(f"{k} (p={v:.2f})" if v is not None else k
                                            for k, v in q.phenotypes.items())) if q.phenotypes else ""}
  </div>
 </div>"""
+
+
+def _alterations_html(q, facts: CohortFacts) -> str:
+    """Copy-number calls and fusions of the query, or "not profiled" (which is not "none found")."""
+    row = facts.patients.loc[q.id] if q.id in facts.patients.index else {}
+    out = []
+    for title, flag, items in (
+            ("Copy number", "cna_profiled", [f"{g} {CNA_WORDS.get(c, c)}" for g, c in sorted(q.copy_number.items())]),
+            ("Fusions", "sv_profiled", sorted(q.fusions))):
+        if flag not in facts.patients.columns:
+            continue  # the run has no such modality
+        profiled = bool(row.get(flag)) if len(row) else bool(items)
+        body = _tags(items) if items else ("<p>none found</p>" if profiled else "<p class='note'>not profiled</p>")
+        out.append(f"<h3>{title} ({len(items)})</h3>{body}")
+    return "".join(out)
 
 
 def _neighbour_section(res: SimilarResult) -> str:
@@ -134,17 +150,21 @@ def _neighbour_section(res: SimilarResult) -> str:
         diff = "".join(f"<span class='tag diff'>{esc(c['column'])}: {esc(c['query'])} → {esc(c['neighbour'])}</span>"
                        for c in n.clinical_different) or "–"
         radi = _tags(p["phenotype"] for p in n.shared_phenotypes) if n.shared_phenotypes else ""
-        rows.append((str(n.rank), esc(n.id), f"{n.score:.3f}", esc(n.label), _tags(n.shared_mutations), genes,
+        alt = _tags([f"{c['gene']} {CNA_WORDS.get(c['call'], c['call'])}" for c in n.shared_copy_number]
+                    + [f["fusion"] for f in n.shared_fusions])
+        rows.append((str(n.rank), esc(n.id), f"{n.score:.3f}", esc(n.label), _tags(n.shared_mutations), genes, alt,
                      pws + (f"<br>radiomics: {radi}" if radi else ""), same, diff, _tags(n.treatments),
                      _status_html(n.os_months, n.os_event)))
     filt = esc(res.filters.describe())
     return f"""
 <h2>The {len(res.neighbours)} most similar patients</h2>
 <p class='sub'>Cosine similarity of the GNN patient embeddings (FAISS {esc(res.index_kind)} index); filters: {filt}.
-Reasons are read from the graph: identical variants, genes mutated in both (with the gene's role), pathways hit in
+Reasons are read from the graph: identical variants, genes mutated in both (with the gene's role), the same
+amplification or deep deletion and the same fusion (when the run has copy number / structural variants), pathways hit in
 both (most specific first), and clinical values within half a cohort standard deviation (numbers) or equal
 (categories).</p>
-{_table(["#", "patient", "score", "label", "shared mutations", "shared genes (role)", "shared pathways",
+{_table(["#", "patient", "score", "label", "shared mutations", "shared genes (role)",
+         "shared copy number / fusions", "shared pathways",
          "clinical: similar", "clinical: different", "treatments", "outcome"], rows, [0, 2])}"""
 
 

@@ -87,6 +87,9 @@ class Profile:
     os_event: float | None
     extra_survival: dict[str, dict] = field(default_factory=dict)
     new: bool = False
+    #: gene → copy-number call ("AMP", "HOMDEL") and fusion ids, when the run has those modalities
+    copy_number: dict[str, str] = field(default_factory=dict)
+    fusions: list[str] = field(default_factory=list)
 
 
 def _none(v):
@@ -107,6 +110,14 @@ def _groups(df: pd.DataFrame, key: str, val: str) -> dict[str, list]:
     if df.empty:
         return {}
     return {k: list(v) for k, v in df.groupby(key, sort=False)[val]}
+
+
+def _alterations_of(cna: pd.DataFrame, fusions: pd.DataFrame) -> tuple[dict[str, dict[str, str]], dict[str, list]]:
+    """Per patient: gene → copy-number call, and the sorted fusion ids."""
+    cna_of: dict[str, dict[str, str]] = {}
+    for src, dst, call in zip(cna[S.SRC], cna[S.DST], cna["call"] if "call" in cna.columns else [None] * len(cna)):
+        cna_of.setdefault(src, {})[dst] = call
+    return cna_of, {k: sorted(v) for k, v in _groups(fusions, S.SRC, S.DST).items()}
 
 
 class CohortFacts:
@@ -152,6 +163,9 @@ class CohortFacts:
             self.phenotypes_of.setdefault(src, {})[dst] = _none(pv)
         self.mutation_info = (run.nodes(S.MUTATION).set_index(S.ID) if S.MUTATION in nt
                               else pd.DataFrame(columns=["gene", "variant_class"]))
+        cna = run.edges(S.HAS_CNA) if S.HAS_CNA in types else pd.DataFrame(columns=[S.SRC, S.DST, "call"])
+        self.cna_of, self.fusions_of = _alterations_of(cna, run.edges(S.HAS_FUSION) if S.HAS_FUSION in types
+                                                       else pd.DataFrame(columns=[S.SRC, S.DST]))
 
     def shown(self, key: str) -> str:
         """The name a Patient column (by key) is shown under: its original header."""
@@ -175,8 +189,10 @@ class CohortFacts:
     def profile(self, pid: str) -> Profile:
         """A cohort patient's profile (raises KeyError for an unknown id)."""
         row = self.patients.loc[pid]
-        return self._profile(pid, row, self.mut_of.get(pid, set()), self.treatments_of.get(pid, []),
+        prof = self._profile(pid, row, self.mut_of.get(pid, set()), self.treatments_of.get(pid, []),
                              self.phenotypes_of.get(pid, {}))
+        prof.copy_number, prof.fusions = dict(self.cna_of.get(pid, {})), list(self.fusions_of.get(pid, []))
+        return prof
 
     def _profile(self, pid, row, muts: set[str], treatments: list[str], phenotypes: dict, new: bool = False,
                  gene_hint: dict[str, str] | None = None) -> Profile:
@@ -207,6 +223,8 @@ class CohortFacts:
         else:  # a mutation id is "GENE:change" (graph.schema); the gene of a variant the run never saw
             hint = {m: str(m).split(":", 1)[0] for m in has[S.DST]}
         muts, trs = _groups(has, S.SRC, S.DST), _groups(rec, S.SRC, S.DST)
+        cna_of, fusions_of = _alterations_of(edges.get(S.HAS_CNA, pd.DataFrame(columns=[S.SRC, S.DST, "call"])),
+                                             edges.get(S.HAS_FUSION, pd.DataFrame(columns=[S.SRC, S.DST])))
         phs: dict[str, dict] = {}
         for src, dst, pv in zip(ph[S.SRC], ph[S.DST], ph["p"] if "p" in ph.columns else [None] * len(ph)):
             phs.setdefault(src, {})[dst] = _none(pv)
@@ -215,6 +233,7 @@ class CohortFacts:
             pid = row[S.ID]
             prof = self._profile(pid, row, set(muts.get(pid, [])), sorted(trs.get(pid, [])), phs.get(pid, {}),
                                  new=True, gene_hint=hint)
+            prof.copy_number, prof.fusions = dict(cna_of.get(pid, {})), list(fusions_of.get(pid, []))
             if prof.label is None and i < len(predicted_labels):
                 prof.label = predicted_labels[i]
             out.append(prof)
@@ -388,6 +407,8 @@ class Neighbour:
     os_event: float | None
     status: str
     extra_survival: dict = field(default_factory=dict)
+    shared_copy_number: list[dict] = field(default_factory=list)   # {gene, call, reason}
+    shared_fusions: list[dict] = field(default_factory=list)       # {fusion, reason}
 
 
 def survival_status(months: float | None, event: float | None) -> str:
@@ -402,6 +423,24 @@ def _pathways(facts: CohortFacts, genes: set[str]) -> dict[str, set[str]]:
         for pw in facts.pathways_of_gene.get(g, ()):
             out.setdefault(pw, set()).add(g)
     return out
+
+
+#: How a copy-number call reads in a reason ("both carry an AR amplification").
+CNA_WORDS = {"AMP": "amplification", "HOMDEL": "deep deletion"}
+
+
+def shared_alterations(q: Profile, nb: Profile) -> tuple[list[dict], list[dict]]:
+    """Copy-number calls (same gene, same call) and fusions both patients carry, with a reason each."""
+    cn = [{"gene": g, "call": q.copy_number[g],
+           "reason": f"both carry {_article(g)} {g} {CNA_WORDS.get(q.copy_number[g], str(q.copy_number[g]))}"}
+          for g in sorted(set(q.copy_number) & set(nb.copy_number)) if q.copy_number[g] == nb.copy_number[g]]
+    fu = [{"fusion": f, "reason": f"both carry {f}"} for f in sorted(set(q.fusions) & set(nb.fusions))]
+    return cn, fu
+
+
+def _article(word: str) -> str:
+    """'an' before a symbol starting with a vowel ("an AR amplification"), else 'a' ("a MYC amplification")."""
+    return "an" if word[:1].upper() in "AEIOU" else "a"
 
 
 def explain_pair(facts: CohortFacts, q: Profile, nb: Profile) -> dict:
@@ -432,11 +471,13 @@ def explain_pair(facts: CohortFacts, q: Profile, nb: Profile) -> dict:
         (sim if close else diff).append(item)
     ph = [{"phenotype": k, "query_p": q.phenotypes[k], "neighbour_p": nb.phenotypes[k]}
           for k in sorted(set(q.phenotypes) & set(nb.phenotypes))]
+    cn, fu = shared_alterations(q, nb)
     return {"shared_mutations": shared_m,
             "shared_genes": [{"gene": g, "role": _none(facts.gene_role.get(g))} for g in shared_g],
             "shared_pathways": rows[:MAX_PATHWAYS], "n_shared_pathways": len(rows),
             "clinical_similar": sim, "clinical_different": diff,
-            "shared_treatments": sorted(set(q.treatments) & set(nb.treatments)), "shared_phenotypes": ph}
+            "shared_treatments": sorted(set(q.treatments) & set(nb.treatments)), "shared_phenotypes": ph,
+            "shared_copy_number": cn, "shared_fusions": fu}
 
 
 @dataclass
@@ -453,6 +494,7 @@ class SimilarResult:
     def to_dict(self) -> dict:
         q = asdict(self.query)
         q["mutations"], q["genes"] = sorted(self.query.mutations), sorted(self.query.genes)
+        q["fusions"] = sorted(self.query.fusions)
         return {"query": q, "k": self.k, "filters": asdict(self.filters), "index": self.index_kind,
                 "prediction": self.prediction, "neighbours": [asdict(n) for n in self.neighbours]}
 
@@ -465,6 +507,7 @@ class SimilarResult:
                          "shared_genes": ", ".join(f"{g['gene']} ({g['role']})" for g in n.shared_genes),
                          "shared_pathways": n.n_shared_pathways,
                          "top_pathway": n.shared_pathways[0]["name"] if n.shared_pathways else "",
+                         "shared_alterations": "; ".join(r["reason"] for r in n.shared_copy_number + n.shared_fusions),
                          "clinical_same": ", ".join(c["column"] for c in n.clinical_similar),
                          "clinical_different": ", ".join(f"{c['column']} {c['neighbour']}" for c in n.clinical_different),
                          "treatments": ", ".join(n.treatments), "os_months": n.os_months, "os_event": n.os_event,
