@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import load_script
+
+pytestmark = pytest.mark.slow  # runs the radiomics benchmark (pyradiomics on CT images)
 
 
 def test_bench_radiomics_reports_three_modes(tmp_path, capsys):

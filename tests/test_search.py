@@ -444,6 +444,7 @@ def test_report_for_unknown_patient_is_a_clear_error(trained_run, tmp_path):
 # ----------------------------------------------------------------------------------- evaluate-similarity
 
 
+@pytest.mark.slow  # GNN fits and SNF per fold
 def test_evaluate_similarity_is_leakage_free_and_scores_what_it_claims(metabric_run, tmp_path):
     from graphonc.search.quality import evaluate_similarity_stage
 
