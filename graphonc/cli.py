@@ -351,22 +351,27 @@ class SearchDevice(str, Enum):
 def index_cmd(
     ctx: typer.Context,
     run: Path = typer.Option(..., "--run", "-r", help="A run folder with a trained model (graphonc train)."),
-    kind: IndexKind = typer.Option(IndexKind.auto, "--type", help="auto: exact flat below 50k patients, HNSW "
-                                   "up to 2M, IVF-PQ above; or force one."),
-    device: SearchDevice = typer.Option(SearchDevice.auto, "--device", help="auto: the GPU when CUDA and faiss-gpu "
-                                        "are there (HNSW always on the CPU)."),
-    hnsw_m: int = typer.Option(32, "--hnsw-m", help="HNSW links per node."),
-    ef_search: int = typer.Option(128, "--ef-search", help="HNSW search beam width."),
-    nlist: int = typer.Option(None, "--nlist", help="IVF cells (default about sqrt(n))."),
-    nprobe: int = typer.Option(16, "--nprobe", help="IVF cells visited per query."),
+    kind: IndexKind = typer.Option(None, "--type", help="auto: exact flat below 50k patients, HNSW "
+                                   "up to 2M, IVF-PQ above; or force one. Default: the config's search.kind, else auto."),
+    device: SearchDevice = typer.Option(None, "--device", help="auto: the GPU when CUDA and faiss-gpu "
+                                        "are there (HNSW always on the CPU). Default: search.device, else auto."),
+    hnsw_m: int = typer.Option(None, "--hnsw-m", help="HNSW links per node (default search.hnsw_m, else 32)."),
+    ef_search: int = typer.Option(None, "--ef-search", help="HNSW search beam width (default search.ef_search, "
+                                  "else 128)."),
+    nlist: int = typer.Option(None, "--nlist", help="IVF cells (default search.nlist, else about sqrt(n))."),
+    nprobe: int = typer.Option(None, "--nprobe", help="IVF cells visited per query (default search.nprobe, else 16)."),
     source: str = typer.Option("model", "--from", help="model: the trained model's embeddings; features: the "
                                "encoded clinical (+ radiomic) features, for cohorts without outcomes to train on."),
 ) -> None:
-    """Build the FAISS index of the patient embeddings (cosine) into <run>/index."""
-    from graphonc.search.index import IndexParams, build_index
+    """Build the FAISS index of the patient embeddings (cosine) into <run>/index.
 
-    idx = build_index(run, kind.value, IndexParams(hnsw_m=hnsw_m, ef_search=ef_search, nlist=nlist, nprobe=nprobe),
-                      device.value, source=source)
+    Options not given come from the search: section of the run's config (docs/config.md#search).
+    """
+    from graphonc.search.index import build_index, index_settings
+
+    kind_, device_, params = index_settings(run, kind=kind and kind.value, device=device and device.value,
+                                            hnsw_m=hnsw_m, ef_search=ef_search, nlist=nlist, nprobe=nprobe)
+    idx = build_index(run, kind_, params, device_, source=source)
     if not settings_of(ctx).quiet:
         out_console.print(f"indexed {idx.n:,} patients ({idx.dim}-d, {idx.kind}, searching on {idx.device}) in "
                           f"{idx.meta['build_seconds']:.2f} s; wrote {run / 'index'}")

@@ -35,10 +35,14 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import yaml
+from pydantic import ValidationError
 
-from graphonc.errors import GraphoncError
+from graphonc.config import SearchSpec
+from graphonc.errors import ConfigError, GraphoncError
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun, atomic_dir, sha256_file, write_parquet
+from graphonc.validation import format_validation_error
 
 log = logging.getLogger("graphonc")
 
@@ -461,6 +465,20 @@ def write_feature_embeddings(run_dir: Path) -> Path:
         write_parquet(emb, tmp / "embeddings.parquet")
         (tmp / "feature_names.json").write_text(json.dumps(hg.feature_names[S.PATIENT], indent=1), encoding="utf-8")
     return run.root / FEATURES_DIR
+
+
+def index_settings(run_dir: Path, **overrides) -> tuple[str, str, IndexParams]:
+    """(kind, device, parameters) for the run's index: ``overrides`` that are not None (the command
+    line), else the ``search:`` section of the config the run was built from, else the defaults."""
+    path = Path(run_dir) / "config.yaml"
+    raw = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.exists() else {}
+    try:
+        spec = SearchSpec.model_validate(raw.get("search") or {})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(path, exc, SearchSpec, prefix=("search",))) from None
+    merged = {**spec.model_dump(exclude_none=True), **{k: v for k, v in overrides.items() if v is not None}}
+    kind, device = merged.pop("kind"), merged.pop("device")
+    return kind, device, IndexParams(**merged)
 
 
 def build_index(run_dir: Path, kind: str = "auto", params: IndexParams | None = None, device: str = "auto",
