@@ -3,16 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from lifelines import KaplanMeierFitter
+from lifelines.statistics import logrank_test
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from lifelines import KaplanMeierFitter  # noqa: E402
-from lifelines.statistics import logrank_test  # noqa: E402
-
-from graphonc.report.plots import finish_km_axes, save_figure  # noqa: E402
+from graphonc.plots.base import finish_km_axes, plt, save_figure
 
 
 def embedding_map(xy: np.ndarray, labels, path: Path, title: str) -> Path:
