@@ -253,44 +253,87 @@ neo4j_app = typer.Typer(help="Run the bundled local Neo4j 5.26 Community server 
                         no_args_is_help=True)
 app.add_typer(neo4j_app, name="neo4j")
 
-_DATA_DIR = typer.Option(None, "--data-dir", help="Server folder (default $GRAPHONC_NEO4J_DATA_DIR or "
-                         "~/.local/share/graphonc/neo4j).")
-_BOLT = typer.Option(None, "--bolt-port", help="Bolt port (default $GRAPHONC_NEO4J_BOLT_PORT or 7687).")
-_HTTP = typer.Option(None, "--http-port", help="HTTP/Browser port (default $GRAPHONC_NEO4J_HTTP_PORT or 7474).")
+_DATA_DIR = typer.Option(None, "--data-dir", help="Server folder (default $GRAPHONC_NEO4J_DATA_DIR or ~/.local/share/graphonc/neo4j).")
+_BOLT = typer.Option(None, "--bolt-port", envvar="GRAPHONC_NEO4J_BOLT_PORT", show_envvar=False,
+                     help="Bolt port (default $GRAPHONC_NEO4J_BOLT_PORT or 7687).")
+_HTTP = typer.Option(None, "--http-port", envvar="GRAPHONC_NEO4J_HTTP_PORT", show_envvar=False,
+                     help="HTTP/Browser port (default $GRAPHONC_NEO4J_HTTP_PORT or 7474).")
+_CACHE = typer.Option(None, "--cache-dir", help="Maven cache for the jars (default $GRAPHONC_MAVEN_CACHE or "
+                      "~/.cache/graphonc/neo4j).")
 
 
-def _server(command: str, data_dir: Path | None, bolt: int | None, http: int | None) -> None:
+def _server_config(**given):
+    """The server settings: the options given, else Neo4jServerConfig's defaults (environment, then built-in)."""
     from graphonc.store import neo4j_server as ns
 
-    argv = [command]
-    for flag, value in (("--data-dir", data_dir), ("--bolt-port", bolt), ("--http-port", http)):
-        if value is not None:
-            argv += [flag, str(value)]
-    raise typer.Exit(ns.main(argv))
+    return ns.Neo4jServerConfig(**{k: v for k, v in given.items() if v is not None})
+
+
+def _fetch_jars_notice(cfg) -> None:
+    from graphonc.store import neo4j_server as ns
+
+    if not ns.jars_ready(cfg.cache_dir):
+        err_console.print(f"Fetching the Neo4j {ns.NEO4J_VERSION} jars with Maven into {cfg.cache_dir} "
+                          "(once; about a minute)...")
 
 
 @neo4j_app.command("start")
-def neo4j_start(data_dir: Path = _DATA_DIR, bolt_port: int = _BOLT, http_port: int = _HTTP) -> None:
+@handles_errors
+def neo4j_start(data_dir: Path = _DATA_DIR, bolt_port: int = _BOLT, http_port: int = _HTTP,
+                heap: str = typer.Option(None, "--heap", help="JVM heap, e.g. 1g."),
+                pagecache: str = typer.Option(None, "--pagecache", help="Page cache, e.g. 512m."),
+                cache_dir: Path = _CACHE,
+                timeout: float = typer.Option(120, "--timeout", help="Seconds to wait for Bolt to answer.")) -> None:
     """Fetch the jars with Maven (once), start the server, wait until Bolt answers."""
-    _server("start", data_dir, bolt_port, http_port)
+    from graphonc.store import neo4j_server as ns
+
+    cfg = _server_config(data_dir=data_dir, bolt_port=bolt_port, http_port=http_port, heap=heap,
+                         pagecache=pagecache, cache_dir=cache_dir)
+    _fetch_jars_notice(cfg)
+    st = ns.start(cfg, timeout=timeout)
+    out_console.print(f"Neo4j {ns.NEO4J_VERSION} running: pid {st.pid}, {st.bolt_uri}, browser {st.browser_url}",
+                      markup=False, highlight=False)
+    if st.password_generated:
+        out_console.print(f"Generated password for user '{ns.USER}' (stored in {cfg.password_file}, shown once): "
+                          f"{cfg.password_file.read_text(encoding='utf-8').strip()}", markup=False, highlight=False)
 
 
 @neo4j_app.command("stop")
-def neo4j_stop(data_dir: Path = _DATA_DIR) -> None:
+@handles_errors
+def neo4j_stop(data_dir: Path = _DATA_DIR,
+               timeout: float = typer.Option(60, "--timeout", help="Seconds to wait for a clean shutdown.")) -> None:
     """Stop the server cleanly (harmless when it is not running)."""
-    _server("stop", data_dir, None, None)
+    from graphonc.store import neo4j_server as ns
+
+    was_running = ns.stop(_server_config(data_dir=data_dir), timeout=timeout)
+    out_console.print("Neo4j stopped." if was_running else "Neo4j was not running.")
 
 
 @neo4j_app.command("status")
+@handles_errors
 def neo4j_status(data_dir: Path = _DATA_DIR) -> None:
     """Say whether the server runs and where (exit code 3 when it does not)."""
-    _server("status", data_dir, None, None)
+    from graphonc.store import neo4j_server as ns
+
+    cfg = _server_config(data_dir=data_dir)
+    current = ns.status(cfg)
+    if current is None:
+        out_console.print(f"Neo4j is not running (data folder {cfg.data_dir}).", markup=False, highlight=False)
+        raise typer.Exit(3)
+    out_console.print(f"Neo4j running: pid {current.pid}, {current.bolt_uri}, browser {current.browser_url}",
+                      markup=False, highlight=False)
 
 
 @neo4j_app.command("resolve")
-def neo4j_resolve() -> None:
+@handles_errors
+def neo4j_resolve(cache_dir: Path = _CACHE) -> None:
     """Only fetch the Neo4j jars with Maven (setup and CI)."""
-    _server("resolve", None, None, None)
+    from graphonc.store import neo4j_server as ns
+
+    cfg = _server_config(cache_dir=cache_dir)
+    _fetch_jars_notice(cfg)
+    out_console.print(f"Neo4j {ns.NEO4J_VERSION} jars in {ns.resolve_jars(cfg.cache_dir)}", markup=False,
+                      highlight=False)
 
 
 cypher_app = typer.Typer(help="Run the parameterised Cypher files in cypher/.", no_args_is_help=True)
