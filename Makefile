@@ -1,13 +1,14 @@
 # Two entry points for a fresh machine (see README):
 #   make demo   install, then run the main job on the embedded (Parquet) store
-#   make test   install everything (Python deps, Neo4j jars) and run the test suite
+#   make test   install everything (Python deps, Neo4j jars) and run the full test suite (what CI runs)
+#   make test-fast  the fast tier while developing: no Neo4j, no slow tests (pytest -m "not slow")
 VENV ?= .venv
 PY := $(VENV)/bin/python
 GRAPHONC := $(VENV)/bin/graphonc
 RUN ?= runs/metabric
 CONFIG ?= configs/metabric.yaml
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test test-fast bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -26,6 +27,10 @@ demo: setup
 test:
 	bash scripts/setup.sh --neo4j
 	$(PY) -m pytest -q --durations=15
+
+# tests marked `neo4j` count as slow (tests/conftest.py), so this needs no server
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" --durations=10
 
 bench: setup
 	$(PY) scripts/bench_build.py --sizes 1000,10000,100000

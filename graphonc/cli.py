@@ -290,44 +290,87 @@ neo4j_app = typer.Typer(help="Run the bundled local Neo4j 5.26 Community server 
                         no_args_is_help=True)
 app.add_typer(neo4j_app, name="neo4j")
 
-_DATA_DIR = typer.Option(None, "--data-dir", help="Server folder (default $GRAPHONC_NEO4J_DATA_DIR or "
-                         "~/.local/share/graphonc/neo4j).")
-_BOLT = typer.Option(None, "--bolt-port", help="Bolt port (default $GRAPHONC_NEO4J_BOLT_PORT or 7687).")
-_HTTP = typer.Option(None, "--http-port", help="HTTP/Browser port (default $GRAPHONC_NEO4J_HTTP_PORT or 7474).")
+_DATA_DIR = typer.Option(None, "--data-dir", help="Server folder (default $GRAPHONC_NEO4J_DATA_DIR or ~/.local/share/graphonc/neo4j).")
+_BOLT = typer.Option(None, "--bolt-port", envvar="GRAPHONC_NEO4J_BOLT_PORT", show_envvar=False,
+                     help="Bolt port (default $GRAPHONC_NEO4J_BOLT_PORT or 7687).")
+_HTTP = typer.Option(None, "--http-port", envvar="GRAPHONC_NEO4J_HTTP_PORT", show_envvar=False,
+                     help="HTTP/Browser port (default $GRAPHONC_NEO4J_HTTP_PORT or 7474).")
+_CACHE = typer.Option(None, "--cache-dir", help="Maven cache for the jars (default $GRAPHONC_MAVEN_CACHE or "
+                      "~/.cache/graphonc/neo4j).")
 
 
-def _server(command: str, data_dir: Path | None, bolt: int | None, http: int | None) -> None:
+def _server_config(**given):
+    """The server settings: the options given, else Neo4jServerConfig's defaults (environment, then built-in)."""
     from graphonc.store import neo4j_server as ns
 
-    argv = [command]
-    for flag, value in (("--data-dir", data_dir), ("--bolt-port", bolt), ("--http-port", http)):
-        if value is not None:
-            argv += [flag, str(value)]
-    raise typer.Exit(ns.main(argv))
+    return ns.Neo4jServerConfig(**{k: v for k, v in given.items() if v is not None})
+
+
+def _fetch_jars_notice(cfg) -> None:
+    from graphonc.store import neo4j_server as ns
+
+    if not ns.jars_ready(cfg.cache_dir):
+        err_console.print(f"Fetching the Neo4j {ns.NEO4J_VERSION} jars with Maven into {cfg.cache_dir} "
+                          "(once; about a minute)...")
 
 
 @neo4j_app.command("start")
-def neo4j_start(data_dir: Path = _DATA_DIR, bolt_port: int = _BOLT, http_port: int = _HTTP) -> None:
+@handles_errors
+def neo4j_start(data_dir: Path = _DATA_DIR, bolt_port: int = _BOLT, http_port: int = _HTTP,
+                heap: str = typer.Option(None, "--heap", help="JVM heap, e.g. 1g."),
+                pagecache: str = typer.Option(None, "--pagecache", help="Page cache, e.g. 512m."),
+                cache_dir: Path = _CACHE,
+                timeout: float = typer.Option(120, "--timeout", help="Seconds to wait for Bolt to answer.")) -> None:
     """Fetch the jars with Maven (once), start the server, wait until Bolt answers."""
-    _server("start", data_dir, bolt_port, http_port)
+    from graphonc.store import neo4j_server as ns
+
+    cfg = _server_config(data_dir=data_dir, bolt_port=bolt_port, http_port=http_port, heap=heap,
+                         pagecache=pagecache, cache_dir=cache_dir)
+    _fetch_jars_notice(cfg)
+    st = ns.start(cfg, timeout=timeout)
+    out_console.print(f"Neo4j {ns.NEO4J_VERSION} running: pid {st.pid}, {st.bolt_uri}, browser {st.browser_url}",
+                      markup=False, highlight=False)
+    if st.password_generated:
+        out_console.print(f"Generated password for user '{ns.USER}' (stored in {cfg.password_file}, shown once): "
+                          f"{cfg.password_file.read_text(encoding='utf-8').strip()}", markup=False, highlight=False)
 
 
 @neo4j_app.command("stop")
-def neo4j_stop(data_dir: Path = _DATA_DIR) -> None:
+@handles_errors
+def neo4j_stop(data_dir: Path = _DATA_DIR,
+               timeout: float = typer.Option(60, "--timeout", help="Seconds to wait for a clean shutdown.")) -> None:
     """Stop the server cleanly (harmless when it is not running)."""
-    _server("stop", data_dir, None, None)
+    from graphonc.store import neo4j_server as ns
+
+    was_running = ns.stop(_server_config(data_dir=data_dir), timeout=timeout)
+    out_console.print("Neo4j stopped." if was_running else "Neo4j was not running.")
 
 
 @neo4j_app.command("status")
+@handles_errors
 def neo4j_status(data_dir: Path = _DATA_DIR) -> None:
     """Say whether the server runs and where (exit code 3 when it does not)."""
-    _server("status", data_dir, None, None)
+    from graphonc.store import neo4j_server as ns
+
+    cfg = _server_config(data_dir=data_dir)
+    current = ns.status(cfg)
+    if current is None:
+        out_console.print(f"Neo4j is not running (data folder {cfg.data_dir}).", markup=False, highlight=False)
+        raise typer.Exit(3)
+    out_console.print(f"Neo4j running: pid {current.pid}, {current.bolt_uri}, browser {current.browser_url}",
+                      markup=False, highlight=False)
 
 
 @neo4j_app.command("resolve")
-def neo4j_resolve() -> None:
+@handles_errors
+def neo4j_resolve(cache_dir: Path = _CACHE) -> None:
     """Only fetch the Neo4j jars with Maven (setup and CI)."""
-    _server("resolve", None, None, None)
+    from graphonc.store import neo4j_server as ns
+
+    cfg = _server_config(cache_dir=cache_dir)
+    _fetch_jars_notice(cfg)
+    out_console.print(f"Neo4j {ns.NEO4J_VERSION} jars in {ns.resolve_jars(cfg.cache_dir)}", markup=False,
+                      highlight=False)
 
 
 cypher_app = typer.Typer(help="Run the parameterised Cypher files in cypher/.", no_args_is_help=True)
@@ -388,22 +431,27 @@ class SearchDevice(str, Enum):
 def index_cmd(
     ctx: typer.Context,
     run: Path = typer.Option(..., "--run", "-r", help="A run folder with a trained model (graphonc train)."),
-    kind: IndexKind = typer.Option(IndexKind.auto, "--type", help="auto: exact flat below 50k patients, HNSW "
-                                   "up to 2M, IVF-PQ above; or force one."),
-    device: SearchDevice = typer.Option(SearchDevice.auto, "--device", help="auto: the GPU when CUDA and faiss-gpu "
-                                        "are there (HNSW always on the CPU)."),
-    hnsw_m: int = typer.Option(32, "--hnsw-m", help="HNSW links per node."),
-    ef_search: int = typer.Option(128, "--ef-search", help="HNSW search beam width."),
-    nlist: int = typer.Option(None, "--nlist", help="IVF cells (default about sqrt(n))."),
-    nprobe: int = typer.Option(16, "--nprobe", help="IVF cells visited per query."),
+    kind: IndexKind = typer.Option(None, "--type", help="auto: exact flat below 50k patients, HNSW "
+                                   "up to 2M, IVF-PQ above; or force one. Default: the config's search.kind, else auto."),
+    device: SearchDevice = typer.Option(None, "--device", help="auto: the GPU when CUDA and faiss-gpu "
+                                        "are there (HNSW always on the CPU). Default: search.device, else auto."),
+    hnsw_m: int = typer.Option(None, "--hnsw-m", help="HNSW links per node (default search.hnsw_m, else 32)."),
+    ef_search: int = typer.Option(None, "--ef-search", help="HNSW search beam width (default search.ef_search, "
+                                  "else 128)."),
+    nlist: int = typer.Option(None, "--nlist", help="IVF cells (default search.nlist, else about sqrt(n))."),
+    nprobe: int = typer.Option(None, "--nprobe", help="IVF cells visited per query (default search.nprobe, else 16)."),
     source: str = typer.Option("model", "--from", help="model: the trained model's embeddings; features: the "
                                "encoded clinical (+ radiomic) features, for cohorts without outcomes to train on."),
 ) -> None:
-    """Build the FAISS index of the patient embeddings (cosine) into <run>/index."""
-    from graphonc.search.index import IndexParams, build_index
+    """Build the FAISS index of the patient embeddings (cosine) into <run>/index.
 
-    idx = build_index(run, kind.value, IndexParams(hnsw_m=hnsw_m, ef_search=ef_search, nlist=nlist, nprobe=nprobe),
-                      device.value, source=source)
+    Options not given come from the search: section of the run's config (docs/config.md#search).
+    """
+    from graphonc.search.index import build_index, index_settings
+
+    kind_, device_, params = index_settings(run, kind=kind and kind.value, device=device and device.value,
+                                            hnsw_m=hnsw_m, ef_search=ef_search, nlist=nlist, nprobe=nprobe)
+    idx = build_index(run, kind_, params, device_, source=source)
     if not settings_of(ctx).quiet:
         out_console.print(term(f"indexed {idx.n:,} patients ({idx.dim}-d, {idx.kind}, searching on {idx.device}) in "
                                f"{idx.meta['build_seconds']:.2f} s; wrote {run / 'index'}"))

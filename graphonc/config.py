@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from graphonc.errors import ConfigError
 from graphonc.ingest.text import read_config_text
 from graphonc.radiomics.settings import RadiomicsSpec
+from graphonc.validation import format_validation_error
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -269,6 +270,30 @@ class Permissions(BaseModel):
         return f"{mode:04o}"
 
 
+class SearchSpec(BaseModel):
+    """Defaults of ``graphonc index`` for this cohort; an option given on the command line wins.
+
+    A key left out (None) takes the index's own default (:class:`graphonc.search.index.IndexParams`,
+    the one place those numbers live).
+    """
+
+    model_config = _STRICT
+    #: Index kind: ``auto`` (exact flat below 50k patients, HNSW up to 2M, IVF-PQ above) or one of them.
+    kind: Literal["auto", "flat", "hnsw", "ivf", "ivfpq"] = "auto"
+    #: Where FAISS searches: ``auto`` (the GPU when CUDA and faiss-gpu are usable), ``cpu`` or ``gpu``.
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    #: HNSW links per node, and its build / search beam widths.
+    hnsw_m: int | None = Field(default=None, ge=2)
+    ef_construction: int | None = Field(default=None, ge=1)
+    ef_search: int | None = Field(default=None, ge=1)
+    #: IVF cells (default about sqrt(n)) and cells visited per query.
+    nlist: int | None = Field(default=None, ge=1)
+    nprobe: int | None = Field(default=None, ge=1)
+    #: IVF-PQ sub-quantisers (must divide the embedding dimension) and bits per code.
+    pq_m: int | None = Field(default=None, ge=1)
+    pq_bits: int | None = Field(default=None, ge=1, le=16)
+
+
 class GraphConfig(BaseModel):
     """Top-level config of one cohort."""
 
@@ -281,9 +306,10 @@ class GraphConfig(BaseModel):
     mutations: MutationSpec = MutationSpec()
     genes: GenesSpec = GenesSpec()
     pathways: list[GMTSource] = []
-    #: Free-form sections read by later stages (model, search); kept verbatim.
+    #: The model stage's settings (graphonc.model.gnn.ModelConfig), read by train/evaluate.
     model: dict = {}
-    search: dict = {}
+    #: Index defaults of the search stage (``graphonc index``).
+    search: SearchSpec = SearchSpec()
     #: Radiomic features → RadiomicPhenotype nodes, HAS_PHENOTYPE edges, Patient features.
     radiomics: RadiomicsSpec | None = None
     #: Modes of the run's folders and files (default owner-only; see Permissions).
@@ -360,13 +386,8 @@ def _resolve_paths(cfg: GraphConfig, base: Path) -> GraphConfig:
 
 
 def _format_validation_error(path: Path, exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    key = ".".join(str(x) for x in first["loc"])
-    msg = first["msg"]
-    if first["type"] == "extra_forbidden":
-        msg = "unknown key (misspelt?)"
-    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
-    return f"{path}: key {key!r}: {msg}{more}. Fix the config and rerun."
+    """One line naming the file and the first offending key; an unknown key gets the closest valid one."""
+    return format_validation_error(path, exc, GraphConfig)
 
 
 def load_config(path: str | Path) -> GraphConfig:

@@ -308,7 +308,7 @@ def projection_plot(run_dir: Path, method: str = "umap", model_dir: Path | None 
     More than ``max_points`` patients are subsampled (seeded) first: both methods are
     super-linear and a plot cannot show a million points anyway.
     """
-    from graphonc.report.search_plots import embedding_map
+    from graphonc.plots.search import embedding_map
 
     if method not in PROJECTIONS or method == "none":
         raise GraphoncError(f"unknown projection {method!r}; expected umap or tsne.")

@@ -9,17 +9,12 @@ embeddings, unlike i.i.d. noise which is the worst case for every approximate in
 * ``build_s``: wall time to build the index (training included for IVF);
 * batch search of all queries at once: ``batch_s`` and ``queries_per_s``;
 * one query at a time (``--latency-queries`` of them): ``p50_ms`` / ``p99_ms`` latency;
-* ``recall_at_10``: overlap of the top-10 with exact (Flat) search, self excluded;
-* graphonc's own search path (:func:`graphonc.search.similar.neighbours_of_rows`, what
-  ``similar --patient`` runs: fetching the patients' stored vectors from the index, searching,
-  excluding each patient itself, compacting, mapping rows to ids) against raw
-  ``faiss.Index.search`` of those same stored unit-length vectors on the same index, measured
-  side by side, alternating which of the two runs a query first:
-  ``path_overhead_pct`` (batch) and ``path_overhead_single_pct`` (one query at a time), each the
-  paired difference (graphonc − raw) relative to the raw median (see :func:`paired_overhead_pct`;
-  ``..._by_order_pct`` gives it for each order). Because that difference is small against machine
-  noise, graphonc's own work is also timed alone (the same call with FAISS's answer served from
-  memory): ``own_overhead_pct`` / ``own_overhead_single_pct``.
+* ``recall_at_10``: overlap of the top-10 with exact (Flat) search, self excluded.
+
+Every figure is taken on graphonc's search path (:func:`graphonc.search.similar.neighbours_of_rows`,
+what ``similar --patient`` runs: the patients' stored vectors fetched from the index, FAISS's
+``Index.search``, each patient itself excluded, rows mapped to patient ids). End-to-end latency
+as users feel it (HTTP, reasons, rendering) is the service benchmark's business, not this one's.
 
 On a machine with CUDA and faiss-gpu, Flat and IVF are also run on the GPU (kinds
 ``flat-gpu``, ``ivf-gpu``). Prints one JSON object (and writes ``--json-out``). Example::
@@ -63,46 +58,6 @@ def recall(got: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(a[a >= 0]) & set(b)) / len(b) for a, b in zip(got, truth)]))
 
 
-class _Cached:
-    """Stands in for the FAISS index with answers computed before, to time graphonc's own work alone.
-
-    graphonc calls FAISS's C entry point ``search_c`` with its own output buffers; the stand-in copies
-    the stored answers of the next ``n`` queries (in order, wrapping around) into them (a cost charged
-    to graphonc here, so its own work is not understated).
-    """
-
-    def __init__(self, scores: np.ndarray, rows: np.ndarray) -> None:
-        import faiss
-
-        self.scores, self.rows, self._view = scores, rows, faiss.rev_swig_ptr
-        self.total, self.k, self.at = len(scores), scores.shape[1], 0
-
-    def search_c(self, n, x, k, scores, rows):
-        assert k == self.k
-        if self.at + n <= self.total:
-            which = slice(self.at, self.at + n)
-        else:
-            which = np.arange(self.at, self.at + n) % self.total
-        self._view(scores, n * k)[:] = self.scores[which].ravel()
-        self._view(rows, n * k)[:] = self.rows[which].ravel()
-        self.at = (self.at + n) % self.total
-
-
-def paired_overhead_pct(path_t, raw_t) -> tuple[float, float, float]:
-    """graphonc's time over raw FAISS's on the same work, in % of raw's median: (both, raw first, graphonc first).
-
-    Pairs alternate, raw first in even pairs (an AB/BA crossover). Whichever runs second finds the
-    query's data in the CPU caches (on a 100k HNSW or IVF index it then runs ~60% faster), so the
-    differences fall in two clusters, one per order, and a median over all of them lands somewhere
-    in the gap between the two. The median is therefore taken within each order and the two are
-    averaged, which cancels the second call's advantage (the crossover estimate of the effect).
-    """
-    d = np.asarray(path_t, float) - np.asarray(raw_t, float)
-    base = float(np.median(raw_t))
-    raw_first, path_first = float(np.median(d[0::2])), float(np.median(d[1::2] if len(d) > 1 else d))
-    return tuple(round(100 * v / base, 2) for v in ((raw_first + path_first) / 2, raw_first, path_first))
-
-
 def bench_kind(kind: str, x: np.ndarray, ids: np.ndarray, qpos: np.ndarray, truth: np.ndarray, k: int,
                params: IndexParams, latency_queries: int, rounds: int) -> dict:
     device = "gpu" if kind.endswith("-gpu") else "cpu"
@@ -110,65 +65,25 @@ def bench_kind(kind: str, x: np.ndarray, ids: np.ndarray, qpos: np.ndarray, trut
     t0 = time.perf_counter()
     idx = PatientIndex.build(x, ids, base, params, device=device)
     build_s = time.perf_counter() - t0
-    # raw FAISS gets the patients' stored vectors (unit length); graphonc's path their rows, as
-    # `similar --patient` passes them, and fetches the vectors itself
-    q = idx.vectors(qpos)
-    raw = idx._searcher()  # the FAISS index searches run on (GPU clone when on the GPU)
-    if base == "hnsw":
-        idx.set_ef_search(max(params.ef_search, k + 1))
 
-    def path(rows: slice) -> np.ndarray:  # graphonc's search path, up to patient ids
+    def path(rows) -> np.ndarray:  # graphonc's search path, up to patient ids
         h = neighbours_of_rows(idx, qpos[rows], k)
         idx.ids_at(h.rows)
         return h.rows
 
-    def timed(f, *a) -> float:
+    def timed(rows) -> float:
         t = time.perf_counter()
-        f(*a)
+        path(rows)
         return time.perf_counter() - t
 
-    raw.search(q[:10], k + 1)  # warm-up
-    path(slice(0, 10))
-    # raw FAISS and graphonc's path on identical work, alternating which goes first (the second
-    # call of a query finds its data in the CPU caches)
-    raw_t, path_t = [], []
-    for r in range(rounds):
-        first, second = (raw_t, path_t) if r % 2 == 0 else (path_t, raw_t)
-        for who in (first, second):
-            who.append(timed(raw.search, q, k + 1) if who is raw_t else timed(path, slice(None)))
-    lat_raw, lat_path = [], []
-    for i in range(min(latency_queries, len(q))):
-        one = slice(i, i + 1)
-        first, second = (lat_raw, lat_path) if i % 2 == 0 else (lat_path, lat_raw)
-        for who in (first, second):
-            who.append(timed(raw.search, q[one], k + 1) if who is lat_raw else timed(path, one))
+    path(slice(0, 10))  # warm-up
+    batch = float(np.median([timed(slice(None)) for _ in range(rounds)]))
+    lat_ms = np.array([timed(slice(i, i + 1)) for i in range(min(latency_queries, len(qpos)))]) * 1e3
     got = path(slice(None))
-    # graphonc's own work alone: the same calls with FAISS's answer served from memory
-    s_cached, r_cached = raw.search(q, k + 1)
-    try:
-        idx._search_index = _Cached(s_cached, r_cached)
-        own_t = [timed(path, slice(None)) for _ in range(rounds)]
-        own_single = [timed(path, slice(i, i + 1)) for i in range(min(latency_queries, len(q)))]
-    finally:
-        idx._search_index = raw if raw is not idx.index else None
-    batch = float(np.median(raw_t))
-    lat_raw_ms, lat_path_ms = np.array(lat_raw) * 1e3, np.array(lat_path) * 1e3
-    over_batch, over_single = paired_overhead_pct(path_t, raw_t), paired_overhead_pct(lat_path, lat_raw)
     return {"kind": kind, "device": idx.device, "build_s": round(build_s, 3),
-            "batch_queries": len(q), "batch_s": round(batch, 4), "queries_per_s": round(len(q) / batch, 1),
-            "p50_ms": round(float(np.percentile(lat_raw_ms, 50)), 4),
-            "p99_ms": round(float(np.percentile(lat_raw_ms, 99)), 4),
-            "recall_at_10": round(recall(got[:, :10], truth), 4),
-            "graphonc_batch_s": round(float(np.median(path_t)), 4),
-            # paired (graphonc − raw) over rounds / queries, so machine noise mostly cancels
-            "path_overhead_pct": over_batch[0], "path_overhead_by_order_pct": list(over_batch[1:]),
-            "graphonc_p50_ms": round(float(np.percentile(lat_path_ms, 50)), 4),
-            "path_overhead_single_pct": over_single[0], "path_overhead_single_by_order_pct": list(over_single[1:]),
-            "graphonc_own_batch_ms": round(float(np.median(own_t)) * 1e3, 3),
-            "own_overhead_pct": round(100 * float(np.median(own_t)) / batch, 2),
-            "graphonc_own_single_ms": round(float(np.median(own_single)) * 1e3, 4),
-            "own_overhead_single_pct": round(100 * float(np.median(own_single)) / float(np.median(lat_raw)), 2),
-            "params": idx.meta["params"]}
+            "batch_queries": len(qpos), "batch_s": round(batch, 4), "queries_per_s": round(len(qpos) / batch, 1),
+            "p50_ms": round(float(np.percentile(lat_ms, 50)), 4), "p99_ms": round(float(np.percentile(lat_ms, 99)), 4),
+            "recall_at_10": round(recall(got[:, :10], truth), 4), "params": idx.meta["params"]}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -178,7 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--kinds", default="flat,hnsw,ivf")
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--latency-queries", type=int, default=1000)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=5, help="batch timings (median)")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--clusters", type=int, default=1000)
     ap.add_argument("--hnsw-m", type=int, default=32)

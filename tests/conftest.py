@@ -26,9 +26,19 @@ DATA = (REPO.parent / "shared" / "data").resolve()
 CONFIGS = REPO / "configs"
 
 
+#: Fixtures that start the real Neo4j server: a test using one needs Neo4j whatever its markers say.
+NEO4J_FIXTURES = {"neo4j_local", "neo4j_server", "neo4j_settings"}
+
+
 def pytest_collection_modifyitems(config, items):
     if not DATA.is_dir():  # fail loudly rather than skip: the suite is about real data
         raise pytest.UsageError(f"real data folder {DATA} not found (expected ../shared/data beside the repo)")
+    # The fast tier (`pytest -m "not slow"`) must run without a Neo4j server: a test that needs
+    # one is `neo4j` and therefore `slow`, whether it is marked or only uses a server fixture.
+    for item in items:
+        if item.get_closest_marker("neo4j") or NEO4J_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.neo4j)
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -156,6 +156,7 @@ def test_targets(metabric_run, cohort):
         survival_target(p)
 
 
+@pytest.mark.slow  # five folds of penalised Cox and logistic regression
 def test_five_fold_coxph_and_logreg_in_fair_ranges(metabric_run, cohort):
     _, _, folds = cohort
     df = run_baselines(metabric_run, folds, seed=0, models=["coxph", "logreg"])
@@ -171,6 +172,7 @@ def test_five_fold_coxph_and_logreg_in_fair_ranges(metabric_run, cohort):
     assert cox["n_test"].sum() == lr["n_test"].sum() == sum(len(te) for _, te in folds)
 
 
+@pytest.mark.slow  # random survival forest and gradient boosting on two folds
 def test_rsf_and_gboost_plausible_two_folds(metabric_run, cohort):
     _, _, folds = cohort
     df = run_baselines(metabric_run, folds[:2], seed=0, models=["rsf", "gboost"],

@@ -23,6 +23,7 @@ def metabric_src(bench, data_dir):
     return bench.Metabric(data_dir / "metabric")
 
 
+@pytest.mark.slow  # generates a cohort and times build-graph in a subprocess
 def test_benchmark_builds_a_synthetic_cohort(bench, tmp_path, capsys):
     report = bench.main(["--sizes", str(N), "--workdir", str(tmp_path), "--json-out", str(tmp_path / "bench.json")])
     assert json.loads(capsys.readouterr().out) == report == json.loads((tmp_path / "bench.json").read_text())

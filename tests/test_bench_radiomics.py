@@ -7,6 +7,8 @@ import pytest
 
 from conftest import load_script
 
+pytestmark = pytest.mark.slow  # runs the radiomics benchmark (pyradiomics on CT images)
+
 
 @pytest.mark.slow
 def test_bench_radiomics_reports_every_mode(tmp_path, capsys):

@@ -17,6 +17,8 @@ from graphonc.model.gnn import ModelConfig
 from graphonc.model.io import save_model
 from graphonc.model.train import fit_model, predict
 
+pytestmark = pytest.mark.slow  # trains a fold model and embeds held-back METABRIC patients from files
+
 SMALL = ModelConfig(hidden=32, embedding_dim=16, epochs=12, patience=100, seed=1)
 
 

@@ -15,6 +15,8 @@ from graphonc.model.stages import train_stage
 from graphonc.search.index import build_index
 from graphonc.search.similar import similar_patients
 
+pytestmark = pytest.mark.slow  # builds and trains HN1, then embeds new patients
+
 
 @pytest.fixture(scope="module")
 def hn1(tmp_path_factory) -> GraphRun:

@@ -81,6 +81,7 @@ def test_encoder_and_vocab_from_training_patients_only(metabric_run, fitted, spl
     assert g.encoder.mean_["AGE_AT_DIAGNOSIS"] == pytest.approx(ages.mean())
 
 
+@pytest.mark.slow  # trains the model a second time
 def test_same_seed_same_result(metabric_run, split, fitted):
     again = fit_model(metabric_run, split[0], FAST)
     z0, p0, r0 = predict(fitted.model, fitted.graph)

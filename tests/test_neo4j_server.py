@@ -154,3 +154,50 @@ def test_config_validates_ports_and_sizes(tmp_path):
     assert "server.bolt.listen_address=127.0.0.1:17687" in conf
     assert "server.http.listen_address=127.0.0.1:17474" in conf
     assert "server.https.enabled=false" in conf and "dbms.security.auth_enabled=true" in conf
+
+
+def test_the_maven_pom_is_package_data_for_this_server_version():
+    """An installed graphonc finds its pom without a source checkout or an environment variable."""
+    import importlib.resources
+    import xml.etree.ElementTree as ET
+
+    pom = importlib.resources.files("graphonc.store") / ns.POM_RESOURCE
+    assert pom.is_file()
+    props = ET.fromstring(pom.read_text(encoding="utf-8")).find("{http://maven.apache.org/POM/4.0.0}properties")
+    versions = {el.tag.split("}")[1]: el.text for el in props}
+    assert versions["neo4j.version"] == ns.NEO4J_VERSION
+    assert versions["neo4j.browser.version"] == ns.BROWSER_VERSION
+    with ns._pom_file() as path:
+        assert path.is_file() and path.read_bytes() == pom.read_bytes()
+
+
+def test_neo4j_status_through_the_cli_says_not_running_with_exit_code_3(tmp_path):
+    from typer.testing import CliRunner
+
+    from graphonc.cli import app
+
+    res = CliRunner().invoke(app, ["neo4j", "status", "--data-dir", str(tmp_path / "none")])
+    assert res.exit_code == 3, res.output
+    assert "not running" in res.output and str(tmp_path / "none") in res.output.replace("\n", "")
+    bad = CliRunner().invoke(app, ["neo4j", "start", "--data-dir", str(tmp_path), "--heap", "lots"])
+    assert bad.exit_code == 2 and "heap must look like 512m or 1g" in bad.output  # checked before anything starts
+
+
+@pytest.mark.neo4j
+def test_resolve_through_the_cli_uses_the_packaged_pom(tmp_path):
+    """`graphonc neo4j resolve` runs Maven on the pom shipped in the package (local repository
+    borrowed from the cache the test session uses, so nothing is downloaded again)."""
+    from typer.testing import CliRunner
+
+    from graphonc.cli import app
+
+    m2 = ns.default_cache_dir() / "m2"
+    if not m2.is_dir():
+        pytest.skip(f"no Maven repository at {m2} to resolve from offline")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "m2").symlink_to(m2)
+    res = CliRunner().invoke(app, ["neo4j", "resolve", "--cache-dir", str(cache)])
+    assert res.exit_code == 0, res.output
+    lib = cache / f"lib-{ns.NEO4J_VERSION}"
+    assert ns.jars_ready(cache) and (lib / f"neo4j-{ns.NEO4J_VERSION}.jar").is_file()

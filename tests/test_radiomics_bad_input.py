@@ -60,6 +60,7 @@ def bad_batch(tmp_path_factory, breast, data_dir):
     return tmp, manifest
 
 
+@pytest.mark.slow  # extracts a batch of image cases with pyradiomics
 def test_each_bad_case_is_named_and_the_batch_finishes(bad_batch, tmp_path):
     tmp, manifest = bad_batch
     out = tmp_path / "features.parquet"
@@ -86,6 +87,7 @@ def test_each_bad_case_is_named_and_the_batch_finishes(bad_batch, tmp_path):
     assert abs(near["original_shape_VoxelVolume"] / good["original_shape_VoxelVolume"] - 1) < 0.35
 
 
+@pytest.mark.slow  # extracts a batch of image cases with pyradiomics
 def test_strict_exits_nonzero_but_still_writes(bad_batch, tmp_path):
     _, manifest = bad_batch
     out = tmp_path / "f.parquet"
@@ -97,6 +99,7 @@ def test_strict_exits_nonzero_but_still_writes(bad_batch, tmp_path):
     assert len(pd.read_parquet(out)) == 2
 
 
+@pytest.mark.slow  # extracts a batch of image cases with pyradiomics
 def test_reject_mode_rejects_any_mismatch(bad_batch, breast):
     _, manifest = bad_batch
     cases = [c for c in read_manifest(manifest) if c.case_id in ("good", "near")]
@@ -126,6 +129,7 @@ def test_bad_manifest_is_one_clear_error(tmp_path, rows, needle):
     assert not (tmp_path / "f.parquet").exists()
 
 
+@pytest.mark.slow  # extracts a batch of image cases with pyradiomics
 def test_bad_params_name_the_key(tmp_path, bad_batch):
     _, manifest = bad_batch
     p = tmp_path / "params.yaml"

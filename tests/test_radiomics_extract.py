@@ -19,6 +19,8 @@ from graphonc.radiomics.extract import extract_cases, extract_run
 from graphonc.radiomics.manifest import read_manifest
 from graphonc.radiomics.settings import ExtractionSettings, RadiomicsParams
 
+pytestmark = pytest.mark.slow  # pyradiomics extraction of sample and IBSI images, worker pools
+
 REPO = Path(__file__).resolve().parents[1]
 ALL_CLASSES = ["shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm"]
 

@@ -18,6 +18,8 @@ from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 
+pytestmark = pytest.mark.slow  # extracts, phenotypes and trains on the 12 IBSI CTs
+
 REPO = Path(__file__).resolve().parents[1]
 IDS = ["STS_001", "STS_002", "STS_003", "STS_004", "STS_005", "STS_006", "STS_008", "STS_010", "STS_012",
        "STS_014", "STS_015", "STS_018"]

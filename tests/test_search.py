@@ -88,8 +88,8 @@ def test_index_reloads_without_rebuilding_and_refuses_stale_embeddings(trained_r
         load_index(copy)
 
 
-def test_one_query_path_matches_the_batch_path(trained_run):
-    """`similar` for one patient takes a lean path; it must give what the batch path gives."""
+def test_one_query_matches_the_batch(trained_run):
+    """`similar` for one patient must give what a batch of patients gives for it."""
     from graphonc.search.similar import neighbours
 
     idx = load_index(trained_run.root, device="cpu")
@@ -112,7 +112,7 @@ def test_one_query_path_matches_the_batch_path(trained_run):
     np.testing.assert_array_equal(one.rows, both.rows[:1])
     assert (one.rows[0, 5:] == -1).all() and np.isnan(one.scores[0, 5:]).all() and 0 not in one.rows
     assert list(small.ids_at(one.rows[0]))[5:] == [None] * 5
-    # a query holding NaN is refused on the one-query path too
+    # a query holding NaN is refused, alone or in a batch
     bad = x[:1].copy()
     bad[0, 3] = np.nan
     with pytest.raises(GraphoncError, match="NaN or infinite"):
@@ -120,8 +120,8 @@ def test_one_query_path_matches_the_batch_path(trained_run):
 
 
 def test_rows_path_matches_the_vector_path_on_every_index_kind(trained_run):
-    """`similar --patient` queries with the stored vectors by row (no renormalisation, one C copy for
-    a single patient); it must return what querying with those vectors returns, on every kind."""
+    """`similar --patient` queries with the patients' stored vectors, fetched by index row; it must
+    return what querying with those vectors returns, on every kind."""
     from graphonc.search.similar import neighbours, neighbours_of_rows
 
     flat = load_index(trained_run.root, device="cpu")
@@ -142,8 +142,8 @@ def test_rows_path_matches_the_vector_path_on_every_index_kind(trained_run):
             np.testing.assert_allclose(one.scores, ref.scores[i:i + 1], atol=1e-5, err_msg=kind)
     with pytest.raises(GraphoncError, match="must lie in"):
         flat.vectors(np.array([0, flat.n]))
-    with pytest.raises(GraphoncError, match="is not in"):
-        flat.search_row(-1, 5)
+    with pytest.raises(GraphoncError, match="must lie in"):
+        neighbours_of_rows(flat, np.array([-1]), 5)
 
 
 def test_approximate_indexes_recall_exact_neighbours(trained_run):
@@ -448,6 +448,7 @@ def test_report_for_unknown_patient_is_a_clear_error(trained_run, tmp_path):
 # ----------------------------------------------------------------------------------- evaluate-similarity
 
 
+@pytest.mark.slow  # GNN fits and SNF per fold
 def test_evaluate_similarity_is_leakage_free_and_scores_what_it_claims(metabric_run, tmp_path):
     from graphonc.search.quality import evaluate_similarity_stage
 

@@ -16,6 +16,8 @@ from graphonc.model.gnn import ModelConfig
 
 from conftest import FAST_MODEL as FAST
 
+pytestmark = pytest.mark.slow  # trains and cross-validates on METABRIC
+
 
 @pytest.fixture(scope="module")
 def trained(metabric_trained):

@@ -25,7 +25,7 @@ from graphonc.model.evaluate import eligible_patients, evaluate, make_folds, sco
 from graphonc.model.gnn import ModelConfig
 from graphonc.model.io import save_model
 from graphonc.model.train import fit_model, pick_device, predict
-from graphonc.report import plots
+from graphonc.plots import training as plots
 
 
 def model_config(run: GraphRun, config_path: Path | None = None, **overrides) -> ModelConfig:

@@ -95,8 +95,7 @@ def extract_cmd(
 def _import_csv(settings, features_csv: Path, out: Path, config: Path | None, id_column: str | None,
                 roi_column: str | None, roi: list[str] | None, aggregate: Aggregate | None) -> None:
     from graphonc.radiomics.features import read_feature_table, write_feature_table
-    from graphonc.radiomics.settings import load_phenotype_settings
-    from graphonc.radiomics.stages import feature_spec
+    from graphonc.radiomics.stages import feature_spec, load_phenotype_settings
 
     template = load_phenotype_settings(config)[1] if config is not None else None
     spec = feature_spec(features_csv, template.features if template is not None else None)
@@ -131,8 +130,8 @@ def phenotype_cmd(
     from pydantic import ValidationError
 
     from graphonc.radiomics.features import read_feature_table
-    from graphonc.radiomics.settings import PhenotypeSpec, load_phenotype_settings
-    from graphonc.radiomics.stages import feature_spec, phenotype_run
+    from graphonc.radiomics.settings import PhenotypeSpec
+    from graphonc.radiomics.stages import feature_spec, load_phenotype_settings, phenotype_run
 
     settings = settings_of(ctx)
     spec, cohort = load_phenotype_settings(config)
@@ -168,8 +167,7 @@ def assign_cmd(
     config: Path = typer.Option(None, "--config", "-c", help="A cohort config whose radiomics.features maps a CSV."),
 ) -> None:
     """Assign new patients to existing phenotypes with the saved transform (no refitting)."""
-    from graphonc.radiomics.settings import load_phenotype_settings
-    from graphonc.radiomics.stages import assign_run, feature_spec
+    from graphonc.radiomics.stages import assign_run, feature_spec, load_phenotype_settings
 
     cohort = load_phenotype_settings(config)[1] if config is not None else None
     table = assign_run(model, feature_spec(features, cohort.features if cohort is not None else None), out)

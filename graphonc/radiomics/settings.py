@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from graphonc.errors import ConfigError
 from graphonc.ingest.text import read_config_text
+from graphonc.validation import format_validation_error
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -176,15 +177,8 @@ class RadiomicsSpec(BaseModel):
         self.phenotype_model = res(self.phenotype_model)
 
 
-def _format(path: Path, exc: ValidationError, prefix: str = "") -> str:
-    first = exc.errors()[0]
-    key = ".".join(str(x) for x in (prefix, *first["loc"]) if x != "")
-    msg = "unknown key (misspelt?)" if first["type"] == "extra_forbidden" else first["msg"]
-    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
-    return f"{path}: key {key!r}: {msg}{more}. Fix the file and rerun."
-
-
-def _read_yaml(path: Path, what: str) -> dict:
+def read_yaml(path: Path, what: str) -> dict:
+    """The mapping at the top of a YAML file, or a ConfigError naming the file."""
     if not path.exists():
         raise ConfigError(f"{path}: {what} not found. Fix: give the path of a YAML file such as configs/radiomics.yaml.")
     if path.is_dir():
@@ -207,28 +201,13 @@ def load_params(path: str | Path) -> RadiomicsParams:
         ConfigError: naming the file and the first offending key.
     """
     path = Path(path)
-    raw = _read_yaml(path, "radiomics params file")
+    raw = read_yaml(path, "radiomics params file")
     try:
         params = RadiomicsParams.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format(path, exc)) from None
+        raise ConfigError(format_validation_error(path, exc, RadiomicsParams, fix="Fix the file and rerun.")) from None
     params.source_path = path.resolve()
     return params
-
-
-def load_phenotype_settings(path: str | Path) -> tuple[PhenotypeSpec, RadiomicsSpec | None]:
-    """Phenotype settings from either a radiomics params file (top-level ``phenotypes:``) or a
-    cohort config (``radiomics.phenotypes``; its feature-table mapping is returned too)."""
-    path = Path(path)
-    raw = _read_yaml(path, "config")
-    if "cohort" in raw:
-        from graphonc.config import load_config
-
-        cfg = load_config(path)
-        if cfg.radiomics is None:
-            raise ConfigError(f"{path}: the config has no 'radiomics' section. Fix: add one (see configs/hn1.yaml).")
-        return cfg.radiomics.phenotypes, cfg.radiomics
-    return load_params(path).phenotypes, None
 
 
 def resolve_against(base: Path) -> Callable[[Path | None], Path | None]:

@@ -17,12 +17,27 @@ from pathlib import Path
 
 import pandas as pd
 
+from graphonc.config import load_config
+from graphonc.errors import ConfigError
 from graphonc.graph import lineage
 from graphonc.graph.outputs import claim_dir, claim_file
 from graphonc.graph.run import atomic_dir, atomic_file, write_parquet
 from graphonc.radiomics.features import PatientFeatures, read_feature_table
 from graphonc.radiomics.phenotypes import MODEL_FILE, PhenotypeModel, fit_phenotypes
-from graphonc.radiomics.settings import FeatureTableSpec, PhenotypeSpec
+from graphonc.radiomics.settings import FeatureTableSpec, PhenotypeSpec, RadiomicsSpec, load_params, read_yaml
+
+
+def load_phenotype_settings(path: str | Path) -> tuple[PhenotypeSpec, RadiomicsSpec | None]:
+    """Phenotype settings from either a radiomics params file (top-level ``phenotypes:``) or a
+    cohort config (``radiomics.phenotypes``; its feature-table mapping is returned too)."""
+    path = Path(path)
+    raw = read_yaml(path, "config")
+    if "cohort" in raw:
+        cfg = load_config(path)
+        if cfg.radiomics is None:
+            raise ConfigError(f"{path}: the config has no 'radiomics' section. Fix: add one (see configs/hn1.yaml).")
+        return cfg.radiomics.phenotypes, cfg.radiomics
+    return load_params(path).phenotypes, None
 
 
 #: The stage name in a phenotype folder's lineage.json.

@@ -169,7 +169,7 @@ both (most specific first), and clinical values within half a cohort standard de
 
 
 def _km_section(res: SimilarResult, facts: CohortFacts, workdir: Path) -> str:
-    from graphonc.report.search_plots import km_neighbours_vs_cohort
+    from graphonc.plots.search import km_neighbours_vs_cohort
 
     if not facts.has_survival:
         return "<h2>Survival</h2><p>This cohort has no survival data.</p>"
@@ -232,7 +232,7 @@ def _treatment_section(res: SimilarResult, facts: CohortFacts) -> str:
 
 def _explanation_section(run: GraphRun, patient_id: str, workdir: Path, top: int = 12) -> str:
     from graphonc.model.explain import explain_patient
-    from graphonc.report.search_plots import attribution_bars
+    from graphonc.plots.search import attribution_bars
 
     exp = explain_patient(run.root, patient_id)
     table = exp.table

@@ -35,11 +35,15 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import yaml
+from pydantic import ValidationError
 
-from graphonc.errors import GraphoncError
+from graphonc.config import SearchSpec
+from graphonc.errors import ConfigError, GraphoncError
 from graphonc.graph import lineage
 from graphonc.graph import schema as S
-from graphonc.graph.run import GraphRun, atomic_dir, write_parquet
+from graphonc.graph.run import GraphRun, atomic_dir, sha256_file, write_parquet
+from graphonc.validation import format_validation_error
 
 log = logging.getLogger("graphonc")
 
@@ -154,20 +158,15 @@ class IndexParams:
 
 def normalised(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm, float32 C-contiguous copy, shape (n, d). Zero rows stay zero."""
-    faiss = _faiss()
     x = np.array(x, dtype=np.float32, copy=True, order="C")
     if x.ndim != 2:
         raise GraphoncError(f"embeddings must be a 2-D array (n, d), got shape {x.shape}")
-    if not x.size:
-        return x
-    ptr = faiss.swig_ptr(x)
-    faiss.fvec_renorm_L2(x.shape[1], x.shape[0], ptr)  # in place, in C; norm-0 rows stay 0
-    # one pass in C instead of isfinite().all(): after normalising, the sum of squares (<= n) is
-    # finite exactly when every input value was (a NaN or an infinity leaves NaNs in its row)
-    if not math.isfinite(faiss.fvec_norm_L2sqr(ptr, x.size)):
-        bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if len(bad):
         raise GraphoncError(f"{len(bad)} embedding row(s) hold NaN or infinite values (first row {bad[0]}). "
                             "Fix: retrain the model (`graphonc train`).")
+    if x.size:
+        _faiss().normalize_L2(x)  # in place; norm-0 rows stay 0
     return x
 
 
@@ -232,11 +231,6 @@ class PatientIndex:
     def dim(self) -> int:
         return int(self.index.d)
 
-    @functools.cached_property
-    def _ef(self) -> int:
-        """HNSW's search beam width, kept here so a search needs no attribute walk into SWIG."""
-        return int(self.index.hnsw.efSearch) if self.kind == "hnsw" else 0
-
     def position(self, ids) -> np.ndarray:
         """Index row of each id, −1 where the id is not in the index."""
         if self._pos is None:
@@ -245,22 +239,14 @@ class PatientIndex:
 
     def vectors(self, positions: np.ndarray) -> np.ndarray:
         """The stored vectors of the given rows, unit length, (m, d) float32 (approximate for ivfpq)."""
-        positions = np.ascontiguousarray(positions, dtype=np.int64)
-        out = np.empty((len(positions), self.dim), np.float32)
-        if len(positions):
-            if positions.min() < 0 or positions.max() >= self.n:
-                raise GraphoncError(f"index rows must lie in 0..{self.n - 1}")
-            faiss = _faiss()
-            ptr = faiss.swig_ptr(out)
-            self._reconstructor.reconstruct_batch_c(len(positions), faiss.swig_ptr(positions), ptr)
-            self._unit_reconstructions(len(positions), ptr)
-        return out
-
-    def _unit_reconstructions(self, m: int, ptr) -> None:
-        """Rescale m reconstructed vectors at ``ptr`` to unit length in place, where they need it:
-        exact kinds store the unit vectors themselves, product-quantised codes only near them."""
-        if self.kind == "ivfpq":
-            _faiss().fvec_renorm_L2(self.dim, m, ptr)
+        positions = np.asarray(positions, dtype=np.int64)
+        if not len(positions):
+            return np.empty((0, self.dim), np.float32)
+        if positions.min() < 0 or positions.max() >= self.n:
+            raise GraphoncError(f"index rows must lie in 0..{self.n - 1}")
+        out = self._reconstructor.reconstruct_batch(positions)
+        # exact kinds store the unit vectors themselves, product-quantised codes only near them
+        return normalised(out) if self.kind == "ivfpq" else out
 
     @functools.cached_property
     def _reconstructor(self):
@@ -272,7 +258,6 @@ class PatientIndex:
     def set_ef_search(self, ef: int) -> None:
         if self.kind == "hnsw":
             self.index.hnsw.efSearch = int(ef)
-            self._ef = int(ef)
 
     @functools.cached_property
     def _ids_then_none(self) -> np.ndarray:
@@ -282,50 +267,20 @@ class PatientIndex:
         """Patient ids of index ``rows`` (any shape, object array), None where a row is −1 (no result)."""
         return self._ids_then_none[rows]
 
-    def search(self, queries: np.ndarray, k: int, *, stored: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Raw FAISS search: (scores (m, k) float32 cosines, rows (m, k) int64; −1 = no result).
 
-        ``queries`` (m, d) are normalised here, unless ``stored``: they are then this index's own
-        vectors as :meth:`vectors` returns them (unit length and finite already). ``k`` is capped at
-        the index size.
+        ``queries`` (m, d) are normalised here; ``k`` is capped at the index size. The one way
+        every search goes: FAISS's Python ``Index.search``.
         """
-        q = np.ascontiguousarray(queries, np.float32) if stored else normalised(queries)
-        m, d = q.shape
-        if d != self.dim:
-            raise GraphoncError(f"query vectors have {d} dimensions, the index {self.dim}. "
+        q = normalised(queries)
+        if q.shape[1] != self.dim:
+            raise GraphoncError(f"query vectors have {q.shape[1]} dimensions, the index {self.dim}. "
                                 "Fix: rebuild the index from the current model (`graphonc index`).")
-        k = self._fit_k(k)
-        scores, rows = np.empty((m, k), np.float32), np.empty((m, k), np.int64)
-        # FAISS's C entry point into our own buffers: its Python wrapper (Index.search) would only
-        # re-check the dtype, shape and contiguity that normalised() guarantees, which for a single
-        # query costs about as much as graphonc's whole search path (scripts/bench_search.py)
-        faiss = _faiss()
-        self._searcher(k).search_c(m, faiss.swig_ptr(q), k, faiss.swig_ptr(scores), faiss.swig_ptr(rows))
-        return scores, rows
-
-    def search_row(self, row: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`search` of one indexed patient's own stored vector (index ``row``): (1, k) scores, rows.
-
-        The one-query path of ``similar --patient``, kept to a few C calls: the vector is copied
-        from the index straight into the query buffer, with no NumPy round trip.
-        """
-        k = self._fit_k(k)
-        if not 0 <= row < self.n:
-            raise GraphoncError(f"index row {row} is not in 0..{self.n - 1}")
-        faiss = _faiss()
-        q, scores, rows = np.empty((1, self.dim), np.float32), np.empty((1, k), np.float32), np.empty((1, k), np.int64)
-        qp = faiss.swig_ptr(q)
-        self._reconstructor.reconstruct_c(row, qp)
-        self._unit_reconstructions(1, qp)
-        self._searcher(k).search_c(1, qp, k, faiss.swig_ptr(scores), faiss.swig_ptr(rows))
-        return scores, rows
-
-    def _fit_k(self, k: int) -> int:
-        """``k`` capped at the index size (at least 1); HNSW's search beam widened to k if narrower."""
         k = max(1, min(int(k), self.n))
-        if self.kind == "hnsw" and self._ef < k:
+        if self.kind == "hnsw" and self.index.hnsw.efSearch < k:  # HNSW finds at most efSearch neighbours
             self.set_ef_search(k)
-        return k
+        return self._searcher(k).search(q, k)
 
     def _searcher(self, k: int = 1):
         """The FAISS index a search of ``k`` neighbours runs on: the GPU clone when there is one and k fits."""
@@ -475,6 +430,20 @@ def write_feature_embeddings(run_dir: Path) -> Path:
         (tmp / "feature_names.json").write_text(json.dumps(hg.feature_names[S.PATIENT], indent=1), encoding="utf-8")
         lineage.record(tmp, "features", consumed, run_root=run.root, rerun=_remake(tmp.parent / FEATURES_DIR))
     return run.root / FEATURES_DIR
+
+
+def index_settings(run_dir: Path, **overrides) -> tuple[str, str, IndexParams]:
+    """(kind, device, parameters) for the run's index: ``overrides`` that are not None (the command
+    line), else the ``search:`` section of the config the run was built from, else the defaults."""
+    path = Path(run_dir) / "config.yaml"
+    raw = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.exists() else {}
+    try:
+        spec = SearchSpec.model_validate(raw.get("search") or {})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(path, exc, SearchSpec, prefix=("search",))) from None
+    merged = {**spec.model_dump(exclude_none=True), **{k: v for k, v in overrides.items() if v is not None}}
+    kind, device = merged.pop("kind"), merged.pop("device")
+    return kind, device, IndexParams(**merged)
 
 
 def build_index(run_dir: Path, kind: str = "auto", params: IndexParams | None = None, device: str = "auto",

@@ -1,10 +1,11 @@
 """Nearest patients and why: the search path (ids, self-exclusion, filters) and the reasons.
 
-Two layers, so the search itself stays cheap enough to benchmark against raw FAISS:
+Two layers:
 
-* :func:`neighbours` — batched, vectorised: query rows → the k most similar *other* patients
-  that pass the filters (rows, ids, cosine scores). With filters it searches more candidates
-  (doubling) until k pass or the whole index has been seen, so k are returned whenever k exist.
+* :func:`neighbours` — the one search path, batched: query vectors → the k most similar *other*
+  patients that pass the filters (rows, cosine scores), through FAISS's ``Index.search``. With
+  filters it searches more candidates (doubling) until k pass or the whole index has been seen,
+  so k are returned whenever k exist.
 * :func:`explain_pair` / :func:`similar_patients` — per neighbour, what the two patients share
   in the graph (mutations, genes with their role, pathways, treatments, radiomic phenotypes),
   their clinical similarities and differences, and what happened to the neighbour.
@@ -296,62 +297,25 @@ def neighbours(index: PatientIndex, queries: np.ndarray, k: int, exclude_rows: n
     Returns:
         :class:`Hits` with (m, k) arrays; a row with fewer than k admissible patients is padded with −1/NaN.
     """
-    if allowed is None and index.n > k and len(queries) == 1:  # one new patient, no filter
-        s, r = index.search(queries, k + 1)
-        return _one_query_hits(s, r, k, -1 if exclude_rows is None else int(exclude_rows[0]))
-    excl = np.full(len(queries), -1, np.int64) if exclude_rows is None else np.asarray(exclude_rows, np.int64)
-    return _hits(index, queries, k, excl, allowed, stored=False)
-
-
-def neighbours_of_rows(index: PatientIndex, rows: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Hits:
-    """The k most similar other indexed patients of the indexed patients at ``rows`` (m,), best first.
-
-    What ``similar --patient`` asks: the queries are the patients' own stored vectors (no copy
-    through NumPy, no second normalisation), and a patient is never its own neighbour.
-    ``allowed`` and the result are as in :func:`neighbours`.
-    """
-    rows = np.asarray(rows, np.int64)
-    if allowed is None and index.n > k and len(rows) == 1:  # one patient, no filter: what a tumour board asks most
-        own = int(rows[0])
-        s, r = index.search_row(own, k + 1)
-        return _one_query_hits(s, r, k, own)
-    return _hits(index, index.vectors(rows), k, rows, allowed, stored=True)
-
-
-def _hits(index: PatientIndex, q: np.ndarray, k: int, excl: np.ndarray, allowed: np.ndarray | None,
-          stored: bool) -> Hits:
-    """:func:`neighbours` of m queries; ``excl`` (m,) each query's own row or −1."""
-    m, n = len(q), index.n
-    if allowed is None and n > k:  # the common case, kept to a handful of vectorised steps
-        s, r = index.search(q, k + 1, stored=stored)
-        if m and (r[:, 0] == excl).all():  # every query is a cohort patient found first: drop that column
-            rows, scores = r[:, 1:], s[:, 1:]
-        else:
-            drop = r == excl[:, None]
-            drop[~drop.any(1), -1] = True  # a query not among its own hits loses its (k+1)-th instead
-            rows, scores = r[~drop].reshape(m, k), s[~drop].reshape(m, k)
-        if m and rows[:, -1].min() < 0:  # FAISS pads a short answer with −1 at the end
-            scores[rows < 0] = np.nan
-        return Hits(rows, scores)
+    m, n = len(queries), index.n
+    excl = np.full(m, -1, np.int64) if exclude_rows is None else np.asarray(exclude_rows, np.int64)
     if allowed is not None:
         allowed = np.asarray(allowed, bool)
         allowed = np.broadcast_to(allowed, (m, n)) if allowed.ndim == 1 else allowed
-    want = k + (excl >= 0).astype(int)
-    kk = int(want.max()) if m else k
+    kk = k + int((excl >= 0).any())  # room for the query itself
     if allowed is not None:  # oversample by the share that passes, then double as needed
         share = max(allowed.mean(), 1.0 / n)
-        kk = min(n, int(math.ceil(kk / share * 1.2)) + 8)
+        kk = int(math.ceil(kk / share * 1.2)) + 8
     out_rows = np.full((m, k), -1, np.int64)
     out_scores = np.full((m, k), np.nan, np.float32)
     todo = np.arange(m)
     while len(todo):
         kk = min(kk, n)
-        s, r = index.search(q[todo], kk, stored=stored)
+        s, r = index.search(queries[todo], kk)
         keep = (r >= 0) & (r != excl[todo, None])
         if allowed is not None:
             keep &= allowed[todo[:, None], np.clip(r, 0, n - 1)]
-        counts = keep.sum(1)
-        done = (counts >= k) | (kk >= n)
+        done = (keep.sum(1) >= k) | (kk >= n)
         # compact each row's kept columns to the front, order preserved (stable sort on "not kept")
         order = np.argsort(~keep[done], axis=1, kind="stable")[:, :k]
         kept = np.take_along_axis(keep[done], order, 1)
@@ -363,23 +327,11 @@ def _hits(index: PatientIndex, q: np.ndarray, k: int, excl: np.ndarray, allowed:
     return Hits(out_rows, out_scores)
 
 
-def _one_query_hits(s: np.ndarray, r: np.ndarray, k: int, own: int) -> Hits:
-    """Hits of one query from its k+1 FAISS results (1, k+1): the query's own row dropped, else the last.
-
-    The same as the vectorised branch of :func:`_hits`, in a few Python steps on k+1 values:
-    a single query is a sub-millisecond HNSW/IVF search, and each NumPy call costs about 1 µs.
-    """
-    if own >= 0 and r[0, 0] == own:  # the usual case for a cohort patient: itself first
-        rows, scores = r[:, 1:], s[:, 1:]
-    else:
-        row = r[0].tolist()
-        j = row.index(own) if own >= 0 and own in row else k
-        if j < k:  # close the gap in place (the arrays are this search's own buffers)
-            r[0, j:k], s[0, j:k] = r[0, j + 1:], s[0, j + 1:]
-        rows, scores = r[:, :k], s[:, :k]
-    if r[0, -1] < 0:  # FAISS pads a short answer with −1 at the end
-        scores[rows < 0] = np.nan
-    return Hits(rows, scores)
+def neighbours_of_rows(index: PatientIndex, rows: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Hits:
+    """:func:`neighbours` of the indexed patients at ``rows`` (m,), queried with their stored vectors;
+    a patient is never its own neighbour."""
+    rows = np.asarray(rows, np.int64)
+    return neighbours(index, index.vectors(rows), k, rows, allowed)
 
 
 # ---------------------------------------------------------------------------------- reasons

@@ -1,7 +1,7 @@
 """Run a local Neo4j 5.26 LTS Community server without Docker or a tarball.
 
 Only package registries are reachable on dev machines and in CI, so the server is assembled
-from its Maven Central artifacts (``scripts/neo4j/pom.xml``: ``org.neo4j:neo4j`` — which holds
+from its Maven Central artifacts (``graphonc/store/neo4j_pom.xml``: ``org.neo4j:neo4j`` — which holds
 ``org.neo4j.server.CommunityEntryPoint`` — plus ``org.neo4j.client:neo4j-browser``) and launched
 with plain ``java -cp <lib>/* org.neo4j.server.CommunityEntryPoint``, the same process the
 official ``bin/neo4j`` boot loader spawns. The initial password is set with the official admin
@@ -21,9 +21,9 @@ The server listens on 127.0.0.1 only. Password sources, first hit wins: ``cfg.pa
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
+import importlib.resources
 import json
 import os
 import re
@@ -43,7 +43,7 @@ from pathlib import Path
 
 from graphonc.errors import GraphoncError
 
-NEO4J_VERSION = "5.26.30"  # keep in sync with scripts/neo4j/pom.xml
+NEO4J_VERSION = "5.26.30"  # keep in sync with graphonc/store/neo4j_pom.xml
 BROWSER_VERSION = "5.24.0"  # newest neo4j-browser on Maven Central; works with a 5.26 server
 ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"
 ADMIN_TOOL = "org.neo4j.cli.AdminTool"
@@ -51,8 +51,9 @@ HOST = "127.0.0.1"
 USER = "neo4j"
 MIN_PASSWORD_LENGTH = 8  # Neo4j's default dbms.security.auth_minimum_password_length
 
-_REPO = Path(__file__).resolve().parents[2]
-_POM = _REPO / "scripts" / "neo4j" / "pom.xml"
+#: The Maven pom that lists the server's artifacts, shipped inside the package (package data), so an
+#: installed graphonc finds it without a source checkout or an environment variable.
+POM_RESOURCE = "neo4j_pom.xml"
 _COMPLETE_MARKER = ".complete"
 _SIZE_RE = re.compile(r"^[1-9][0-9]*[kmgKMG]?$")
 
@@ -203,6 +204,22 @@ def jars_ready(cache_dir: Path | None = None) -> bool:
     return _lib_ok(Path(cache_dir or default_cache_dir()).expanduser().resolve() / f"lib-{NEO4J_VERSION}")
 
 
+@contextlib.contextmanager
+def _pom_file(pom: Path | None = None) -> Iterator[Path]:
+    """A filesystem path of the pom: ``pom`` when given, else the package's own copy (extracted to a
+    temporary file for as long as Maven needs it when the package is not installed as plain files)."""
+    if pom is not None:
+        if not Path(pom).is_file():
+            raise Neo4jServerError(f"Maven pom for the Neo4j server not found at {pom}")
+        yield Path(pom)
+        return
+    with importlib.resources.as_file(importlib.resources.files(__package__) / POM_RESOURCE) as path:
+        if not path.is_file():
+            raise Neo4jServerError(f"the package data file graphonc/store/{POM_RESOURCE} is missing: "
+                                   "reinstall graphonc (`bash scripts/setup.sh`).")
+        yield path
+
+
 def resolve_jars(cache_dir: Path | None = None, *, pom: Path | None = None) -> Path:
     """Copy the server's jars from Maven Central into ``<cache_dir>/lib-<version>``; return it.
 
@@ -214,10 +231,6 @@ def resolve_jars(cache_dir: Path | None = None, *, pom: Path | None = None) -> P
     lib = cache_dir / f"lib-{NEO4J_VERSION}"
     if _lib_ok(lib):
         return lib
-    pom = Path(pom or os.environ.get("GRAPHONC_NEO4J_POM") or _POM)
-    if not pom.is_file():
-        raise Neo4jServerError(f"Maven pom for the Neo4j server not found at {pom} "
-                               "(set GRAPHONC_NEO4J_POM to scripts/neo4j/pom.xml of the repo).")
     mvn = shutil.which("mvn")
     if not mvn:
         raise Neo4jServerError("mvn not found: it fetches the Neo4j server jars from Maven Central "
@@ -225,11 +238,12 @@ def resolve_jars(cache_dir: Path | None = None, *, pom: Path | None = None) -> P
     _java()
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".lib-{NEO4J_VERSION}-", dir=cache_dir))
-    cmd = [mvn, "-B", "-q", "-f", str(pom), f"-Dmaven.repo.local={cache_dir / 'm2'}",
-           f"-Dneo4j.version={NEO4J_VERSION}", f"-Dneo4j.browser.version={BROWSER_VERSION}",
-           "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={tmp}"]
     try:
-        proc = subprocess.run(cmd, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        with _pom_file(pom) as pom_path:
+            cmd = [mvn, "-B", "-q", "-f", str(pom_path), f"-Dmaven.repo.local={cache_dir / 'm2'}",
+                   f"-Dneo4j.version={NEO4J_VERSION}", f"-Dneo4j.browser.version={BROWSER_VERSION}",
+                   "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={tmp}"]
+            proc = subprocess.run(cmd, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if proc.returncode != 0:
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
             raise Neo4jServerError(f"Maven could not resolve the Neo4j {NEO4J_VERSION} jars "
@@ -625,66 +639,3 @@ def stop(cfg: Neo4jServerConfig, timeout: float = 60) -> bool:
             was_running = True
         cfg.pid_file.unlink(missing_ok=True)
         return was_running
-
-
-# --------------------------------------------------------------------------------------------
-# command line
-
-
-def _config_from_args(args: argparse.Namespace) -> Neo4jServerConfig:
-    kwargs = {k: v for k, v in (("data_dir", args.data_dir), ("bolt_port", args.bolt_port),
-                                ("http_port", args.http_port), ("heap", args.heap),
-                                ("pagecache", args.pagecache), ("cache_dir", args.cache_dir))
-              if v is not None}
-    return Neo4jServerConfig(**kwargs)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m graphonc.store.neo4j_server start|stop|status|resolve [options]``."""
-    parser = argparse.ArgumentParser(prog="python -m graphonc.store.neo4j_server",
-                                     description="Run a local Neo4j 5.26 Community server (127.0.0.1 only).")
-    parser.add_argument("command", choices=("start", "stop", "status", "resolve"))
-    parser.add_argument("--data-dir", type=Path, help="server home/data folder "
-                        "(default $GRAPHONC_NEO4J_DATA_DIR or ~/.local/share/graphonc/neo4j)")
-    parser.add_argument("--bolt-port", type=int, default=_int_env("GRAPHONC_NEO4J_BOLT_PORT"))
-    parser.add_argument("--http-port", type=int, default=_int_env("GRAPHONC_NEO4J_HTTP_PORT"))
-    parser.add_argument("--heap", help="JVM heap, e.g. 1g")
-    parser.add_argument("--pagecache", help="page cache, e.g. 512m")
-    parser.add_argument("--cache-dir", type=Path, help="Maven cache (default $GRAPHONC_MAVEN_CACHE)")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds to wait (start 120, stop 60)")
-    args = parser.parse_args(argv)
-    try:
-        cfg = _config_from_args(args)
-        if args.command in ("resolve", "start") and not jars_ready(cfg.cache_dir):
-            print(f"Fetching the Neo4j {NEO4J_VERSION} jars with Maven into {cfg.cache_dir} "
-                  "(once; about a minute)...", file=sys.stderr)
-        if args.command == "resolve":
-            lib = resolve_jars(cfg.cache_dir)
-            print(f"Neo4j {NEO4J_VERSION} jars in {lib}")
-        elif args.command == "start":
-            st = start(cfg, timeout=args.timeout or 120)
-            print(f"Neo4j {NEO4J_VERSION} running: pid {st.pid}, {st.bolt_uri}, browser {st.browser_url}")
-            if st.password_generated:
-                print(f"Generated password for user '{USER}' (stored in {cfg.password_file}, shown once): "
-                      f"{cfg.password_file.read_text(encoding='utf-8').strip()}")
-        elif args.command == "stop":
-            print("Neo4j stopped." if stop(cfg, timeout=args.timeout or 60) else "Neo4j was not running.")
-        else:
-            current = status(cfg)
-            if current is None:
-                print(f"Neo4j is not running (data folder {cfg.data_dir}).")
-                return 3
-            print(f"Neo4j running: pid {current.pid}, {current.bolt_uri}, browser {current.browser_url}")
-    except GraphoncError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def _int_env(name: str) -> int | None:
-    value = os.environ.get(name)
-    return int(value) if value else None
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,7 +8,7 @@ import pandas as pd
 from lifelines import KaplanMeierFitter
 from lifelines.statistics import logrank_test
 
-from graphonc.report.plots import finish_km_axes, plt, save_figure  # plt: headless, mathtext off
+from graphonc.plots.base import finish_km_axes, plt, save_figure
 
 
 def embedding_map(xy: np.ndarray, labels, path: Path, title: str) -> Path:

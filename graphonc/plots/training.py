@@ -8,26 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from lifelines import KaplanMeierFitter
+from lifelines.statistics import multivariate_logrank_test
 
-matplotlib.use("Agg")
-# an id like MB$\foo$X would otherwise be parsed as mathtext, and crash the plot
-matplotlib.rcParams.update({"text.parse_math": False, "text.usetex": False})
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from lifelines import KaplanMeierFitter  # noqa: E402
-from lifelines.plotting import add_at_risk_counts  # noqa: E402
-from lifelines.statistics import multivariate_logrank_test  # noqa: E402
-
-
-def save_figure(fig, path: Path) -> Path:
-    """Write ``fig`` as a PNG (parents created) and close it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, format="png")  # temp files may not end in .png
-    plt.close(fig)
-    return path
+from graphonc.plots.base import finish_km_axes, plt, save_figure
 
 
 def loss_curves(history: list[dict], path: Path, best_epoch: int | None = None) -> Path:
@@ -62,15 +48,6 @@ def km_by_risk_group(time_months: np.ndarray, event: np.ndarray, risk: np.ndarra
     ax.set_title(f"{title}\nlog-rank p = {p:.2g}")
     finish_km_axes(ax, fitters)
     return save_figure(fig, path)
-
-
-def finish_km_axes(ax, fitters: list) -> None:
-    """Axis labels, limits, legend and the number-at-risk table under Kaplan–Meier curves (months)."""
-    ax.set_xlabel("months")
-    ax.set_ylabel("survival probability")
-    ax.set_ylim(0, 1.05)
-    ax.legend(loc="lower left")
-    add_at_risk_counts(*fitters, ax=ax)
 
 
 def calibration(y_true: np.ndarray, proba: np.ndarray, path: Path, bins: int = 10) -> Path:
