@@ -28,7 +28,12 @@ def main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors; no progress bars."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for torch, FAISS and BLAS "
+                                "(default: the CPUs this process may use)."),
 ) -> None:
+    from graphonc.threads import set_threads
+
+    set_threads(threads)  # before any command imports torch/FAISS: they read it when they load
     ctx.obj = Settings(verbose=verbose, quiet=quiet, debug=debug)
     # torch_geometric imports torch.jit.script at import time; the deprecation is not the user's business
     warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated")
@@ -457,11 +462,23 @@ def index_cmd(
                                f"{idx.meta['build_seconds']:.2f} s; wrote {run / 'index'}"))
 
 
-def _similar_table(res) -> Table:
+def _similar_table(res, details: bool = False) -> Table:
+    """The neighbours as a table: compact (fits 80 columns: rank, patient, score, label, why, outcome),
+    or with every reason in its own column (``details``)."""
+    from graphonc.report.html import plain_reasons
+
     q = res.query
     title = (f"{len(res.neighbours)} patients most similar to {q.id}{' (new)' if q.new else ''}"
              f" — label {q.label or '?'}, {len(q.mutations)} mutations, index {res.index_kind}")
     t = Table(title=term(title), caption=term(f"filters: {res.filters.describe()}"), show_lines=True)
+    if not details:
+        for c in ("#", "patient", "score", "label", "why similar", "outcome"):
+            t.add_column(c, justify="right" if c in ("#", "score") else "left", overflow="fold",
+                         ratio=3 if c == "why similar" else None)
+        for n in res.neighbours:
+            t.add_row(str(n.rank), term(n.id), f"{n.score:.2f}", term(n.label or "?"), term(plain_reasons(n)),
+                      term(n.status.replace("alive at last follow-up", "alive")))
+        return t
     for c in ("#", "patient", "score", "label", "shared mutations / genes (role)", "shared pathways",
               "clinical", "treatments", "outcome"):
         t.add_column(c, justify="right" if c in ("#", "score") else "left", overflow="fold")
@@ -493,8 +510,10 @@ def similar_cmd(
     treated_with: list[str] = typer.Option([], "--treated-with", help="Only neighbours who received this "
                                            "treatment (a Treatment node id; repeatable = all of them)."),
     alive_at: float = typer.Option(None, "--alive-at", help="Only neighbours known alive at this many months."),
+    has_outcome: bool = typer.Option(False, "--has-outcome", help="Only neighbours with a recorded outcome."),
     device: SearchDevice = typer.Option(SearchDevice.auto, "--device", help="Where FAISS searches."),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
+    details: bool = typer.Option(False, "--details", help="Every reason in its own column (a wide table)."),
 ) -> None:
     """The k most similar patients, the reasons (shared mutations, genes, pathways, clinical) and their outcomes."""
     import json
@@ -503,7 +522,7 @@ def similar_cmd(
 
     if bool(patient) == (new_patient is not None):
         raise GraphoncError("give either --patient ID (repeatable) or --new-patient FILE.")
-    filters = parse_filters(same_label, treated_with, alive_at)
+    filters = parse_filters(same_label, treated_with, alive_at, has_outcome)
     if new_patient is not None:
         results = similar_new_patients(run, new_patient, k, filters, mutations=mutations, device=device.value)
     else:
@@ -512,7 +531,7 @@ def similar_cmd(
         out_console.print_json(json.dumps([r.to_dict() for r in results], default=str), ensure_ascii=True)
         return
     for r in results:
-        out_console.print(_similar_table(r))
+        out_console.print(_similar_table(r, details))
         if len(r.neighbours) < k:
             out_console.print(term(f"only {len(r.neighbours)} patients pass the filters ({r.filters.describe()})"))
 
@@ -599,13 +618,16 @@ def export_cmd(
 def report_cmd(
     ctx: typer.Context,
     run: Path = typer.Option(..., "--run", "-r", help="A run folder with a model and an index."),
-    patient: str = typer.Option(..., "--patient", "-p", help="Patient id of the run."),
+    patient: str = typer.Option(None, "--patient", "-p", help="Patient id of the run."),
+    new_patient: Path = typer.Option(None, "--new-patient", help="A new patient at diagnosis: a JSON or YAML file "
+                                     "with the body of the service's new-patient API (docs/serve.md)."),
     out: Path = typer.Option(None, "--out", "-o", help="HTML file to write (default <run>/reports/<patient>.html, the id "
                              "percent-encoded); an existing file is only replaced when graphonc wrote it."),
     k: int = typer.Option(10, "-k", help="Number of neighbours."),
     same_label: bool = typer.Option(False, "--same-label", help="Only neighbours with the query's diagnosis label."),
     treated_with: list[str] = typer.Option([], "--treated-with", help="Only neighbours who received this treatment."),
     alive_at: float = typer.Option(None, "--alive-at", help="Only neighbours known alive at this many months."),
+    has_outcome: bool = typer.Option(False, "--has-outcome", help="Only neighbours with a recorded outcome."),
     explain: bool = typer.Option(True, "--explain/--no-explain", help="Include the model's explanation "
                                  "(integrated gradients; the slowest part)."),
 ) -> None:
@@ -613,11 +635,38 @@ def report_cmd(
     from graphonc.report.html import write_report
     from graphonc.search.similar import parse_filters
 
-    path = write_report(run, patient, out, k=k, filters=parse_filters(same_label, treated_with, alive_at),
-                        explain=explain)
+    if (patient is None) == (new_patient is None):
+        raise GraphoncError("give either --patient ID or --new-patient FILE.")
+    filters = parse_filters(same_label, treated_with, alive_at, has_outcome)
+    if new_patient is not None:
+        from graphonc.serve.report_file import write_new_patient_report
+
+        path = write_new_patient_report(run, new_patient, out, k=k, filters=filters, explain=explain)
+    else:
+        path = write_report(run, patient, out, k=k, filters=filters, explain=explain)
     if not settings_of(ctx).quiet:
         out_console.print(term(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)"))
 
+
+
+@app.command("serve")
+@handles_errors
+def serve_cmd(
+    ctx: typer.Context,
+    run: list[Path] = typer.Option(..., "--run", "-r", help="A run folder with an index (repeatable)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (default this machine only)."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    state_dir: Path = typer.Option(None, "--state-dir", help="Where the API token and the audit log live "
+                                   "(default ~/.local/share/graphonc/serve)."),
+    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads (default: the CPUs this process may use)."),
+) -> None:
+    """The tumour-board web app and JSON API (token required; see docs/serve.md)."""
+    from graphonc.serve.app import serve
+    from graphonc.threads import set_threads
+
+    set_threads(threads)
+
+    serve(run, host=host, port=port, state_dir=state_dir)
 
 
 @app.command("evaluate-similarity")

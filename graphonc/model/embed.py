@@ -127,23 +127,26 @@ def _check_columns(raw, needed: dict[str, str]) -> None:
 
 
 def read_new_patients(cfg: GraphConfig, source: Path, mutations: Path | None, feature_columns: list[str],
-                      imaging_columns: list[str] = (), column_keys: dict[str, str] | None = None) -> NewPatients:
+                      imaging_columns: list[str] = (), column_keys: dict[str, str] | None = None,
+                      symbols=None) -> NewPatients:
     """Read new patients with the run's config into graph tables (no pathways: genes carry those).
 
+    Only the model's input columns are required. Treatments are given after diagnosis: a
+    treatment column the input lacks means "not known", and the patient gets no edge to it.
     ``imaging_columns`` (the model's radiomic features) are optional: new patients come
     without imaging here and are encoded as such (``radiomics_available = 0``).
     ``column_keys``: the run's Patient ``{original column name: key}`` (:meth:`GraphRun.column_keys`);
     ``feature_columns`` and the returned Patient table use the keys, the input file the originals.
+    ``symbols``: the run's gene symbol map when the caller keeps one loaded (else read here).
     """
     keys = column_keys or {}
     original = {k: c for c, k in keys.items()}
     inp = new_input(cfg, source, mutations)
     cfg = cfg.model_copy(update={"input": inp})
     raw = read_cohort(cfg)
-    needed = {original.get(c, c): "model feature" for c in feature_columns}
-    needed |= {t.column: f"treatment {t.name}" for t in cfg.treatments}
-    _check_columns(raw, needed)
+    _check_columns(raw, {original.get(c, c): "model feature" for c in feature_columns})
     have = _columns(raw)
+    cfg = cfg.model_copy(update={"treatments": [t for t in cfg.treatments if t.column in have]})
     # outcomes and display columns are optional for new patients: keep the ones given
     spec = cfg.clinical.model_copy(deep=True)
     for key in ("display", "after_diagnosis", "expression_derived"):
@@ -154,7 +157,7 @@ def read_new_patients(cfg: GraphConfig, source: Path, mutations: Path | None, fe
         spec.survival = None
     spec.extra_survival = {k: v for k, v in spec.extra_survival.items() if {v.time, v.event} <= have}
     patients = patient_table(raw, spec, cfg.cohort).rename(columns=keys)
-    symbols = symbol_map(cfg)
+    symbols = symbols or symbol_map(cfg)
     harmonised, _ = symbols.harmonise_series(raw.mutations["gene"])
     all_mut = raw.mutations.assign(gene=harmonised)
     mut_nodes, has_mut, _ = mutation_tables(filter_mutations(all_mut, cfg))
@@ -167,17 +170,13 @@ def read_new_patients(cfg: GraphConfig, source: Path, mutations: Path | None, fe
     return NewPatients(patients, edges, mut_nodes[[S.ID, "gene"]], str(source))
 
 
-def attach(lm: LoadedModel, new: NewPatients) -> tuple[dict, dict, np.ndarray, pd.DataFrame]:
-    """The model graph's tensors with the new patients appended receive-only.
+def links(lm: LoadedModel, new: NewPatients) -> tuple[dict, pd.DataFrame]:
+    """The new patients' links into the model graph, as the reverse edges they receive on.
 
-    Returns (x_dict, edge_index_dict, row index of each new patient, unmatched counts).
+    Returns ({reverse edge type: (node rows in the model graph (E,), new patient positions (E,))},
+    per new patient the count of links to nodes the run has never seen, by node type).
     """
-    g, d = lm.graph, lm.graph.data
-    n_old = d[S.PATIENT].num_nodes
-    x_new = torch.from_numpy(g.encoder.transform(new.patients))
-    x = {t: d[t].x for t in d.node_types if "x" in d[t]}
-    x[S.PATIENT] = torch.cat([x[S.PATIENT], x_new])
-    edges = {e: d[e].edge_index for e in d.edge_types}
+    g = lm.graph
     row = pd.Index(new.patients[S.ID])
     unmatched = pd.DataFrame(0, index=row, columns=[])
     pairs = dict(new.edges)
@@ -186,19 +185,97 @@ def attach(lm: LoadedModel, new: NewPatients) -> tuple[dict, dict, np.ndarray, p
         has = pairs[S.HAS_MUTATION]
         pairs[MUTATED_IN] = pd.DataFrame({S.SRC: has[S.SRC], S.DST: gene_of.reindex(has[S.DST]).to_numpy()}) \
             .dropna().drop_duplicates()
+    known_types = {tuple(e) for e in lm.graph.data.edge_types}
+    out = {}
     for e, df in pairs.items():
         r = reverse(e)
-        if r not in edges or df.empty:
+        if r not in known_types or df.empty:
             continue
         di = g.ids[e[2]].get_indexer(df[S.DST])
         known = di >= 0
         if (~known).any():
             unmatched[f"unknown_{e[2].lower()}"] = df.loc[~known].groupby(S.SRC).size().reindex(row).fillna(0) \
                 .astype(int)
-        si = n_old + row.get_indexer(df[S.SRC])
-        add = torch.from_numpy(np.vstack([di[known], si[known]]).astype(np.int64))
+        out[r] = (di[known].astype(np.int64), row.get_indexer(df[S.SRC])[known].astype(np.int64))
+    return out, unmatched
+
+
+def attach(lm: LoadedModel, new: NewPatients) -> tuple[dict, dict, np.ndarray, pd.DataFrame]:
+    """The model graph's tensors with the new patients appended receive-only.
+
+    Returns (x_dict, edge_index_dict, row index of each new patient, unmatched counts).
+    """
+    d = lm.graph.data
+    n_old = d[S.PATIENT].num_nodes
+    x_new = torch.from_numpy(lm.graph.encoder.transform(new.patients))
+    x = {t: d[t].x for t in d.node_types if "x" in d[t]}
+    x[S.PATIENT] = torch.cat([x[S.PATIENT], x_new])
+    edges = {e: d[e].edge_index for e in d.edge_types}
+    linked, unmatched = links(lm, new)
+    for r, (nodes, patients) in linked.items():
+        add = torch.from_numpy(np.vstack([nodes, n_old + patients]))
         edges[r] = torch.cat([edges[r], add], dim=1)
-    return x, edges, np.arange(n_old, n_old + len(row)), unmatched
+    return x, edges, np.arange(n_old, n_old + len(new.patients)), unmatched
+
+
+class FrozenGraph:
+    """A trained model with every other node's state precomputed, for embedding new patients fast.
+
+    A new patient is receive-only (module doc): it changes no other node's state, so the
+    states of the mutations, genes, treatments, ... at every layer are those of the trained
+    graph and can be computed once. Embedding m new patients is then m small message-passing
+    steps over their own links, instead of a forward pass over the whole graph; the result
+    equals :func:`embed_patients` (``tests/test_serve.py`` checks it).
+
+    Attributes:
+        lm: the loaded model.
+        states: ``states[l][t]`` (N_t, H), the input state of layer l of each non-patient type t
+            (l = 0 .. layers - 1).
+        into_patient: the model's edge types that end at Patient (the ones new patients receive on).
+    """
+
+    def __init__(self, lm: LoadedModel) -> None:
+        self.lm = lm
+        d, model = lm.graph.data, lm.model
+        model.eval()
+        x = {t: d[t].x for t in d.node_types if "x" in d[t]}
+        edges = {e: d[e].edge_index for e in d.edge_types if tuple(e) in set(model.edge_types)}
+        self.into_patient = [e for e in model.edge_types if e[2] == S.PATIENT]
+        self.states: list[dict[str, torch.Tensor]] = []
+        with torch.no_grad():
+            h = model.input_states(x, lm.graph.vocab_dict)
+            for i in range(len(model.convs)):
+                self.states.append({t: v for t, v in h.items() if t != S.PATIENT})
+                h = model.layer(i, h, edges)
+
+    def embed(self, new: NewPatients) -> EmbeddedPatients:
+        """Embeddings and predictions of ``new`` (see :class:`EmbeddedPatients`)."""
+        lm, model = self.lm, self.lm.model
+        linked, unmatched = links(lm, new)
+        m = len(new.patients)
+        edges = {e: torch.from_numpy(np.vstack(linked[e])) if e in linked else torch.empty((2, 0), dtype=torch.long)
+                 for e in self.into_patient}
+        with torch.no_grad():
+            hp = model.input_states({S.PATIENT: torch.from_numpy(lm.graph.encoder.transform(new.patients))}, {})
+            hp = hp[S.PATIENT]
+            for i, cached in enumerate(self.states):
+                hp = model.layer(i, {**cached, S.PATIENT: hp}, edges)[S.PATIENT]
+            z, logits, risk = model.heads(hp)
+        return _embedded(lm, new, z, logits, risk, unmatched, m)
+
+
+def _embedded(lm: LoadedModel, new: NewPatients, z, logits, risk, unmatched: pd.DataFrame, m: int
+              ) -> EmbeddedPatients:
+    """:class:`EmbeddedPatients` from the model outputs of the new patients (the last ``m`` rows given)."""
+    z, proba, risk = z[-m:].numpy(), torch.softmax(logits[-m:], -1).numpy(), risk[-m:].numpy()
+    if not lm.graph.label_classes:
+        proba = proba[:, :0]
+    if len(unmatched.columns):
+        log.warning("%d new patient(s) link to mutations/genes/treatments the run has never seen; "
+                    "those links are left out (see `unmatched`)", int((unmatched.sum(axis=1) > 0).sum()))
+    return EmbeddedPatients(new.patients[S.ID].tolist(), z.astype(np.float32), proba, risk,
+                            list(lm.graph.label_classes), new.patients, new.edges, new.mutation_genes,
+                            unmatched.reset_index(names=S.ID))
 
 
 def embed_patients(run_dir: Path, source: Path, model_dir: Path | None = None, mutations: Path | None = None,
@@ -222,15 +299,7 @@ def embed_patients(run_dir: Path, source: Path, model_dir: Path | None = None, m
     x, edges, rows, unmatched = attach(lm, new)
     with torch.no_grad():
         z, logits, risk = lm.model(x, edges, lm.graph.vocab_dict)
-    z, proba, risk = z[rows].numpy(), torch.softmax(logits[rows], -1).numpy(), risk[rows].numpy()
-    if not lm.graph.label_classes:
-        proba = proba[:, :0]
-    if len(unmatched.columns):
-        log.warning("%d new patient(s) link to mutations/genes/treatments the run has never seen; "
-                    "those links are left out (see `unmatched`)", int((unmatched.sum(axis=1) > 0).sum()))
-    return EmbeddedPatients(new.patients[S.ID].tolist(), z.astype(np.float32), proba, risk,
-                            list(lm.graph.label_classes), new.patients, new.edges, new.mutation_genes,
-                            unmatched.reset_index(names=S.ID))
+    return _embedded(lm, new, z[rows], logits[rows], risk[rows], unmatched, len(rows))
 
 
 def write_embedded(emb: EmbeddedPatients, out: Path, run_dir: Path | None = None) -> None:

@@ -29,7 +29,7 @@ from graphonc.errors import unknown_patient
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.model.gnn import PatientGNN
-from graphonc.model.io import load_model
+from graphonc.model.io import LoadedModel, load_model
 
 TARGETS = ("risk", "diagnosis")
 #: Node types whose layer-0 states are attributed (when the graph has them).
@@ -150,6 +150,26 @@ def explain_patient(run_dir: Path, patient_id: str, model_dir: Path | None = Non
     """Explain the trained model's risk and diagnosis for one patient of the run."""
     run = GraphRun.open(run_dir)
     lm = load_model(Path(model_dir) if model_dir is not None else run.root / "model", run)
+    return explain_loaded(lm, run, patient_id, steps=steps)
+
+
+def _node_values(run: GraphRun) -> dict[str, pd.Series]:
+    """What is shown next to a node: a gene's role, a pathway's name."""
+    values = {}
+    if S.GENE in run.node_types():
+        values[S.GENE] = run.nodes(S.GENE).set_index(S.ID)["role"]
+    if S.PATHWAY in run.node_types():
+        values[S.PATHWAY] = run.nodes(S.PATHWAY).set_index(S.ID)["name"]
+    return values
+
+
+def explain_loaded(lm: LoadedModel, run: GraphRun, patient_id: str, steps: int = 32,
+                   patients: pd.DataFrame | None = None, node_values: dict | None = None) -> Explanation:
+    """:func:`explain_patient` with the model already loaded (the service keeps it in memory).
+
+    ``patients`` (the Patient table indexed by id) and ``node_values`` are read from the run
+    unless given.
+    """
     g, d = lm.graph, lm.graph.data
     pid = g.ids[S.PATIENT]
     if patient_id not in pid:
@@ -157,17 +177,28 @@ def explain_patient(run_dir: Path, patient_id: str, model_dir: Path | None = Non
     row = int(pid.get_loc(patient_id))
     x = {t: d[t].x for t in d.node_types if "x" in d[t]}
     edges = {e: d[e].edge_index for e in d.edge_types}
-    patients = run.nodes(S.PATIENT).set_index(S.ID)
-    values = {}  # shown next to a node: a gene's role, a pathway's name
-    if S.GENE in run.node_types():
-        values[S.GENE] = run.nodes(S.GENE).set_index(S.ID)["role"]
-    if S.PATHWAY in run.node_types():
-        values[S.PATHWAY] = run.nodes(S.PATHWAY).set_index(S.ID)["name"]
+    patients = patients if patients is not None else run.nodes(S.PATIENT).set_index(S.ID)
     table, outputs, predicted = explain_row(
         lm.model, x, edges, g.vocab_dict, row, feature_names=g.encoder.feature_names_, ids=g.ids,
-        classes=g.label_classes, patient_values=patients.loc[patient_id], node_values=values, steps=steps)
+        classes=g.label_classes, patient_values=patients.loc[patient_id],
+        node_values=node_values if node_values is not None else _node_values(run), steps=steps)
     clinical = table["kind"] == "clinical"  # features by the column names users know, not the tables' keys
     shown = run.column_names()
     table.loc[clinical, "name"] = table.loc[clinical, "name"].map(lambda c: shown.get(c, c))
     return Explanation(patient_id, table, outputs, predicted)
 
+
+def explain_new(lm: LoadedModel, run: GraphRun, new, steps: int = 32, node_values: dict | None = None) -> Explanation:
+    """Explain the model's outputs for the first patient of ``new`` (a NewPatients), attached receive-only."""
+    from graphonc.model.embed import attach  # embed imports the build stage; only needed here
+
+    g = lm.graph
+    x, edges, rows, _ = attach(lm, new)
+    row = int(rows[0])
+    ids = dict(g.ids)
+    ids[S.PATIENT] = g.ids[S.PATIENT].append(pd.Index(new.patients[S.ID]))
+    table, outputs, predicted = explain_row(
+        lm.model, x, edges, g.vocab_dict, row, feature_names=g.encoder.feature_names_, ids=ids,
+        classes=g.label_classes, patient_values=new.patients.iloc[0],
+        node_values=node_values if node_values is not None else _node_values(run), steps=steps)
+    return Explanation(str(new.patients[S.ID].iloc[0]), table, outputs, predicted)

@@ -96,12 +96,16 @@ class PatientGNN(nn.Module):
     def propagate(self, h: dict[str, torch.Tensor], edge_index_dict: dict) -> dict[str, torch.Tensor]:
         """Message passing over ``layers`` hetero SAGE layers (residual + LayerNorm)."""
         edges = {e: ei for e, ei in edge_index_dict.items() if tuple(e) in set(self.edge_types)}
-        for conv, norms in zip(self.convs, self.norms):
-            out = conv(h, edges)
-            # node types with no incoming edges keep their state (residual everywhere)
-            h = {t: norms[t](h[t] + F.dropout(F.relu(out[t]), self.cfg.dropout, self.training)) if t in out else h[t]
-                 for t in h}
+        for i in range(len(self.convs)):
+            h = self.layer(i, h, edges)
         return h
+
+    def layer(self, i: int, h: dict[str, torch.Tensor], edges: dict) -> dict[str, torch.Tensor]:
+        """Message-passing layer ``i``: the new state of every node type in ``h`` that receives
+        along ``edges``; the other types keep their state (residual everywhere)."""
+        out = self.convs[i](h, edges)
+        return {t: self.norms[i][t](h[t] + F.dropout(F.relu(out[t]), self.cfg.dropout, self.training))
+                if t in out else h[t] for t in h}
 
     def encode(self, x_dict: dict[str, torch.Tensor], edge_index_dict: dict, vocab_dict: dict[str, torch.Tensor]
                ) -> dict[str, torch.Tensor]:

@@ -45,6 +45,7 @@ from graphonc.radiomics.cache import ResultCache, case_key, content_hash, defaul
 from graphonc.radiomics.manifest import Case, read_manifest
 from graphonc.radiomics.settings import GeometrySpec, RadiomicsParams, load_params
 from graphonc.radiomics.worker import _extract_one, _init_worker, make_extractor, pyradiomics_version
+from graphonc.threads import usable_cpus
 
 log = logging.getLogger("graphonc")
 
@@ -53,10 +54,8 @@ META_COLUMNS = ("case_id", "patient_id", "label")
 
 
 def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+    """Worker processes to start by default: the CPUs this process may use (graphonc.threads)."""
+    return usable_cpus()
 
 
 # ---------------------------------------------------------------- the batch

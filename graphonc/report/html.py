@@ -16,6 +16,7 @@ import base64
 import html
 import logging
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -31,6 +32,11 @@ from graphonc.report.names import report_file_name
 from graphonc.search.similar import CNA_WORDS, CohortFacts, Filters, SimilarResult, similar_patients
 
 log = logging.getLogger("graphonc")
+
+#: matplotlib's pyplot is not thread-safe: the service renders reports in a thread pool.
+PLOT_LOCK = threading.Lock()
+#: The absolute estimate shown beside the curves: survival at this many months (5 years).
+LANDMARK_MONTHS = 60.0
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1400px;color:#1d2733;
@@ -97,14 +103,17 @@ def _profile_section(res: SimilarResult, facts: CohortFacts, risk_pct: float | N
     pred_html = ""
     if pred:
         pct = f" ({risk_pct:.0f}th percentile of the cohort)" if risk_pct is not None else ""
-        pred_html = (f"<p>Predicted diagnosis: <b>{esc(pred.get('predicted_label'))}</b>; predicted risk "
+        top_p = prob_rows[0][1] if prob_rows else None
+        pred_html = (f"<p class='prediction'><b>Prediction</b> (the model's output, not a diagnosis): "
+                     f"<b>{esc(pred.get('predicted_label'))}</b>"
+                     f"{f' with probability {top_p:.2f}' if top_p is not None else ''}; predicted risk "
                      f"(log partial hazard): <b>{esc(pred.get('risk'))}</b>{pct}.</p>"
                      + (_table(["class", "probability"], [(esc(c), f"{p:.2f}") for c, p in prob_rows], [1])
                         if prob_rows else ""))
     extra = "".join(f"<li>{esc(name)}: {esc(v['months'])} months, event {esc(v['event'])}</li>"
                     for name, v in q.extra_survival.items())
     return f"""
-<h2>Query patient</h2>
+<h2>{"New patient" if q.new else "Query patient"}</h2>
 <div class='grid'>
  <div><h3>Clinical</h3>{_table(["column", "value", "use"], clin_rows)}</div>
  <div><h3>Diagnosis and outcome</h3>
@@ -137,6 +146,32 @@ def _alterations_html(q, facts: CohortFacts) -> str:
     return "".join(out)
 
 
+def plain_reasons(n) -> str:
+    """A neighbour's reasons as one sentence a tumour board reads aloud."""
+    parts = []
+    if n.shared_mutations:
+        parts.append("the same variant" + ("s " if len(n.shared_mutations) > 1 else " ")
+                     + ", ".join(m.replace(":", " ") for m in n.shared_mutations[:3]))
+    other = [g["gene"] for g in n.shared_genes if not any(m.startswith(g["gene"] + ":") for m in n.shared_mutations)]
+    if other:
+        parts.append("a mutation in " + ", ".join(other[:4]) + " (different variants)")
+    if n.shared_pathways and not parts:
+        parts.append(f"{n.n_shared_pathways} pathways hit in both, e.g. {n.shared_pathways[0]['name']}")
+    if n.clinical_similar:
+        parts.append("similar " + ", ".join(c["column"] for c in n.clinical_similar[:5]))
+    if n.shared_copy_number:
+        parts.append("the same " + ", ".join(f"{c['gene']} {CNA_WORDS.get(c['call'], c['call'])}"
+                                             for c in n.shared_copy_number[:3]))
+    if n.shared_fusions:
+        parts.append("the fusion " + ", ".join(f["fusion"] for f in n.shared_fusions[:2]))
+    if n.shared_phenotypes:
+        parts.append("the same imaging phenotype " + ", ".join(p["phenotype"] for p in n.shared_phenotypes))
+    text = ("Both have " + "; ".join(parts)) if parts else "Close in the model's embedding only"
+    if n.clinical_different:
+        text += "; differ in " + ", ".join(c["column"] for c in n.clinical_different[:4])
+    return text + "."
+
+
 def _neighbour_section(res: SimilarResult) -> str:
     rows = []
     for n in res.neighbours:
@@ -152,7 +187,8 @@ def _neighbour_section(res: SimilarResult) -> str:
         radi = _tags(p["phenotype"] for p in n.shared_phenotypes) if n.shared_phenotypes else ""
         alt = _tags([f"{c['gene']} {CNA_WORDS.get(c['call'], c['call'])}" for c in n.shared_copy_number]
                     + [f["fusion"] for f in n.shared_fusions])
-        rows.append((str(n.rank), esc(n.id), f"{n.score:.3f}", esc(n.label), _tags(n.shared_mutations), genes, alt,
+        rows.append((str(n.rank), esc(n.id), f"{n.score:.3f}", esc(n.label), esc(plain_reasons(n)),
+                     _tags(n.shared_mutations), genes, alt,
                      pws + (f"<br>radiomics: {radi}" if radi else ""), same, diff, _tags(n.treatments),
                      _status_html(n.os_months, n.os_event)))
     filt = esc(res.filters.describe())
@@ -163,29 +199,69 @@ Reasons are read from the graph: identical variants, genes mutated in both (with
 amplification or deep deletion and the same fusion (when the run has copy number / structural variants), pathways hit in
 both (most specific first), and clinical values within half a cohort standard deviation (numbers) or equal
 (categories).</p>
-{_table(["#", "patient", "score", "label", "shared mutations", "shared genes (role)",
+{_table(["#", "patient", "score", "label", "why similar", "shared mutations", "shared genes (role)",
          "shared copy number / fusions", "shared pathways",
          "clinical: similar", "clinical: different", "treatments", "outcome"], rows, [0, 2])}"""
+
+
+def _endpoints(facts: CohortFacts) -> list[tuple[str, str, str]]:
+    """(title, time column, event column) of overall survival and each extra endpoint (e.g. dss)."""
+    out = [("Overall survival", "os_months", "os_event")] if facts.has_survival else []
+    names = {"dss": "Disease-specific survival", "pfs": "Progression-free survival", "dfs": "Disease-free survival"}
+    for name in facts.extra_endpoints:
+        if f"{name}_months" in facts.patients and f"{name}_event" in facts.patients:
+            out.append((names.get(name, name.upper()), f"{name}_months", f"{name}_event"))
+    return out
+
+
+def landmark_survival(months: np.ndarray, event: np.ndarray, at: float = LANDMARK_MONTHS) -> dict:
+    """Kaplan–Meier survival at ``at`` months with its 95% CI (None when nobody is followed that long)."""
+    from lifelines import KaplanMeierFitter
+
+    ok = ~(np.isnan(months) | np.isnan(event))
+    if ok.sum() == 0 or months[ok].max() < at:
+        return {"estimate": None, "low": None, "high": None, "n": int(ok.sum())}
+    kmf = KaplanMeierFitter().fit(months[ok], event[ok])
+    ci = kmf.confidence_interval_survival_function_
+    j = ci.index.searchsorted(at, side="right") - 1
+    return {"estimate": float(kmf.predict(at)), "low": float(ci.iloc[j, 0]), "high": float(ci.iloc[j, 1]),
+            "n": int(ok.sum())}
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.0f}%"
 
 
 def _km_section(res: SimilarResult, facts: CohortFacts, workdir: Path) -> str:
     from graphonc.plots.search import km_neighbours_vs_cohort
 
-    if not facts.has_survival:
+    endpoints = _endpoints(facts)
+    if not endpoints:
         return "<h2>Survival</h2><p>This cohort has no survival data.</p>"
     p = facts.patients
     nb = p.reindex([n.id for n in res.neighbours])
-    png = km_neighbours_vs_cohort(pd.to_numeric(nb["os_months"]).to_numpy(float),
-                                  pd.to_numeric(nb["os_event"]).to_numpy(float),
-                                  pd.to_numeric(p["os_months"]).to_numpy(float),
-                                  pd.to_numeric(p["os_event"]).to_numpy(float), workdir / "km.png",
-                                  title=f"Overall survival: the {len(res.neighbours)} neighbours of {res.query.id} "
-                                        "vs the whole cohort")
+    figs, rows = [], []
+    for i, (title, tcol, ecol) in enumerate(endpoints):
+        nb_t, nb_e = (pd.to_numeric(nb[c], errors="coerce").to_numpy(float) for c in (tcol, ecol))
+        all_t, all_e = (pd.to_numeric(p[c], errors="coerce").to_numpy(float) for c in (tcol, ecol))
+        with PLOT_LOCK:
+            png = km_neighbours_vs_cohort(nb_t, nb_e, all_t, all_e, workdir / f"km_{i}.png",
+                                          title=f"{title}: the {len(res.neighbours)} neighbours of {res.query.id} "
+                                                "vs the whole cohort")
+        figs.append(f"<div><img class='km' alt='Kaplan-Meier curves ({esc(title)}) of the neighbours and the "
+                    f"cohort with numbers at risk' src='{_png_data_uri(png)}'></div>")
+        a, b = landmark_survival(nb_t, nb_e), landmark_survival(all_t, all_e)
+        rows.append((esc(title), f"{_pct(a['estimate'])} ({_pct(a['low'])}–{_pct(a['high'])}), n={a['n']}",
+                     f"{_pct(b['estimate'])} ({_pct(b['low'])}–{_pct(b['high'])}), n={b['n']:,}"))
+    years = LANDMARK_MONTHS / 12
     return f"""
 <h2>Survival of the neighbours</h2>
-<img alt='Kaplan-Meier curves of the neighbours and the cohort with numbers at risk' src='{_png_data_uri(png)}'>
-<p class='note'>Kaplan–Meier estimates (lifelines) with 95% confidence bands; the table under the plot gives the
-number at risk. With k = {len(res.neighbours)} the neighbours' curve is very uncertain.</p>"""
+{_table(["endpoint", f"{years:g}-year survival among the neighbours (95% CI)", f"{years:g}-year survival, whole cohort"],
+        rows)}
+<div class='grid'>{''.join(figs)}</div>
+<p class='note'>Kaplan–Meier estimates (lifelines) with 95% confidence bands; the table under each plot gives the
+number at risk. With k = {len(res.neighbours)} the neighbours' estimates are very uncertain. These are observed
+outcomes of earlier patients, not a prediction for this one.</p>"""
 
 
 def treatment_outcomes(res: SimilarResult, facts: CohortFacts) -> pd.DataFrame:
@@ -230,11 +306,11 @@ def _treatment_section(res: SimilarResult, facts: CohortFacts) -> str:
 <p class='note'>Counts, not effects: treatment was not randomised and the neighbour set is small.</p>"""
 
 
-def _explanation_section(run: GraphRun, patient_id: str, workdir: Path, top: int = 12) -> str:
-    from graphonc.model.explain import explain_patient
+def _explanation_section(exp, workdir: Path, top: int = 12) -> str:
+    """The model's explanation (a :class:`graphonc.model.explain.Explanation`) as bars and tables."""
     from graphonc.plots.search import attribution_bars
 
-    exp = explain_patient(run.root, patient_id)
+    patient_id = exp.patient
     table = exp.table
     parts = ["<h2>Why the model says this</h2>",
              "<p class='sub'>Integrated-gradients attributions: positive values push the output up (higher risk, "
@@ -245,7 +321,8 @@ def _explanation_section(run: GraphRun, patient_id: str, workdir: Path, top: int
         t = t.reindex(t["attribution"].abs().sort_values(ascending=False).index).head(top)
         label = "risk (log partial hazard)" if target == "risk" else \
             f"diagnosis: {exp.predicted_label}"
-        png = attribution_bars(t, workdir / f"explain_{target}.png", f"{patient_id}: {label}")
+        with PLOT_LOCK:
+            png = attribution_bars(t, workdir / f"explain_{target}.png", f"{patient_id}: {label}")
         rows = [(esc(r.kind), esc(r.name), esc(r.value), f"{r.attribution:+.4f}")
                 for r in t.itertuples()]
         parts.append(f"<div><h3>{esc(label)}</h3><img alt='attributions for {esc(target)}' "
@@ -270,6 +347,50 @@ def _graph_section(run: GraphRun) -> str:
 # ---------------------------------------------------------------------------------- the page
 
 
+def notes_section(notes) -> str:
+    """What could not be used for a new patient (a NewPatientNotes), said plainly; '' when nothing."""
+    if notes is None:
+        return ""
+    items = [(what, getattr(notes, key)) for key, what in (
+        ("unknown_genes", "Gene symbols not recognised (left out)"),
+        ("genes_not_in_run", "Genes no patient of this cohort carries (left out: the model has no node for them)"),
+        ("variants_not_in_run", "Variants new to this cohort (linked through their gene only)"),
+        ("filtered_variants", "Variants of a class the cohort's config excludes (left out)"),
+        ("missing_inputs", "Model inputs not given (imputed with the cohort median or 'missing')")) if getattr(notes, key)]
+    if not items:
+        return ""
+    lis = "".join(f"<li>{esc(what)}: {_tags(vals)}</li>" for what, vals in items)
+    return f"<h2>Input notes</h2><ul class='notes'>{lis}</ul>"
+
+
+def report_sections(facts: CohortFacts, res: SimilarResult, risk_pct: float | None, explanation=None,
+                    notes=None) -> list[str]:
+    """The report's sections as escaped HTML snippets (the CLI's file and the service's pages share them)."""
+    with tempfile.TemporaryDirectory(prefix="graphonc-report-") as tmp:
+        work = Path(tmp)
+        body = [_profile_section(res, facts, risk_pct), notes_section(notes), _neighbour_section(res),
+                _km_section(res, facts, work), _treatment_section(res, facts), _graph_section(facts.run)]
+        if explanation is not None:
+            body.append(_explanation_section(explanation, work))
+    return [b for b in body if b]
+
+
+def page(title: str, cohort: str, n_patients: int, sections: list[str]) -> str:
+    """A self-contained HTML document around ``sections``."""
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="graphonc {esc(graphonc.__version__)}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(title)}</title><style>{CSS}</style></head>
+<body>
+<h1>{esc(title)}</h1>
+<p class='sub'>graphonc {esc(graphonc.__version__)} · cohort {esc(cohort)} · {n_patients:,} patients ·
+generated {esc(stamp)}. For discussion at the tumour board; not a treatment recommendation.</p>
+{''.join(sections)}
+</body></html>
+"""
+
+
 def render_report(run_dir: Path, patient_id: str, k: int = 10, filters: Filters = Filters(),
                   explain: bool = True, device: str = "auto") -> str:
     """The report of one cohort patient as an HTML string."""
@@ -281,25 +402,13 @@ def render_report(run_dir: Path, patient_id: str, k: int = 10, filters: Filters 
     if res.prediction.get("risk") is not None and pred_path.exists():
         risks = pd.read_parquet(pred_path, columns=["risk"])["risk"].to_numpy()
         risk_pct = float((risks < res.prediction["risk"]).mean() * 100)
-    with tempfile.TemporaryDirectory(prefix="graphonc-report-") as tmp:
-        work = Path(tmp)
-        body = [_profile_section(res, facts, risk_pct), _neighbour_section(res), _km_section(res, facts, work),
-                _treatment_section(res, facts), _graph_section(run)]
-        if explain and (run.root / "model" / "weights.pt").exists():  # a features-only index has no model
-            body.append(_explanation_section(run, patient_id, work))
-    title = f"Similar patients: {patient_id} ({run.cohort})"
-    stamp = time.strftime("%Y-%m-%d %H:%M")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="graphonc {esc(graphonc.__version__)}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{esc(title)}</title><style>{CSS}</style></head>
-<body>
-<h1>{esc(title)}</h1>
-<p class='sub'>graphonc {esc(graphonc.__version__)} · cohort {esc(run.cohort)} · {len(facts.patients):,} patients ·
-generated {esc(stamp)}. For discussion at the tumour board; not a treatment recommendation.</p>
-{''.join(body)}
-</body></html>
-"""
+    exp = None
+    if explain and (run.root / "model" / "weights.pt").exists():  # a features-only index has no model
+        from graphonc.model.explain import explain_patient
+
+        exp = explain_patient(run.root, patient_id)
+    return page(f"Similar patients: {patient_id} ({run.cohort})", run.cohort, len(facts.patients),
+                report_sections(facts, res, risk_pct, exp))
 
 
 def write_report(run_dir: Path, patient_id: str, out: Path | None = None, **kwargs) -> Path:

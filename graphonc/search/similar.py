@@ -49,15 +49,17 @@ class Filters:
     treated_with: Treatment node ids the neighbour must all have received.
     alive_at_months: the neighbour is known to be alive at this time: ``os_months >= N``
         (a patient censored before N months is unknown there and does not pass).
+    has_outcome: the neighbour has a recorded outcome (overall survival time).
     """
 
     same_label: bool = False
     treated_with: tuple[str, ...] = ()
     alive_at_months: float | None = None
+    has_outcome: bool = False
 
     @property
     def active(self) -> bool:
-        return self.same_label or bool(self.treated_with) or self.alive_at_months is not None
+        return self.same_label or bool(self.treated_with) or self.alive_at_months is not None or self.has_outcome
 
     def describe(self) -> str:
         parts = []
@@ -67,6 +69,8 @@ class Filters:
             parts.append("treated with " + " and ".join(self.treated_with))
         if self.alive_at_months is not None:
             parts.append(f"alive at {self.alive_at_months:g} months")
+        if self.has_outcome:
+            parts.append("with a recorded outcome")
         return ", ".join(parts) or "none"
 
 
@@ -254,6 +258,8 @@ class CohortFacts:
                                     f"{', '.join(self.treatment_names) or '(none)'}.{hint}")
         if filters.same_label and not self.has_label:
             raise GraphoncError("--same-label: this run has no diagnosis label (clinical.label in the config).")
+        if filters.has_outcome and not self.has_survival:
+            raise GraphoncError("--has-outcome: this run has no survival columns (clinical.survival in the config).")
         if filters.alive_at_months is not None:
             if not self.has_survival:
                 raise GraphoncError("--alive-at: this run has no survival columns (clinical.survival in the config).")
@@ -271,6 +277,8 @@ class CohortFacts:
         if filters.alive_at_months is not None:
             months = pd.to_numeric(p["os_months"], errors="coerce").to_numpy(float)
             ok &= np.nan_to_num(months, nan=-np.inf) >= filters.alive_at_months
+        if filters.has_outcome:
+            ok &= pd.to_numeric(p["os_months"], errors="coerce").notna().to_numpy(bool)
         return ok
 
 
@@ -475,7 +483,8 @@ def _neighbour(facts: CohortFacts, q: Profile, pid: str, rank: int, score: float
                      status=survival_status(nb.os_months, nb.os_event), extra_survival=nb.extra_survival, **why)
 
 
-def _predictions(run: GraphRun, model_dir: Path | None) -> pd.DataFrame | None:
+def read_predictions(run: GraphRun, model_dir: Path | None) -> pd.DataFrame | None:
+    """``<model_dir>/predictions.parquet`` indexed by patient id (None when the run has none)."""
     path = (Path(model_dir) if model_dir else run.root / "model") / "predictions.parquet"
     return pd.read_parquet(path).set_index(S.ID) if path.exists() else None
 
@@ -490,10 +499,11 @@ def _prediction_dict(row: pd.Series | None) -> dict:
 
 def similar_patients(run_dir: Path, patient_ids: Sequence[str], k: int = 10, filters: Filters = Filters(),
                      index: PatientIndex | None = None, facts: CohortFacts | None = None,
-                     device: str = "auto") -> list[SimilarResult]:
+                     device: str = "auto", predictions: pd.DataFrame | None = None) -> list[SimilarResult]:
     """The k nearest other patients of each cohort patient in ``patient_ids``, with reasons.
 
-    Reloads ``<run>/index`` (see :func:`graphonc.search.index.load_index`) unless given.
+    Reloads ``<run>/index`` (see :func:`graphonc.search.index.load_index`), the cohort facts and
+    the model's predictions unless given (the service keeps them in memory).
     """
     if k < 1:
         raise GraphoncError(f"-k must be at least 1, got {k}")
@@ -506,7 +516,8 @@ def similar_patients(run_dir: Path, patient_ids: Sequence[str], k: int = 10, fil
         if p < 0:
             raise unknown_patient(pid, index.ids, f"the index of {run.root}")
     profiles = [facts.profile(pid) for pid in patient_ids]
-    preds = _predictions(run, run.root / index.meta.get("model_dir", "model"))
+    preds = predictions if predictions is not None else \
+        read_predictions(run, run.root / index.meta.get("model_dir", "model"))
     return _results(index, facts, profiles, None, pos, k, filters,
                     [_prediction_dict(preds.loc[p] if preds is not None and p in preds.index else None)
                      for p in patient_ids])
@@ -539,9 +550,14 @@ def similar_new_patients(run_dir: Path, source: Path, k: int = 10, filters: Filt
     facts = CohortFacts(run)
     facts.check_filters(filters)
     emb = embed_patients(run.root, Path(source), model_dir=model_dir, mutations=mutations)
+    return similar_embedded(index, facts, emb, k, filters)
+
+
+def similar_embedded(index: PatientIndex, facts: CohortFacts, emb, k: int, filters: Filters) -> list[SimilarResult]:
+    """Neighbours with reasons of new patients already embedded (an ``EmbeddedPatients``)."""
     if emb.embeddings.shape[1] != index.dim:
         raise GraphoncError(f"the model embeds in {emb.embeddings.shape[1]} dimensions but the index holds "
-                            f"{index.dim}. Fix: rebuild the index (`graphonc index --run {run_dir}`).")
+                            f"{index.dim}. Fix: rebuild the index (`graphonc index --run {facts.run.root}`).")
     pred = emb.predictions().set_index(S.ID)
     labels = [_none(pred.loc[i, "predicted_label"]) if "predicted_label" in pred.columns else None for i in emb.ids]
     profiles = facts.new_profiles(emb.patients, emb.edges, labels, emb.mutation_genes)
@@ -549,9 +565,11 @@ def similar_new_patients(run_dir: Path, source: Path, k: int = 10, filters: Filt
                     [_prediction_dict(pred.iloc[i]) for i in range(len(emb.ids))])
 
 
-def parse_filters(same_label: bool, treated_with: Sequence[str] | None, alive_at: float | None) -> Filters:
-    return Filters(bool(same_label), tuple(treated_with or ()), alive_at)
+def parse_filters(same_label: bool, treated_with: Sequence[str] | None, alive_at: float | None,
+                  has_outcome: bool = False) -> Filters:
+    return Filters(bool(same_label), tuple(treated_with or ()), alive_at, bool(has_outcome))
 
 
 __all__ = ["CohortFacts", "Filters", "Hits", "Neighbour", "Profile", "SimilarResult", "explain_pair",
-           "neighbours", "neighbours_of_rows", "similar_new_patients", "similar_patients"]
+           "neighbours", "neighbours_of_rows", "read_predictions", "similar_embedded", "similar_new_patients",
+           "similar_patients"]

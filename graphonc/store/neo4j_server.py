@@ -27,7 +27,6 @@ import importlib.resources
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -42,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from graphonc.errors import GraphoncError
+from graphonc.secret_file import generate_secret_file
 
 NEO4J_VERSION = "5.26.30"  # keep in sync with graphonc/store/neo4j_pom.xml
 BROWSER_VERSION = "5.24.0"  # newest neo4j-browser on Maven Central; works with a 5.26 server
@@ -354,12 +354,8 @@ def resolve_password(cfg: Neo4jServerConfig, env: Mapping[str, str] | None = Non
     if found is not None:
         _check_password(*found)
         return InitialPassword(found[0], generated=False, source=found[1])
-    password = secrets.token_urlsafe(18)  # 24 URL-safe chars: no quoting trouble anywhere
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(cfg.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(password + "\n")
-    os.chmod(cfg.password_file, 0o600)  # O_CREAT's mode does not apply to an existing file
+    password = generate_secret_file(cfg.password_file)  # 24 URL-safe chars, mode 0600
     return InitialPassword(password, generated=True, source=str(cfg.password_file))
 
 

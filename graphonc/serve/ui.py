@@ -1,0 +1,165 @@
+"""The web pages: login → patient search → patient page, the new-patient form, the print layout.
+
+Server-side Jinja2 templates (autoescaped: a value from the data is never markup) plus two
+vendored static files (``static/graphonc.css``, ``static/graphonc.js``); nothing is fetched
+from outside and nothing is built at install. The patient page is the report's own HTML
+sections (:func:`graphonc.report.html.report_sections`, escaped there), so the page, the
+API's report and ``graphonc report`` show the same thing.
+
+Forms are plain ``application/x-www-form-urlencoded`` posts, parsed here with the standard
+library; a MAF file is read in the browser (graphonc.js) into a text field.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+from pydantic import ValidationError
+
+from graphonc.report.html import CSS
+from graphonc.search.similar import Filters
+from graphonc.serve import service
+from graphonc.serve.api import filters_query, run_state, summary
+from graphonc.serve.newpatient import FieldErrors, NewPatient
+from graphonc.serve.security import COOKIE, token_matches
+from graphonc.serve.state import RunState
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.globals["report_css"] = Markup(CSS)  # our own constant, not data
+router = APIRouter(include_in_schema=False)
+
+
+def _render(request: Request, name: str, status: int = 200, **ctx) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, ctx, status_code=status)
+
+
+def error_page(request: Request, status: int, messages: list[str]) -> HTMLResponse:
+    return _render(request, "error.html", status, status=status, messages=messages)
+
+
+async def _form(request: Request) -> dict[str, list[str]]:
+    return parse_qs((await request.body()).decode("utf-8", errors="replace"), keep_blank_values=True)
+
+
+# ---------------------------------------------------------------------------------- login
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> HTMLResponse:
+    return _render(request, "login.html")
+
+
+@router.post("/login")
+async def login(request: Request):
+    token = (await _form(request)).get("token", [""])[0].strip()
+    if not token_matches(request.app.state.token.value, token):
+        return _render(request, "login.html", 401, error="That token is not valid.")
+    resp = RedirectResponse("/", status_code=303)
+    resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https",
+                    path="/")
+    return resp
+
+
+@router.post("/logout")
+def logout() -> RedirectResponse:
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(COOKIE, path="/")
+    return resp
+
+
+# ---------------------------------------------------------------------------------- search and patient
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> HTMLResponse:
+    return _render(request, "index.html", runs=[summary(s) for s in request.app.state.runs.values()])
+
+
+@router.get("/ui/{run}/search", response_class=HTMLResponse)
+def search(request: Request, q: str = "", state: RunState = Depends(run_state)) -> HTMLResponse:
+    q = q.strip()[:100]
+    ids = state.search_ids(q, 50) if q else []
+    request.state.audit["patient_ids"] = ids
+    labels = state.facts.patients["label"] if "label" in state.facts.patients else None
+    hits = [(i, None if labels is None else labels.get(i)) for i in ids]
+    return _render(request, "search.html", run=state.name, q=q, hits=hits, cohort=state.run.cohort)
+
+
+def _filters_form(state: RunState, f: Filters, k: int) -> dict:
+    return {"k": k, "same_label": f.same_label, "treated_with": list(f.treated_with), "alive_at": f.alive_at_months,
+            "has_outcome": f.has_outcome, "treatments": state.facts.treatment_names,
+            "has_label": state.facts.has_label, "has_survival": state.facts.has_survival}
+
+
+@router.get("/ui/{run}/patients/{patient_id}", response_class=HTMLResponse)
+def patient_page(patient_id: str, request: Request, state: RunState = Depends(run_state), k: int = 10,
+                 filters: Filters = Depends(filters_query), explain: bool = False, print: bool = False):
+    request.state.audit["patient_ids"] = [patient_id]
+    k = max(1, min(int(k), 500))
+    if patient_id not in state.facts.patients.index:
+        return error_page(request, 404, [f"patient {patient_id!r} is not in run {state.name!r}"])
+    res = service.similar_cohort(state, patient_id, k, filters)
+    exp = service.explain_cohort(state, patient_id) if explain and state.has_model else None
+    sections = [Markup(s) for s in service.sections(state, res, exp)]  # escaped by graphonc.report.html
+    return _render(request, "patient.html", run=state.name, cohort=state.run.cohort, pid=patient_id,
+                   sections=sections, print_view=print, explain=explain, has_model=state.has_model,
+                   n=len(res.neighbours), **_filters_form(state, filters, k))
+
+
+# ---------------------------------------------------------------------------------- new patient
+
+
+@router.get("/ui/{run}/new", response_class=HTMLResponse)
+def new_form(request: Request, state: RunState = Depends(run_state)) -> HTMLResponse:
+    if not state.has_model:
+        return error_page(request, 409, [f"run {state.name!r} has no trained model: new patients need one"])
+    return _render(request, "new.html", run=state.name, cohort=state.run.cohort, fields=state.fields,
+                   panels=state.panels, values={}, mutations="", **_filters_form(state, Filters(), 10))
+
+
+def body_from_form(form: dict[str, list[str]], state: RunState) -> NewPatient:
+    """The form's fields as the API's body (empty fields are missing values)."""
+    if form.get("body_json"):  # the print view re-posts the body it was shown
+        return NewPatient.model_validate_json(form["body_json"][0])
+    clinical = {}
+    for f in state.fields:
+        v = form.get(f"clinical__{f.name}", [""])[0].strip()
+        if v:
+            clinical[f.name] = v
+    radiomics = {f.name: form[f"clinical__{f.name}"][0] for f in state.fields
+                 if f.kind == "radiomic" and form.get(f"clinical__{f.name}", [""])[0].strip()}
+    lines = [ln.strip() for ln in form.get("mutations", [""])[0].splitlines() if ln.strip()]
+    return NewPatient.model_validate({
+        "clinical": {c: v for c, v in clinical.items() if c not in radiomics}, "radiomics": radiomics,
+        "mutations": lines, "maf": form.get("maf", [""])[0] or None,
+        "gene_panel": form.get("gene_panel", [""])[0] or None})
+
+
+@router.post("/ui/{run}/new", response_class=HTMLResponse)
+async def new_submit(request: Request, state: RunState = Depends(run_state)) -> HTMLResponse:
+    request.state.audit["new_patient"] = True
+    form = await _form(request)
+    try:
+        body = body_from_form(form, state)
+    except ValidationError as exc:
+        raise FieldErrors([(("body", *e["loc"]), e["msg"]) for e in exc.errors()]) from None
+    k = max(1, min(int(form.get("k", ["10"])[0] or 10), 500))
+    alive = form.get("alive_at", [""])[0].strip()
+    filters = Filters(same_label="same_label" in form, treated_with=tuple(form.get("treated_with", [])),
+                      alive_at_months=float(alive) if alive else None, has_outcome="has_outcome" in form)
+    explain = "explain" in form
+    ans = service.similar_new(state, body, k, filters)
+    exp = service.explain_new(state, ans) if explain else None
+    sections = [Markup(s) for s in service.sections(state, ans.result, exp, ans.notes)]
+    return _render(request, "patient.html", run=state.name, cohort=state.run.cohort, pid=ans.result.query.id,
+                   sections=sections, print_view="print" in form, explain=explain, has_model=True,
+                   n=len(ans.result.neighbours), new_body=body.model_dump_json(), new_form=form,
+                   **_filters_form(state, filters, k))
+
+
+__all__ = ["router", "error_page", "json"]
