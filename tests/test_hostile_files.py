@@ -60,7 +60,7 @@ def _config(tmp: Path, name: str, edit=None) -> Path:
 def configs(tmp_path_factory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("configs")
     a = _config(tmp, "a.yaml")
-    b = _config(tmp, "b.yaml", lambda d: d["clinical"]["display"].remove("radiotherapy_total_treat_time"))
+    b = _config(tmp, "b.yaml", lambda d: d["clinical"]["after_diagnosis"].remove("radiotherapy_total_treat_time"))
     return a, b
 
 
