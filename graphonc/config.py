@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from graphonc.errors import ConfigError
 from graphonc.ingest.text import read_config_text
-from graphonc.radiomics.settings import RadiomicsSpec
+from graphonc.radiomics.settings import RadiomicsSpec, resolve_against
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -218,11 +217,7 @@ class GraphConfig(BaseModel):
 
 
 def _resolve_paths(cfg: GraphConfig, base: Path) -> GraphConfig:
-    def res(p: Path | None) -> Path | None:
-        if p is None:
-            return None
-        p = Path(os.path.expandvars(str(p))).expanduser()
-        return p if p.is_absolute() else (base / p).resolve()
+    res = resolve_against(base)
 
     inp = cfg.input
     if isinstance(inp, CBioPortalInput):
