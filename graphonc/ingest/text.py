@@ -23,9 +23,9 @@ FIX = ("re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.txt > out.t
 
 def _error(path: Path, line: int, column: int, offset: int, bad: bytes, what: str) -> InputError:
     if bad == b"\x00":  # valid UTF-8, but no text file has one, and the table parser cuts a cell at it
-        return InputError(f"NUL byte at byte offset {offset} ({what} must be text, this looks binary).",
-                          file=path, line=line, column=column, hint="remove the NUL bytes, or give the text file "
-                          "this was exported from (" + FIX.rstrip(".") + ").")
+        return InputError(f"NUL byte at byte offset {offset} ({what} must be UTF-8 text; this looks binary, or "
+                          "UTF-16).", file=path, line=line, column=column,
+                          hint="remove the NUL bytes; for UTF-16 text, " + FIX)
     return InputError(f"byte {bad!r} at byte offset {offset} is not UTF-8 ({what} must be UTF-8 text).",
                       file=path, line=line, column=column, hint=FIX)
 
