@@ -40,7 +40,7 @@ def require_file(path: Path, what: str) -> Path:
 def _count_comment_lines(path: Path, comment: str = "#") -> int:
     """Number of leading lines that start with `comment` (universal newlines: CR, LF, CRLF; a BOM dropped)."""
     n = 0
-    with open(path, encoding="utf-8-sig", errors="replace", newline=None) as fh:
+    with open(path, encoding="utf-8-sig", newline=None) as fh:  # read_table checked it is UTF-8 first
         for line in fh:
             if line.startswith(comment):
                 n += 1
@@ -50,7 +50,7 @@ def _count_comment_lines(path: Path, comment: str = "#") -> int:
 
 
 def _sniff_sep(path: Path, skip: int) -> str:
-    with open(path, encoding="utf-8-sig", errors="replace", newline=None) as fh:
+    with open(path, encoding="utf-8-sig", newline=None) as fh:  # read_table checked it is UTF-8 first
         for i, line in enumerate(fh):
             if i == skip:
                 return "\t" if "\t" in line or "," not in line else ","
