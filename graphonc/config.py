@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from graphonc.errors import ConfigError
 from graphonc.ingest.text import read_config_text
-from graphonc.radiomics.settings import RadiomicsSpec, resolve_against
+from graphonc.radiomics.settings import RadiomicsSpec
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -217,7 +218,11 @@ class GraphConfig(BaseModel):
 
 
 def _resolve_paths(cfg: GraphConfig, base: Path) -> GraphConfig:
-    res = resolve_against(base)
+    def res(p: Path | None) -> Path | None:
+        if p is None:
+            return None
+        p = Path(os.path.expandvars(str(p))).expanduser()
+        return p if p.is_absolute() else (base / p).resolve()
 
     inp = cfg.input
     if isinstance(inp, CBioPortalInput):
@@ -261,6 +266,19 @@ def load_config(path: str | Path) -> GraphConfig:
     return parse_config(read_config_text(path), path.resolve())
 
 
+def _refuse_nul(node, path: Path, key: str = "") -> None:
+    """ConfigError naming the key of a string with a NUL character (YAML's ``"\\0"``): no file
+    path or name can hold one, and the OS calls that meet it raise ValueError."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _refuse_nul(v, path, f"{key}.{k}" if key else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _refuse_nul(v, path, f"{key}.{i}")
+    elif isinstance(node, str) and "\x00" in node:
+        raise ConfigError(f"{path}: key {key!r}: {node!r} contains a NUL character. Fix: correct the value.")
+
+
 def parse_config(text: str, path: Path) -> GraphConfig:
     """Validate config ``text`` as if read from ``path`` (relative paths resolve against its folder).
 
@@ -272,6 +290,7 @@ def parse_config(text: str, path: Path) -> GraphConfig:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level.")
+    _refuse_nul(raw, path)
     try:
         cfg = GraphConfig.model_validate(raw)
     except ValidationError as exc:

@@ -232,18 +232,11 @@ def load_phenotype_settings(path: str | Path) -> tuple[PhenotypeSpec, RadiomicsS
 
 
 def resolve_against(base: Path) -> Callable[[Path | None], Path | None]:
-    """A path resolver relative to ``base`` (environment variables and ``~`` expanded).
-
-    Raises ConfigError for a path with a NUL or other control character, which no file system
-    path can hold (the OS call would raise ValueError).
-    """
+    """A path resolver relative to ``base`` (environment variables and ``~`` expanded)."""
 
     def res(p: Path | None) -> Path | None:
         if p is None:
             return None
-        if any(ord(ch) < 32 or ch == "\x7f" for ch in str(p)):
-            raise ConfigError(f"path {str(p)!r} (in a config in {base}) contains a control character. "
-                              "Fix: correct the path in the config.")
         p = Path(os.path.expandvars(str(p))).expanduser()
         return p if p.is_absolute() else (base / p).resolve()
 
