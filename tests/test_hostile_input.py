@@ -523,17 +523,18 @@ def test_neo4j_uri_credentials_never_shown():
 # ------------------------------------------------------------------ a radiomics feature table
 
 
-@pytest.mark.parametrize("value, says", [("inf", "'inf' is not a finite number"),
-                                         ("1e308", "'1e308' is beyond ±1e+20"),
-                                         ("12\x00", "NUL byte")])
-def test_radiomics_feature_table_value_refused(tmp_path, data_dir, value, says):
-    """HN1's published feature table with one GTV-1 Energy cell broken: refused by line and column."""
+@pytest.mark.parametrize("column, value, says", [("Energy", "inf", "'inf' is not a finite number"),
+                                                 ("Energy", "1e308", "'1e308' is beyond ±1e+20"),
+                                                 ("Energy", "12\x00", "NUL byte"),
+                                                 ("id", "HN1\x1b[2J004", "contains a control character")])
+def test_radiomics_feature_table_value_refused(tmp_path, data_dir, column, value, says):
+    """HN1's published feature table with one GTV-1 cell broken: refused by line and column."""
     src = data_dir / "radiomics" / "hn1" / "HN_Radiomics.csv"
     lines = src.read_bytes().split(b"\n")
     header = lines[0].split(b",")
     row = next(i for i, ln in enumerate(lines) if b",GTV-1," in ln)
     cells = lines[row].split(b",")
-    cells[header.index(b"Energy")] = value.encode()
+    cells[header.index(column.encode())] = value.encode()
     lines[row] = b",".join(cells)
     table = tmp_path / "HN_Radiomics.csv"
     table.write_bytes(b"\n".join(lines))
@@ -544,6 +545,6 @@ def test_radiomics_feature_table_value_refused(tmp_path, data_dir, value, says):
     cfg.write_text(yaml.safe_dump(c))
     result = CliRunner().invoke(app, ["-q", "build-graph", "-c", str(cfg), "-o", str(tmp_path / "run")])
     assert result.exit_code == 2, result.output
-    column = "Energy" if "NUL" not in says else lines[row].index(b"\x00") + 1
+    column = column if "NUL" not in says else lines[row].index(b"\x00") + 1
     _check_message(result.output, (InputError, "HN_Radiomics.csv", row + 1, column, says))
     assert not (tmp_path / "run").exists()

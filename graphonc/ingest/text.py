@@ -9,7 +9,6 @@ Light on purpose (no NumPy/pandas): the config loader uses it at CLI start-up.
 """
 from __future__ import annotations
 
-import codecs
 from pathlib import Path
 
 from graphonc.errors import ConfigError, InputError
