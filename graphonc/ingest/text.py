@@ -70,7 +70,7 @@ def read_config_text(path: Path) -> str:
 def check_utf8(path: Path, what: str = "file") -> None:
     """Stream ``path`` and raise InputError at its first byte that is not UTF-8, or is NUL.
 
-    Costs one read of the file (about 0.1 s per 100 MiB); the line of a bad byte is counted by a
+    Costs one more read of the file, in chunks (never held whole); the line of a bad byte is counted by a
     second pass, only then.
     """
     base, carry = 0, b""  # file offset of ``carry``: an unfinished character at the end of the last chunk
