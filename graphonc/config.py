@@ -405,6 +405,19 @@ def load_config(path: str | Path) -> GraphConfig:
     return parse_config(read_config_text(path), path.resolve())
 
 
+def _refuse_nul(node, path: Path, key: str = "") -> None:
+    """ConfigError naming the key of a string with a NUL character (YAML's ``"\\0"``): no file
+    path or name can hold one, and the OS calls that meet it raise ValueError."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _refuse_nul(v, path, f"{key}.{k}" if key else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _refuse_nul(v, path, f"{key}.{i}")
+    elif isinstance(node, str) and "\x00" in node:
+        raise ConfigError(f"{path}: key {key!r}: {node!r} contains a NUL character. Fix: correct the value.")
+
+
 def parse_config(text: str, path: Path) -> GraphConfig:
     """Validate config ``text`` as if read from ``path`` (relative paths resolve against its folder).
 
@@ -416,6 +429,7 @@ def parse_config(text: str, path: Path) -> GraphConfig:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level.")
+    _refuse_nul(raw, path)
     try:
         cfg = GraphConfig.model_validate(raw)
     except ValidationError as exc:

@@ -79,7 +79,7 @@ def from_os_error(exc: OSError) -> EnvironmentFailure:
     """One line for an OSError (errno name, message, the path), with what to do about it."""
     name = errno.errorcode.get(exc.errno or 0, "")
     where = f"{exc.filename}: " if exc.filename else ""
-    what = exc.strerror or str(exc) or type(exc).__name__
+    what = " ".join((exc.strerror or str(exc) or type(exc).__name__).split())  # pyarrow's have line breaks
     fix = _OS_FIX.get(name, "check the path, the free space and the permissions.")
     return EnvironmentFailure(f"{where}{what}" + (f" ({name})" if name else "") + f". Fix: {fix}")
 

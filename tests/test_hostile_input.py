@@ -305,11 +305,20 @@ BOM = b"\xef\xbb\xbf"
 BOM_FILES = [PATIENT, SAMPLE, MAF, PANEL, "hallmark.gmt", "config"]
 
 
+@pytest.fixture(scope="module")
+def unbroken_counts(tmp_path_factory, data_dir) -> tuple[int, int, int, int]:
+    """(patients, mutations, pathways, deaths) of the unbroken small study."""
+    tmp = tmp_path_factory.mktemp("unbroken")
+    s = Setup(*write_small_metabric(data_dir, tmp), tmp)
+    s.local_gmt()
+    return _counts(s.cfg)
+
+
 @pytest.mark.parametrize("which", BOM_FILES)
-def test_byte_order_mark_is_accepted(setup, which):
+def test_byte_order_mark_is_accepted(setup, which, unbroken_counts):
     """Excel's "UTF-8 with BOM": the same graph as without the mark, whichever file carries it."""
     setup.local_gmt()
-    expected = _counts(setup.cfg)
+    expected = unbroken_counts
     path = setup.cfg if which == "config" else setup.tmp / which if which.endswith(".gmt") else setup.study / which
     path.write_bytes(BOM + path.read_bytes())
     assert _counts(setup.cfg) == expected
@@ -405,6 +414,7 @@ def _ensure_readable_repo() -> None:
         pytest.skip("the repository is not readable by other users here")
 
 
+@pytest.mark.slow
 def test_permission_denied_on_out(shared_tmp):
     _ensure_readable_repo()
     locked = shared_tmp / "locked"
@@ -417,6 +427,7 @@ def test_permission_denied_on_out(shared_tmp):
     assert list(locked.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_permission_denied_on_an_input(shared_tmp):
     _ensure_readable_repo()
     os.chmod(shared_tmp / "study" / SAMPLE, 0o000)
@@ -507,3 +518,33 @@ def test_neo4j_uri_credentials_never_shown():
     with pytest.raises(GraphoncError) as err:
         s.driver()
     assert "s3cret" not in str(err.value) and "bolt://127.0.0.1:1" in str(err.value)
+
+
+# ------------------------------------------------------------------ a radiomics feature table
+
+
+@pytest.mark.parametrize("column, value, says", [("Energy", "inf", "'inf' is not a finite number"),
+                                                 ("Energy", "1e308", "'1e308' is beyond ±1e+20"),
+                                                 ("Energy", "12\x00", "NUL byte"),
+                                                 ("id", "HN1\x1b[2J004", "contains a control character")])
+def test_radiomics_feature_table_value_refused(tmp_path, data_dir, column, value, says):
+    """HN1's published feature table with one GTV-1 cell broken: refused by line and column."""
+    src = data_dir / "radiomics" / "hn1" / "HN_Radiomics.csv"
+    lines = src.read_bytes().split(b"\n")
+    header = lines[0].split(b",")
+    row = next(i for i, ln in enumerate(lines) if b",GTV-1," in ln)
+    cells = lines[row].split(b",")
+    cells[header.index(column.encode())] = value.encode()
+    lines[row] = b",".join(cells)
+    table = tmp_path / "HN_Radiomics.csv"
+    table.write_bytes(b"\n".join(lines))
+    c = yaml.safe_load((CONFIGS / "hn1.yaml").read_text())
+    c["input"]["clinical"] = str((CONFIGS / c["input"]["clinical"]).resolve())
+    c["radiomics"]["features"]["path"] = str(table)
+    cfg = tmp_path / "hn1.yaml"
+    cfg.write_text(yaml.safe_dump(c))
+    result = CliRunner().invoke(app, ["-q", "build-graph", "-c", str(cfg), "-o", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    column = column if "NUL" not in says else lines[row].index(b"\x00") + 1
+    _check_message(result.output, (InputError, "HN_Radiomics.csv", row + 1, column, says))
+    assert not (tmp_path / "run").exists()

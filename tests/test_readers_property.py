@@ -247,6 +247,35 @@ def test_radiomics_manifest(work, data):
     reads_or_refuses(read_manifest, _write(work, "manifest.csv", data))
 
 
+# ------------------------------------------------------------------ copy number, structural variants, case lists
+# (graphonc/ingest/alterations.py, where the CNA/SV modality is merged; skipped where it is not)
+
+PROSTATE = DATA / "prostate_msk_2024"
+TO_PATIENT = {"S1": "P1", "S2": "P2", "P-0000001-T01-IM3": "P-0000001"}
+
+
+@FAST
+@given(data=inputs(["Hugo_Symbol", "Entrez_Gene_Id", "S1", "S2"], PROSTATE / "data_CNA.txt"))
+def test_copy_number_file(work, data):
+    alterations = pytest.importorskip("graphonc.ingest.alterations")
+    reads_or_refuses(alterations.read_cna, _write(work, "data_CNA.txt", data), TO_PATIENT)
+
+
+@FAST
+@given(data=inputs(["Sample_Id", "Site1_Hugo_Symbol", "Site2_Hugo_Symbol", "Class", "Event_Info", "SV_Status"],
+                   PROSTATE / "data_sv.txt"))
+def test_structural_variant_file(work, data):
+    alterations = pytest.importorskip("graphonc.ingest.alterations")
+    reads_or_refuses(alterations.read_sv, _write(work, "data_sv.txt", data), TO_PATIENT)
+
+
+@FAST
+@given(data=inputs(["case_list_ids:", "stable_id:"], PROSTATE / "case_lists" / "cases_cna.txt"))
+def test_case_list(work, data):
+    alterations = pytest.importorskip("graphonc.ingest.alterations")
+    reads_or_refuses(alterations.read_case_list, _write(work, "cases.txt", data))
+
+
 # ------------------------------------------------------------------ configs
 
 

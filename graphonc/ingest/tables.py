@@ -2,9 +2,10 @@
 
 Quirks handled here once, for every source: leading ``#`` metadata lines, old-Mac (CR-only)
 line endings, tab or comma separators, missing-value tokens, a UTF-8 byte-order mark. Refused
-here once: bytes that are not UTF-8, rows with more fields than the header, rows cut short
-before a required column, numbers that are not finite or beyond :data:`MAX_ABS`. The DataFrame's index is the
-1-based *file line number* of each row, so any later error can point at the exact line.
+here once: bytes that are not UTF-8 (or NUL), rows with more fields than the header, rows cut
+short before a required column, numbers that are not finite or beyond :data:`MAX_ABS`, ids
+with control characters (:func:`check_ids`). The DataFrame's index is the 1-based *file line
+number* of each row, so any later error can point at the exact line.
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def require_file(path: Path, what: str) -> Path:
 def _count_comment_lines(path: Path, comment: str = "#") -> int:
     """Number of leading lines that start with `comment` (universal newlines: CR, LF, CRLF; a BOM dropped)."""
     n = 0
-    with open(path, encoding="utf-8-sig", errors="replace", newline=None) as fh:
+    with open(path, encoding="utf-8-sig", newline=None) as fh:  # read_table checked it is UTF-8 first
         for line in fh:
             if line.startswith(comment):
                 n += 1
@@ -50,11 +51,12 @@ def _count_comment_lines(path: Path, comment: str = "#") -> int:
 
 
 def _sniff_sep(path: Path, skip: int) -> str:
-    with open(path, encoding="utf-8-sig", errors="replace", newline=None) as fh:
+    with open(path, encoding="utf-8-sig", newline=None) as fh:  # read_table checked it is UTF-8 first
         for i, line in enumerate(fh):
             if i == skip:
                 return "\t" if "\t" in line or "," not in line else ","
     return "\t"
+
 
 #: Largest magnitude a number in a table may have: no clinical or radiomic measurement comes near
 #: (HN1's largest radiomic feature is 1.2e11), and values like 1e308 overflow feature scaling.

@@ -9,7 +9,6 @@ Light on purpose (no NumPy/pandas): the config loader uses it at CLI start-up.
 """
 from __future__ import annotations
 
-import codecs
 from pathlib import Path
 
 from graphonc.errors import ConfigError, InputError
@@ -23,9 +22,9 @@ FIX = ("re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.txt > out.t
 
 def _error(path: Path, line: int, column: int, offset: int, bad: bytes, what: str) -> InputError:
     if bad == b"\x00":  # valid UTF-8, but no text file has one, and the table parser cuts a cell at it
-        return InputError(f"NUL byte at byte offset {offset} ({what} must be text, this looks binary).",
-                          file=path, line=line, column=column, hint="remove the NUL bytes, or give the text file "
-                          "this was exported from (" + FIX.rstrip(".") + ").")
+        return InputError(f"NUL byte at byte offset {offset} ({what} must be UTF-8 text; this looks binary, or "
+                          "UTF-16).", file=path, line=line, column=column,
+                          hint="remove the NUL bytes; for UTF-16 text, " + FIX)
     return InputError(f"byte {bad!r} at byte offset {offset} is not UTF-8 ({what} must be UTF-8 text).",
                       file=path, line=line, column=column, hint=FIX)
 
@@ -71,7 +70,7 @@ def read_config_text(path: Path) -> str:
 def check_utf8(path: Path, what: str = "file") -> None:
     """Stream ``path`` and raise InputError at its first byte that is not UTF-8, or is NUL.
 
-    Costs one read of the file (about 0.1 s per 100 MiB); the line of a bad byte is counted by a
+    Costs one more read of the file, in chunks (never held whole); the line of a bad byte is counted by a
     second pass, only then.
     """
     base, carry = 0, b""  # file offset of ``carry``: an unfinished character at the end of the last chunk

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from graphonc.errors import InputError, did_you_mean
-from graphonc.ingest.tables import read_table, require_file
+from graphonc.ingest.tables import check_ids, read_table, require_file
 from graphonc.radiomics.settings import FeatureTableSpec
 
 log = logging.getLogger("graphonc")
@@ -147,10 +147,7 @@ def read_feature_table(spec: FeatureTableSpec) -> PatientFeatures:
                          hint="name the ROI column (radiomics.features.roi_column).")
     pid = (text[spec.patient_id] if spec.patient_id in text else
            numeric[spec.patient_id].map(lambda v: None if np.isnan(v) else f"{v:g}"))
-    if pid.isna().any():
-        line = int(pid.index[pid.isna()][0])
-        raise InputError("empty patient id.", file=path, line=line, column=spec.patient_id,
-                         hint="fill in the id or delete the row.")
+    check_ids(pid, path, spec.patient_id, "patient id", unique=False)  # several ROIs per patient are fine here
     keep = pd.Series(True, index=text.index)
     roi = None
     if spec.roi_column is not None:

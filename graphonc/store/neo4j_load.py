@@ -143,7 +143,7 @@ class Neo4jSettings:
     def _safe(self, exc: Exception) -> str:
         """The first line of the driver's message, with the URI shown as :attr:`shown_uri` and no password."""
         lines = str(exc).strip().splitlines()
-        text = (lines[0][:200] if lines else type(exc).__name__).replace(self.uri, self.shown_uri)
+        text = (lines[0][:200] if lines else type(exc).__name__).replace(self.uri, self.shown_uri).rstrip(".")
         return text.replace(self.password, "***") if self.password else text
 
 
