@@ -157,8 +157,11 @@ def hostile_run(tmp_path) -> GraphRun:
         "ctrl\x02name": [1.5, float("nan"), 2.5, 3.5, 4.5, 5.5, 6.5, 7.5],
         "lists": [["a", "b<"], [], ["x"], None, ["é"], ["1"], ["2"], ["3"]],
         "flag": [True, False] * (n // 2),
+        "score": np.arange(n, dtype="int64"),
     })
-    genes = pd.DataFrame({S.ID: ["G&1", "G<2>"], "role": ["oncogene", "tsg"]})
+    # the same property names with other types on another label: ints+floats -> floats, +text -> text
+    genes = pd.DataFrame({S.ID: ["G&1", "G<2>"], "role": ["oncogene", "tsg"], "score": [0.5, 1.5],
+                          "1st col": ["a", "b"]})
     muts = pd.DataFrame({S.ID: ["G&1:p.X1*", "G<2>:p.\x03"], "gene": ["G&1", "G<2>"]})
     pws = pd.DataFrame({S.ID: ["pw:<script>"], "name": ["<script>alert(1)</script> & co"]})
     has = pd.DataFrame({S.SRC: ["<p&1>", "x\x07y", "9lives", "9lives"], S.DST: ["G&1:p.X1*", "G<2>:p.\x03",
@@ -186,6 +189,8 @@ def _expected_props(df: pd.DataFrame, row: int, skip=(S.ID,)) -> dict:
             continue
         else:
             out[c] = v.item() if hasattr(v, "item") else v
+            if c == "1st col":  # text on Gene, so text everywhere
+                out[c] = str(out[c])
     return out
 
 
@@ -203,6 +208,7 @@ def test_hostile_ids_names_and_values_survive_as_data(hostile_run, tmp_path, fmt
     for i, (s, d) in enumerate(zip(has[S.SRC], has[S.DST])):
         (data,) = back.get_edge_data((S.PATIENT, s), (S.MUTATION, d)).values()
         assert data == {"label": "HAS_MUTATION", **_expected_props(has, i, skip=(S.SRC, S.DST))}
+    assert isinstance(back.nodes[(S.PATIENT, "ok")]["score"], float)
     # names that are not XML names were mapped, none dropped; Patient.label does not clash with label_
     mapping = json.loads(res.mapping_path.read_text())
     assert set(mapping["node_properties"].values()) >= {"1st col", "a<b&c", "label", "ctrl\x02name"}
