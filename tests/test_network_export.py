@@ -296,3 +296,20 @@ def test_with_similar_adds_the_faiss_neighbours(metabric_trained, tmp_path):
     for r in pairs.head(50).itertuples():
         score, rank = got[(r.src, r.dst)]
         assert rank == r.rank and score == pytest.approx(r.score, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_the_report_shows_the_cohort_graph(metabric_trained, tmp_path):
+    import shutil
+
+    from graphonc.report.html import render_report
+    from graphonc.search.index import build_index
+
+    root = tmp_path / "metabric"
+    shutil.copytree(metabric_trained[0].root, root, ignore=shutil.ignore_patterns("index", "export", "reports"))
+    build_index(root, "flat", device="cpu")
+    page = render_report(root, "MB-0002", k=5, explain=False, device="cpu")
+    section = page[page.index("<h2>The cohort graph</h2>"):]
+    st = GraphRun.open(root).manifest["graph_stats"]
+    assert f"{st['hubs']['genes'][0]['patients']:,}" in section and "PIK3CA" in section
+    assert f"{st['isolated_patients']['count']:,} (" in section
