@@ -131,6 +131,22 @@ def test_bad_requests_are_one_line_errors_and_write_nothing(metabric_run, tmp_pa
     assert r.exit_code == 2 and "no node with id" in r.output
 
 
+def test_the_cli_writes_both_formats_with_their_mappings(metabric_run, tmp_path):
+    out = tmp_path / "pik3ca.graphml"
+    r = CliRunner().invoke(app, ["export", "--run", str(metabric_run.root), "-f", "graphml", "--neighbourhood",
+                                 "Gene:PIK3CA", "--hops", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "graphml: 326 nodes, 325 edges (1-hop neighbourhood of Gene:PIK3CA)" in r.output
+    g = _read(out, "graphml")
+    assert g.graph["cohort"] == "metabric" and json.loads(g.graph[N.MAPPING_ATTR]) == \
+        json.loads((tmp_path / "pik3ca.graphml.mapping.json").read_text())
+    r = CliRunner().invoke(app, ["-q", "export", "--run", str(metabric_run.root), "-f", "gexf", "--neighbourhood",
+                                 "MB-0005", "--hops", "1", "--out", str(tmp_path / "mb.gexf")])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mb.gexf", "mb.gexf.mapping.json", "pik3ca.graphml",
+                                                          "pik3ca.graphml.mapping.json"]
+
+
 def test_export_formats_are_the_embedding_and_graph_writers():
     assert set(FORMATS) == set(EMBEDDING_FORMATS) | set(N.WRITERS)
 
