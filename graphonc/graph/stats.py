@@ -16,9 +16,12 @@ report.
                                  "largest_patients", "largest_genes", "other_components_patients"},
      "isolated_patients": {"count", "share"}}                        # no alteration, no treatment
 
-A gene reaches a patient when the patient has a mutation in it (HAS_MUTATION then IN_GENE);
-a pathway reaches the patients its genes reach. The patient–gene projection joins each
-patient to the genes it has a mutation in; patients without one are not part of it.
+A gene reaches a patient when the patient has an alteration in it: a mutation in the gene
+(HAS_MUTATION then IN_GENE), a copy-number call on it (HAS_CNA) or a fusion with it as a
+partner (HAS_FUSION then FUSION_PARTNER) — whichever of these the run has. A pathway reaches
+the patients its genes reach. The patient–gene projection joins each patient to the genes it
+has an alteration in; patients without one are not part of it. Isolated patients have no
+alteration edge and no RECEIVED edge.
 """
 from __future__ import annotations
 
@@ -30,6 +33,9 @@ from scipy.sparse import csgraph
 from graphonc.graph import schema as S
 
 TOP_HUBS = 10
+#: Patient relationships that are alterations; their target is a Gene or links to Genes.
+ALTERATIONS = ("HAS_MUTATION", "HAS_CNA", "HAS_FUSION")
+TREATMENTS = ("RECEIVED",)
 #: columns of :func:`summary_rows` that hold numbers (right-aligned when shown)
 NUMERIC_COLUMNS = frozenset({"median", "p90", "max", "nodes with 0", "patients"})
 
@@ -85,29 +91,49 @@ def _top(reach: pd.Series) -> pd.Series:
     return reach.sort_index().sort_values(ascending=False, kind="stable").head(TOP_HUBS)
 
 
-def _mutation_patient_genes(edges: dict, has_codes=None) -> tuple[np.ndarray, np.ndarray, pd.Index, pd.Index] | None:
-    """Distinct (patient code, gene code) pairs of HAS_MUTATION then IN_GENE, with the patient and gene ids.
+Codes = tuple[tuple[np.ndarray, pd.Index], tuple[np.ndarray, pd.Index]]
 
-    ``has_codes``: HAS_MUTATION's ``_codes`` of src and dst when the caller has them already.
+
+def _alteration_pairs(nodes: dict, edges: dict, codes: dict[S.EdgeType, Codes] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, pd.Index, pd.Index] | None:
+    """Distinct (patient, gene) pairs of every alteration (module doc) as codes into the
+    Patient and Gene node tables: (patient codes, gene codes, patient ids, gene ids).
+
+    ``codes``: ``_codes`` of edge tables' src and dst the caller has computed already.
     """
-    has, in_gene = edges.get(S.HAS_MUTATION), edges.get(S.IN_GENE)
-    if has is None or in_gene is None or has.empty:
+    if S.PATIENT not in nodes or S.GENE not in nodes:
         return None
-    (pcodes, pats), (mcodes, muts) = has_codes or (_codes(has[S.SRC]), _codes(has[S.DST]))
-    gene_of = pd.Series(in_gene[S.DST].to_numpy(), index=in_gene[S.SRC].to_numpy())
-    gene_of = gene_of[~gene_of.index.duplicated()].reindex(muts)  # one lookup per distinct mutation
-    gcode_of_mut, genes = pd.factorize(gene_of)
-    g = gcode_of_mut[mcodes]
-    ok = (g >= 0) & (pcodes >= 0)
-    key = np.sort(pcodes[ok].astype(np.int64) * len(genes) + g[ok])
-    key = key[np.r_[True, key[1:] != key[:-1]]]  # distinct pairs (np.unique is far slower in NumPy 2.4)
-    return (key // max(len(genes), 1)).astype(np.int64), (key % max(len(genes), 1)).astype(np.int64), pats, \
-        pd.Index(genes)
+    pats, genes = pd.Index(nodes[S.PATIENT][S.ID]), pd.Index(nodes[S.GENE][S.ID])
+    codes = codes or {}
+    ps, gs = [], []
+    for e, df in edges.items():
+        src, rel, dst = e
+        if src != S.PATIENT or rel not in ALTERATIONS or df.empty:
+            continue
+        (sc, su), (dc, du) = codes.get(e) or (_codes(df[S.SRC]), _codes(df[S.DST]))
+        p = pats.get_indexer(su)[sc]
+        if dst == S.GENE:
+            ps.append(p)
+            gs.append(genes.get_indexer(du)[dc])
+            continue
+        for link, ldf in edges.items():  # e.g. Mutation -IN_GENE-> Gene, Fusion -FUSION_PARTNER-> Gene
+            if link[0] == dst and link[2] == S.GENE and not ldf.empty:
+                lk = pd.DataFrame({"n": du.get_indexer(ldf[S.SRC]), "g": genes.get_indexer(ldf[S.DST])})
+                pg = pd.DataFrame({"p": p, "n": dc}).merge(lk[lk["n"] >= 0], on="n")
+                ps.append(pg["p"].to_numpy())
+                gs.append(pg["g"].to_numpy())
+    if not ps:
+        return None
+    p, g = np.concatenate(ps).astype(np.int64), np.concatenate(gs).astype(np.int64)
+    ok = (p >= 0) & (g >= 0)
+    key = np.sort(p[ok] * len(genes) + g[ok])
+    key = key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key  # distinct (np.unique is slow in NumPy 2.4)
+    return key // len(genes), key % len(genes), pats, genes
 
 
-def patient_genes(edges: dict[S.EdgeType, pd.DataFrame]) -> pd.DataFrame:
-    """Distinct (patient, gene) pairs: the patient has a mutation in the gene. Columns src, dst."""
-    got = _mutation_patient_genes(edges)
+def patient_genes(nodes: dict[str, pd.DataFrame], edges: dict[S.EdgeType, pd.DataFrame]) -> pd.DataFrame:
+    """Distinct (patient, gene) pairs: the patient has an alteration in the gene. Columns src, dst."""
+    got = _alteration_pairs(nodes, edges)
     if got is None:
         return pd.DataFrame({S.SRC: pd.Series(dtype=object), S.DST: pd.Series(dtype=object)})
     p, g, pats, genes = got
@@ -119,15 +145,19 @@ def _hubs(pg, edges: dict, nodes: dict) -> dict:
     if pg is None:
         return out
     p, g, pats, genes = pg
-    out["genes"] = [{"id": str(i), "patients": int(n)}
-                    for i, n in _top(pd.Series(np.bincount(g, minlength=len(genes)), index=genes)).items()]
+    per_gene = np.bincount(g, minlength=len(genes))
+    out["genes"] = [{"id": str(i), "patients": int(n)} for i, n in _top(pd.Series(per_gene, index=genes)).items()]
     in_pw = edges.get(S.IN_PATHWAY)
     if in_pw is None or in_pw.empty:
         return out
-    # each gene's patients as a bitset; a pathway's reach is the size of the union over its genes
-    bits = np.zeros((len(genes), (len(pats) + 63) // 64), dtype=np.uint64)
-    np.bitwise_or.at(bits, (g, p >> 6), np.left_shift(np.uint64(1), (p & 63).astype(np.uint64)))
+    # each altered gene's patients as a bitset; a pathway's reach is the size of the union over its genes
+    present = np.flatnonzero(per_gene)
+    local = np.full(len(genes), -1, dtype=np.int64)
+    local[present] = np.arange(len(present))
+    bits = np.zeros((len(present), (len(pats) + 63) // 64), dtype=np.uint64)
+    np.bitwise_or.at(bits, (local[g], p >> 6), np.left_shift(np.uint64(1), (p & 63).astype(np.uint64)))
     rows = genes.get_indexer(in_pw[S.SRC])
+    rows = np.where(rows >= 0, local[rows], -1)
     wcodes, pws = pd.factorize(in_pw[S.DST])
     ok = rows >= 0
     order = np.argsort(wcodes[ok], kind="stable")
@@ -140,23 +170,23 @@ def _hubs(pg, edges: dict, nodes: dict) -> dict:
 
 
 def _components(pg, n_patients_total: int) -> dict:
-    n_p = 0 if pg is None else len(pg[2])
-    res = {"patients_with_gene": int(n_p), "patients_without_gene": int(n_patients_total - n_p), "components": 0,
+    res = {"patients_with_gene": 0, "patients_without_gene": int(n_patients_total), "components": 0,
            "largest_patients": 0, "largest_genes": 0, "other_components_patients": 0}
-    if pg is None or n_p == 0:
+    if pg is None or len(pg[0]) == 0:
         return res
     p, g, pats, genes = pg
-    n_g = len(genes)
+    n_p, n_g = len(pats), len(genes)
     a = sparse.csr_matrix((np.ones(len(p), dtype=np.int8), (p, g)), shape=(n_p, n_g))
     adj = sparse.bmat([[None, a], [a.T, None]], format="csr")  # the bipartite patient-gene graph
-    n, labels = csgraph.connected_components(adj, directed=False)
-    p_sizes = np.bincount(labels[:n_p], minlength=n)
-    g_sizes = np.bincount(labels[n_p:], minlength=n)
+    _, labels = csgraph.connected_components(adj, directed=False)
+    with_gene = np.bincount(p, minlength=n_p) > 0  # the others are not in the projection
+    p_sizes = np.bincount(labels[:n_p][with_gene], minlength=labels.max() + 1)
+    g_sizes = np.bincount(labels[n_p:][np.bincount(g, minlength=n_g) > 0], minlength=labels.max() + 1)
     big = int(np.argmax(p_sizes))
-    # genes of the panel that no patient has a mutation in are not part of the projection
-    n_comp = int((p_sizes > 0).sum())
-    res.update(components=n_comp, largest_patients=int(p_sizes[big]), largest_genes=int(g_sizes[big]),
-               other_components_patients=int(n_p - p_sizes[big]))
+    n_with = int(with_gene.sum())
+    res.update(patients_with_gene=n_with, patients_without_gene=int(n_patients_total - n_with),
+               components=int((p_sizes > 0).sum()), largest_patients=int(p_sizes[big]),
+               largest_genes=int(g_sizes[big]), other_components_patients=int(n_with - p_sizes[big]))
     return res
 
 
@@ -165,17 +195,17 @@ def graph_stats(nodes: dict[str, pd.DataFrame], edges: dict[S.EdgeType, pd.DataF
     n_nodes = {lab: int(len(df)) for lab, df in sorted(nodes.items())}
     degrees = {}
     linked = []  # patients with an alteration or a treatment
-    has_codes = None
+    codes: dict[S.EdgeType, Codes] = {}
     for e, df in sorted(edges.items()):
         sc, su = _codes(df[S.SRC])
         dc, du = _codes(df[S.DST])
-        if e == S.HAS_MUTATION:
-            has_codes = (sc, su), (dc, du)
+        if e[0] == S.PATIENT and e[1] in ALTERATIONS:
+            codes[e] = (sc, su), (dc, du)
         degrees[S.edge_name(e)] = {"out": {"of": e[0], **degree_summary(sc, len(su), n_nodes.get(e[0], 0))},
                                    "in": {"of": e[2], **degree_summary(dc, len(du), n_nodes.get(e[2], 0))}}
-        if e in (S.HAS_MUTATION, S.RECEIVED):
+        if e[0] == S.PATIENT and e[1] in ALTERATIONS + TREATMENTS:
             linked.append(su)
-    pg = _mutation_patient_genes(edges, has_codes)
+    pg = _alteration_pairs(nodes, edges, codes)
     n_patients = n_nodes.get(S.PATIENT, 0)
     isolated = 0
     if S.PATIENT in nodes:
@@ -212,7 +242,7 @@ def summary_rows(st: dict, hubs: int = TOP_HUBS) -> list[tuple[str, list[str], l
         ["patient–gene components", f"{comp['components']:,}"],
         ["largest component", f"{comp['largest_patients']:,} patients, {comp['largest_genes']:,} genes"],
         ["patients in smaller components", f"{comp['other_components_patients']:,}"],
-        ["patients without a mutated gene", f"{comp['patients_without_gene']:,}"],
+        ["patients without an altered gene", f"{comp['patients_without_gene']:,}"],
         ["isolated patients (no alteration, no treatment)", f"{iso['count']:,} ({100 * iso['share']:.1f}%)"],
     ]
     degrees = [[rel.split("__")[1] if rel.count("__") == 2 else rel, f"per {side['of']}", f"{side['median']:g}", f"{side['p90']:g}", f"{side['max']:,}",
