@@ -42,6 +42,7 @@ def networkx_stats(nodes: dict, edges: dict, top: int) -> dict:
     import numpy as np
 
     from graphonc.graph import schema as S
+    from graphonc.graph import stats as ST
 
     g = nx.MultiDiGraph()
     for lab, df in nodes.items():
@@ -62,13 +63,16 @@ def networkx_stats(nodes: dict, edges: dict, top: int) -> dict:
                          "p90": round(float(np.percentile(deg, 90)), 3), "max": int(deg.max()) if len(deg) else 0,
                          "zero": int((deg == 0).sum())}
         degrees[S.edge_name((s, rel, d))] = res
-    # gene reach: patients with a mutation in the gene; pathway reach: the union over its genes
+    # gene reach: patients with an alteration edge to the gene, or to a node (mutation, fusion) linked to it
+    alt = set(ST.ALTERATIONS)
     reach = {}
     for gid in nodes[S.GENE][S.ID]:
         pats = set()
-        for m, _, rel in g.in_edges((S.GENE, gid), keys=True):
-            if rel == "IN_GENE":
-                pats.update(p for p, _, r in g.in_edges(m, keys=True) if r == "HAS_MUTATION")
+        for u, _, rel in g.in_edges((S.GENE, gid), keys=True):
+            if u[0] == S.PATIENT and rel in alt:
+                pats.add(u)
+            else:
+                pats.update(p for p, _, r in g.in_edges(u, keys=True) if p[0] == S.PATIENT and r in alt)
         if pats:
             reach[gid] = pats
     genes = sorted(((g_, len(p)) for g_, p in reach.items()), key=lambda kv: (-kv[1], kv[0]))[:top]
@@ -81,10 +85,10 @@ def networkx_stats(nodes: dict, edges: dict, top: int) -> dict:
             pw_reach[pid] = len(pats)
     pathways = sorted(pw_reach.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
     proj = nx.Graph()
-    proj.add_edges_from((("p", p), ("g", gn)) for gn, pats in reach.items() for p in pats)
+    proj.add_edges_from((("p", p[1]), ("g", gn)) for gn, pats in reach.items() for p in pats)
     comps = sorted(nx.connected_components(proj), key=lambda c: -sum(n[0] == "p" for n in c))
     patients = nodes[S.PATIENT][S.ID]
-    linked = {u[1] for u, _, rel in g.edges(keys=True) if rel in ("HAS_MUTATION", "RECEIVED")}
+    linked = {u[1] for u, _, rel in g.edges(keys=True) if rel in alt or rel in ST.TREATMENTS}
     return {"degrees": degrees, "genes": genes, "pathways": pathways, "components": len(comps),
             "largest_patients": sum(n[0] == "p" for n in comps[0]) if comps else 0,
             "isolated": int(sum(p not in linked for p in patients))}

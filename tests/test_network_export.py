@@ -131,6 +131,22 @@ def test_bad_requests_are_one_line_errors_and_write_nothing(metabric_run, tmp_pa
     assert r.exit_code == 2 and "no node with id" in r.output
 
 
+def test_the_cli_writes_both_formats_with_their_mappings(metabric_run, tmp_path):
+    out = tmp_path / "pik3ca.graphml"
+    r = CliRunner().invoke(app, ["export", "--run", str(metabric_run.root), "-f", "graphml", "--neighbourhood",
+                                 "Gene:PIK3CA", "--hops", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "graphml: 326 nodes, 325 edges (1-hop neighbourhood of Gene:PIK3CA)" in r.output
+    g = _read(out, "graphml")
+    assert g.graph["cohort"] == "metabric" and json.loads(g.graph[N.MAPPING_ATTR]) == \
+        json.loads((tmp_path / "pik3ca.graphml.mapping.json").read_text())
+    r = CliRunner().invoke(app, ["-q", "export", "--run", str(metabric_run.root), "-f", "gexf", "--neighbourhood",
+                                 "MB-0005", "--hops", "1", "--out", str(tmp_path / "mb.gexf")])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mb.gexf", "mb.gexf.mapping.json", "pik3ca.graphml",
+                                                          "pik3ca.graphml.mapping.json"]
+
+
 def test_export_formats_are_the_embedding_and_graph_writers():
     assert set(FORMATS) == set(EMBEDDING_FORMATS) | set(N.WRITERS)
 
@@ -157,8 +173,11 @@ def hostile_run(tmp_path) -> GraphRun:
         "ctrl\x02name": [1.5, float("nan"), 2.5, 3.5, 4.5, 5.5, 6.5, 7.5],
         "lists": [["a", "b<"], [], ["x"], None, ["é"], ["1"], ["2"], ["3"]],
         "flag": [True, False] * (n // 2),
+        "score": np.arange(n, dtype="int64"),
     })
-    genes = pd.DataFrame({S.ID: ["G&1", "G<2>"], "role": ["oncogene", "tsg"]})
+    # the same property names with other types on another label: ints+floats -> floats, +text -> text
+    genes = pd.DataFrame({S.ID: ["G&1", "G<2>"], "role": ["oncogene", "tsg"], "score": [0.5, 1.5],
+                          "1st col": ["a", "b"]})
     muts = pd.DataFrame({S.ID: ["G&1:p.X1*", "G<2>:p.\x03"], "gene": ["G&1", "G<2>"]})
     pws = pd.DataFrame({S.ID: ["pw:<script>"], "name": ["<script>alert(1)</script> & co"]})
     has = pd.DataFrame({S.SRC: ["<p&1>", "x\x07y", "9lives", "9lives"], S.DST: ["G&1:p.X1*", "G<2>:p.\x03",
@@ -186,6 +205,8 @@ def _expected_props(df: pd.DataFrame, row: int, skip=(S.ID,)) -> dict:
             continue
         else:
             out[c] = v.item() if hasattr(v, "item") else v
+            if c == "1st col":  # text on Gene, so text everywhere
+                out[c] = str(out[c])
     return out
 
 
@@ -203,6 +224,7 @@ def test_hostile_ids_names_and_values_survive_as_data(hostile_run, tmp_path, fmt
     for i, (s, d) in enumerate(zip(has[S.SRC], has[S.DST])):
         (data,) = back.get_edge_data((S.PATIENT, s), (S.MUTATION, d)).values()
         assert data == {"label": "HAS_MUTATION", **_expected_props(has, i, skip=(S.SRC, S.DST))}
+    assert isinstance(back.nodes[(S.PATIENT, "ok")]["score"], float)
     # names that are not XML names were mapped, none dropped; Patient.label does not clash with label_
     mapping = json.loads(res.mapping_path.read_text())
     assert set(mapping["node_properties"].values()) >= {"1st col", "a<b&c", "label", "ctrl\x02name"}
@@ -224,45 +246,68 @@ def test_hostile_statistics_and_report_table_are_escaped(hostile_run):
 # ------------------------------------------------------------------------------ statistics
 
 
-def test_statistics_equal_pandas_counts_from_the_tables(metabric_run):
-    st = metabric_run.manifest["graph_stats"]
-    nodes = {lab: metabric_run.nodes(lab) for lab in metabric_run.node_types()}
-    edges = {e: metabric_run.edges(e) for e in metabric_run.edge_types()}
+def _alterations(run) -> pd.DataFrame:
+    """Distinct (patient, gene) with an alteration, by pandas merges over whichever alteration tables the run has."""
+    parts = []
+    for e in run.edge_types():
+        if e[0] != S.PATIENT or e[1] not in ("HAS_MUTATION", "HAS_CNA", "HAS_FUSION"):
+            continue
+        df = run.edges(e)[[S.SRC, S.DST]].rename(columns={S.SRC: "patient", S.DST: "node"})
+        if e[2] == S.GENE:
+            parts.append(df.rename(columns={"node": "gene"}))
+        for link in run.edge_types():
+            if link[0] == e[2] and link[2] == S.GENE:
+                lk = run.edges(link)[[S.SRC, S.DST]].rename(columns={S.SRC: "node", S.DST: "gene"})
+                parts.append(df.merge(lk, on="node")[["patient", "gene"]])
+    return pd.concat(parts, ignore_index=True).drop_duplicates()
+
+
+@pytest.mark.parametrize("which", ["metabric_run", "prostate_run"])
+def test_statistics_equal_pandas_counts_from_the_tables(which, request):
+    run = request.getfixturevalue(which)
+    st = run.manifest["graph_stats"]
+    nodes = {lab: run.nodes(lab) for lab in run.node_types()}
+    edges = {e: run.edges(e) for e in run.edge_types()}
     assert st == json.loads(json.dumps(ST.graph_stats(nodes, edges)))  # the manifest holds the build's figures
-    assert st["nodes"] == metabric_run.manifest["counts"]["nodes"]
-    assert st["edges"] == metabric_run.manifest["counts"]["edges"]
+    assert st["nodes"] == run.manifest["counts"]["nodes"]
+    assert st["edges"] == run.manifest["counts"]["edges"]
 
     for e, df in edges.items():
         for side, col, lab in (("out", S.SRC, e[0]), ("in", S.DST, e[2])):
             deg = df.groupby(col).size().reindex(nodes[lab][S.ID], fill_value=0)
             got = st["degrees"][S.edge_name(e)][side]
+            if deg.empty:  # e.g. a label without nodes (prostate records no treatments)
+                assert got == {"of": lab, "median": 0.0, "p90": 0.0, "max": 0, "zero": 0}
+                continue
             assert got == {"of": lab, "median": round(deg.median(), 3), "p90": round(deg.quantile(0.9), 3),
                            "max": int(deg.max()), "zero": int((deg == 0).sum())}
 
-    pg = edges[S.HAS_MUTATION].merge(edges[S.IN_GENE], left_on=S.DST, right_on=S.SRC, suffixes=("", "_g"))
-    reach = pg.groupby(f"{S.DST}_g")[S.SRC].nunique()
+    pg = _alterations(run)
+    reach = pg.groupby("gene")["patient"].nunique()
     top = sorted(reach.items(), key=lambda kv: (-kv[1], kv[0]))[:ST.TOP_HUBS]
     assert [(h["id"], h["patients"]) for h in st["hubs"]["genes"]] == top
-    assert st["hubs"]["genes"][0]["id"] == "PIK3CA"
-    pw = pg[[S.SRC, f"{S.DST}_g"]].rename(columns={S.SRC: "patient", f"{S.DST}_g": "gene"}).merge(
-        edges[S.IN_PATHWAY].rename(columns={S.SRC: "gene", S.DST: "pathway"}), on="gene")
+    pw = pg.merge(edges[S.IN_PATHWAY].rename(columns={S.SRC: "gene", S.DST: "pathway"}), on="gene")
     preach = pw.groupby("pathway")["patient"].nunique()
     top = sorted(preach.items(), key=lambda kv: (-kv[1], kv[0]))[:ST.TOP_HUBS]
     assert [(h["id"], h["patients"]) for h in st["hubs"]["pathways"]] == top
 
-    linked = set(edges[S.HAS_MUTATION][S.SRC]) | set(edges[S.RECEIVED][S.SRC])
+    linked = set(pg["patient"]) | {p for e, df in edges.items() if e[0] == S.PATIENT
+                                   and e[1] in ("HAS_MUTATION", "HAS_CNA", "HAS_FUSION", "RECEIVED")
+                                   for p in df[S.SRC]}
     isolated = int((~nodes[S.PATIENT][S.ID].isin(linked)).sum())
     assert st["isolated_patients"]["count"] == isolated > 0
 
     # components of the patient-gene projection, by networkx
     g = nx.Graph()
-    g.add_edges_from(("p:" + p, "g:" + q) for p, q in zip(pg[S.SRC], pg[f"{S.DST}_g"]))
+    g.add_edges_from(("p:" + p, "g:" + q) for p, q in zip(pg["patient"], pg["gene"]))
     comps = sorted(nx.connected_components(g), key=lambda c: -sum(n.startswith("p:") for n in c))
     c = st["patient_gene_components"]
     assert c["components"] == len(comps)
     assert c["largest_patients"] == sum(n.startswith("p:") for n in comps[0])
     assert c["largest_genes"] == sum(n.startswith("g:") for n in comps[0])
-    assert c["patients_without_gene"] == len(nodes[S.PATIENT]) - pg[S.SRC].nunique()
+    assert c["patients_without_gene"] == len(nodes[S.PATIENT]) - pg["patient"].nunique()
+    if which == "metabric_run":
+        assert st["hubs"]["genes"][0] == {"id": "PIK3CA", "patients": 975}
 
 
 def test_info_graph_stats_prints_the_hubs(metabric_run):
@@ -290,3 +335,20 @@ def test_with_similar_adds_the_faiss_neighbours(metabric_trained, tmp_path):
     for r in pairs.head(50).itertuples():
         score, rank = got[(r.src, r.dst)]
         assert rank == r.rank and score == pytest.approx(r.score, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_the_report_shows_the_cohort_graph(metabric_trained, tmp_path):
+    import shutil
+
+    from graphonc.report.html import render_report
+    from graphonc.search.index import build_index
+
+    root = tmp_path / "metabric"
+    shutil.copytree(metabric_trained[0].root, root, ignore=shutil.ignore_patterns("index", "export", "reports"))
+    build_index(root, "flat", device="cpu")
+    page = render_report(root, "MB-0002", k=5, explain=False, device="cpu")
+    section = page[page.index("<h2>The cohort graph</h2>"):]
+    st = GraphRun.open(root).manifest["graph_stats"]
+    assert f"{st['hubs']['genes'][0]['patients']:,}" in section and "PIK3CA" in section
+    assert f"{st['isolated_patients']['count']:,} (" in section

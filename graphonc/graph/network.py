@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as pdt
 
-from graphonc.errors import GraphoncError, did_you_mean
+from graphonc.errors import GraphoncError, did_you_mean, unknown_patient
 from graphonc.graph import schema as S
 
 WRITERS = ("graphml", "gexf")
@@ -204,8 +204,6 @@ class GraphTables:
             known = set(self.nodes[S.PATIENT][S.ID])
             missing = [p for p in sel.patients if p not in known]
             if missing:
-                from graphonc.errors import unknown_patient
-
                 raise unknown_patient(missing[0], known, "the run")
             reached = {S.PATIENT: set(sel.patients)}
             frontier = dict(reached)
@@ -275,13 +273,27 @@ def _safe_text(values: list, where: str, keys: Sequence[str], prop: str, mapping
     return out
 
 
-def _harmonise_numbers(columns: dict[str, list]) -> None:
-    """Where a property holds ints and floats (across node types), make it float throughout:
-    GEXF declares one type per attribute title."""
-    for name, vals in columns.items():
-        kinds = {type(v) for v in vals if v is not None}
-        if kinds == {int, float}:
-            columns[name] = [float(v) if isinstance(v, int) else v for v in vals]
+def _as_text(v) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+
+def _harmonise(tables: list[dict[str, list]]) -> None:
+    """One value type per property name across all tables (GEXF declares one type per attribute
+    title, and readers convert every value to it): ints with floats become floats, any other
+    mix becomes text."""
+    kinds: dict[str, set] = {}
+    for cols in tables:
+        for name, vals in cols.items():
+            kinds.setdefault(name, set()).update(type(v) for v in vals if v is not None)
+    for cols in tables:
+        for name, vals in cols.items():
+            k = kinds[name]
+            if len(k) < 2:
+                continue
+            if k == {int, float}:
+                cols[name] = [float(v) if isinstance(v, int) else v for v in vals]
+            else:
+                cols[name] = [None if v is None else _as_text(v) for v in vals]
 
 
 def to_networkx(tables: GraphTables, selection: Selection = Selection(), similar: pd.DataFrame | None = None,
@@ -314,6 +326,7 @@ def to_networkx(tables: GraphTables, selection: Selection = Selection(), similar
 
     g = nx.MultiDiGraph()
     keys_of: dict[str, pd.Series] = {}
+    node_cols: dict[str, dict[str, list]] = {}
     for lab, df in node_tables.items():
         ids = df[S.ID].astype(str).tolist()
         keys = [node_key(lab, i) for i in ids]
@@ -325,8 +338,11 @@ def to_networkx(tables: GraphTables, selection: Selection = Selection(), similar
             if decode(k.split(":", 1)[1]) != k.split(":", 1)[1]:
                 mapping.node_ids[k] = [lab, i]
         cols = {nprops[c]: column_values(df[c]) for c in df.columns if c != S.ID}
-        cols = {name: _safe_text(v, "node", keys, name, mapping) for name, v in cols.items()}
-        _harmonise_numbers(cols)
+        node_cols[lab] = {name: _safe_text(v, "node", keys, name, mapping) for name, v in cols.items()}
+    _harmonise(list(node_cols.values()))
+    for lab, cols in node_cols.items():
+        ids = keys_of[lab].index.tolist()
+        keys = keys_of[lab].tolist()
         labels = _safe_text(list(ids), "node", keys, "label", mapping)
         names = list(cols)
         rows = zip(*cols.values()) if cols else ((),) * len(keys)
@@ -335,9 +351,15 @@ def to_networkx(tables: GraphTables, selection: Selection = Selection(), similar
         if progress:
             progress(len(keys))
     n_edges = 0
+    edge_tables = {e: df for e, df in edge_tables.items() if e[0] in keys_of and e[2] in keys_of}
+    edge_keys, edge_cols = {}, {}
+    for e, df in edge_tables.items():
+        edge_keys[e] = [f"e{n_edges + i}" for i in range(len(df))]
+        n_edges += len(df)
+        cols = {eprops[c]: column_values(df[c]) for c in df.columns if c not in (S.SRC, S.DST)}
+        edge_cols[e] = {name: _safe_text(v, "edge", edge_keys[e], name, mapping) for name, v in cols.items()}
+    _harmonise(list(edge_cols.values()))
     for (s, rel, d), df in edge_tables.items():
-        if s not in keys_of or d not in keys_of:
-            continue
         src = df[S.SRC].astype(str).map(keys_of[s])
         dst = df[S.DST].astype(str).map(keys_of[d])
         if src.isna().any() or dst.isna().any():
@@ -345,15 +367,11 @@ def to_networkx(tables: GraphTables, selection: Selection = Selection(), similar
             raise GraphoncError(f"graph/edges/{S.edge_name((s, rel, d))}.parquet: edge {bad[S.SRC]!r} -> "
                                 f"{bad[S.DST]!r} names a node that is not in the node tables; the run is damaged. "
                                 "Fix: rebuild it with `graphonc build-graph`.")
-        ekeys = [f"e{n_edges + i}" for i in range(len(df))]
-        cols = {eprops[c]: column_values(df[c]) for c in df.columns if c not in (S.SRC, S.DST)}
-        cols = {name: _safe_text(v, "edge", ekeys, name, mapping) for name, v in cols.items()}
-        _harmonise_numbers(cols)
+        ekeys, cols = edge_keys[(s, rel, d)], edge_cols[(s, rel, d)]
         names = list(cols)
         rows = zip(*cols.values()) if cols else ((),) * len(df)
         g.add_edges_from((u, v, k, {"label": rel, **{n: x for n, x in zip(names, r) if x is not None}})
                          for u, v, k, r in zip(src.tolist(), dst.tolist(), ekeys, rows))
-        n_edges += len(df)
         if progress:
             progress(len(df))
     return g, mapping

@@ -16,9 +16,12 @@ report.
                                  "largest_patients", "largest_genes", "other_components_patients"},
      "isolated_patients": {"count", "share"}}                        # no alteration, no treatment
 
-A gene reaches a patient when the patient has a mutation in it (HAS_MUTATION then IN_GENE);
-a pathway reaches the patients its genes reach. The patient–gene projection joins each
-patient to the genes it has a mutation in; patients without one are not part of it.
+A gene reaches a patient when the patient has an alteration in it: a mutation in the gene
+(HAS_MUTATION then IN_GENE), a copy-number call on it (HAS_CNA) or a fusion with it as a
+partner (HAS_FUSION then FUSION_PARTNER) — whichever of these the run has. A pathway reaches
+the patients its genes reach. The patient–gene projection joins each patient to the genes it
+has an alteration in; patients without one are not part of it. Isolated patients have no
+alteration edge and no RECEIVED edge.
 """
 from __future__ import annotations
 
@@ -30,73 +33,160 @@ from scipy.sparse import csgraph
 from graphonc.graph import schema as S
 
 TOP_HUBS = 10
+#: Patient relationships that are alterations; their target is a Gene or links to Genes.
+ALTERATIONS = ("HAS_MUTATION", "HAS_CNA", "HAS_FUSION")
+TREATMENTS = ("RECEIVED",)
 #: columns of :func:`summary_rows` that hold numbers (right-aligned when shown)
 NUMERIC_COLUMNS = frozenset({"median", "p90", "max", "nodes with 0", "patients"})
 
 
-def degree_summary(keys: pd.Series, n_nodes: int) -> dict:
-    """median, p90 and max of the degree over ``n_nodes`` nodes, given one key per edge end.
+def _codes(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer code per row and the distinct values (the one pass over the strings)."""
+    codes, uniques = pd.factorize(col)
+    return codes, pd.Index(uniques)
+
+
+def degree_summary(codes: np.ndarray, n_distinct: int, n_nodes: int) -> dict:
+    """median, p90 and max of the degree over ``n_nodes`` nodes, given each edge end's node code.
 
     Nodes that appear in no edge have degree 0 (``zero`` counts them).
     """
-    counts = keys.value_counts(sort=False).to_numpy()
-    zero = max(n_nodes - len(counts), 0)
+    counts = np.bincount(codes[codes >= 0], minlength=n_distinct)
+    zero = max(n_nodes - n_distinct, 0)
     deg = np.concatenate([counts, np.zeros(zero, dtype=counts.dtype)]) if zero else counts
     if len(deg) == 0:
         return {"median": 0.0, "p90": 0.0, "max": 0, "zero": 0}
     return {"median": round(float(np.percentile(deg, 50)), 3), "p90": round(float(np.percentile(deg, 90)), 3),
-            "max": int(deg.max()),
-            "zero": int(zero)}
+            "max": int(deg.max()), "zero": int(zero)}
 
 
-def patient_genes(edges: dict[S.EdgeType, pd.DataFrame]) -> pd.DataFrame:
-    """Distinct (patient, gene) pairs: the patient has a mutation in the gene. Columns src, dst."""
-    has, in_gene = edges.get(S.HAS_MUTATION), edges.get(S.IN_GENE)
-    if has is None or in_gene is None or has.empty:
+def _union_sizes(bits: np.ndarray, rows: np.ndarray, groups: np.ndarray, n_groups: int,
+                 budget: int = 64 << 20) -> np.ndarray:
+    """Per group g, the number of bits set in the OR of ``bits[rows[groups == g]]``.
+
+    ``bits``: (n_rows, n_words) uint64 bitsets; ``groups`` sorted. Works in blocks of about
+    ``budget`` bytes so a large cohort never gathers every (row, group) bitset at once.
+    """
+    out = np.zeros(n_groups, dtype=np.int64)
+    if len(rows) == 0:
+        return out
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    ends = np.r_[starts[1:], len(groups)]
+    per_block = max(1, budget // max(bits.nbytes // max(len(bits), 1), 1))
+    i = 0
+    while i < len(starts):  # whole groups per block
+        j = i + 1
+        while j < len(starts) and ends[j - 1] - starts[i] < per_block:
+            j += 1
+        lo, hi = starts[i], ends[j - 1]
+        merged = np.bitwise_or.reduceat(bits[rows[lo:hi]], starts[i:j] - lo, axis=0)
+        out[groups[starts[i:j]]] = np.bitwise_count(merged).sum(axis=1, dtype=np.int64)
+        i = j
+    return out
+
+
+def _top(reach: pd.Series) -> pd.Series:
+    """The TOP_HUBS largest, ties by id."""
+    reach = reach[reach > 0]
+    return reach.sort_index().sort_values(ascending=False, kind="stable").head(TOP_HUBS)
+
+
+Codes = tuple[tuple[np.ndarray, pd.Index], tuple[np.ndarray, pd.Index]]
+
+
+def _alteration_pairs(nodes: dict, edges: dict, codes: dict[S.EdgeType, Codes] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, pd.Index, pd.Index] | None:
+    """Distinct (patient, gene) pairs of every alteration (module doc) as codes into the
+    Patient and Gene node tables: (patient codes, gene codes, patient ids, gene ids).
+
+    ``codes``: ``_codes`` of edge tables' src and dst the caller has computed already.
+    """
+    if S.PATIENT not in nodes or S.GENE not in nodes:
+        return None
+    pats, genes = pd.Index(nodes[S.PATIENT][S.ID]), pd.Index(nodes[S.GENE][S.ID])
+    codes = codes or {}
+    ps, gs = [], []
+    for e, df in edges.items():
+        src, rel, dst = e
+        if src != S.PATIENT or rel not in ALTERATIONS or df.empty:
+            continue
+        (sc, su), (dc, du) = codes.get(e) or (_codes(df[S.SRC]), _codes(df[S.DST]))
+        p = pats.get_indexer(su)[sc]
+        if dst == S.GENE:
+            ps.append(p)
+            gs.append(genes.get_indexer(du)[dc])
+            continue
+        for link, ldf in edges.items():  # e.g. Mutation -IN_GENE-> Gene, Fusion -FUSION_PARTNER-> Gene
+            if link[0] == dst and link[2] == S.GENE and not ldf.empty:
+                lk = pd.DataFrame({"n": du.get_indexer(ldf[S.SRC]), "g": genes.get_indexer(ldf[S.DST])})
+                pg = pd.DataFrame({"p": p, "n": dc}).merge(lk[lk["n"] >= 0], on="n")
+                ps.append(pg["p"].to_numpy())
+                gs.append(pg["g"].to_numpy())
+    if not ps:
+        return None
+    p, g = np.concatenate(ps).astype(np.int64), np.concatenate(gs).astype(np.int64)
+    ok = (p >= 0) & (g >= 0)
+    key = np.sort(p[ok] * len(genes) + g[ok])
+    key = key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key  # distinct (np.unique is slow in NumPy 2.4)
+    return key // len(genes), key % len(genes), pats, genes
+
+
+def patient_genes(nodes: dict[str, pd.DataFrame], edges: dict[S.EdgeType, pd.DataFrame]) -> pd.DataFrame:
+    """Distinct (patient, gene) pairs: the patient has an alteration in the gene. Columns src, dst."""
+    got = _alteration_pairs(nodes, edges)
+    if got is None:
         return pd.DataFrame({S.SRC: pd.Series(dtype=object), S.DST: pd.Series(dtype=object)})
-    gene_of = pd.Series(in_gene[S.DST].to_numpy(), index=in_gene[S.SRC].to_numpy())
-    gene_of = gene_of[~gene_of.index.duplicated()]
-    mcodes, muts = pd.factorize(has[S.DST])  # map each distinct mutation once, not each edge
-    genes = gene_of.reindex(muts).to_numpy(dtype=object)[mcodes]
-    pairs = pd.DataFrame({S.SRC: has[S.SRC].to_numpy(), S.DST: genes}).dropna()
-    return pairs.drop_duplicates(ignore_index=True)
+    p, g, pats, genes = got
+    return pd.DataFrame({S.SRC: pats[p], S.DST: genes[g]})
 
 
-def _hubs(pairs: pd.DataFrame, edges: dict, nodes: dict) -> tuple[dict, sparse.csr_matrix | None, pd.Index, pd.Index]:
-    pcodes, pats = pd.factorize(pairs[S.SRC])
-    gcodes, genes = pd.factorize(pairs[S.DST])
-    reach = pd.Series(np.bincount(gcodes, minlength=len(genes)), index=genes)
-    top_genes = reach.sort_index().sort_values(ascending=False, kind="stable").head(TOP_HUBS)
-    out = {"genes": [{"id": str(i), "patients": int(n)} for i, n in top_genes.items()], "pathways": []}
-    a = sparse.csr_matrix((np.ones(len(pcodes), dtype=np.int32), (pcodes, gcodes)), shape=(len(pats), len(genes)))
+def _hubs(pg, edges: dict, nodes: dict) -> dict:
+    out = {"genes": [], "pathways": []}
+    if pg is None:
+        return out
+    p, g, pats, genes = pg
+    per_gene = np.bincount(g, minlength=len(genes))
+    out["genes"] = [{"id": str(i), "patients": int(n)} for i, n in _top(pd.Series(per_gene, index=genes)).items()]
     in_pw = edges.get(S.IN_PATHWAY)
-    if in_pw is not None and len(in_pw) and len(genes):
-        g = genes.get_indexer(in_pw[S.SRC])
-        ok = g >= 0
-        wcodes, pws = pd.factorize(in_pw[S.DST][ok])
-        m = sparse.csr_matrix((np.ones(int(ok.sum()), dtype=np.int32), (g[ok], wcodes)), shape=(len(genes), len(pws)))
-        pw_reach = pd.Series((a @ m).getnnz(axis=0), index=pws)  # patients with any gene of the pathway
-        top = pw_reach.sort_index().sort_values(ascending=False, kind="stable").head(TOP_HUBS)
-        names = nodes[S.PATHWAY].set_index(S.ID)["name"] if S.PATHWAY in nodes and "name" in nodes[S.PATHWAY] \
-            else pd.Series(dtype=object)
-        out["pathways"] = [{"id": str(i), "name": None if pd.isna(names.get(i)) else str(names.get(i)),
-                            "patients": int(n)} for i, n in top.items()]
-    return out, a, pats, genes
+    if in_pw is None or in_pw.empty:
+        return out
+    # each altered gene's patients as a bitset; a pathway's reach is the size of the union over its genes
+    present = np.flatnonzero(per_gene)
+    local = np.full(len(genes), -1, dtype=np.int64)
+    local[present] = np.arange(len(present))
+    bits = np.zeros((len(present), (len(pats) + 63) // 64), dtype=np.uint64)
+    np.bitwise_or.at(bits, (local[g], p >> 6), np.left_shift(np.uint64(1), (p & 63).astype(np.uint64)))
+    rows = genes.get_indexer(in_pw[S.SRC])
+    rows = np.where(rows >= 0, local[rows], -1)
+    wcodes, pws = pd.factorize(in_pw[S.DST])
+    ok = rows >= 0
+    order = np.argsort(wcodes[ok], kind="stable")
+    reach = _union_sizes(bits, rows[ok][order], wcodes[ok][order], len(pws))
+    names = nodes[S.PATHWAY].set_index(S.ID)["name"] if S.PATHWAY in nodes and "name" in nodes[S.PATHWAY] \
+        else pd.Series(dtype=object)
+    out["pathways"] = [{"id": str(i), "name": None if pd.isna(names.get(i)) else str(names.get(i)),
+                        "patients": int(n)} for i, n in _top(pd.Series(reach, index=pws)).items()]
+    return out
 
 
-def _components(a: sparse.csr_matrix, n_patients_total: int) -> dict:
-    n_p, n_g = a.shape
-    res = {"patients_with_gene": int(n_p), "patients_without_gene": int(n_patients_total - n_p), "components": 0,
+def _components(pg, n_patients_total: int) -> dict:
+    res = {"patients_with_gene": 0, "patients_without_gene": int(n_patients_total), "components": 0,
            "largest_patients": 0, "largest_genes": 0, "other_components_patients": 0}
-    if n_p == 0:
+    if pg is None or len(pg[0]) == 0:
         return res
+    p, g, pats, genes = pg
+    n_p, n_g = len(pats), len(genes)
+    a = sparse.csr_matrix((np.ones(len(p), dtype=np.int8), (p, g)), shape=(n_p, n_g))
     adj = sparse.bmat([[None, a], [a.T, None]], format="csr")  # the bipartite patient-gene graph
-    n, labels = csgraph.connected_components(adj, directed=False)
-    p_sizes = np.bincount(labels[:n_p], minlength=n)
-    g_sizes = np.bincount(labels[n_p:], minlength=n)
+    _, labels = csgraph.connected_components(adj, directed=False)
+    with_gene = np.bincount(p, minlength=n_p) > 0  # the others are not in the projection
+    p_sizes = np.bincount(labels[:n_p][with_gene], minlength=labels.max() + 1)
+    g_sizes = np.bincount(labels[n_p:][np.bincount(g, minlength=n_g) > 0], minlength=labels.max() + 1)
     big = int(np.argmax(p_sizes))
-    res.update(components=int(n), largest_patients=int(p_sizes[big]), largest_genes=int(g_sizes[big]),
-               other_components_patients=int(n_p - p_sizes[big]))
+    n_with = int(with_gene.sum())
+    res.update(patients_with_gene=n_with, patients_without_gene=int(n_patients_total - n_with),
+               components=int((p_sizes > 0).sum()), largest_patients=int(p_sizes[big]),
+               largest_genes=int(g_sizes[big]), other_components_patients=int(n_with - p_sizes[big]))
     return res
 
 
@@ -104,19 +194,30 @@ def graph_stats(nodes: dict[str, pd.DataFrame], edges: dict[S.EdgeType, pd.DataF
     """The statistics of the module doc, from a run's node and edge tables."""
     n_nodes = {lab: int(len(df)) for lab, df in sorted(nodes.items())}
     degrees = {}
+    linked = []  # patients with an alteration or a treatment
+    codes: dict[S.EdgeType, Codes] = {}
     for e, df in sorted(edges.items()):
-        degrees[S.edge_name(e)] = {"out": {"of": e[0], **degree_summary(df[S.SRC], n_nodes.get(e[0], 0))},
-                                   "in": {"of": e[2], **degree_summary(df[S.DST], n_nodes.get(e[2], 0))}}
-    pairs = patient_genes(edges)
-    hubs, a, _, _ = _hubs(pairs, edges, nodes)
+        sc, su = _codes(df[S.SRC])
+        dc, du = _codes(df[S.DST])
+        if e[0] == S.PATIENT and e[1] in ALTERATIONS:
+            codes[e] = (sc, su), (dc, du)
+        degrees[S.edge_name(e)] = {"out": {"of": e[0], **degree_summary(sc, len(su), n_nodes.get(e[0], 0))},
+                                   "in": {"of": e[2], **degree_summary(dc, len(du), n_nodes.get(e[2], 0))}}
+        if e[0] == S.PATIENT and e[1] in ALTERATIONS + TREATMENTS:
+            linked.append(su)
+    pg = _alteration_pairs(nodes, edges, codes)
     n_patients = n_nodes.get(S.PATIENT, 0)
-    linked = pd.Index([])
-    for e in (S.HAS_MUTATION, S.RECEIVED):
-        if e in edges:
-            linked = linked.union(pd.Index(edges[e][S.SRC].unique()))
-    isolated = int((~nodes[S.PATIENT][S.ID].isin(linked)).sum()) if S.PATIENT in nodes else 0
-    return {"method": "pandas", "nodes": n_nodes, "edges": {S.edge_name(e): int(len(df)) for e, df in sorted(edges.items())},
-            "degrees": degrees, "hubs": hubs, "patient_gene_components": _components(a, n_patients),
+    isolated = 0
+    if S.PATIENT in nodes:
+        seen = np.zeros(n_patients, dtype=bool)
+        ids = pd.Index(nodes[S.PATIENT][S.ID])
+        for u in linked:
+            hit = ids.get_indexer(u)
+            seen[hit[hit >= 0]] = True
+        isolated = int((~seen).sum())
+    return {"method": "pandas", "nodes": n_nodes,
+            "edges": {S.edge_name(e): int(len(df)) for e, df in sorted(edges.items())},
+            "degrees": degrees, "hubs": _hubs(pg, edges, nodes), "patient_gene_components": _components(pg, n_patients),
             "isolated_patients": {"count": isolated, "share": round(isolated / n_patients, 4) if n_patients else 0.0}}
 
 
@@ -141,7 +242,7 @@ def summary_rows(st: dict, hubs: int = TOP_HUBS) -> list[tuple[str, list[str], l
         ["patient–gene components", f"{comp['components']:,}"],
         ["largest component", f"{comp['largest_patients']:,} patients, {comp['largest_genes']:,} genes"],
         ["patients in smaller components", f"{comp['other_components_patients']:,}"],
-        ["patients without a mutated gene", f"{comp['patients_without_gene']:,}"],
+        ["patients without an altered gene", f"{comp['patients_without_gene']:,}"],
         ["isolated patients (no alteration, no treatment)", f"{iso['count']:,} ({100 * iso['share']:.1f}%)"],
     ]
     degrees = [[rel.split("__")[1] if rel.count("__") == 2 else rel, f"per {side['of']}", f"{side['median']:g}", f"{side['p90']:g}", f"{side['max']:,}",
