@@ -171,6 +171,7 @@ def test_an_empty_folder_is_accepted(configs, tmp_path):
     assert GraphRun.open(out).cohort == "hn1"
 
 
+@pytest.mark.slow
 def test_rebuilding_a_trained_run_needs_force(configs, trained, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
@@ -256,6 +257,7 @@ def test_a_stage_without_lineage_is_refused(trained, tmp_path):
              f"rerun `graphonc train --run {run}`")
 
 
+@pytest.mark.slow
 def test_a_rebuild_while_train_runs_leaves_no_model_of_the_old_graph(configs, tmp_path, monkeypatch):
     """The rebuild lands between train reading the graph and writing model/: train refuses to write."""
     from graphonc.model import stages
@@ -371,6 +373,7 @@ def permissive_umask():
     os.umask(old)
 
 
+@pytest.mark.slow
 def test_runs_are_owner_only_whatever_the_umask(configs, tmp_path, permissive_umask):
     from graphonc.model.stages import train_stage
     from graphonc.report.html import write_report
@@ -386,6 +389,7 @@ def test_runs_are_owner_only_whatever_the_umask(configs, tmp_path, permissive_um
     assert GraphRun.open(run).manifest["permissions"] == {"folders": "0700", "files": "0600"}
 
 
+@pytest.mark.slow
 def test_the_config_widens_permissions(configs, tmp_path, permissive_umask):
     from graphonc.model.stages import train_stage
 
