@@ -163,6 +163,27 @@ def test_an_existing_file_graphonc_did_not_write_is_refused(command, configs, tr
     assert target.stat().st_mtime_ns >= first
 
 
+@pytest.mark.parametrize("where", ["graph/nodes/Patient.parquet", "model/embeddings.parquet", "graph/x.html",
+                                   "model/new_folder"])
+def test_user_named_outputs_never_land_in_what_graphonc_manages(where, configs, trained, tmp_path, data_dir):
+    """A graph table or a stage's file is graphonc's, yet no command may write it by --out: that would
+    change a graph or a model behind the lineage records' back."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    before = _snapshot(run)
+    hn1 = data_dir / "radiomics" / "hn1"
+    if where.endswith(".parquet"):
+        argv = ["radiomics", "extract", "--features-csv", str(hn1 / "HN_Radiomics.csv"), "--config", str(configs[0])]
+    elif where.endswith(".html"):
+        argv = ["report", "--run", str(run), "--patient", GraphRun.open(run).nodes("Patient")["id"].iloc[0],
+                "--no-explain"]
+    else:
+        argv = ["embed", "--run", str(run), "--patients", str(hn1 / "HN_ClinicalData.csv")]
+    area = run / where.split("/")[0]
+    _refused(_cli(*argv, "--out", str(run / where)), f"lies in {area}, which graphonc manages")
+    assert _snapshot(run) == before
+
+
 def test_an_empty_folder_is_accepted(configs, tmp_path):
     out = tmp_path / "empty"
     out.mkdir()
@@ -302,10 +323,12 @@ def test_report_names_are_distinct_and_reversible():
         assert patient_of_report(n) == i
         assert "/" not in n and not n.startswith(".") and n.endswith(".html")
         assert all(c.isascii() and (c.isalnum() or c in "._-%") for c in n)
+    with pytest.raises(GraphoncError, match="too long for a file name"):
+        report_file_name("\U00010000" * 30)  # 30 × 12 bytes once encoded
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.text(min_size=1, max_size=40), min_size=2, max_size=5, unique=True))
+@given(st.lists(st.text(min_size=1, max_size=20), min_size=2, max_size=5, unique=True))  # 20 × 12 bytes fit a name
 def test_report_names_never_collide(ids):
     names = [report_file_name(i) for i in ids]
     assert len(set(names)) == len(names)

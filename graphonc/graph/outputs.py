@@ -160,6 +160,26 @@ def later_stages(run_root: Path) -> list[str]:
     return out
 
 
+def _managed_area(target: Path) -> str | None:
+    """The part of a run ``target`` lies in when graphonc manages it (``graph/``, ``manifest.json``,
+    a stage folder such as ``model/``), else None. A user-named output may not go there: it would
+    replace a graph table or a stage's file behind the lineage records' back."""
+    run = enclosing_run(target)
+    if run is None:
+        return None
+    parts = target.relative_to(run).parts
+    if parts[0] in BUILD_ENTRIES or (len(parts) > 1 and folder_kind(run / parts[0]) is not None):
+        return f"{run / parts[0]}"
+    return None
+
+
+def _refuse_managed(target: Path, flag: str) -> None:
+    area = _managed_area(target)
+    if area is not None:
+        raise _refuse(target, flag, f"lies in {area}, which graphonc manages", "write it outside the run's "
+                      "graph/ and stage folders, e.g. beside them in the run folder.")
+
+
 def claim_dir(target: Path, kind: str | None = None, *, force: bool = False, flag: str = "--out") -> None:
     """Refuse to write the folder ``target`` over anything graphonc did not make.
 
@@ -172,6 +192,8 @@ def claim_dir(target: Path, kind: str | None = None, *, force: bool = False, fla
     target = Path(target)
     if target.is_symlink():
         raise _refuse(target, flag, "is a symbolic link", "give a new or empty folder.")
+    if kind not in (None, "run"):
+        _refuse_managed(Path(os.path.abspath(target)), flag)
     if not target.exists():
         return
     if not target.is_dir():
@@ -227,6 +249,7 @@ def claim_file(target: Path, *, flag: str = "--out", ours: Callable[[Path], bool
     target = Path(target)
     if target.is_symlink():
         raise _refuse(target, flag, "is a symbolic link", "give the path of a new file.")
+    _refuse_managed(Path(os.path.abspath(target)), flag)
     if not target.exists():
         return
     if target.is_dir():
