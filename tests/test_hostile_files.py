@@ -184,6 +184,38 @@ def test_user_named_outputs_never_land_in_what_graphonc_manages(where, configs, 
     assert _snapshot(run) == before
 
 
+def test_unstamped_side_files_are_ours_only_when_our_report_names_them(tmp_path):
+    """radiomics extract writes features.errors.csv beside --out: a CSV carries no stamp, so it is
+    replaced only when graphonc's features.extract.json beside it names it."""
+    import json
+
+    from graphonc.radiomics.extract import claim_outputs, side_paths
+
+    out = tmp_path / "features.parquet"
+    errors, report = side_paths(out)
+    errors.write_text("case_id,reason\nmine,1\n")
+    with pytest.raises(GraphoncError, match="was not written by graphonc"):
+        claim_outputs(out)
+    report.write_text(json.dumps({"errors_table": str(errors)}))  # not ours: no graphonc_version
+    with pytest.raises(GraphoncError, match="was not written by graphonc"):
+        claim_outputs(out)
+    report.write_text(json.dumps({"graphonc_version": "x", "errors_table": str(errors)}))
+    claim_outputs(out)
+    assert errors.read_text() == "case_id,reason\nmine,1\n"
+
+
+def test_graphml_is_recognised_by_its_graphonc_version(tmp_path):
+    import networkx as nx
+
+    from graphonc.graph.outputs import is_graphonc_file
+
+    g = nx.MultiDiGraph([("a", "b")])
+    nx.write_graphml(g, tmp_path / "other.graphml")
+    g.graph["graphonc_version"] = "0.1"
+    nx.write_graphml(g, tmp_path / "ours.graphml")
+    assert is_graphonc_file(tmp_path / "ours.graphml") and not is_graphonc_file(tmp_path / "other.graphml")
+
+
 def test_an_empty_folder_is_accepted(configs, tmp_path):
     out = tmp_path / "empty"
     out.mkdir()

@@ -14,8 +14,8 @@ something it did not make.
 * :func:`claim_dir` / :func:`claim_file` refuse an output path that holds something graphonc did
   not write (the input study folder, a user's file, a non-empty folder): a folder is ours when it
   holds our run ``manifest.json`` or a ``lineage.json`` of the same kind of output; a file when it
-  carries our stamp (Parquet schema metadata ``graphonc``, the HTML generator tag, a JSON
-  ``graphonc_version``). Rebuilding a run that holds later stages (model/, index/, reports/ …)
+  carries our stamp (Parquet schema metadata ``graphonc``, the HTML generator tag, a JSON or
+  GraphML ``graphonc_version``) or our JSON sidecar names it (:func:`listed_in`). Rebuilding a run that holds later stages (model/, index/, reports/ …)
   needs ``force``, since they were made from the graph being replaced.
 """
 from __future__ import annotations
@@ -234,6 +234,9 @@ def is_graphonc_file(path: Path) -> bool:
         if suffix in (".html", ".htm"):
             with open(path, "rb") as fh:
                 return b'<meta name="generator" content="graphonc' in fh.read(4096)
+        if suffix == ".graphml":  # networkx declares each graph attribute's key in the header
+            with open(path, "rb") as fh:
+                return b'attr.name="graphonc_version"' in fh.read(65536)
         if suffix == ".json":
             if path.stat().st_size > 64 << 20:
                 return False
@@ -242,6 +245,18 @@ def is_graphonc_file(path: Path) -> bool:
     except Exception:  # unreadable, not Parquet, not UTF-8 JSON ...: not ours
         return False
     return False
+
+
+def listed_in(sidecar: Path, key: str) -> Callable[[Path], bool]:
+    """An ``ours`` test for a file that carries no stamp of its own (a CSV, a GEXF): it is ours
+    when graphonc's JSON ``sidecar`` beside it names it under ``key``."""
+
+    def ours(path: Path) -> bool:
+        if not is_graphonc_file(sidecar):
+            return False
+        return json.loads(Path(sidecar).read_text(encoding="utf-8")).get(key) == str(path)
+
+    return ours
 
 
 def claim_file(target: Path, *, flag: str = "--out", ours: Callable[[Path], bool] = is_graphonc_file) -> None:
