@@ -310,6 +310,19 @@ def test_a_stage_without_lineage_is_refused(trained, tmp_path):
              f"rerun `graphonc train --run {run}`")
 
 
+def test_a_rebuild_never_deletes_its_own_inputs(trained, tmp_path, data_dir):
+    """An input kept inside the run folder (a features table extracted into it, say) would vanish
+    with the old run: refused even with --force."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    shutil.copy(data_dir / "radiomics/hn1/HN_Radiomics.csv", run / "features.csv")
+    cfg = _config(tmp_path, "inside.yaml", lambda d: d["radiomics"]["features"].update(path=str(run / "features.csv")))
+    before = _snapshot(run)
+    _refused(_cli("build-graph", "--config", str(cfg), "--out", str(run), "--force"),
+             f"this build reads {run / 'features.csv'} from inside the run folder")
+    assert _snapshot(run) == before
+
+
 @pytest.mark.slow
 def test_a_rebuild_while_train_runs_leaves_no_model_of_the_old_graph(configs, tmp_path, monkeypatch):
     """The rebuild lands between train reading the graph and writing model/: train refuses to write."""
