@@ -417,6 +417,25 @@ def test_leftovers_of_killed_stages_are_cleaned_and_nothing_else(configs, tmp_pa
     assert notes.read_text() == "mine"
 
 
+def test_a_run_parked_by_a_process_killed_mid_swap_is_put_back(configs, tmp_path):
+    """Killed between its two renames, a rebuild leaves no run but the old one parked as .old-:
+    the next write puts it back instead of deleting it, so the run's later stages still count."""
+    runs = tmp_path / "runs"
+    build_run(configs[0], runs / "hn1")
+    (runs / "hn1" / "model").mkdir()  # a later stage
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    (runs / "hn1").rename(runs / f".hn1.old-{pid}-1")
+    (runs / f".hn1.tmp-{pid}-new00000").mkdir()  # the new, complete one never renamed into place
+    res = _cli("build-graph", "--config", str(configs[1]), "--out", str(runs / "hn1"))
+    assert res.exit_code == 2 and "put back the last complete version" in res.output
+    assert "the run holds later stages made from its current graph (model/)" in " ".join(res.output.split())
+    assert (runs / "hn1" / "model").is_dir() and GraphRun.open(runs / "hn1").manifest["config_file"] == "a.yaml"
+    assert sorted(p.name for p in runs.iterdir()) == [f".hn1.tmp-{pid}-new00000", "hn1"]  # a refusal removes nothing
+    assert _cli("build-graph", "--config", str(configs[1]), "--out", str(runs / "hn1"), "--force").exit_code == 0
+    assert sorted(p.name for p in runs.iterdir()) == ["hn1"]  # the write that went ahead cleaned up
+
+
 def test_a_leftover_newer_than_the_run_is_kept(tmp_path):
     import time
 

@@ -21,6 +21,7 @@ something it did not make.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from graphonc.errors import GraphoncError
+
+log = logging.getLogger("graphonc")
 
 MANIFEST = "manifest.json"
 LINEAGE = "lineage.json"
@@ -190,6 +193,7 @@ def claim_dir(target: Path, kind: str | None = None, *, force: bool = False, fla
     stages needs ``force``.
     """
     target = Path(target)
+    restore_parked(target)
     if target.is_symlink():
         raise _refuse(target, flag, "is a symbolic link", "give a new or empty folder.")
     if kind not in (None, "run"):
@@ -311,12 +315,50 @@ def clean_leftovers(target: Path, started: float | None = None) -> list[Path]:
     """
     target = Path(target)
     started = time.time() if started is None else started
-    removed = []
+    removed: list[Path] = []
     try:
-        siblings = list(target.parent.iterdir())
+        siblings = sorted(target.parent.iterdir())
     except OSError:
         return removed
+    for p, st in _stale(target, siblings, started):
+        try:
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        except OSError:
+            continue
+        removed.append(p)
+    return removed
+
+
+def restore_parked(target: Path) -> Path | None:
+    """A process killed between the two renames of :func:`atomic_dir`'s swap leaves no ``target``,
+    only the previous version parked as ``.<name>.old-<pid>-<ns>``: put the newest such one of a
+    dead process back (rather than let :func:`clean_leftovers` delete it). Returns it, or None."""
+    target = Path(target)
+    if target.exists() or target.is_symlink():
+        return None
+    try:
+        siblings = sorted(target.parent.iterdir())
+    except OSError:
+        return None
+    parked = [p for p, _ in _stale(target, siblings, time.time()) if p.name.startswith(f".{target.name}.old-")]
+    if not parked:
+        return None
+    newest = max(parked, key=lambda p: p.lstat().st_mtime_ns)
+    try:
+        os.replace(newest, target)
+    except OSError:
+        return None
+    log.warning("%s: put back the last complete version, left parked by a killed process", target)
+    return newest
+
+
+def _stale(target: Path, siblings: list[Path], started: float) -> list[tuple[Path, os.stat_result]]:
+    """Our leftovers of ``target`` among ``siblings`` whose process is gone (see clean_leftovers)."""
     prefix = f".{target.name}."
+    stale = []
     for p in siblings:
         if not p.name.startswith(prefix):  # cheap first: a cache folder holds thousands of files
             continue
@@ -331,15 +373,8 @@ def clean_leftovers(target: Path, started: float | None = None) -> list[Path]:
             continue
         if not pid and st.st_mtime >= started:
             continue
-        try:
-            if stat.S_ISDIR(st.st_mode):
-                shutil.rmtree(p)
-            else:
-                p.unlink()
-        except OSError:
-            continue
-        removed.append(p)
-    return removed
+        stale.append((p, st))
+    return stale
 
 
 # ---------------------------------------------------------------------------------- atomic writes
