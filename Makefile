@@ -17,7 +17,7 @@ PATIENT ?= MB-0010
 
 # the main job: graph -> model -> index -> similar patients + tumour-board report (CPU is fine)
 demo: setup
-	$(GRAPHONC) build-graph --config $(CONFIG) --out $(RUN)
+	$(GRAPHONC) build-graph --config $(CONFIG) --out $(RUN) --force
 	$(GRAPHONC) info $(RUN)
 	$(GRAPHONC) train --run $(RUN)
 	$(GRAPHONC) index --run $(RUN)

@@ -163,6 +163,59 @@ def test_an_existing_file_graphonc_did_not_write_is_refused(command, configs, tr
     assert target.stat().st_mtime_ns >= first
 
 
+@pytest.mark.parametrize("where", ["graph/nodes/Patient.parquet", "model/embeddings.parquet", "graph/x.html",
+                                   "model/new_folder"])
+def test_user_named_outputs_never_land_in_what_graphonc_manages(where, configs, trained, tmp_path, data_dir):
+    """A graph table or a stage's file is graphonc's, yet no command may write it by --out: that would
+    change a graph or a model behind the lineage records' back."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    before = _snapshot(run)
+    hn1 = data_dir / "radiomics" / "hn1"
+    if where.endswith(".parquet"):
+        argv = ["radiomics", "extract", "--features-csv", str(hn1 / "HN_Radiomics.csv"), "--config", str(configs[0])]
+    elif where.endswith(".html"):
+        argv = ["report", "--run", str(run), "--patient", GraphRun.open(run).nodes("Patient")["id"].iloc[0],
+                "--no-explain"]
+    else:
+        argv = ["embed", "--run", str(run), "--patients", str(hn1 / "HN_ClinicalData.csv")]
+    area = run / where.split("/")[0]
+    _refused(_cli(*argv, "--out", str(run / where)), f"lies in {area}, which graphonc manages")
+    assert _snapshot(run) == before
+
+
+def test_unstamped_side_files_are_ours_only_when_our_report_names_them(tmp_path):
+    """radiomics extract writes features.errors.csv beside --out: a CSV carries no stamp, so it is
+    replaced only when graphonc's features.extract.json beside it names it."""
+    import json
+
+    from graphonc.radiomics.extract import claim_outputs, side_paths
+
+    out = tmp_path / "features.parquet"
+    errors, report = side_paths(out)
+    errors.write_text("case_id,reason\nmine,1\n")
+    with pytest.raises(GraphoncError, match="was not written by graphonc"):
+        claim_outputs(out)
+    report.write_text(json.dumps({"errors_table": str(errors)}))  # not ours: no graphonc_version
+    with pytest.raises(GraphoncError, match="was not written by graphonc"):
+        claim_outputs(out)
+    report.write_text(json.dumps({"graphonc_version": "x", "errors_table": str(errors)}))
+    claim_outputs(out)
+    assert errors.read_text() == "case_id,reason\nmine,1\n"
+
+
+def test_graphml_is_recognised_by_its_graphonc_version(tmp_path):
+    import networkx as nx
+
+    from graphonc.graph.outputs import is_graphonc_file
+
+    g = nx.MultiDiGraph([("a", "b")])
+    nx.write_graphml(g, tmp_path / "other.graphml")
+    g.graph["graphonc_version"] = "0.1"
+    nx.write_graphml(g, tmp_path / "ours.graphml")
+    assert is_graphonc_file(tmp_path / "ours.graphml") and not is_graphonc_file(tmp_path / "other.graphml")
+
+
 def test_an_empty_folder_is_accepted(configs, tmp_path):
     out = tmp_path / "empty"
     out.mkdir()
@@ -171,6 +224,7 @@ def test_an_empty_folder_is_accepted(configs, tmp_path):
     assert GraphRun.open(out).cohort == "hn1"
 
 
+@pytest.mark.slow
 def test_rebuilding_a_trained_run_needs_force(configs, trained, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
@@ -256,6 +310,20 @@ def test_a_stage_without_lineage_is_refused(trained, tmp_path):
              f"rerun `graphonc train --run {run}`")
 
 
+def test_a_rebuild_never_deletes_its_own_inputs(trained, tmp_path, data_dir):
+    """An input kept inside the run folder (a features table extracted into it, say) would vanish
+    with the old run: refused even with --force."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    shutil.copy(data_dir / "radiomics/hn1/HN_Radiomics.csv", run / "features.csv")
+    cfg = _config(tmp_path, "inside.yaml", lambda d: d["radiomics"]["features"].update(path=str(run / "features.csv")))
+    before = _snapshot(run)
+    _refused(_cli("build-graph", "--config", str(cfg), "--out", str(run), "--force"),
+             f"this build reads {run / 'features.csv'} from inside the run folder")
+    assert _snapshot(run) == before
+
+
+@pytest.mark.slow
 def test_a_rebuild_while_train_runs_leaves_no_model_of_the_old_graph(configs, tmp_path, monkeypatch):
     """The rebuild lands between train reading the graph and writing model/: train refuses to write."""
     from graphonc.model import stages
@@ -300,10 +368,12 @@ def test_report_names_are_distinct_and_reversible():
         assert patient_of_report(n) == i
         assert "/" not in n and not n.startswith(".") and n.endswith(".html")
         assert all(c.isascii() and (c.isalnum() or c in "._-%") for c in n)
+    with pytest.raises(GraphoncError, match="too long for a file name"):
+        report_file_name("\U00010000" * 30)  # 30 × 12 bytes once encoded
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.text(min_size=1, max_size=40), min_size=2, max_size=5, unique=True))
+@given(st.lists(st.text(min_size=1, max_size=20), min_size=2, max_size=5, unique=True))  # 20 × 12 bytes fit a name
 def test_report_names_never_collide(ids):
     names = [report_file_name(i) for i in ids]
     assert len(set(names)) == len(names)
@@ -347,6 +417,25 @@ def test_leftovers_of_killed_stages_are_cleaned_and_nothing_else(configs, tmp_pa
     assert notes.read_text() == "mine"
 
 
+def test_a_run_parked_by_a_process_killed_mid_swap_is_put_back(configs, tmp_path):
+    """Killed between its two renames, a rebuild leaves no run but the old one parked as .old-:
+    the next write puts it back instead of deleting it, so the run's later stages still count."""
+    runs = tmp_path / "runs"
+    build_run(configs[0], runs / "hn1")
+    (runs / "hn1" / "model").mkdir()  # a later stage
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    (runs / "hn1").rename(runs / f".hn1.old-{pid}-1")
+    (runs / f".hn1.tmp-{pid}-new00000").mkdir()  # the new, complete one never renamed into place
+    res = _cli("build-graph", "--config", str(configs[1]), "--out", str(runs / "hn1"))
+    assert res.exit_code == 2 and "put back the last complete version" in res.output
+    assert "the run holds later stages made from its current graph (model/)" in " ".join(res.output.split())
+    assert (runs / "hn1" / "model").is_dir() and GraphRun.open(runs / "hn1").manifest["config_file"] == "a.yaml"
+    assert sorted(p.name for p in runs.iterdir()) == [f".hn1.tmp-{pid}-new00000", "hn1"]  # a refusal removes nothing
+    assert _cli("build-graph", "--config", str(configs[1]), "--out", str(runs / "hn1"), "--force").exit_code == 0
+    assert sorted(p.name for p in runs.iterdir()) == ["hn1"]  # the write that went ahead cleaned up
+
+
 def test_a_leftover_newer_than_the_run_is_kept(tmp_path):
     import time
 
@@ -371,6 +460,7 @@ def permissive_umask():
     os.umask(old)
 
 
+@pytest.mark.slow
 def test_runs_are_owner_only_whatever_the_umask(configs, tmp_path, permissive_umask):
     from graphonc.model.stages import train_stage
     from graphonc.report.html import write_report
@@ -386,6 +476,7 @@ def test_runs_are_owner_only_whatever_the_umask(configs, tmp_path, permissive_um
     assert GraphRun.open(run).manifest["permissions"] == {"folders": "0700", "files": "0600"}
 
 
+@pytest.mark.slow
 def test_the_config_widens_permissions(configs, tmp_path, permissive_umask):
     from graphonc.model.stages import train_stage
 

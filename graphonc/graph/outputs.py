@@ -14,13 +14,14 @@ something it did not make.
 * :func:`claim_dir` / :func:`claim_file` refuse an output path that holds something graphonc did
   not write (the input study folder, a user's file, a non-empty folder): a folder is ours when it
   holds our run ``manifest.json`` or a ``lineage.json`` of the same kind of output; a file when it
-  carries our stamp (Parquet schema metadata ``graphonc``, the HTML generator tag, a JSON
-  ``graphonc_version``). Rebuilding a run that holds later stages (model/, index/, reports/ …)
+  carries our stamp (Parquet schema metadata ``graphonc``, the HTML generator tag, a JSON or
+  GraphML ``graphonc_version``) or our JSON sidecar names it (:func:`listed_in`). Rebuilding a run that holds later stages (model/, index/, reports/ …)
   needs ``force``, since they were made from the graph being replaced.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from graphonc.errors import GraphoncError
+
+log = logging.getLogger("graphonc")
 
 MANIFEST = "manifest.json"
 LINEAGE = "lineage.json"
@@ -160,6 +163,26 @@ def later_stages(run_root: Path) -> list[str]:
     return out
 
 
+def _managed_area(target: Path) -> str | None:
+    """The part of a run ``target`` lies in when graphonc manages it (``graph/``, ``manifest.json``,
+    a stage folder such as ``model/``), else None. A user-named output may not go there: it would
+    replace a graph table or a stage's file behind the lineage records' back."""
+    run = enclosing_run(target)
+    if run is None:
+        return None
+    parts = target.relative_to(run).parts
+    if parts[0] in BUILD_ENTRIES or (len(parts) > 1 and folder_kind(run / parts[0]) is not None):
+        return f"{run / parts[0]}"
+    return None
+
+
+def _refuse_managed(target: Path, flag: str) -> None:
+    area = _managed_area(target)
+    if area is not None:
+        raise _refuse(target, flag, f"lies in {area}, which graphonc manages", "write it outside the run's "
+                      "graph/ and stage folders, e.g. beside them in the run folder.")
+
+
 def claim_dir(target: Path, kind: str | None = None, *, force: bool = False, flag: str = "--out") -> None:
     """Refuse to write the folder ``target`` over anything graphonc did not make.
 
@@ -170,8 +193,11 @@ def claim_dir(target: Path, kind: str | None = None, *, force: bool = False, fla
     stages needs ``force``.
     """
     target = Path(target)
+    restore_parked(target)
     if target.is_symlink():
         raise _refuse(target, flag, "is a symbolic link", "give a new or empty folder.")
+    if kind not in (None, "run"):
+        _refuse_managed(Path(os.path.abspath(target)), flag)
     if not target.exists():
         return
     if not target.is_dir():
@@ -212,6 +238,9 @@ def is_graphonc_file(path: Path) -> bool:
         if suffix in (".html", ".htm"):
             with open(path, "rb") as fh:
                 return b'<meta name="generator" content="graphonc' in fh.read(4096)
+        if suffix == ".graphml":  # networkx declares each graph attribute's key in the header
+            with open(path, "rb") as fh:
+                return b'attr.name="graphonc_version"' in fh.read(65536)
         if suffix == ".json":
             if path.stat().st_size > 64 << 20:
                 return False
@@ -222,11 +251,24 @@ def is_graphonc_file(path: Path) -> bool:
     return False
 
 
+def listed_in(sidecar: Path, key: str) -> Callable[[Path], bool]:
+    """An ``ours`` test for a file that carries no stamp of its own (a CSV, a GEXF): it is ours
+    when graphonc's JSON ``sidecar`` beside it names it under ``key``."""
+
+    def ours(path: Path) -> bool:
+        if not is_graphonc_file(sidecar):
+            return False
+        return json.loads(Path(sidecar).read_text(encoding="utf-8")).get(key) == str(path)
+
+    return ours
+
+
 def claim_file(target: Path, *, flag: str = "--out", ours: Callable[[Path], bool] = is_graphonc_file) -> None:
     """Refuse to write the file ``target`` over anything graphonc did not write (``ours`` decides)."""
     target = Path(target)
     if target.is_symlink():
         raise _refuse(target, flag, "is a symbolic link", "give the path of a new file.")
+    _refuse_managed(Path(os.path.abspath(target)), flag)
     if not target.exists():
         return
     if target.is_dir():
@@ -273,12 +315,50 @@ def clean_leftovers(target: Path, started: float | None = None) -> list[Path]:
     """
     target = Path(target)
     started = time.time() if started is None else started
-    removed = []
+    removed: list[Path] = []
     try:
-        siblings = list(target.parent.iterdir())
+        siblings = sorted(target.parent.iterdir())
     except OSError:
         return removed
+    for p, st in _stale(target, siblings, started):
+        try:
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        except OSError:
+            continue
+        removed.append(p)
+    return removed
+
+
+def restore_parked(target: Path) -> Path | None:
+    """A process killed between the two renames of :func:`atomic_dir`'s swap leaves no ``target``,
+    only the previous version parked as ``.<name>.old-<pid>-<ns>``: put the newest such one of a
+    dead process back (rather than let :func:`clean_leftovers` delete it). Returns it, or None."""
+    target = Path(target)
+    if target.exists() or target.is_symlink():
+        return None
+    try:
+        siblings = sorted(target.parent.iterdir())
+    except OSError:
+        return None
+    parked = [p for p, _ in _stale(target, siblings, time.time()) if p.name.startswith(f".{target.name}.old-")]
+    if not parked:
+        return None
+    newest = max(parked, key=lambda p: p.lstat().st_mtime_ns)
+    try:
+        os.replace(newest, target)
+    except OSError:
+        return None
+    log.warning("%s: put back the last complete version, left parked by a killed process", target)
+    return newest
+
+
+def _stale(target: Path, siblings: list[Path], started: float) -> list[tuple[Path, os.stat_result]]:
+    """Our leftovers of ``target`` among ``siblings`` whose process is gone (see clean_leftovers)."""
     prefix = f".{target.name}."
+    stale = []
     for p in siblings:
         if not p.name.startswith(prefix):  # cheap first: a cache folder holds thousands of files
             continue
@@ -293,15 +373,8 @@ def clean_leftovers(target: Path, started: float | None = None) -> list[Path]:
             continue
         if not pid and st.st_mtime >= started:
             continue
-        try:
-            if stat.S_ISDIR(st.st_mode):
-                shutil.rmtree(p)
-            else:
-                p.unlink()
-        except OSError:
-            continue
-        removed.append(p)
-    return removed
+        stale.append((p, st))
+    return stale
 
 
 # ---------------------------------------------------------------------------------- atomic writes

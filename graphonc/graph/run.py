@@ -64,6 +64,7 @@ def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: fl
     only replaced with ``force``. Returns the manifest.
     """
     modes = run_modes(cfg)
+    refuse_inputs_inside(out, tables.files)
     with atomic_dir(out, "run", force=force, modes=modes) as tmp:
         (tmp / "graph" / "nodes").mkdir(parents=True)
         (tmp / "graph" / "edges").mkdir(parents=True)
@@ -120,6 +121,18 @@ def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: fl
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str), encoding="utf-8")
     return manifest
+
+
+def refuse_inputs_inside(out: Path, inputs) -> None:
+    """A rebuild replaces the whole run folder: refuse when this build reads a file inside it (a
+    features table extracted into the run, say), which the rebuild would delete even with --force."""
+    root = Path(out).resolve()
+    inside = sorted(str(p) for p in map(Path, set(inputs)) if p.resolve().is_relative_to(root))
+    if inside:
+        raise GraphoncError(f"--out {out}: this build reads {inside[0]}"
+                            f"{f' (and {len(inside) - 1} more input(s))' if len(inside) > 1 else ''} from inside "
+                            "the run folder it would replace, which would delete it; nothing was written. "
+                            "Fix: move the input out of the run folder and point the config at it.")
 
 
 def run_modes(cfg) -> Modes:

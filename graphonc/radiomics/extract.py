@@ -38,7 +38,7 @@ from pathlib import Path
 import pandas as pd
 
 import graphonc
-from graphonc.graph.outputs import claim_file, is_graphonc_file
+from graphonc.graph.outputs import claim_file, listed_in
 from graphonc.graph.run import atomic_file, write_parquet
 from graphonc.progress import make_progress
 from graphonc.radiomics.cache import ResultCache, case_key, content_hash, default_cache_dir
@@ -207,14 +207,7 @@ def claim_outputs(out: Path) -> None:
     err_path, report_path = side_paths(out)
     claim_file(out)
     claim_file(report_path)
-    claim_file(err_path, ours=lambda p: _lists_errors_table(report_path, p))
-
-
-def _lists_errors_table(report_path: Path, err_path: Path) -> bool:
-    """An errors table is ours when our report beside it names it."""
-    if not is_graphonc_file(report_path):
-        return False
-    return json.loads(report_path.read_text(encoding="utf-8")).get("errors_table") == str(err_path)
+    claim_file(err_path, ours=listed_in(report_path, "errors_table"))  # a CSV: ours when our report names it
 
 
 def write_outputs(result: ExtractResult, out: Path, extra: dict | None = None) -> dict:
