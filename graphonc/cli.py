@@ -373,8 +373,6 @@ def index_cmd(
 
 
 def _similar_table(res) -> Table:
-    from graphonc.search.similar import CNA_WORDS
-
     q = res.query
     title = (f"{len(res.neighbours)} patients most similar to {q.id}{' (new)' if q.new else ''}"
              f" — label {q.label or '?'}, {len(q.mutations)} mutations, index {res.index_kind}")
@@ -383,9 +381,7 @@ def _similar_table(res) -> Table:
               "clinical", "treatments", "outcome"):
         t.add_column(c, justify="right" if c in ("#", "score") else "left", overflow="fold")
     for n in res.neighbours:
-        shared = "\n".join([*n.shared_mutations, *(f"{g['gene']} ({g['role']})" for g in n.shared_genes),
-                            *(f"{c['gene']} {CNA_WORDS.get(c['call'], c['call'])}" for c in n.shared_copy_number),
-                            *(f["fusion"] for f in n.shared_fusions)]) or "-"
+        shared = "\n".join([*n.shared_mutations, *(f"{g['gene']} ({g['role']})" for g in n.shared_genes)]) or "-"
         pw = f"{n.n_shared_pathways}" + (f": {n.shared_pathways[0]['name']}" if n.shared_pathways else "")
         n_same, n_all = len(n.clinical_similar), len(n.clinical_similar) + len(n.clinical_different)
         diff = ", ".join(f"{c['column']} {c['query']}→{c['neighbour']}" for c in n.clinical_different)
