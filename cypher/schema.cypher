@@ -10,5 +10,6 @@ CREATE CONSTRAINT pathway_key IF NOT EXISTS FOR (n:Pathway) REQUIRE (n.cohort, n
 CREATE CONSTRAINT treatment_key IF NOT EXISTS FOR (n:Treatment) REQUIRE (n.cohort, n.id) IS UNIQUE;
 CREATE CONSTRAINT genepanel_key IF NOT EXISTS FOR (n:GenePanel) REQUIRE (n.cohort, n.id) IS UNIQUE;
 CREATE CONSTRAINT radiomicphenotype_key IF NOT EXISTS FOR (n:RadiomicPhenotype) REQUIRE (n.cohort, n.id) IS UNIQUE;
+CREATE CONSTRAINT fusion_key IF NOT EXISTS FOR (n:Fusion) REQUIRE (n.cohort, n.id) IS UNIQUE;
 // One node per cohort whose write lock a running load holds, so loads of one cohort take turns.
 CREATE CONSTRAINT graphonc_load_lock IF NOT EXISTS FOR (n:GraphoncLoadLock) REQUIRE n.cohort IS UNIQUE;

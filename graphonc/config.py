@@ -70,6 +70,13 @@ class CBioPortalInput(BaseModel):
     #: Patients must have been profiled for these data types; the others leave the cohort.
     require: list[Assay] = []
 
+    @model_validator(mode="after")
+    def _required_data_given(self) -> "CBioPortalInput":
+        absent = [a for a in self.require if a != "mutations" and getattr(self, a) is None]
+        if absent:
+            raise ValueError(f"require lists {absent} but input.{absent[0]} (the data file) is not set")
+        return self
+
 
 class TableInput(BaseModel):
     """Plain tables: one clinical table (a row per patient) and a long mutation table."""

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from graphonc.config import load_config
-from graphonc.errors import InputError
+from graphonc.errors import ConfigError, InputError
 from graphonc.graph import schema as S
 from graphonc.graph.build import build_graph
 from graphonc.graph.hetero import to_hetero
@@ -293,3 +293,19 @@ def test_bad_cna_value_names_line_and_sample(tmp_path):
         ("P1", "AR", "AMP"), ("P1", "MYC", "HOMDEL"), ("P2", "MYC", "AMP")]
     # no case list here (the default name is absent) and no panel matrix: every sample in the file is profiled
     assert g.nodes[S.PATIENT]["cna_profiled"].all()
+    # a case list named explicitly must exist; require needs the data file
+    raw = yaml.safe_load(cfg.read_text())
+    raw["input"]["cna_case_list"] = "case_lists/cases_cna.txt"
+    cfg.write_text(yaml.safe_dump(raw))
+    with pytest.raises(InputError, match=r"case_lists/cases_cna.txt: case list not found"):
+        build_graph(load_config(cfg))
+    raw["input"]["require"] = ["sv"]
+    cfg.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"key 'input.cbioportal'.*require lists \['sv'\] but input.sv"):
+        load_config(cfg)
+    # an SV file without its sample column
+    (tmp_path / "data_sv.txt").write_text("Sample\tSite1_Hugo_Symbol\nS1\tERG\n")
+    raw["input"].update({"require": [], "sv": "data_sv.txt", "cna_case_list": None})
+    cfg.write_text(yaml.safe_dump(raw))
+    with pytest.raises(InputError, match=r"data_sv.txt.*column 'Sample_Id' not found"):
+        build_graph(load_config(cfg))

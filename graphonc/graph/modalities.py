@@ -20,6 +20,7 @@ Every modality gets the same :class:`BuildInputs` and returns a :class:`Modality
 """
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,32 +120,24 @@ class Mutations:
                                        "n_patients_mutated": n_pat.to_numpy()}))
 
 
-class CopyNumber:
-    """Discrete copy number → HAS_CNA edges (amplifications, deep deletions); see graph/copy_number.py."""
+@dataclass(frozen=True)
+class InputFileModality:
+    """A modality enabled by a file name under ``input`` (``input.cna``, ``input.sv``).
 
-    name = "copy number"
+    ``builder`` is ``"module:function"`` (BuildInputs → ModalityTables), imported on first use
+    because those modules import this one.
+    """
 
-    def enabled(self, cfg: GraphConfig) -> bool:
-        return getattr(cfg.input, "cna", None) is not None
-
-    def tables(self, inputs: BuildInputs) -> ModalityTables:
-        from graphonc.graph.copy_number import cna_tables
-
-        return cna_tables(inputs)
-
-
-class Fusions:
-    """Structural variants → Fusion nodes, HAS_FUSION, FUSION_PARTNER; see graph/fusions.py."""
-
-    name = "fusions"
+    name: str
+    input_key: str
+    builder: str
 
     def enabled(self, cfg: GraphConfig) -> bool:
-        return getattr(cfg.input, "sv", None) is not None
+        return getattr(cfg.input, self.input_key, None) is not None
 
     def tables(self, inputs: BuildInputs) -> ModalityTables:
-        from graphonc.graph.fusions import fusion_tables
-
-        return fusion_tables(inputs)
+        module, func = self.builder.split(":")
+        return getattr(importlib.import_module(module), func)(inputs)
 
 
 class Radiomics:
@@ -168,7 +161,14 @@ class Radiomics:
 
 
 #: Every modality, in the order their Patient columns are added.
-MODALITIES: tuple[Modality, ...] = (Mutations(), CopyNumber(), Fusions(), Radiomics())
+MODALITIES: tuple[Modality, ...] = (
+    Mutations(),
+    # discrete copy number → HAS_CNA edges (amplifications, deep deletions): graph/copy_number.py
+    InputFileModality("copy number", "cna", "graphonc.graph.copy_number:cna_tables"),
+    # structural variants → Fusion nodes, HAS_FUSION, FUSION_PARTNER: graph/fusions.py
+    InputFileModality("fusions", "sv", "graphonc.graph.fusions:fusion_tables"),
+    Radiomics(),
+)
 
 
 def enabled_modalities(cfg: GraphConfig) -> list[Modality]:

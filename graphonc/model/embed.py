@@ -104,7 +104,8 @@ def new_input(cfg: GraphConfig, source: Path, mutations: Path | None = None):
             raise GraphoncError("--mutations goes with a clinical table, not a study folder "
                                 "(the folder's own data_mutations*.txt is used).")
         if isinstance(cfg.input, CBioPortalInput):
-            return cfg.input.model_copy(update={"study_dir": source})
+            # copy number / SV of new patients are not attached yet: they are encoded as not profiled
+            return cfg.input.model_copy(update={"study_dir": source, "cna": None, "sv": None})
         return CBioPortalInput(study_dir=source)
     pid = cfg.input.patient_id_column if isinstance(cfg.input, TableInput) else "patient_id"
     return TableInput(clinical=source, mutations=mutations, patient_id_column=pid)

@@ -34,7 +34,7 @@ from graphonc.model.io import LoadedModel, load_model
 TARGETS = ("risk", "diagnosis")
 #: Node types whose layer-0 states are attributed (when the graph has them).
 NODE_KINDS = {S.MUTATION: "mutation", S.GENE: "gene", S.PATHWAY: "pathway", S.TREATMENT: "treatment",
-              S.GENE_PANEL: "gene panel", S.RADIOMIC_PHENOTYPE: "radiomic phenotype"}
+              S.GENE_PANEL: "gene panel", S.RADIOMIC_PHENOTYPE: "radiomic phenotype", S.FUSION: "fusion"}
 
 
 @dataclass

@@ -100,7 +100,8 @@ class TabularFeatures:
         numeric = list(cols["numeric"]) if self.numeric is None else list(self.numeric)
         categorical = list(cols["categorical"]) if self.categorical is None else list(self.categorical)
         train = patient_rows(run, ids)
-        self.encoder_ = PatientFeatureEncoder(numeric, categorical, list(cols.get("radiomics", []))).fit(train)
+        self.encoder_ = PatientFeatureEncoder(numeric, categorical, list(cols.get("radiomics", [])),
+                                              list(cols.get("assays", [])), cols.get("pool_rare", 0)).fit(train)
         self.n_clinical_ = len(self.encoder_.feature_names_)
         self.genes_: list[str] = []
         if self.mutations:
