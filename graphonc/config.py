@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from graphonc.errors import ConfigError
-from graphonc.radiomics.settings import RadiomicsSpec
+from graphonc.radiomics_config import RadiomicsSpec
 from graphonc.validation import format_validation_error
 
 _STRICT = ConfigDict(extra="forbid")

@@ -21,7 +21,7 @@ from graphonc.errors import ConfigError
 from graphonc.graph.run import atomic_dir, atomic_file, write_parquet
 from graphonc.radiomics.features import PatientFeatures, read_feature_table
 from graphonc.radiomics.phenotypes import MODEL_FILE, PhenotypeModel, fit_phenotypes
-from graphonc.radiomics.settings import FeatureTableSpec, PhenotypeSpec, RadiomicsSpec, load_params, read_yaml
+from graphonc.radiomics_config import FeatureTableSpec, PhenotypeSpec, RadiomicsSpec, load_params, read_yaml
 
 
 def load_phenotype_settings(path: str | Path) -> tuple[PhenotypeSpec, RadiomicsSpec | None]:
