@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from graphonc.errors import ConfigError
 from graphonc.ingest.text import read_config_text
-from graphonc.radiomics.settings import RadiomicsSpec
+from graphonc.radiomics_config import RadiomicsSpec
 from graphonc.validation import format_validation_error
 
 _STRICT = ConfigDict(extra="forbid")

@@ -5,7 +5,7 @@ valid key of the section it sits in (``difflib.get_close_matches``)::
 
     configs/metabric.yaml: key 'clinical.label.colum': unknown key. Did you mean 'column'? Fix the config and rerun.
 
-Kept below :mod:`graphonc.config` and :mod:`graphonc.radiomics.settings` so that both use it
+Kept below :mod:`graphonc.config` and :mod:`graphonc.radiomics_config` so that both use it
 without importing each other.
 """
 from __future__ import annotations

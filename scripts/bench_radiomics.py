@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from graphonc.radiomics.extract import available_cores
     from graphonc.radiomics.manifest import read_manifest
-    from graphonc.radiomics.settings import load_params
+    from graphonc.radiomics_config import load_params
 
     workers = args.workers or available_cores()
     with tempfile.TemporaryDirectory(prefix="bench_radiomics_") as tmp:

@@ -9,7 +9,7 @@ import yaml
 
 from graphonc.config import GraphConfig, load_config
 from graphonc.errors import ConfigError
-from graphonc.radiomics.settings import load_params
+from graphonc.radiomics_config import load_params
 
 from conftest import CONFIGS
 

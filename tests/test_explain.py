@@ -87,6 +87,7 @@ def test_top_and_unknown_patient(metabric_trained, explanation):
         explain_patient(run.root, "MB-000")
 
 
+@pytest.mark.slow  # a second explanation through the CLI
 def test_explain_cli_json(metabric_trained, mutated_patient):
     run, _ = metabric_trained
     res = CliRunner().invoke(app, ["explain", "--run", str(run.root), "--patient", mutated_patient, "--top", "4",

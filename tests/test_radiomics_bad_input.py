@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from graphonc.cli import app
 from graphonc.radiomics.extract import extract_cases
 from graphonc.radiomics.manifest import read_manifest
-from graphonc.radiomics.settings import ExtractionSettings, GeometrySpec, RadiomicsParams
+from graphonc.radiomics_config import ExtractionSettings, GeometrySpec, RadiomicsParams
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from graphonc.cli import app
 from graphonc.errors import InputError
 from graphonc.radiomics.extract import extract_cases
 from graphonc.radiomics.manifest import read_manifest
-from graphonc.radiomics.settings import load_params
+from graphonc.radiomics_config import load_params
 from test_radiomics_extract import _ibsi_manifest, fast_ct_params
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ import yaml
 
 from graphonc.radiomics.extract import extract_cases, extract_run
 from graphonc.radiomics.manifest import read_manifest
-from graphonc.radiomics.settings import ExtractionSettings, RadiomicsParams
+from graphonc.radiomics_config import ExtractionSettings, RadiomicsParams
 
 pytestmark = pytest.mark.slow  # pyradiomics extraction of sample and IBSI images, worker pools
 

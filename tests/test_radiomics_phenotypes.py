@@ -15,7 +15,7 @@ from graphonc.config import load_config
 from graphonc.radiomics.features import PatientFeatures, read_feature_table
 from graphonc.radiomics.harmonize import Harmonizer, combat_apply, combat_fit
 from graphonc.radiomics.phenotypes import PhenotypeModel, fit_phenotypes
-from graphonc.radiomics.settings import FeatureTableSpec, PhenotypeSpec
+from graphonc.radiomics_config import FeatureTableSpec, PhenotypeSpec
 
 REPO = Path(__file__).resolve().parents[1]
 HN1_CONFIG = REPO / "configs" / "hn1.yaml"

@@ -32,7 +32,7 @@ from graphonc.ingest.symbols import SymbolMap, load_gene_info
 from graphonc.ingest.tables import read_table
 from graphonc.radiomics.features import read_feature_table
 from graphonc.radiomics.manifest import read_manifest
-from graphonc.radiomics.settings import FeatureTableSpec, load_params
+from graphonc.radiomics_config import FeatureTableSpec, load_params
 
 from conftest import CONFIGS, DATA
 

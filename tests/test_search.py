@@ -315,6 +315,7 @@ def test_export_round_trips(trained_run):
         (res.folder / "projector_config.pbtxt").read_text()
 
 
+@pytest.mark.slow  # UMAP (numba compiles on first use)
 def test_projection_plot_is_a_png(trained_run):
     from graphonc.export import projection_plot
 
@@ -399,6 +400,7 @@ def test_neo4j_vector_index_agrees_with_faiss(trained_run, neo4j_settings):
 # ----------------------------------------------------------------------------------- report
 
 
+@pytest.mark.slow  # renders the page with explanations in headless Chromium
 def test_report_is_self_contained_and_renders_without_console_errors(trained_run, tmp_path):
     import base64
     import io

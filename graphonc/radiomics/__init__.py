@@ -2,8 +2,8 @@
 
 Modules (one job each):
 
-* :mod:`~graphonc.radiomics.settings`   pydantic models of ``configs/radiomics.yaml`` and of a
-  cohort config's ``radiomics:`` section;
+* :mod:`~graphonc.radiomics_config` (beside graphonc.config, outside this package) pydantic models
+  of ``configs/radiomics.yaml`` and of a cohort config's ``radiomics:`` section;
 * :mod:`~graphonc.radiomics.manifest`   the case manifest (patient_id, image, mask, label, …);
 * :mod:`~graphonc.radiomics.images`     reading images/masks (NRRD, NIfTI, DICOM series), mask and
   geometry checks;

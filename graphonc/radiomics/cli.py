@@ -64,7 +64,7 @@ def extract_cmd(
     if manifest is None:
         raise GraphoncError("give --manifest (images) or --features-csv (precomputed features).")
     from graphonc.radiomics.extract import extract_run
-    from graphonc.radiomics.settings import load_params
+    from graphonc.radiomics_config import load_params
 
     geometry = None
     if on_mismatch is not None or tolerance_mm is not None:
@@ -130,7 +130,7 @@ def phenotype_cmd(
     from pydantic import ValidationError
 
     from graphonc.radiomics.features import read_feature_table
-    from graphonc.radiomics.settings import PhenotypeSpec
+    from graphonc.radiomics_config import PhenotypeSpec
     from graphonc.radiomics.stages import feature_spec, load_phenotype_settings, phenotype_run
 
     settings = settings_of(ctx)

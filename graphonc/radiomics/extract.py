@@ -43,7 +43,7 @@ from graphonc.graph.run import atomic_file, write_parquet
 from graphonc.progress import make_progress
 from graphonc.radiomics.cache import ResultCache, case_key, content_hash, default_cache_dir
 from graphonc.radiomics.manifest import Case, read_manifest
-from graphonc.radiomics.settings import GeometrySpec, RadiomicsParams, load_params
+from graphonc.radiomics_config import GeometrySpec, RadiomicsParams, load_params
 from graphonc.radiomics.worker import _extract_one, _init_worker, make_extractor, pyradiomics_version
 from graphonc.threads import usable_cpus
 

@@ -2,7 +2,7 @@
 
 Reads either the ``features.parquet`` written by ``graphonc radiomics extract`` or a published
 table of precomputed features (CSV/TSV, e.g. HN1's ``HN_Radiomics.csv``), configured by a
-:class:`~graphonc.radiomics.settings.FeatureTableSpec`:
+:class:`~graphonc.radiomics_config.FeatureTableSpec`:
 
 * the patient id column and, for tables with several regions per patient, the ROI column and
   the ROIs to keep; remaining duplicates are an error, averaged, or the largest ROI is kept;
@@ -26,7 +26,7 @@ import pandas as pd
 
 from graphonc.errors import InputError, did_you_mean
 from graphonc.ingest.tables import check_ids, read_table, require_file
-from graphonc.radiomics.settings import FeatureTableSpec
+from graphonc.radiomics_config import FeatureTableSpec
 
 log = logging.getLogger("graphonc")
 

@@ -27,7 +27,7 @@ from graphonc.errors import InputError
 from graphonc.graph import schema as S
 from graphonc.radiomics.features import PatientFeatures, read_feature_table
 from graphonc.radiomics.phenotypes import PhenotypeModel, fit_phenotypes
-from graphonc.radiomics.settings import RadiomicsSpec
+from graphonc.radiomics_config import RadiomicsSpec
 
 log = logging.getLogger("graphonc")
 

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from graphonc.errors import GraphoncError, InputError
-from graphonc.radiomics.settings import PhenotypeSpec
+from graphonc.radiomics_config import PhenotypeSpec
 
 log = logging.getLogger("graphonc")
 

@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 import SimpleITK as sitk
 
-from graphonc.radiomics.settings import GeometrySpec
+from graphonc.radiomics_config import GeometrySpec
 
 #: Grid differences below this (mm) are float noise: the mask simply takes the image's grid.
 FLOAT_TOLERANCE_MM = 1e-3

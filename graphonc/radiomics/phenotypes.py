@@ -27,7 +27,7 @@ import graphonc
 from graphonc.errors import GraphoncError, InputError
 from graphonc.radiomics.features import PatientFeatures
 from graphonc.radiomics.harmonize import Harmonizer
-from graphonc.radiomics.settings import PhenotypeSpec
+from graphonc.radiomics_config import PhenotypeSpec
 
 log = logging.getLogger("graphonc")
 

@@ -24,7 +24,7 @@ from graphonc.graph.outputs import claim_dir, claim_file
 from graphonc.graph.run import atomic_dir, atomic_file, write_parquet
 from graphonc.radiomics.features import PatientFeatures, read_feature_table
 from graphonc.radiomics.phenotypes import MODEL_FILE, PhenotypeModel, fit_phenotypes
-from graphonc.radiomics.settings import FeatureTableSpec, PhenotypeSpec, RadiomicsSpec, load_params, read_yaml
+from graphonc.radiomics_config import FeatureTableSpec, PhenotypeSpec, RadiomicsSpec, load_params, read_yaml
 
 
 def load_phenotype_settings(path: str | Path) -> tuple[PhenotypeSpec, RadiomicsSpec | None]:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from graphonc.errors import ConfigError
-from graphonc.radiomics.settings import ExtractionSettings, GeometrySpec
+from graphonc.radiomics_config import ExtractionSettings, GeometrySpec
 
 
 def pyradiomics_version() -> str:

@@ -8,6 +8,10 @@ Two places hold them:
 * a cohort config's ``radiomics:`` section (:class:`RadiomicsSpec`): where the cohort's feature
   table is, how its columns map to pyradiomics names, and the phenotype settings that
   ``build-graph`` uses.
+
+It sits beside :mod:`graphonc.config`, below the radiomics package: the cohort config embeds the
+``radiomics:`` section, and the radiomics stages read these settings, so neither package imports
+the other's upper half (no config <-> radiomics import cycle).
 """
 from __future__ import annotations
 
