@@ -514,6 +514,10 @@ def _load_locked(run: GraphRun, settings: Neo4jSettings, driver: Driver, batch_s
     node_types, edge_types = run.node_types(), run.edge_types()
     tables = ([_node_table(label, run.nodes(label)) for label in node_types]
               + [_edge_table(e, run.edges(e)) for e in edge_types])
+    for t in tables:  # refuse a table whose columns are not identifiers before anything is written
+        for c in t.df.columns:
+            if c not in _RESERVED:
+                assert_ident(c, f"column of {t.name} in {run.root}")
     params = {"cohort": cohort, "load_id": load_id, "sep": SEP}
     modes: dict[str, str] = {}
     # what may hold an older build's items: partly loaded tables, and labels/types the run lacks
