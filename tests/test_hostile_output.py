@@ -127,10 +127,14 @@ def test_matplotlib_draws_dollar_ids(tmp_path):
     """Text from data is never mathtext (it raised ValueError on MB$\\foo$X)."""
     import numpy as np
 
-    from graphonc.report.search_plots import embedding_map, km_neighbours  # noqa: F401 - both draw data text
+    import matplotlib
 
-    path = embedding_map(np.random.default_rng(0).random((20, 2)), [MATH_ID] * 10 + ["a$b$^c"] * 10,
-                         tmp_path / "m.png", title=f"{MATH_ID} $\\frac$ {{")
+    from graphonc.report.search_plots import embedding_map
+
+    xy, labels = np.random.default_rng(0).random((20, 2)), [MATH_ID] * 10 + ["a$b$^c"] * 10
+    with matplotlib.rc_context({"text.parse_math": True}), pytest.raises(ValueError):  # the payload is live
+        embedding_map(xy, labels, tmp_path / "bad.png", title=MATH_ID)
+    path = embedding_map(xy, labels, tmp_path / "m.png", title=f"{MATH_ID} $\\frac$ {{")
     assert path.read_bytes()[:4] == b"\x89PNG"
 
 
