@@ -133,7 +133,7 @@ def _column_keys_table(column_keys: dict) -> Table:
     """Columns whose names are not Cypher identifiers, and the keys they have in Parquet and Neo4j."""
     t = Table(title="columns renamed to safe keys (Parquet and Neo4j use the key; reports the column)")
     for c in ("table", "column", "key"):
-        t.add_column(c)
+        t.add_column(c, overflow="fold")
     for table, keys in sorted(column_keys.items()):
         for column, key in keys.items():
             t.add_row(term(table), term(repr(column)), term(key))
