@@ -431,3 +431,11 @@ def test_model_reads_new_patients_by_header_and_shows_headers(hostile_runs, tmp_
     assert [r.query.id for r in got] == ["NEW-1", "NEW-2", "NEW-3"]
     first = pd.to_numeric(new[age]).iloc[0]
     assert got[0].query.clinical[age] == first
+    # explain names the clinical features by header, with the patient's value
+    from graphonc.model.explain import explain_patient
+
+    e = explain_patient(root, pid, steps=4)
+    clinical = e.table[e.table["kind"] == "clinical"].drop_duplicates("name").set_index("name")
+    assert age in clinical.index and "ER IHC" in clinical.index
+    assert not set(clinical.index) & set(run.column_keys().values())
+    assert clinical.loc[age, "value"] == str(run.nodes(S.PATIENT).set_index(S.ID).loc[pid, run.column_keys()[age]])
