@@ -268,7 +268,7 @@ def key_columns(tables: GraphTables) -> None:
     ``tables.column_keys`` (then the run manifest), so users keep seeing the original names.
     Model feature lists in ``tables.patient_features`` are renamed with the Patient columns.
     """
-    named = [(label, df) for label, df in tables.nodes.items()] + [(S.edge_name(e), df) for e, df in tables.edges.items()]
+    named = list(tables.nodes.items()) + [(S.edge_name(e), df) for e, df in tables.edges.items()]
     for name, df in named:
         keys = safe_keys([str(c) for c in df.columns], taken=LOADER_KEYS)
         changed = {c: k for c, k in keys.items() if c != k}
