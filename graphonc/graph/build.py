@@ -26,7 +26,7 @@ from graphonc.ingest.plain_tables import read_plain_tables
 from graphonc.ingest.symbols import SymbolMap, load_gene_info
 from graphonc.ingest.tables import Table
 from graphonc.progress import Stages
-from graphonc.store.identifiers import safe_keys
+from graphonc.store.identifiers import LOADER_KEYS, safe_keys
 
 log = logging.getLogger("graphonc")
 
@@ -253,10 +253,6 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
         tables.artifacts["radiomics/phenotype_model.json"] = rad.model.dumps()
     key_columns(tables)
     return tables
-
-
-#: Properties the Neo4j loader sets itself: no mapped column may take them.
-LOADER_KEYS = ("cohort", "load_id")
 
 
 def key_columns(tables: GraphTables) -> None:

@@ -52,7 +52,7 @@ from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.progress import make_progress
-from graphonc.store.identifiers import assert_ident
+from graphonc.store.identifiers import LOADER_KEYS, assert_ident
 
 log = logging.getLogger("graphonc")
 
@@ -218,7 +218,7 @@ def load_id_of(run: GraphRun) -> str:
 # Wire format: one batch column = one parameter
 
 SEP = "\x1f"  # ASCII unit separator; a string column that contains it travels as a list
-_RESERVED = ("cohort", "load_id")  # set by the loader, never from a table column
+_RESERVED = LOADER_KEYS  # set by the loader, never from a table column
 _FLOAT_TEXT = {"nan": "", "inf": "Infinity", "-inf": "-Infinity"}  # repr() → what toFloat() parses
 _CONVERT = {"str": "nullIf(x, '')", "int": "toInteger(x)", "float": "toFloat(x)", "bool": "toBoolean(x)"}
 
