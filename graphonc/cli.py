@@ -158,7 +158,7 @@ def _column_keys_table(column_keys: dict) -> Table:
     """Columns whose names are not Cypher identifiers, and the keys they have in Parquet and Neo4j."""
     t = Table(title="columns renamed to safe keys (Parquet and Neo4j use the key; reports the column)")
     for c in ("table", "column", "key"):
-        t.add_column(c)
+        t.add_column(c, overflow="fold")
     for table, keys in sorted(column_keys.items()):
         for column, key in keys.items():
             t.add_row(term(table), term(repr(column)), term(key))
@@ -248,7 +248,8 @@ def embed_cmd(
         t.add_column(c, justify="left" if c in ("patient", "predicted") else "right")
     for _, r in pred.head(50).iterrows():
         label = [term(r["predicted_label"]), f"{r[f'p_{r.predicted_label}']:.2f}"] if emb.classes else []
-        t.add_row(term(r["id"]), f"{r['risk']:.3f}", *label, str(int(unmatched[r["id"]])) if unmatched is not None else "0")
+        n_unattached = str(int(unmatched[r["id"]])) if unmatched is not None else "0"
+        t.add_row(term(r["id"]), f"{r['risk']:.3f}", *label, n_unattached)
     out_console.print(t)
     if len(pred) > 50:
         out_console.print(term(f"... {len(pred) - 50} more" + (f" in {out}" if out else " (use --out to save all)")))
@@ -598,7 +599,8 @@ def export_cmd(
         res = export_embeddings(run, f.value, k=k, model_name=model_name, index_name=index_name,
                                 property_name=property_name)
         if not settings.quiet:
-            out_console.print(term(f"{f.value}: {res.n:,} patients × {res.dim} → {res.folder} ({', '.join(res.files)})"))
+            out_console.print(term(f"{f.value}: {res.n:,} patients × {res.dim} → {res.folder} "
+                                   f"({', '.join(res.files)})"))
             if res.details:
                 d = res.details
                 out_console.print(term(f"  Neo4j {d['uri']}: {d['patients_updated']:,} Patient.{d['property']}, "

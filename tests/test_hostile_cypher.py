@@ -395,3 +395,47 @@ def test_cypher_run_sends_values_as_parameters(hostile_runs, canary, neo4j_setti
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout) == []
     assert _all_counts(canary) == before and _canary_alive(canary)
+
+
+# ------------------------------------------------------------------------------- users see the headers
+
+
+@pytest.mark.slow
+def test_model_reads_new_patients_by_header_and_shows_headers(hostile_runs, tmp_path):
+    """Train on the mapped keys; embed new patients from a file with the original (hostile) headers;
+    the reasons name the columns as the file does."""
+    import shutil
+
+    from graphonc.model.stages import train_stage
+    from graphonc.search.index import build_index
+    from graphonc.search.similar import similar_new_patients, similar_patients
+
+    root = tmp_path / "run"
+    shutil.copytree(hostile_runs["metabric"].root, root)
+    train_stage(root, hidden=16, embedding_dim=8, epochs=4, patience=4)
+    build_index(root, "flat", device="cpu")
+    run = GraphRun.open(root)
+    age = METABRIC_HEADERS["AGE_AT_DIAGNOSIS"]
+    pid = run.nodes(S.PATIENT)[S.ID].iloc[0]
+    res = similar_patients(root, [pid], k=5, device="cpu")[0]
+    assert age in res.query.clinical and "ER IHC" in res.query.clinical and "ER`IHC" in res.query.clinical
+    assert not any(c in res.query.clinical for c in run.column_keys().values())
+    cols = {c["column"] for n in res.neighbours for c in n.clinical_similar + n.clinical_different}
+    assert cols and cols <= set(METABRIC_HEADERS.values()) | {"GRADE`"}
+    # new patients: the same file layout as the build input, headers as the hospital wrote them
+    src = Path(run.manifest["config_path"]).parent
+    new = pd.read_csv(src / "clinical.tsv", sep="\t", dtype=str, keep_default_na=False).head(3)
+    new[METABRIC_HEADERS["PATIENT_ID"]] = ["NEW-1", "NEW-2", "NEW-3"]
+    new.to_csv(tmp_path / "new.tsv", sep="\t", index=False)
+    got = similar_new_patients(root, tmp_path / "new.tsv", k=3, device="cpu")
+    assert [r.query.id for r in got] == ["NEW-1", "NEW-2", "NEW-3"]
+    first = pd.to_numeric(new[age]).iloc[0]
+    assert got[0].query.clinical[age] == first
+    # explain names the clinical features by header, with the patient's value
+    from graphonc.model.explain import explain_patient
+
+    e = explain_patient(root, pid, steps=4)
+    clinical = e.table[e.table["kind"] == "clinical"].drop_duplicates("name").set_index("name")
+    assert age in clinical.index and "ER IHC" in clinical.index
+    assert not set(clinical.index) & set(run.column_keys().values())
+    assert clinical.loc[age, "value"] == str(run.nodes(S.PATIENT).set_index(S.ID).loc[pid, run.column_keys()[age]])

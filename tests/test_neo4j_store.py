@@ -17,9 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun, sha256_file, write_parquet
 from graphonc.store.cypher_files import CypherFile
+from graphonc.store.identifiers import safe_key
 from graphonc.store.neo4j_load import (SEP, _cohort_lock, _edge_table, _node_table, encode_column, iter_counts,
                                        load_run, schema_statements, write_patient_properties, write_similar)
 
@@ -278,7 +280,7 @@ def builds(prostate_run, tmp_path_factory):
                            note=(["a" + SEP + "b", "", None] * n)[:n],  # not joinable: sent as a list
                            ratio=([math.inf, -math.inf, math.nan, 0.1] * n)[:n],
                            count=pd.array(([1, None] * n)[:n], dtype="Int64"))
-            df[EVIL_COLUMN] = np.arange(n)  # a column name is a quoted identifier, never Cypher
+            df[safe_key(EVIL_COLUMN)] = np.arange(n)  # build-graph's key for a hostile header
         return df
 
     def older(stem, df):
@@ -345,7 +347,18 @@ def test_newer_build_replaces_older_one(neo4j_settings, builds, variant_driver):
     assert [p.get("ratio") for p in got] == [math.inf, -math.inf, None, 0.1]
     assert [p.get("count") for p in got] == [1, None, 1, None]
     assert all(p["cohort"] == VARIANT for p in got)
-    assert [p[EVIL_COLUMN] for p in got] == list(full.nodes(S.PATIENT)[EVIL_COLUMN].iloc[:4])
+    assert [p[safe_key(EVIL_COLUMN)] for p in got] == list(full.nodes(S.PATIENT)[safe_key(EVIL_COLUMN)].iloc[:4])
+
+
+def test_a_column_that_is_not_an_identifier_is_refused_before_anything_is_written(neo4j_settings, builds,
+                                                                                 variant_driver, tmp_path):
+    """A run whose tables hold a raw hostile column name (written by hand, or by a graphonc that did
+    not map names) is refused by name; the database is left as it was."""
+    full, _ = builds
+    raw = _variant(full, tmp_path / "raw", lambda stem, df: df.assign(**{EVIL_COLUMN: 1}) if stem == S.PATIENT else df)
+    with pytest.raises(GraphoncError, match=r"column of Patient .* cannot be used in a Cypher query"):
+        load_run(raw, neo4j_settings)
+    assert _counts(variant_driver, VARIANT) == {k: 0 for k in _expected(full)}
 
 
 def test_loads_of_one_cohort_run_one_at_a_time(neo4j_settings, builds, variant_driver):

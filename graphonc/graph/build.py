@@ -30,7 +30,7 @@ from graphonc.ingest.plain_tables import read_plain_tables
 from graphonc.ingest.symbols import SymbolMap, load_gene_info
 from graphonc.ingest.tables import Table
 from graphonc.progress import Stages
-from graphonc.store.identifiers import safe_keys
+from graphonc.store.identifiers import LOADER_KEYS, safe_keys
 
 log = logging.getLogger("graphonc")
 
@@ -185,10 +185,6 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
     return tables
 
 
-#: Properties the Neo4j loader sets itself: no mapped column may take them.
-LOADER_KEYS = ("cohort", "load_id")
-
-
 def key_columns(tables: GraphTables) -> None:
     """Rename every column that is not a valid Cypher identifier to its safe key, in place.
 
@@ -198,7 +194,7 @@ def key_columns(tables: GraphTables) -> None:
     ``tables.column_keys`` (then the run manifest), so users keep seeing the original names.
     Model feature lists in ``tables.patient_features`` are renamed with the Patient columns.
     """
-    named = [(label, df) for label, df in tables.nodes.items()] + [(S.edge_name(e), df) for e, df in tables.edges.items()]
+    named = list(tables.nodes.items()) + [(S.edge_name(e), df) for e, df in tables.edges.items()]
     for name, df in named:
         keys = safe_keys([str(c) for c in df.columns], taken=LOADER_KEYS)
         changed = {c: k for c, k in keys.items() if c != k}

@@ -30,6 +30,8 @@ from typing import Iterable, Sequence
 
 from graphonc.errors import GraphoncError
 
+#: Properties the Neo4j loader sets itself on every item: never a mapped column's key.
+LOADER_KEYS = ("cohort", "load_id")
 #: What a label, relationship type, property key or index name may look like.
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OTHER = re.compile(r"[^A-Za-z0-9_]+")

@@ -53,7 +53,7 @@ from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.progress import make_progress
-from graphonc.store.identifiers import assert_ident
+from graphonc.store.identifiers import LOADER_KEYS, assert_ident
 
 log = logging.getLogger("graphonc")
 
@@ -262,7 +262,7 @@ def load_id_of(run: GraphRun) -> str:
 # Wire format: one batch column = one parameter
 
 SEP = "\x1f"  # ASCII unit separator; a string column that contains it travels as a list
-_RESERVED = ("cohort", "load_id")  # set by the loader, never from a table column
+_RESERVED = LOADER_KEYS  # set by the loader, never from a table column
 _FLOAT_TEXT = {"nan": "", "inf": "Infinity", "-inf": "-Infinity"}  # repr() → what toFloat() parses
 _CONVERT = {"str": "nullIf(x, '')", "int": "toInteger(x)", "float": "toFloat(x)", "bool": "toBoolean(x)"}
 
@@ -558,6 +558,10 @@ def _load_locked(run: GraphRun, settings: Neo4jSettings, driver: Driver, batch_s
     node_types, edge_types = run.node_types(), run.edge_types()
     tables = ([_node_table(label, run.nodes(label)) for label in node_types]
               + [_edge_table(e, run.edges(e)) for e in edge_types])
+    for t in tables:  # refuse a table whose columns are not identifiers before anything is written
+        for c in t.df.columns:
+            if c not in _RESERVED:
+                assert_ident(c, f"column of {t.name} in {run.root}")
     params = {"cohort": cohort, "load_id": load_id, "sep": SEP}
     modes: dict[str, str] = {}
     # what may hold an older build's items: partly loaded tables, and labels/types the run lacks
