@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from graphonc.errors import ConfigError
-from graphonc.ingest.text import read_config_text
+from graphonc.text import read_config_text
 from graphonc.radiomics_config import RadiomicsSpec
 from graphonc.validation import format_validation_error
 

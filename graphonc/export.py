@@ -15,7 +15,7 @@
 
 ``neo4j`` sets each Patient's embedding property (``--property``, default ``embedding``),
 creates a vector index on it (cosine; the index name and property pass
-:func:`graphonc.store.identifiers.assert_ident`, since Cypher cannot take them as parameters)
+:func:`graphonc.identifiers.assert_ident`, since Cypher cannot take them as parameters)
 and writes each patient's top-k FAISS neighbours as ``SIMILAR_TO {score, rank, model}`` (the
 model name is a property value, sent as a parameter). ``db.index.vector.queryNodes`` then returns the same
 neighbours as FAISS (Neo4j's score is ``(1 + cosine) / 2``).
@@ -37,7 +37,7 @@ from graphonc.graph import lineage
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun, atomic_dir, atomic_file, write_parquet
 from graphonc.search.index import PatientIndex, digest, embedding_matrix, load_index, normalised, read_embeddings
-from graphonc.store.identifiers import assert_ident
+from graphonc.identifiers import assert_ident
 
 log = logging.getLogger("graphonc")
 

@@ -24,7 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from graphonc.errors import ConfigError
-from graphonc.ingest.text import read_config_text
+from graphonc.text import read_config_text
 from graphonc.validation import format_validation_error
 
 _STRICT = ConfigDict(extra="forbid")

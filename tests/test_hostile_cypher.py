@@ -25,7 +25,7 @@ from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
 from graphonc.graph.build import build_run
 from graphonc.graph.run import GraphRun
-from graphonc.store.identifiers import IDENT, assert_ident, is_ident, safe_key, safe_keys
+from graphonc.identifiers import IDENT, assert_ident, is_ident, safe_key, safe_keys
 
 from hostile_cohorts import HOSTILE_HEADERS, write_hn1_tables, write_metabric_tables
 

@@ -21,7 +21,7 @@ from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun, sha256_file, write_parquet
 from graphonc.store.cypher_files import CypherFile
-from graphonc.store.identifiers import safe_key
+from graphonc.identifiers import safe_key
 from graphonc.store.neo4j_load import (SEP, _cohort_lock, _edge_table, _node_table, encode_column, iter_counts,
                                        load_run, schema_statements, write_patient_properties, write_similar)
 

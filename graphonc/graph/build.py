@@ -30,7 +30,7 @@ from graphonc.ingest.plain_tables import read_plain_tables
 from graphonc.ingest.symbols import SymbolMap, load_gene_info
 from graphonc.ingest.tables import Table
 from graphonc.progress import Stages
-from graphonc.store.identifiers import LOADER_KEYS, safe_keys
+from graphonc.identifiers import LOADER_KEYS, safe_keys
 
 log = logging.getLogger("graphonc")
 
@@ -190,7 +190,7 @@ def key_columns(tables: GraphTables) -> None:
 
     Column names come from the data (clinical headers, radiomic feature names, endpoint names
     of the config) and reach Neo4j as property keys, which Cypher cannot take as parameters:
-    :func:`graphonc.store.identifiers.safe_keys` maps them, and the mapping is recorded in
+    :func:`graphonc.identifiers.safe_keys` maps them, and the mapping is recorded in
     ``tables.column_keys`` (then the run manifest), so users keep seeing the original names.
     Model feature lists in ``tables.patient_features`` are renamed with the Patient columns.
     """

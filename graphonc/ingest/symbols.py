@@ -28,7 +28,7 @@ import pandas as pd
 
 from graphonc.errors import InputError
 from graphonc.ingest.tables import require_file
-from graphonc.ingest.text import check_utf8
+from graphonc.text import check_utf8
 
 HUMAN_TAX_ID = "9606"
 

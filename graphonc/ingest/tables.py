@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from graphonc.errors import InputError, did_you_mean
-from graphonc.ingest.text import check_utf8, read_text
+from graphonc.text import check_utf8, read_text
 
 #: Tokens that mean "no value" in the wild (cBioPortal, TCGA, R exports).
 DEFAULT_MISSING = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "[Not Available]",

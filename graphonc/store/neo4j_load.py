@@ -6,7 +6,7 @@
   parameters; labels and relationship types are interpolated only from the fixed schema in
   :mod:`graphonc.graph.schema`. Property names (the run's column names, mapped to safe keys
   by build-graph) are pasted as plain identifiers, each checked by
-  :func:`graphonc.store.identifiers.assert_ident` where the query is built; nothing is ever
+  :func:`graphonc.identifiers.assert_ident` where the query is built; nothing is ever
   backtick-quoted (Neo4j decodes escapes inside quotes). A dynamic key (``SET n[$keys[0]] = …``)
   would keep names out of the text as well but cost the server 60% more time per node.
 * Idempotent: every loaded node gets ``load_id`` (a hash of the run's table contents), and so
@@ -53,7 +53,7 @@ from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.progress import make_progress
-from graphonc.store.identifiers import LOADER_KEYS, assert_ident
+from graphonc.identifiers import LOADER_KEYS, assert_ident
 
 log = logging.getLogger("graphonc")
 
