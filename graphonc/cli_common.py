@@ -88,5 +88,16 @@ def handles_errors(fn: Callable) -> Callable:
                 exc = from_os_error(exc)
             err_console.print(Text("error:", style="bold red"), term(exc), highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except Exception as exc:
+            # the Neo4j driver's errors after a connection was made (server gone mid-load, a
+            # transaction refused): one line, like the connection errors Neo4jSettings.driver() raises
+            if not type(exc).__module__.startswith("neo4j") or settings_of(kwargs.get("ctx")).debug:
+                raise
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            err_console.print(Text("error:", style="bold red"),
+                              term(f"Neo4j: {type(exc).__name__}: {first}. Fix: check the server "
+                                   "(`graphonc neo4j status`) and rerun; a load resumes where it stopped."),
+                              highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
 
     return wrapper

@@ -13,15 +13,18 @@ Each file is written atomically; its size is estimated and logged before it is w
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import graphonc
 from graphonc.errors import GraphoncError
 from graphonc.graph import network as N
 from graphonc.graph import schema as S
+from graphonc.graph.outputs import claim_file, is_graphonc_file, listed_in
 from graphonc.graph.run import GraphRun, atomic_file
 from graphonc.progress import make_progress
 
@@ -80,6 +83,10 @@ def export_graph(run_dir: Path, fmt: str, *, patients: Sequence[str] = (), neigh
     if path.suffix.lower() != f".{fmt}":
         raise GraphoncError(f"--out {path}: a {fmt} export is a .{fmt} file. Fix: give a path ending in .{fmt}.")
     side = path.with_name(path.name + ".mapping.json")
+    # a GEXF file carries no stamp of its own: it is ours when our sidecar beside it names it
+    ours = listed_in(side, "graph_file") if fmt == "gexf" else is_graphonc_file
+    claim_file(path, ours=ours)  # before the work: never replace a file graphonc did not write
+    claim_file(side)
 
     tables = N.GraphTables.of_run(run)
     similar = similar_edges(run, k, model_name, device) if with_similar else None
@@ -98,9 +105,10 @@ def export_graph(run_dir: Path, fmt: str, *, patients: Sequence[str] = (), neigh
                         "graphonc_version": run.manifest.get("graphonc_version", ""),
                         N.MAPPING_ATTR: mapping.to_json()})
         writing = bar.add_task(f"{fmt}: writing {path.name}", total=None)
-        with atomic_file(path) as tmp, atomic_file(side) as tmp_side:
+        sidecar = {**mapping.to_dict(), "graphonc_version": graphonc.__version__, "graph_file": str(path)}
+        with atomic_file(path, claim=True, ours=ours) as tmp, atomic_file(side, claim=True) as tmp_side:
             N.write(g, tmp, fmt)
-            tmp_side.write_text(mapping.to_json(), encoding="utf-8")
+            tmp_side.write_text(json.dumps(sidecar, ensure_ascii=True, sort_keys=True), encoding="utf-8")
             size = tmp.stat().st_size
         bar.update(writing, total=1, completed=1)
     mapped = {"node_ids": len(mapping.node_ids), "node_properties": len(mapping.node_properties),

@@ -283,7 +283,11 @@ def test_bad_cna_value_names_line_and_sample(tmp_path):
     with pytest.raises(InputError) as e:
         build_graph(load_config(cfg))
     msg = str(e.value)
-    assert "data_CNA.txt, line 3, column 'S2'" in msg and "'amp' is not a copy-number value" in msg
+    assert "data_CNA.txt, line 3, column 'S2'" in msg and "'amp' is not a discrete copy-number value" in msg
+    for value in ("inf", "1e308", "-3"):  # parsed as numbers, but no discrete call
+        (tmp_path / "data_CNA.txt").write_text(f"Hugo_Symbol\tS1\tS2\nAR\t2\t0\nMYC\t0\t{value}\n")
+        with pytest.raises(InputError, match=rf"line 3, column 'S2'.*'{value}' is not a discrete copy-number"):
+            build_graph(load_config(cfg))
     (tmp_path / "data_CNA.txt").write_text("Hugo_Symbol\tS1\tS9\nAR\t2\t0\n")
     with pytest.raises(InputError, match="sample 'S9' is not in the clinical sample file"):
         build_graph(load_config(cfg))

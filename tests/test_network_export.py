@@ -117,15 +117,21 @@ def test_patients_export_is_the_patients_and_what_they_link_to(metabric_run, tmp
 
 
 def test_bad_requests_are_one_line_errors_and_write_nothing(metabric_run, tmp_path):
-    out = tmp_path / "x.graphml"
-    out.write_text("keep me")
+    foreign = tmp_path / "mine.graphml"
+    foreign.write_text("keep me")
+    with pytest.raises(GraphoncError, match="exists and was not written by graphonc"):
+        export_graph(metabric_run.root, "graphml", neighbourhood="Gene:PIK3CA", hops=1, out=foreign)
+    assert foreign.read_text() == "keep me"
+    foreign.rename(tmp_path / "x.graphml")
+    out = tmp_path / "new.graphml"
     with pytest.raises(GraphoncError, match="no node with id 'NOPE-1'"):
         export_graph(metabric_run.root, "graphml", neighbourhood="NOPE-1", out=out)
     with pytest.raises(GraphoncError, match="is not in the run"):
         export_graph(metabric_run.root, "graphml", patients=["MB-00x2"], out=out)
     with pytest.raises(GraphoncError, match="ending in .gexf"):
         export_graph(metabric_run.root, "gexf", out=out)
-    assert out.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["x.graphml"]
+    assert (tmp_path / "x.graphml").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.graphml"]
     r = CliRunner().invoke(app, ["export", "--run", str(metabric_run.root), "-f", "graphml", "--neighbourhood", "NOPE-1",
                                  "--out", str(out)])
     assert r.exit_code == 2 and "no node with id" in r.output
@@ -138,13 +144,24 @@ def test_the_cli_writes_both_formats_with_their_mappings(metabric_run, tmp_path)
     assert r.exit_code == 0, r.output
     assert "graphml: 326 nodes, 325 edges (1-hop neighbourhood of Gene:PIK3CA)" in r.output
     g = _read(out, "graphml")
-    assert g.graph["cohort"] == "metabric" and json.loads(g.graph[N.MAPPING_ATTR]) == \
-        json.loads((tmp_path / "pik3ca.graphml.mapping.json").read_text())
+    sidecar = json.loads((tmp_path / "pik3ca.graphml.mapping.json").read_text())
+    assert sidecar.pop("graph_file") == str(out) and sidecar.pop("graphonc_version")
+    assert g.graph["cohort"] == "metabric" and json.loads(g.graph[N.MAPPING_ATTR]) == sidecar
+    r = CliRunner().invoke(app, ["-q", "export", "--run", str(metabric_run.root), "-f", "graphml", "--neighbourhood",
+                                 "Gene:PIK3CA", "--hops", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output  # its own earlier export is replaced
     r = CliRunner().invoke(app, ["-q", "export", "--run", str(metabric_run.root), "-f", "gexf", "--neighbourhood",
                                  "MB-0005", "--hops", "1", "--out", str(tmp_path / "mb.gexf")])
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mb.gexf", "mb.gexf.mapping.json", "pik3ca.graphml",
                                                           "pik3ca.graphml.mapping.json"]
+    again = ["-q", "export", "--run", str(metabric_run.root), "-f", "gexf", "--neighbourhood", "MB-0005", "--hops", "1"]
+    r = CliRunner().invoke(app, [*again, "--out", str(tmp_path / "mb.gexf")])
+    assert r.exit_code == 0, r.output  # a GEXF is ours when our sidecar names it
+    (tmp_path / "theirs.gexf").write_text("<gexf/>")
+    r = CliRunner().invoke(app, [*again, "--out", str(tmp_path / "theirs.gexf")])
+    assert r.exit_code == 2 and "not written by graphonc" in r.output
+    assert (tmp_path / "theirs.gexf").read_text() == "<gexf/>"
 
 
 def test_export_formats_are_the_embedding_and_graph_writers():

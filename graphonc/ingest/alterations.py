@@ -67,10 +67,12 @@ def read_cna(path: Path, to_patient: dict[str, str]) -> tuple[pd.DataFrame, list
     text = pd.Series(distinct, dtype=object).str.strip()
     missing = text.isin(t.missing).to_numpy()
     values = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(dtype="float64")
-    bad = np.isnan(values) & ~missing
+    with np.errstate(invalid="ignore"):
+        bad = (np.isnan(values) & ~missing) | (np.abs(values) > 2)  # discrete calls: inf, 1e308 are not
     if bad.any():
         r, c = np.argwhere(bad[codes])[0]
-        raise InputError(f"{cells[r, c]!r} is not a copy-number value.", file=path, line=int(t.df.index[r]),
+        raise InputError(f"{cells[r, c]!r} is not a discrete copy-number value (-2 to 2).", file=path,
+                         line=int(t.df.index[r]),
                          column=samples[c], hint="write -2, -1, 0, 1 or 2, or leave the cell empty (NA) "
                                                  "where the gene was not profiled.")
     nonzero = ~np.isnan(values) & (values != 0)

@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from graphonc.errors import GraphoncError, InputError
+from graphonc.graph.outputs import claim_file
 from graphonc.graph.run import atomic_file
 from graphonc.search.similar import Filters
 from graphonc.serve import service
@@ -43,11 +44,13 @@ def read_new_patient(path: Path) -> NewPatient:
 
 def write_new_patient_report(run_dir: Path, body_file: Path, out: Path | None = None, k: int = 10,
                              filters: Filters = Filters(), explain: bool = True) -> Path:
-    """Write the new patient's page (default ``<run>/reports/new-<file stem>.html``) atomically."""
+    """Write the new patient's page (default ``<run>/reports/new/<file stem>.html``, apart from cohort
+    patients' reports so no id can collide with it) atomically."""
     body = read_new_patient(body_file)
-    out = Path(out) if out is not None else Path(run_dir) / "reports" / f"new-{Path(body_file).stem}.html"
+    out = Path(out) if out is not None else Path(run_dir) / "reports" / "new" / f"{Path(body_file).stem}.html"
     if out.suffix.lower() not in (".html", ".htm"):
         raise GraphoncError(f"--out {out}: the report is an HTML page. Fix: give a path ending in .html.")
+    claim_file(out)  # before the work: never replace a file graphonc did not write
     state = load_run(Path(run_dir))
     try:
         ans = service.similar_new(state, body, k, filters)
@@ -56,6 +59,6 @@ def write_new_patient_report(run_dir: Path, body_file: Path, out: Path | None = 
                          "(`GET /api/runs/{run}` lists them).") from None
     exp = service.explain_new(state, ans) if explain else None
     page = service.report_page(state, ans.result, exp, ans.notes)
-    with atomic_file(out) as tmp:
+    with atomic_file(out, claim=True) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return out
