@@ -119,8 +119,8 @@ def test_safe_keys_always_valid_unique_and_stable(names):
 
 
 #: Functions whose result may be pasted into Cypher as an identifier: the validator and the two
-#: schema lookups that end in it (graphonc.store.neo4j_load._label/_rel).
-_VALIDATED = {"assert_ident", "_label", "_rel"}
+#: schema lookups that end in it (graphonc.store.neo4j_load._label_ident/_rel_ident).
+_VALIDATED = {"assert_ident", "_label_ident", "_rel_ident"}
 #: Text right before a pasted identifier: a label/type (``:``), a property (``.``), an index or
 #: constraint name.
 _IDENT_SLOT = re.compile(r"(?:[:.]|\b(?:INDEX|CONSTRAINT)\s)$")
@@ -189,7 +189,7 @@ def test_the_source_check_catches_unvalidated_names():
                     '    b = f"MATCH (n:{label}) RETURN n"\n'
                     '    d = f"CREATE VECTOR INDEX {name} IF NOT EXISTS"\n'
                     '    e = "MATCH (n) SET n.`x` = 1"\n'
-                    '    ok = f"MATCH (n:{_label(label)}) SET n.{assert_ident(c)} = c{j}[i]"\n')
+                    '    ok = f"MATCH (n:{_label_ident(label)}) SET n.{assert_ident(c)} = c{j}[i]"\n')
     unchecked, quoted = _unsafe_sites(old, "old")
     assert [u.split(": ", 1)[1] for u in unchecked] == ["property_key(c)", "label", "name"]
     assert quoted == ["old:5"]

@@ -121,53 +121,40 @@ class Mutations:
 
 
 @dataclass(frozen=True)
-class InputFileModality:
-    """A modality enabled by a file name under ``input`` (``input.cna``, ``input.sv``).
+class PluginModality:
+    """A modality built by another module: ``builder`` is ``"module:function"`` (BuildInputs →
+    ModalityTables), imported on first use. Those modules import this one (they implement its
+    interface), so graph/ names them, like entry points, instead of importing them; and a heavy
+    stack (SimpleITK for radiomics) loads only when a config uses it.
 
-    ``builder`` is ``"module:function"`` (BuildInputs → ModalityTables), imported on first use
-    because those modules import this one.
+    ``enabled_by``: the config key whose presence turns the modality on (``input.cna``,
+    ``radiomics``).
     """
 
     name: str
-    input_key: str
+    enabled_by: str
     builder: str
 
     def enabled(self, cfg: GraphConfig) -> bool:
-        return getattr(cfg.input, self.input_key, None) is not None
+        value = cfg
+        for part in self.enabled_by.split("."):
+            value = getattr(value, part, None)
+        return value is not None
 
     def tables(self, inputs: BuildInputs) -> ModalityTables:
         module, func = self.builder.split(":")
         return getattr(importlib.import_module(module), func)(inputs)
 
 
-class Radiomics:
-    """Radiomic features → RadiomicPhenotype nodes, HAS_PHENOTYPE, ``rad_*`` Patient features."""
-
-    name = "radiomics"
-
-    def enabled(self, cfg: GraphConfig) -> bool:
-        return cfg.radiomics is not None
-
-    def tables(self, inputs: BuildInputs) -> ModalityTables:
-        # imported here: the radiomics stack (SimpleITK, pyradiomics helpers) loads only when used
-        from graphonc.radiomics.graph import radiomics_tables
-
-        rad = radiomics_tables(inputs.cfg.radiomics, inputs.patients[S.ID])
-        return ModalityTables(
-            nodes={S.RADIOMIC_PHENOTYPE: rad.nodes}, edges={S.HAS_PHENOTYPE: rad.edges},
-            stats={"radiomics": rad.stats}, patient_columns=rad.patient_columns, files=list(rad.files),
-            patient_features={"radiomics": rad.feature_columns},
-            artifacts={"radiomics/phenotype_model.json": rad.model.dumps()})
-
-
 #: Every modality, in the order their Patient columns are added.
 MODALITIES: tuple[Modality, ...] = (
     Mutations(),
     # discrete copy number → HAS_CNA edges (amplifications, deep deletions): graph/copy_number.py
-    InputFileModality("copy number", "cna", "graphonc.graph.copy_number:cna_tables"),
+    PluginModality("copy number", "input.cna", "graphonc.graph.copy_number:cna_tables"),
     # structural variants → Fusion nodes, HAS_FUSION, FUSION_PARTNER: graph/fusions.py
-    InputFileModality("fusions", "sv", "graphonc.graph.fusions:fusion_tables"),
-    Radiomics(),
+    PluginModality("fusions", "input.sv", "graphonc.graph.fusions:fusion_tables"),
+    # radiomic features → RadiomicPhenotype nodes, HAS_PHENOTYPE, rad_* Patient features: radiomics/graph.py
+    PluginModality("radiomics", "radiomics", "graphonc.radiomics.graph:modality_tables"),
 )
 
 

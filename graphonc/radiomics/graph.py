@@ -25,6 +25,7 @@ import pandas as pd
 
 from graphonc.errors import InputError
 from graphonc.graph import schema as S
+from graphonc.graph.modalities import BuildInputs, ModalityTables
 from graphonc.radiomics.features import PatientFeatures, read_feature_table
 from graphonc.radiomics.phenotypes import PhenotypeModel, fit_phenotypes
 from graphonc.radiomics_config import RadiomicsSpec
@@ -112,3 +113,13 @@ def radiomics_tables(spec: RadiomicsSpec, patient_ids: pd.Series) -> RadiomicsTa
              "refit": spec.phenotype_model is None, "edges": int(len(edges))}
     return RadiomicsTables(nodes=nodes, edges=edges, patient_columns=cols, feature_columns=feature_cols, model=model,
                            stats=stats, files=files)
+
+
+def modality_tables(inputs: BuildInputs) -> ModalityTables:
+    """The radiomics modality of ``build-graph`` (see :mod:`graphonc.graph.modalities`)."""
+    rad = radiomics_tables(inputs.cfg.radiomics, inputs.patients[S.ID])
+    return ModalityTables(
+        nodes={S.RADIOMIC_PHENOTYPE: rad.nodes}, edges={S.HAS_PHENOTYPE: rad.edges},
+        stats={"radiomics": rad.stats}, patient_columns=rad.patient_columns, files=list(rad.files),
+        patient_features={"radiomics": rad.feature_columns},
+        artifacts={"radiomics/phenotype_model.json": rad.model.dumps()})

@@ -147,14 +147,14 @@ class Neo4jSettings:
         return text.replace(self.password, "***") if self.password else text
 
 
-def _label(label: str) -> str:
+def _label_ident(label: str) -> str:
     """A node label for Cypher text: one of graphonc's own, and a valid identifier."""
     if label not in _ALLOWED_LABELS:
         raise ValueError(f"unknown node label {label!r}")
     return assert_ident(label, "node label")
 
 
-def _rel(rel: str) -> str:
+def _rel_ident(rel: str) -> str:
     """A relationship type for Cypher text: one of graphonc's own, and a valid identifier."""
     if rel not in _ALLOWED_RELS:
         raise ValueError(f"unknown relationship type {rel!r}")
@@ -202,9 +202,9 @@ def _batches(rows: list[dict], size: int) -> Iterator[list[dict]]:
 def schema_statements() -> list[str]:
     """A uniqueness constraint on (cohort, id) per label (its index also finds a cohort's nodes),
     and one on the cohort of the load-lock nodes (so concurrent loads MERGE the same one)."""
-    return [f"CREATE CONSTRAINT {assert_ident(label.lower() + '_key')} IF NOT EXISTS FOR (n:{_label(label)}) "
+    return [f"CREATE CONSTRAINT {assert_ident(label.lower() + '_key')} IF NOT EXISTS FOR (n:{_label_ident(label)}) "
             "REQUIRE (n.cohort, n.id) IS UNIQUE" for label in S.NODE_TYPES] + [
-        f"CREATE CONSTRAINT graphonc_load_lock IF NOT EXISTS FOR (n:{_label(LOAD_LOCK)}) REQUIRE n.cohort IS UNIQUE"]
+        f"CREATE CONSTRAINT graphonc_load_lock IF NOT EXISTS FOR (n:{_label_ident(LOAD_LOCK)}) REQUIRE n.cohort IS UNIQUE"]
 
 
 def _retired_indexes() -> list[str]:
@@ -233,14 +233,14 @@ def _cohort_lock(driver: Driver, database: str, cohort: str, note_after_s: float
     outlives a crash. Without it two first loads could both take the CREATE path.
     """
     with driver.session(database=database) as session:
-        session.run(f"MERGE (:{_label(LOAD_LOCK)} {{cohort: $cohort}})", cohort=cohort).consume()
+        session.run(f"MERGE (:{_label_ident(LOAD_LOCK)} {{cohort: $cohort}})", cohort=cohort).consume()
         tx = session.begin_transaction()
         try:
             note = threading.Timer(note_after_s, log.warning,
                                    ("waiting for another load of cohort %s into Neo4j to finish", cohort))
             note.start()
             try:  # blocks while another load's transaction holds the node's write lock
-                tx.run(f"MATCH (l:{_label(LOAD_LOCK)} {{cohort: $cohort}}) SET l.loading_since = datetime()",
+                tx.run(f"MATCH (l:{_label_ident(LOAD_LOCK)} {{cohort: $cohort}}) SET l.loading_since = datetime()",
                        cohort=cohort).consume()
             finally:
                 note.cancel()
@@ -355,7 +355,7 @@ def _node_query(label: str, ids: Column, props: list[Column], cols: list[str], c
     return "\n".join([
         "WITH " + ", ".join(heads),
         "UNWIND range(0, size(ids) - 1) AS i",
-        f"{'CREATE' if create else 'MERGE'} (n:{_label(label)} {{cohort: $cohort, id: ids[i]}})",
+        f"{'CREATE' if create else 'MERGE'} (n:{_label_ident(label)} {{cohort: $cohort, id: ids[i]}})",
         _set_clause("n", cols),
         "RETURN count(*) AS n"])
 
@@ -370,14 +370,14 @@ def _edge_query(edge: S.EdgeType, keys: dict[str, Column], props: list[Column], 
     heads = [*(c.head(name) for name, c in keys.items()), *(c.head(f"c{j}") for j, c in enumerate(props))]
     return "\n".join([
         "WITH " + ", ".join(heads),
-        f"CALL (su) {{ UNWIND su AS x MATCH (a:{_label(src)} {{cohort: $cohort, id: x}}) "
+        f"CALL (su) {{ UNWIND su AS x MATCH (a:{_label_ident(src)} {{cohort: $cohort, id: x}}) "
         "RETURN collect(a) AS an, collect(x) AS ax }",
-        f"CALL (du) {{ UNWIND du AS x MATCH (b:{_label(dst)} {{cohort: $cohort, id: x}}) "
+        f"CALL (du) {{ UNWIND du AS x MATCH (b:{_label_ident(dst)} {{cohort: $cohort, id: x}}) "
         "RETURN collect(b) AS bn, collect(x) AS bx }",
         "WITH * WHERE ax = su AND bx = du",
         "UNWIND range(0, size(si) - 1) AS i",
         f"WITH an[si[i]] AS a, bn[di[i]] AS b, i{carried}",
-        f"{'CREATE' if create else 'MERGE'} (a)-[r:{_rel(rel)}]->(b)",
+        f"{'CREATE' if create else 'MERGE'} (a)-[r:{_rel_ident(rel)}]->(b)",
         # a first load marks the table complete once (see _mark) instead of every relationship
         _set_clause("r", cols, load_id=not create),
         "RETURN count(*) AS n"])
@@ -439,11 +439,11 @@ class LoadReport:
 
 
 def _node_pattern(label: str) -> str:
-    return f"(x:{_label(label)} {{cohort: $cohort}})"
+    return f"(x:{_label_ident(label)} {{cohort: $cohort}})"
 
 
 def _edge_pattern(edge: S.EdgeType) -> str:
-    return f"(:{_label(edge[0])} {{cohort: $cohort}})-[x:{_rel(edge[1])}]->()"
+    return f"(:{_label_ident(edge[0])} {{cohort: $cohort}})-[x:{_rel_ident(edge[1])}]->()"
 
 
 #: A table is written by several concurrent streams when each gets at least this many rows (or a
@@ -497,12 +497,12 @@ def _held(session: Session, t: "_Table", params: dict) -> tuple[int, int]:
     time saved. A :data:`MARKER` node records that such a table was loaded completely with a
     given load_id, and then all of the type's relationships count as current.
     """
-    q = (f"MATCH {t.pattern} RETURN count(x) AS total, "
+    q = (f"MATCH {t.pattern} RETURN count(x) AS total, "  # pattern: validated by _label_ident/_rel_ident
          "count(CASE WHEN x.load_id = $load_id THEN 1 END) AS current")
     rec = session.execute_read(lambda tx: tx.run(q, params).single())
     total, current = rec["total"], rec["current"]
     if t.is_edge and current < total:
-        q = f"MATCH (m:{_label(MARKER)} {{cohort: $cohort, table: $table}}) RETURN m.load_id AS load_id"
+        q = f"MATCH (m:{_label_ident(MARKER)} {{cohort: $cohort, table: $table}}) RETURN m.load_id AS load_id"
         marker = session.execute_read(lambda tx: tx.run(q, {**params, "table": t.name}).single())
         if marker is not None and marker["load_id"] == params["load_id"]:
             current = total
@@ -512,9 +512,9 @@ def _held(session: Session, t: "_Table", params: dict) -> tuple[int, int]:
 def _mark(session: Session, table: str, params: dict, complete: bool) -> None:
     """Record (or, before writing, withdraw) that ``table`` holds this load's relationships."""
     if complete:
-        q = f"MERGE (m:{_label(MARKER)} {{cohort: $cohort, table: $table}}) SET m.load_id = $load_id"
+        q = f"MERGE (m:{_label_ident(MARKER)} {{cohort: $cohort, table: $table}}) SET m.load_id = $load_id"
     else:
-        q = f"MATCH (m:{_label(MARKER)} {{cohort: $cohort, table: $table}}) DELETE m"
+        q = f"MATCH (m:{_label_ident(MARKER)} {{cohort: $cohort, table: $table}}) DELETE m"
     session.execute_write(lambda tx: tx.run(q, {**params, "table": table}).consume())
 
 
@@ -643,7 +643,7 @@ def _delete_stale(session: Session, targets: list[tuple[bool, str]], params: dic
     """
     deleted = {True: 0, False: 0}
     for is_edge, pattern in sorted(set(targets), key=lambda t: (not t[0], t[1])):
-        q = (f"MATCH {pattern} WHERE x.load_id IS NULL OR x.load_id <> $load_id "
+        q = (f"MATCH {pattern} WHERE x.load_id IS NULL OR x.load_id <> $load_id "  # validated pattern
              f"CALL (x) {{ {'DELETE' if is_edge else 'DETACH DELETE'} x }} IN TRANSACTIONS OF 10000 ROWS "
              "RETURN count(*) AS n")
         deleted[is_edge] += session.run(q, params).single()["n"]  # auto-commit: IN TRANSACTIONS needs it
@@ -706,11 +706,11 @@ def write_similar(driver: Driver, cohort: str, pairs: pd.DataFrame, model: str, 
 def iter_counts(driver: Driver, cohort: str, database: str = "neo4j") -> Iterable[tuple[str, int]]:
     """(label or relationship type, count) of one cohort, for comparing with the run folder."""
     for label in S.NODE_TYPES:
-        res = driver.execute_query(f"MATCH (n:{_label(label)} {{cohort: $cohort}}) RETURN count(n) AS n",
+        res = driver.execute_query(f"MATCH (n:{_label_ident(label)} {{cohort: $cohort}}) RETURN count(n) AS n",
                                    cohort=cohort, database_=database)
         yield label, res.records[0]["n"]
     for src, rel, dst in S.EDGE_TYPES:
         res = driver.execute_query(
-            f"MATCH (:{_label(src)} {{cohort: $cohort}})-[r:{_rel(rel)}]->(:{_label(dst)}) RETURN count(r) AS n",
+            f"MATCH (:{_label_ident(src)} {{cohort: $cohort}})-[r:{_rel_ident(rel)}]->(:{_label_ident(dst)}) RETURN count(r) AS n",
             cohort=cohort, database_=database)
         yield S.edge_name((src, rel, dst)), res.records[0]["n"]
