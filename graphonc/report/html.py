@@ -62,13 +62,14 @@ def _png_data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric: Iterable[int] = ()) -> str:
-    """An HTML table; cells are already-escaped HTML snippets."""
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric: Iterable[int] = (), cls: str = "") -> str:
+    """An HTML table; cells are already-escaped HTML snippets; ``cls`` a class name of ours (not data)."""
     num = set(numeric)
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td class='num'>{c}</td>" if i in num else f"<td>{c}</td>"
                                     for i, c in enumerate(r)) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    attr = f" class='{cls}'" if cls else ""
+    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _tags(items: Iterable) -> str:
@@ -174,7 +175,7 @@ Reasons are read from the graph: identical variants, genes mutated in both (with
 both (most specific first), and clinical values within half a cohort standard deviation (numbers) or equal
 (categories).</p>
 {_table(["#", "patient", "score", "label", "why similar", "shared mutations", "shared genes (role)", "shared pathways",
-         "clinical: similar", "clinical: different", "treatments", "outcome"], rows, [0, 2])}"""
+         "clinical: similar", "clinical: different", "treatments", "outcome"], rows, [0, 2], cls="neighbours")}"""
 
 
 def _endpoints(facts: CohortFacts) -> list[tuple[str, str, str]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from graphonc.errors import GraphoncError
@@ -26,7 +26,7 @@ from graphonc.serve.state import RunState, load_runs
 log = logging.getLogger("graphonc.serve")
 HERE = Path(__file__).parent
 #: Paths served without a token: the login page and the stylesheet/script it needs.
-OPEN_PATHS = ("/login", "/static/")
+OPEN_PATHS = ("/login", "/static/", "/favicon.ico")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
                                "script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -110,6 +110,10 @@ def create_app(runs: list[Path] | dict[str, RunState], *, token: Token | None = 
         # FastAPI's own 422, without echoing the input (it may hold clinical values)
         detail = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")} for e in exc.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)  # no icon; answered so browsers log no 404
 
     @app.get("/robots.txt", include_in_schema=False)
     def robots() -> PlainTextResponse:

@@ -197,8 +197,9 @@ def to_tables(body: NewPatient, state, clinical: dict, rows: pd.DataFrame, notes
     for c, v in body.radiomics.items():
         new.patients[c] = v
     panel = body.gene_panel
-    if panel is not None:
-        new.edges[S.SEQUENCED_WITH] = pd.DataFrame({S.SRC: [pid], S.DST: [panel]})
+    # the table reader puts every patient on a placeholder panel; only a panel the run knows is a link
+    new.edges[S.SEQUENCED_WITH] = pd.DataFrame({S.SRC: [pid] if panel else [], S.DST: [panel] if panel else []},
+                                               dtype=object)
     # a patient whose variants are given was sequenced, even without a panel name
     new.patients["sequenced"] = bool(panel is not None or len(rows))
     _note_variants(state, rows, new, notes)

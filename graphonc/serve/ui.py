@@ -34,8 +34,8 @@ templates.env.globals["report_css"] = Markup(CSS)  # our own constant, not data
 router = APIRouter(include_in_schema=False)
 
 
-def _render(request: Request, name: str, status: int = 200, **ctx) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, ctx, status_code=status)
+def _render(request: Request, name: str, status_code: int = 200, **ctx) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, ctx, status_code=status_code)
 
 
 def error_page(request: Request, status: int, messages: list[str]) -> HTMLResponse:
