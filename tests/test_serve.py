@@ -413,9 +413,11 @@ def test_board_workflow_in_chromium(server, tmp_path):
         page.click("form[action='/ui/metabric/search'] button")
         page.click("a[href='/ui/metabric/patients/MB-0010']")
         assert page.locator("table.neighbours tbody tr").count() == 10
-        kms = page.locator("img.km")
+        kms = page.locator("svg.km")
         assert kms.count() == 2  # overall and disease-specific survival
-        assert all(kms.nth(i).evaluate("i => i.complete && i.naturalWidth > 400") for i in range(kms.count()))
+        assert all(kms.nth(i).evaluate("e => e.querySelectorAll('path').length == 2 && "
+                                       "e.getBoundingClientRect().width > 400") for i in range(kms.count()))
+        assert page.locator("table.at-risk").count() == 2
         assert "5-year survival among the neighbours" in page.inner_text("body")
 
         page.click("a#print-view")
@@ -434,7 +436,7 @@ def test_board_workflow_in_chromium(server, tmp_path):
         page.click("#submit-new")
         assert page.locator("table.neighbours tbody tr").count() == 10
         assert "New patient" in page.inner_text("h2 >> nth=0")
-        assert page.locator("img.km").count() == 2
+        assert page.locator("svg.km").count() == 2
         page.click("#print-view")
         assert "print-view" in page.get_attribute("body", "class")
         assert page.locator("table.neighbours tbody tr").count() == 10

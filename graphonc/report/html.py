@@ -188,26 +188,20 @@ def _endpoints(facts: CohortFacts) -> list[tuple[str, str, str]]:
     return out
 
 
-def landmark_survival(months: np.ndarray, event: np.ndarray, at: float = LANDMARK_MONTHS) -> dict:
+def landmark_survival(curve, at: float = LANDMARK_MONTHS) -> dict:
     """Kaplan–Meier survival at ``at`` months with its 95% CI (None when nobody is followed that long)."""
-    from lifelines import KaplanMeierFitter
-
-    ok = ~(np.isnan(months) | np.isnan(event))
-    if ok.sum() == 0 or months[ok].max() < at:
-        return {"estimate": None, "low": None, "high": None, "n": int(ok.sum())}
-    kmf = KaplanMeierFitter().fit(months[ok], event[ok])
-    ci = kmf.confidence_interval_survival_function_
-    j = ci.index.searchsorted(at, side="right") - 1
-    return {"estimate": float(kmf.predict(at)), "low": float(ci.iloc[j, 0]), "high": float(ci.iloc[j, 1]),
-            "n": int(ok.sum())}
+    if curve is None or curve.durations.max() < at:
+        return {"estimate": None, "low": None, "high": None, "n": 0 if curve is None else curve.n}
+    s, lo, hi = (float(v[0]) for v in curve.at(np.array([at])))
+    return {"estimate": s, "low": lo, "high": hi, "n": curve.n}
 
 
 def _pct(v) -> str:
     return "–" if v is None else f"{100 * v:.0f}%"
 
 
-def _km_section(res: SimilarResult, facts: CohortFacts, workdir: Path) -> str:
-    from graphonc.report.search_plots import km_neighbours_vs_cohort
+def _km_section(res: SimilarResult, facts: CohortFacts) -> str:
+    from graphonc.report import km_svg
 
     endpoints = _endpoints(facts)
     if not endpoints:
@@ -215,16 +209,18 @@ def _km_section(res: SimilarResult, facts: CohortFacts, workdir: Path) -> str:
     p = facts.patients
     nb = p.reindex([n.id for n in res.neighbours])
     figs, rows = [], []
-    for i, (title, tcol, ecol) in enumerate(endpoints):
-        nb_t, nb_e = (pd.to_numeric(nb[c], errors="coerce").to_numpy(float) for c in (tcol, ecol))
-        all_t, all_e = (pd.to_numeric(p[c], errors="coerce").to_numpy(float) for c in (tcol, ecol))
-        with PLOT_LOCK:
-            png = km_neighbours_vs_cohort(nb_t, nb_e, all_t, all_e, workdir / f"km_{i}.png",
-                                          title=f"{title}: the {len(res.neighbours)} neighbours of {res.query.id} "
-                                                "vs the whole cohort")
-        figs.append(f"<div><img class='km' alt='Kaplan-Meier curves ({esc(title)}) of the neighbours and the "
-                    f"cohort with numbers at risk' src='{_png_data_uri(png)}'></div>")
-        a, b = landmark_survival(nb_t, nb_e), landmark_survival(all_t, all_e)
+    for title, tcol, ecol in endpoints:
+        key = ("km", tcol, ecol)
+        if key not in facts.memo:  # the cohort's curve is the same on every page
+            facts.memo[key] = km_svg.fit(*(pd.to_numeric(p[c], errors="coerce").to_numpy(float) for c in (tcol, ecol)),
+                                         "whole cohort")
+        cohort = facts.memo[key]
+        mine = km_svg.fit(*(pd.to_numeric(nb[c], errors="coerce").to_numpy(float) for c in (tcol, ecol)),
+                          "nearest neighbours")
+        figs.append("<div class='km-figure'>" + km_svg.svg(
+            [(cohort, "#6e7781"), (mine, "#cf222e")],
+            f"{title}: the {len(res.neighbours)} neighbours of {res.query.id} vs the whole cohort") + "</div>")
+        a, b = landmark_survival(mine), landmark_survival(cohort)
         rows.append((esc(title), f"{_pct(a['estimate'])} ({_pct(a['low'])}–{_pct(a['high'])}), n={a['n']}",
                      f"{_pct(b['estimate'])} ({_pct(b['low'])}–{_pct(b['high'])}), n={b['n']:,}"))
     years = LANDMARK_MONTHS / 12
@@ -240,28 +236,28 @@ outcomes of earlier patients, not a prediction for this one.</p>"""
 
 def treatment_outcomes(res: SimilarResult, facts: CohortFacts) -> pd.DataFrame:
     """Per Treatment node: neighbours treated / not, their deaths and median follow-up, and the cohort's rates."""
-    rows = []
     nb_ids = [n.id for n in res.neighbours]
-    p = facts.patients
+    nb = facts.patients.reindex(nb_ids)
+    died = (pd.to_numeric(nb["os_event"], errors="coerce") == 1).to_numpy() if "os_event" in nb else \
+        np.zeros(len(nb_ids), bool)
+    months = pd.to_numeric(nb["os_months"], errors="coerce") if "os_months" in nb else pd.Series(np.nan, index=nb.index)
+    if "treated_cohort" not in facts.memo:  # per treatment: (patients treated, their share of deaths), once
+        p = facts.patients
+        dead = set(p.index[pd.to_numeric(p["os_event"], errors="coerce") == 1]) if "os_event" in p else set()
+        cohort = {}
+        for t in facts.treatment_names:
+            ids = [i for i, ts in facts.treatments_of.items() if t in ts]
+            cohort[t] = (len(ids), sum(i in dead for i in ids) / len(ids) if ids else None)
+        facts.memo["treated_cohort"] = cohort
+    rows = []
     for t in facts.treatment_names:
-        treated = [i for i in nb_ids if t in facts.treatments_of.get(i, ())]
-        untreated = [i for i in nb_ids if i not in treated]
-        cohort_treated = [i for i, ts in facts.treatments_of.items() if t in ts]
-
-        def deaths(ids):
-            ev = pd.to_numeric(p.reindex(ids)["os_event"], errors="coerce")
-            return int((ev == 1).sum())
-
-        def median_months(ids):
-            m = pd.to_numeric(p.reindex(ids)["os_months"], errors="coerce").dropna()
-            return float(m.median()) if len(m) else None
-
-        rows.append({"treatment": t, "neighbours_treated": len(treated), "treated_died": deaths(treated),
-                     "treated_median_followup_months": median_months(treated),
-                     "neighbours_untreated": len(untreated), "untreated_died": deaths(untreated),
-                     "cohort_treated": len(cohort_treated),
-                     "cohort_treated_died_share": deaths(cohort_treated) / len(cohort_treated) if cohort_treated
-                     else None})
+        treated = np.array([t in facts.treatments_of.get(i, ()) for i in nb_ids], bool)
+        m = months[treated].dropna()
+        n_cohort, share = facts.memo["treated_cohort"][t]
+        rows.append({"treatment": t, "neighbours_treated": int(treated.sum()), "treated_died": int(died[treated].sum()),
+                     "treated_median_followup_months": float(m.median()) if len(m) else None,
+                     "neighbours_untreated": int((~treated).sum()), "untreated_died": int(died[~treated].sum()),
+                     "cohort_treated": n_cohort, "cohort_treated_died_share": share})
     return pd.DataFrame(rows)
 
 
@@ -330,7 +326,7 @@ def report_sections(facts: CohortFacts, res: SimilarResult, risk_pct: float | No
     with tempfile.TemporaryDirectory(prefix="graphonc-report-") as tmp:
         work = Path(tmp)
         body = [_profile_section(res, facts, risk_pct), notes_section(notes), _neighbour_section(res),
-                _km_section(res, facts, work), _treatment_section(res, facts)]
+                _km_section(res, facts), _treatment_section(res, facts)]
         if explanation is not None:
             body.append(_explanation_section(explanation, work))
     return [b for b in body if b]
