@@ -147,7 +147,7 @@ def cli_seconds(args: list[str], env: dict) -> float:
     return round(time.perf_counter() - t0, 2)
 
 
-def cli_times(name: str, run: Path, pid: str, body: dict, work: Path, env: dict) -> dict:
+def cli_times(name: str, run: Path, pid: str, body: dict, work: Path, env: dict, explain: bool = True) -> dict:
     """Wall time of the CLI for the same queries (fresh process each: imports and loading included)."""
     import pandas as pd
 
@@ -159,13 +159,16 @@ def cli_times(name: str, run: Path, pid: str, body: dict, work: Path, env: dict)
                   for m in body["mutations"]], columns=["patient_id", "gene", "protein_change"]) \
         .to_csv(muts, sep="\t", index=False)
     r = str(run)
-    return {"cohort_similar_s": cli_seconds(["similar", "--run", r, "-p", pid, "--device", "cpu"], env),
-            "new_similar_s": cli_seconds(["similar", "--run", r, "--new-patient", str(clin), "--mutations", str(muts),
-                                          "--device", "cpu"], env),
-            "report_s": cli_seconds(["report", "--run", r, "-p", pid, "--no-explain", "--out",
-                                     str(work / f"{name}_r.html")], env),
-            "report_explain_s": cli_seconds(["report", "--run", r, "-p", pid, "--out",
-                                             str(work / f"{name}_re.html")], env)}
+    out = {"cohort_similar_s": cli_seconds(["similar", "--run", r, "-p", pid, "--device", "cpu"], env),
+           "new_similar_s": cli_seconds(["similar", "--run", r, "--new-patient", str(clin), "--mutations", str(muts),
+                                         "--device", "cpu"], env),
+           "report_s": cli_seconds(["report", "--run", r, "-p", pid, "--no-explain", "--out",
+                                    str(work / f"{name}_r.html")], env),
+           "report_explain_s": None}
+    if explain:
+        out["report_explain_s"] = cli_seconds(["report", "--run", r, "-p", pid, "--out", str(work / f"{name}_re.html")],
+                                              env)
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -175,6 +178,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--requests", type=int, default=200, help="requests per endpoint and concurrency level")
     ap.add_argument("--report-requests", type=int, default=32, help="... for the report without explanation")
     ap.add_argument("--explain-requests", type=int, default=8, help="... for the report with explanation")
+    ap.add_argument("--explain-clients", default="1,8", help="concurrency levels of the report with explanation")
+    ap.add_argument("--cli-explain-max", type=int, default=10_000,
+                    help="time the CLI's report with explanation only for cohorts up to this size (it runs "
+                         "integrated gradients over the whole graph: minutes at 100k patients)")
     ap.add_argument("--epochs", type=int, default=10, help="training epochs of the small models")
     ap.add_argument("--workdir", type=Path, default=None, help="keep runs here (reused when present)")
     ap.add_argument("--no-cli", action="store_true", help="skip the CLI timings")
@@ -182,6 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     clients = [int(c) for c in args.clients.split(",")]
+    explain_clients = [int(c) for c in args.explain_clients.split(",")]
     work = args.workdir or Path(tempfile.mkdtemp(prefix="graphonc-bench-serve-"))
     work.mkdir(parents=True, exist_ok=True)
     runs = {"metabric": prepare(REPO / "configs" / "metabric.yaml", work / "metabric", args.epochs)}
@@ -234,7 +242,7 @@ def main(argv: list[str] | None = None) -> dict:
             row = {"run": name, "n_patients": _n_patients(run), "endpoints": {}}
             for ep, (calls, count) in endpoints.items():
                 row["endpoints"][ep] = []
-                for c in clients:
+                for c in (explain_clients if ep == "report_explain" else clients):
                     m = max(count, c)
                     stats = drive(base, token, calls[:m] if m <= len(calls) else (calls * (m // len(calls) + 1))[:m],
                                   c)
@@ -242,7 +250,8 @@ def main(argv: list[str] | None = None) -> dict:
                         f"{stats['requests_per_s']} req/s")
                     row["endpoints"][ep].append(stats)
             if not args.no_cli:
-                row["cli"] = cli_times(name, run, ids[0], bodies[0], work, env)
+                row["cli"] = cli_times(name, run, ids[0], bodies[0], work, env,
+                                       explain=_n_patients(run) <= args.cli_explain_max)
                 log(f"{name} CLI: {row['cli']}")
             results.append(row)
     finally:

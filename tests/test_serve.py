@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import stat
 import subprocess
@@ -27,9 +26,9 @@ import uvicorn
 import yaml
 from typer.testing import CliRunner
 
+from conftest import indexed_copy
 from graphonc.cli import app as cli_app
 from graphonc.graph.run import GraphRun
-from graphonc.search.index import build_index
 from graphonc.serve.app import create_app
 from graphonc.serve.security import Token, resolve_token, token_id
 from graphonc.serve.state import load_runs
@@ -74,11 +73,7 @@ class LiveServer:
 @pytest.fixture(scope="module")
 def served_run(metabric_trained, tmp_path_factory) -> GraphRun:
     """A copy of the session's trained METABRIC run with its (flat) index."""
-    root = tmp_path_factory.mktemp("serve") / "metabric"
-    shutil.copytree(metabric_trained[0].root, root, ignore=shutil.ignore_patterns("index", "eval", "reports",
-                                                                                   "export", "similarity"))
-    build_index(root, "auto", device="cpu")
-    return GraphRun.open(root)
+    return indexed_copy(metabric_trained[0], tmp_path_factory.mktemp("serve"))
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +143,8 @@ def test_lookup_summary_profile_and_health(api, served_run):
     assert [f["name"] for f in s["inputs"]] == model_inputs["numeric"] + model_inputs["categorical"]
     assert not {"CHEMOTHERAPY", "HORMONE_THERAPY", "RADIO_THERAPY"} & {f["name"] for f in s["inputs"]}
     prof = api.get("/api/runs/metabric/patients/MB-0010").json()
-    assert prof["id"] == "MB-0010" and prof["label"] == served_run.nodes("Patient").set_index("id").loc["MB-0010", "label"]
+    p = served_run.nodes("Patient").set_index("id")
+    assert prof["id"] == "MB-0010" and prof["label"] == p.loc["MB-0010", "label"]
     assert "paths" in api.get("/openapi.json").json()
 
 

@@ -178,7 +178,7 @@ both (most specific first), and clinical values within half a cohort standard de
          "clinical: similar", "clinical: different", "treatments", "outcome"], rows, [0, 2], cls="neighbours")}"""
 
 
-def _endpoints(facts: CohortFacts) -> list[tuple[str, str, str]]:
+def survival_endpoints(facts: CohortFacts) -> list[tuple[str, str, str]]:
     """(title, time column, event column) of overall survival and each extra endpoint (e.g. dss)."""
     out = [("Overall survival", "os_months", "os_event")] if facts.has_survival else []
     names = {"dss": "Disease-specific survival", "pfs": "Progression-free survival", "dfs": "Disease-free survival"}
@@ -203,7 +203,7 @@ def _pct(v) -> str:
 def _km_section(res: SimilarResult, facts: CohortFacts) -> str:
     from graphonc.report import km_svg
 
-    endpoints = _endpoints(facts)
+    endpoints = survival_endpoints(facts)
     if not endpoints:
         return "<h2>Survival</h2><p>This cohort has no survival data.</p>"
     p = facts.patients
@@ -226,8 +226,8 @@ def _km_section(res: SimilarResult, facts: CohortFacts) -> str:
     years = LANDMARK_MONTHS / 12
     return f"""
 <h2>Survival of the neighbours</h2>
-{_table(["endpoint", f"{years:g}-year survival among the neighbours (95% CI)", f"{years:g}-year survival, whole cohort"],
-        rows)}
+{_table(["endpoint", f"{years:g}-year survival among the neighbours (95% CI)",
+         f"{years:g}-year survival, whole cohort"], rows)}
 <div class='grid'>{''.join(figs)}</div>
 <p class='note'>Kaplan–Meier estimates (lifelines) with 95% confidence bands; the table under each plot gives the
 number at risk. With k = {len(res.neighbours)} the neighbours' estimates are very uncertain. These are observed
@@ -313,7 +313,8 @@ def notes_section(notes) -> str:
         ("genes_not_in_run", "Genes no patient of this cohort carries (left out: the model has no node for them)"),
         ("variants_not_in_run", "Variants new to this cohort (linked through their gene only)"),
         ("filtered_variants", "Variants of a class the cohort's config excludes (left out)"),
-        ("missing_inputs", "Model inputs not given (imputed with the cohort median or 'missing')")) if getattr(notes, key)]
+        ("missing_inputs", "Model inputs not given (imputed with the cohort median or 'missing')"))
+             if getattr(notes, key)]
     if not items:
         return ""
     lis = "".join(f"<li>{esc(what)}: {_tags(vals)}</li>" for what, vals in items)

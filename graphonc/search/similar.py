@@ -410,7 +410,8 @@ def explain_pair(facts: CohortFacts, q: Profile, nb: Profile) -> dict:
     rows = []
     for pw in both:
         name, source, n_genes = facts.pathway_info.get(pw, (None, None, None))
-        rows.append({"id": pw, "name": name, "source": source, "n_genes": n_genes, "shared_genes": sorted(pq[pw] & pn[pw]),
+        rows.append({"id": pw, "name": name, "source": source, "n_genes": n_genes,
+                     "shared_genes": sorted(pq[pw] & pn[pw]),
                      "query_genes": sorted(pq[pw]), "neighbour_genes": sorted(pn[pw])})
     # most informative first: hit through the same gene, then small (specific) pathways
     rows.sort(key=lambda r: (-len(r["shared_genes"]), r["n_genes"] if r["n_genes"] is not None else 1e9, r["id"]))
