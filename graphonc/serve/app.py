@@ -131,10 +131,10 @@ def serve(runs: list[Path], host: str = "127.0.0.1", port: int = 8000, state_dir
     """Load the runs, print where to log in (and a newly generated token, once), run uvicorn.
 
     ``threads`` (default: the CPUs the process may use, :func:`graphonc.threads.set_threads`)
-    is how many requests compute at once: FAISS/BLAS get that many threads, and torch runs
-    each request on one thread, since a request is a few small tensor operations whose
-    OpenMP hand-offs cost more than they save (measured: 166 ms vs 16 ms for a new patient's
-    embedding on a busy 2-core machine) while the thread pool runs requests side by side.
+    are FAISS's and BLAS's threads; torch runs each request on one thread, since a request is
+    a few small tensor operations whose OpenMP hand-offs cost more than they save (measured:
+    166 ms vs 16 ms for a new patient's embedding on a busy 2-core machine), while uvicorn's
+    thread pool runs requests side by side.
     """
     import torch
     import uvicorn
