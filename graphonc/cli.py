@@ -664,11 +664,9 @@ def serve_cmd(
 ) -> None:
     """The tumour-board web app and JSON API (token required; see docs/serve.md)."""
     from graphonc.serve.app import serve
-    from graphonc.threads import set_threads
 
-    set_threads(threads)
 
-    serve(run, host=host, port=port, state_dir=state_dir)
+    serve(run, host=host, port=port, state_dir=state_dir, threads=threads)
 
 
 @app.command("evaluate-similarity")

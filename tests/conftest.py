@@ -75,6 +75,16 @@ def metabric_trained(metabric_run, tmp_path_factory) -> tuple[GraphRun, dict]:
     return GraphRun.open(root), metrics
 
 
+def indexed_copy(run: GraphRun, folder: Path) -> GraphRun:
+    """A copy of a trained run in ``folder`` (without derived outputs) with its own ``auto`` index (CPU)."""
+    from graphonc.search.index import build_index
+
+    root = folder / run.root.name
+    shutil.copytree(run.root, root, ignore=shutil.ignore_patterns("index", "eval", "reports", "export", "similarity"))
+    build_index(root, "auto", device="cpu")
+    return GraphRun.open(root)
+
+
 def _two_free_ports() -> tuple[int, int]:
     a = ns.free_port()
     b = ns.free_port()

@@ -70,9 +70,20 @@ def test_missing_feature_columns_are_refused_by_name(metabric_run, fold_model, d
     with pytest.raises(InputError) as exc:
         embed_patients(metabric_run.root, study, model_dir=fold_model["dir"])
     msg = str(exc.value)
-    for col in ("NPI", "ER_IHC", "CHEMOTHERAPY"):
+    for col in ("NPI", "ER_IHC"):
         assert col in msg
     assert "data_clinical_patient.txt" in msg
+    # a treatment is given after diagnosis: never a required input (issue #14, item 3)
+    assert "CHEMOTHERAPY" not in msg
+
+
+def test_treatment_columns_are_optional_for_new_patients(metabric_run, fold_model, data_dir, tmp_path):
+    ids = fold_model["test"][:5]
+    study = write_study_subset(data_dir / "metabric", tmp_path / "no_tx", set(ids),
+                               drop_columns=("CHEMOTHERAPY", "HORMONE_THERAPY", "RADIO_THERAPY"))
+    emb = embed_patients(metabric_run.root, study, model_dir=fold_model["dir"])
+    assert emb.ids == ids and np.isfinite(emb.embeddings).all()
+    assert set(emb.edges[S.RECEIVED][S.DST]) <= {"mastectomy", "breast_conserving_surgery"}
 
 
 def test_plain_table_input_and_unknown_mutations(metabric_run, fold_model, tmp_path):

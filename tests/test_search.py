@@ -11,11 +11,12 @@ import yaml
 from typer.testing import CliRunner
 
 from cohort_files import write_study_subset
+from conftest import indexed_copy
 from graphonc.cli import app
 from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
-from graphonc.search.index import PatientIndex, build_index, embedding_matrix, load_index, read_embeddings
+from graphonc.search.index import PatientIndex, embedding_matrix, load_index, read_embeddings
 from graphonc.search.similar import CohortFacts, Filters, similar_new_patients, similar_patients
 
 
@@ -23,11 +24,7 @@ from graphonc.search.similar import CohortFacts, Filters, similar_new_patients, 
 @pytest.fixture(scope="module")
 def trained_run(metabric_trained, tmp_path_factory) -> GraphRun:
     """A copy of the session's trained METABRIC run (conftest) with its flat index."""
-    root = tmp_path_factory.mktemp("search") / "metabric"
-    shutil.copytree(metabric_trained[0].root, root, ignore=shutil.ignore_patterns("index", "eval", "reports",
-                                                                                   "export", "similarity"))
-    build_index(root, "auto", device="cpu")
-    return GraphRun.open(root)
+    return indexed_copy(metabric_trained[0], tmp_path_factory.mktemp("search"))
 
 
 def _read_cbio(path):
@@ -419,7 +416,8 @@ def test_report_is_self_contained_and_renders_without_console_errors(trained_run
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page, re.I)
     assert "@import" not in page and "<script" not in page.lower() and "<link" not in page.lower()
     images = re.findall(r"src='data:image/png;base64,([^']+)'", page)
-    assert len(images) >= 2  # Kaplan-Meier + explanation
+    assert len(images) == 2  # the explanation's bars: risk and diagnosis
+    assert page.count("<svg class='km'") == 2  # Kaplan-Meier: overall and disease-specific survival
     for b64 in images:
         Image.open(io.BytesIO(base64.b64decode(b64))).verify()
     for section in ("Query patient", "most similar patients", "Survival of the neighbours",

@@ -1,14 +1,12 @@
-"""PNG plots of similar-patient search: embedding maps, neighbours' survival, explanations."""
+"""PNG plots of similar-patient search: embedding maps and explanations (survival: km_svg)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from lifelines import KaplanMeierFitter
-from lifelines.statistics import logrank_test
 
-from graphonc.plots.base import finish_km_axes, plt, save_figure
+from graphonc.plots.base import plt, save_figure
 
 
 def embedding_map(xy: np.ndarray, labels, path: Path, title: str) -> Path:
@@ -26,29 +24,6 @@ def embedding_map(xy: np.ndarray, labels, path: Path, title: str) -> Path:
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(markerscale=3, fontsize=8, loc="best")
-    return save_figure(fig, path)
-
-
-def km_neighbours_vs_cohort(nb_time: np.ndarray, nb_event: np.ndarray, all_time: np.ndarray,
-                            all_event: np.ndarray, path: Path, title: str) -> Path:
-    """Kaplan–Meier of the neighbours vs the whole cohort (months), numbers at risk, log-rank p."""
-    fig, ax = plt.subplots(figsize=(8, 6.5))
-    fitters = []
-    ok_a = ~(np.isnan(all_time) | np.isnan(all_event))
-    kmf_all = KaplanMeierFitter(label=f"whole cohort (n={ok_a.sum()})").fit(all_time[ok_a], all_event[ok_a])
-    kmf_all.plot_survival_function(ax=ax, ci_show=True, color="grey")
-    fitters.append(kmf_all)
-    ok_n = ~(np.isnan(nb_time) | np.isnan(nb_event))
-    p_text = ""
-    if ok_n.sum() > 0:
-        kmf_nb = KaplanMeierFitter(label=f"nearest neighbours (n={ok_n.sum()})").fit(nb_time[ok_n], nb_event[ok_n])
-        kmf_nb.plot_survival_function(ax=ax, ci_show=True, color="tab:red")
-        fitters.append(kmf_nb)
-        if ok_n.sum() >= 2:
-            p = logrank_test(nb_time[ok_n], all_time[ok_a], nb_event[ok_n], all_event[ok_a]).p_value
-            p_text = f"\nlog-rank p = {p:.2g} (neighbours vs cohort; neighbours are part of the cohort)"
-    ax.set_title(title + p_text, fontsize=10)
-    finish_km_axes(ax, fitters)
     return save_figure(fig, path)
 
 

@@ -64,13 +64,14 @@ def _png_data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric: Iterable[int] = ()) -> str:
-    """An HTML table; cells are already-escaped HTML snippets."""
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric: Iterable[int] = (), cls: str = "") -> str:
+    """An HTML table; cells are already-escaped HTML snippets; ``cls`` a class name of ours (not data)."""
     num = set(numeric)
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td class='num'>{c}</td>" if i in num else f"<td>{c}</td>"
                                     for i, c in enumerate(r)) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    attr = f" class='{cls}'" if cls else ""
+    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _tags(items: Iterable) -> str:
@@ -201,10 +202,10 @@ both (most specific first), and clinical values within half a cohort standard de
 (categories).</p>
 {_table(["#", "patient", "score", "label", "why similar", "shared mutations", "shared genes (role)",
          "shared copy number / fusions", "shared pathways",
-         "clinical: similar", "clinical: different", "treatments", "outcome"], rows, [0, 2])}"""
+         "clinical: similar", "clinical: different", "treatments", "outcome"], rows, [0, 2], cls="neighbours")}"""
 
 
-def _endpoints(facts: CohortFacts) -> list[tuple[str, str, str]]:
+def survival_endpoints(facts: CohortFacts) -> list[tuple[str, str, str]]:
     """(title, time column, event column) of overall survival and each extra endpoint (e.g. dss)."""
     out = [("Overall survival", "os_months", "os_event")] if facts.has_survival else []
     names = {"dss": "Disease-specific survival", "pfs": "Progression-free survival", "dfs": "Disease-free survival"}
@@ -214,50 +215,46 @@ def _endpoints(facts: CohortFacts) -> list[tuple[str, str, str]]:
     return out
 
 
-def landmark_survival(months: np.ndarray, event: np.ndarray, at: float = LANDMARK_MONTHS) -> dict:
+def landmark_survival(curve, at: float = LANDMARK_MONTHS) -> dict:
     """Kaplan–Meier survival at ``at`` months with its 95% CI (None when nobody is followed that long)."""
-    from lifelines import KaplanMeierFitter
-
-    ok = ~(np.isnan(months) | np.isnan(event))
-    if ok.sum() == 0 or months[ok].max() < at:
-        return {"estimate": None, "low": None, "high": None, "n": int(ok.sum())}
-    kmf = KaplanMeierFitter().fit(months[ok], event[ok])
-    ci = kmf.confidence_interval_survival_function_
-    j = ci.index.searchsorted(at, side="right") - 1
-    return {"estimate": float(kmf.predict(at)), "low": float(ci.iloc[j, 0]), "high": float(ci.iloc[j, 1]),
-            "n": int(ok.sum())}
+    if curve is None or curve.durations.max() < at:
+        return {"estimate": None, "low": None, "high": None, "n": 0 if curve is None else curve.n}
+    s, lo, hi = (float(v[0]) for v in curve.at(np.array([at])))
+    return {"estimate": s, "low": lo, "high": hi, "n": curve.n}
 
 
 def _pct(v) -> str:
     return "–" if v is None else f"{100 * v:.0f}%"
 
 
-def _km_section(res: SimilarResult, facts: CohortFacts, workdir: Path) -> str:
-    from graphonc.plots.search import km_neighbours_vs_cohort
+def _km_section(res: SimilarResult, facts: CohortFacts) -> str:
+    from graphonc.report import km_svg
 
-    endpoints = _endpoints(facts)
+    endpoints = survival_endpoints(facts)
     if not endpoints:
         return "<h2>Survival</h2><p>This cohort has no survival data.</p>"
     p = facts.patients
     nb = p.reindex([n.id for n in res.neighbours])
     figs, rows = [], []
-    for i, (title, tcol, ecol) in enumerate(endpoints):
-        nb_t, nb_e = (pd.to_numeric(nb[c], errors="coerce").to_numpy(float) for c in (tcol, ecol))
-        all_t, all_e = (pd.to_numeric(p[c], errors="coerce").to_numpy(float) for c in (tcol, ecol))
-        with PLOT_LOCK:
-            png = km_neighbours_vs_cohort(nb_t, nb_e, all_t, all_e, workdir / f"km_{i}.png",
-                                          title=f"{title}: the {len(res.neighbours)} neighbours of {res.query.id} "
-                                                "vs the whole cohort")
-        figs.append(f"<div><img class='km' alt='Kaplan-Meier curves ({esc(title)}) of the neighbours and the "
-                    f"cohort with numbers at risk' src='{_png_data_uri(png)}'></div>")
-        a, b = landmark_survival(nb_t, nb_e), landmark_survival(all_t, all_e)
+    for title, tcol, ecol in endpoints:
+        key = ("km", tcol, ecol)
+        if key not in facts.memo:  # the cohort's curve is the same on every page
+            facts.memo[key] = km_svg.fit(*(pd.to_numeric(p[c], errors="coerce").to_numpy(float) for c in (tcol, ecol)),
+                                         "whole cohort")
+        cohort = facts.memo[key]
+        mine = km_svg.fit(*(pd.to_numeric(nb[c], errors="coerce").to_numpy(float) for c in (tcol, ecol)),
+                          "nearest neighbours")
+        figs.append("<div class='km-figure'>" + km_svg.svg(
+            [(cohort, "#6e7781"), (mine, "#cf222e")],
+            f"{title}: the {len(res.neighbours)} neighbours of {res.query.id} vs the whole cohort") + "</div>")
+        a, b = landmark_survival(mine), landmark_survival(cohort)
         rows.append((esc(title), f"{_pct(a['estimate'])} ({_pct(a['low'])}–{_pct(a['high'])}), n={a['n']}",
                      f"{_pct(b['estimate'])} ({_pct(b['low'])}–{_pct(b['high'])}), n={b['n']:,}"))
     years = LANDMARK_MONTHS / 12
     return f"""
 <h2>Survival of the neighbours</h2>
-{_table(["endpoint", f"{years:g}-year survival among the neighbours (95% CI)", f"{years:g}-year survival, whole cohort"],
-        rows)}
+{_table(["endpoint", f"{years:g}-year survival among the neighbours (95% CI)",
+         f"{years:g}-year survival, whole cohort"], rows)}
 <div class='grid'>{''.join(figs)}</div>
 <p class='note'>Kaplan–Meier estimates (lifelines) with 95% confidence bands; the table under each plot gives the
 number at risk. With k = {len(res.neighbours)} the neighbours' estimates are very uncertain. These are observed
@@ -266,28 +263,28 @@ outcomes of earlier patients, not a prediction for this one.</p>"""
 
 def treatment_outcomes(res: SimilarResult, facts: CohortFacts) -> pd.DataFrame:
     """Per Treatment node: neighbours treated / not, their deaths and median follow-up, and the cohort's rates."""
-    rows = []
     nb_ids = [n.id for n in res.neighbours]
-    p = facts.patients
+    nb = facts.patients.reindex(nb_ids)
+    died = (pd.to_numeric(nb["os_event"], errors="coerce") == 1).to_numpy() if "os_event" in nb else \
+        np.zeros(len(nb_ids), bool)
+    months = pd.to_numeric(nb["os_months"], errors="coerce") if "os_months" in nb else pd.Series(np.nan, index=nb.index)
+    if "treated_cohort" not in facts.memo:  # per treatment: (patients treated, their share of deaths), once
+        p = facts.patients
+        dead = set(p.index[pd.to_numeric(p["os_event"], errors="coerce") == 1]) if "os_event" in p else set()
+        cohort = {}
+        for t in facts.treatment_names:
+            ids = [i for i, ts in facts.treatments_of.items() if t in ts]
+            cohort[t] = (len(ids), sum(i in dead for i in ids) / len(ids) if ids else None)
+        facts.memo["treated_cohort"] = cohort
+    rows = []
     for t in facts.treatment_names:
-        treated = [i for i in nb_ids if t in facts.treatments_of.get(i, ())]
-        untreated = [i for i in nb_ids if i not in treated]
-        cohort_treated = [i for i, ts in facts.treatments_of.items() if t in ts]
-
-        def deaths(ids):
-            ev = pd.to_numeric(p.reindex(ids)["os_event"], errors="coerce")
-            return int((ev == 1).sum())
-
-        def median_months(ids):
-            m = pd.to_numeric(p.reindex(ids)["os_months"], errors="coerce").dropna()
-            return float(m.median()) if len(m) else None
-
-        rows.append({"treatment": t, "neighbours_treated": len(treated), "treated_died": deaths(treated),
-                     "treated_median_followup_months": median_months(treated),
-                     "neighbours_untreated": len(untreated), "untreated_died": deaths(untreated),
-                     "cohort_treated": len(cohort_treated),
-                     "cohort_treated_died_share": deaths(cohort_treated) / len(cohort_treated) if cohort_treated
-                     else None})
+        treated = np.array([t in facts.treatments_of.get(i, ()) for i in nb_ids], bool)
+        m = months[treated].dropna()
+        n_cohort, share = facts.memo["treated_cohort"][t]
+        rows.append({"treatment": t, "neighbours_treated": int(treated.sum()), "treated_died": int(died[treated].sum()),
+                     "treated_median_followup_months": float(m.median()) if len(m) else None,
+                     "neighbours_untreated": int((~treated).sum()), "untreated_died": int(died[~treated].sum()),
+                     "cohort_treated": n_cohort, "cohort_treated_died_share": share})
     return pd.DataFrame(rows)
 
 
@@ -356,7 +353,8 @@ def notes_section(notes) -> str:
         ("genes_not_in_run", "Genes no patient of this cohort carries (left out: the model has no node for them)"),
         ("variants_not_in_run", "Variants new to this cohort (linked through their gene only)"),
         ("filtered_variants", "Variants of a class the cohort's config excludes (left out)"),
-        ("missing_inputs", "Model inputs not given (imputed with the cohort median or 'missing')")) if getattr(notes, key)]
+        ("missing_inputs", "Model inputs not given (imputed with the cohort median or 'missing')"))
+             if getattr(notes, key)]
     if not items:
         return ""
     lis = "".join(f"<li>{esc(what)}: {_tags(vals)}</li>" for what, vals in items)
@@ -369,7 +367,7 @@ def report_sections(facts: CohortFacts, res: SimilarResult, risk_pct: float | No
     with tempfile.TemporaryDirectory(prefix="graphonc-report-") as tmp:
         work = Path(tmp)
         body = [_profile_section(res, facts, risk_pct), notes_section(notes), _neighbour_section(res),
-                _km_section(res, facts, work), _treatment_section(res, facts), _graph_section(facts.run)]
+                _km_section(res, facts), _treatment_section(res, facts), _graph_section(facts.run)]
         if explanation is not None:
             body.append(_explanation_section(explanation, work))
     return [b for b in body if b]

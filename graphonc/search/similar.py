@@ -157,6 +157,10 @@ class CohortFacts:
         self.pathways_of_gene = {k: set(v) for k, v in _groups(ip, S.SRC, S.DST).items()}
         pw = run.nodes(S.PATHWAY) if S.PATHWAY in nt else pd.DataFrame(columns=[S.ID])
         self.pathway = pw.set_index(S.ID) if not pw.empty else pd.DataFrame(columns=["name", "source", "n_genes"])
+        # id → (name, source, n_genes) as plain values: explain_pair looks up every shared pathway of
+        # every neighbour, and a pandas row lookup costs ~100 µs each
+        self.pathway_info = {pid: tuple(_none(r.get(c)) for c in ("name", "source", "n_genes"))
+                             for pid, r in zip(self.pathway.index, self.pathway.to_dict("records"))}
         rec = run.edges(S.RECEIVED) if S.RECEIVED in types else pd.DataFrame(columns=[S.SRC, S.DST])
         self.treatments_of = {k: sorted(v) for k, v in _groups(rec, S.SRC, S.DST).items()}
         tr = run.nodes(S.TREATMENT) if S.TREATMENT in nt else pd.DataFrame(columns=[S.ID])
@@ -171,6 +175,8 @@ class CohortFacts:
         cna = run.edges(S.HAS_CNA) if S.HAS_CNA in types else pd.DataFrame(columns=[S.SRC, S.DST, "call"])
         self.cna_of, self.fusions_of = _alterations_of(cna, run.edges(S.HAS_FUSION) if S.HAS_FUSION in types
                                                        else pd.DataFrame(columns=[S.SRC, S.DST]))
+        #: values derived from these facts once and reused by callers (the report's cohort curves)
+        self.memo: dict = {}
 
     def shown(self, key: str) -> str:
         """The name a Patient column (by key) is shown under: its original header."""
@@ -411,9 +417,9 @@ def explain_pair(facts: CohortFacts, q: Profile, nb: Profile) -> dict:
     both = set(pq) & set(pn)
     rows = []
     for pw in both:
-        info = facts.pathway.loc[pw] if pw in facts.pathway.index else {}
-        rows.append({"id": pw, "name": _none(info.get("name")), "source": _none(info.get("source")),
-                     "n_genes": _none(info.get("n_genes")), "shared_genes": sorted(pq[pw] & pn[pw]),
+        name, source, n_genes = facts.pathway_info.get(pw, (None, None, None))
+        rows.append({"id": pw, "name": name, "source": source, "n_genes": n_genes,
+                     "shared_genes": sorted(pq[pw] & pn[pw]),
                      "query_genes": sorted(pq[pw]), "neighbour_genes": sorted(pn[pw])})
     # most informative first: hit through the same gene, then small (specific) pathways
     rows.sort(key=lambda r: (-len(r["shared_genes"]), r["n_genes"] if r["n_genes"] is not None else 1e9, r["id"]))

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from graphonc.search.similar import Filters, SimilarResult, parse_filters
 from graphonc.serve import service
-from graphonc.serve.newpatient import NewPatient, NewPatientNotes
+from graphonc.serve.newpatient import NewPatient
 from graphonc.serve.state import RunState
 
 router = APIRouter(prefix="/api")
@@ -233,11 +233,12 @@ def summary(state: RunState) -> dict:
         followup = float(pd.to_numeric(p["os_months"], errors="coerce").median())
         deaths = int((pd.to_numeric(p["os_event"], errors="coerce") == 1).sum())
     counts = state.run.manifest.get("counts", {})
-    from graphonc.report.html import _endpoints
+    from graphonc.report.html import survival_endpoints
 
     return {"run": state.name, "cohort": state.run.cohort, "patients": len(p), "index": state.index.kind,
             "has_model": state.has_model, "labels": {str(k): int(v) for k, v in labels.items()},
-            "treatments": state.facts.treatment_names, "survival_endpoints": [e[0] for e in _endpoints(state.facts)],
+            "treatments": state.facts.treatment_names,
+            "survival_endpoints": [e[0] for e in survival_endpoints(state.facts)],
             "median_followup_months": followup, "deaths": deaths, "nodes": counts.get("nodes", {}),
             "edges": counts.get("edges", {}), "inputs": [asdict(f) for f in state.fields],
             "gene_panels": state.panels}
@@ -319,4 +320,4 @@ def report_new(body: NewPatient, request: Request, state: RunState = Depends(run
     return HTMLResponse(service.report_page(state, ans.result, exp, ans.notes))
 
 
-__all__ = ["router", "NewPatientNotes"]
+__all__ = ["router", "summary", "run_state", "filters_query"]

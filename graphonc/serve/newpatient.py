@@ -182,25 +182,38 @@ def check(body: NewPatient, state) -> tuple[dict, pd.DataFrame, NewPatientNotes]
 
 
 def to_tables(body: NewPatient, state, clinical: dict, rows: pd.DataFrame, notes: NewPatientNotes, pid: str = NEW_ID):
-    """The new patient as graph tables (a ``NewPatients``), read with the run's own config."""
-    from graphonc.model.embed import read_new_patients
+    """The new patient as graph tables (a ``NewPatients``), with the run's own mutation rules.
+
+    The same building blocks as ``graphonc.model.embed.read_new_patients`` (gene symbol
+    harmonisation, the config's variant filters, mutation ids, assay columns) on values that
+    :func:`check` has already typed, without writing and re-reading files: equal to the CLI's
+    ``similar --new-patient`` (``tests/test_serve.py``) at a fraction of the time.
+    """
+    from graphonc.graph.build import add_assay_columns, filter_mutations, mutation_tables
+    from graphonc.model.embed import NewPatients
 
     enc = state.frozen.lm.graph.encoder
-    with tempfile.TemporaryDirectory(prefix="graphonc-new-") as tmp:
-        clin = Path(tmp) / "clinical.tsv"
-        pd.DataFrame([{"patient_id": pid, **{c: clinical.get(c) for c in enc.numeric + enc.categorical}}]) \
-            .to_csv(clin, sep="\t", index=False)
-        mut = Path(tmp) / "mutations.tsv"
-        rows.assign(patient_id=pid).to_csv(mut, sep="\t", index=False)
-        new = read_new_patients(state.config, clin, mut, enc.numeric + enc.categorical, enc.radiomics,
-                                symbols=state.symbols)
-    for c, v in body.radiomics.items():
-        new.patients[c] = v
+    patients = pd.DataFrame({S.ID: [pid], "cohort": [state.run.cohort]})
+    for c in enc.numeric:
+        patients[c] = pd.Series([clinical.get(c, float("nan"))], dtype="float64")
+    for c in enc.categorical:
+        patients[c] = pd.Series([clinical.get(c)], dtype="string")
+    for c in enc.radiomics:
+        patients[c] = pd.Series([body.radiomics.get(c, float("nan"))], dtype="float64")
+    muts = pd.DataFrame({"patient_id": pid, "sample_id": pid, "gene": rows["gene"].astype(object),
+                         "protein_change": rows["protein_change"].astype(object),
+                         "variant_class": rows["variant_class"].astype(object).fillna("unknown"),
+                         "vaf": float("nan")})
+    harmonised, _ = state.symbols.harmonise_series(muts["gene"])
+    mut_nodes, has_mut, _ = mutation_tables(filter_mutations(muts.assign(gene=harmonised), state.config))
     panel = body.gene_panel
-    if panel is not None:
-        new.edges[S.SEQUENCED_WITH] = pd.DataFrame({S.SRC: [pid], S.DST: [panel]})
+    seq = pd.DataFrame({S.SRC: [pid] if panel else [], S.DST: [panel] if panel else []}, dtype=object)
+    add_assay_columns(patients, seq, has_mut)
     # a patient whose variants are given was sequenced, even without a panel name
-    new.patients["sequenced"] = bool(panel is not None or len(rows))
+    patients["sequenced"] = bool(panel is not None or len(rows))
+    received = pd.DataFrame({S.SRC: [], S.DST: []}, dtype=object)  # treatments come after diagnosis
+    new = NewPatients(patients, {S.HAS_MUTATION: has_mut, S.RECEIVED: received, S.SEQUENCED_WITH: seq},
+                      mut_nodes[[S.ID, "gene"]], "request")
     _note_variants(state, rows, new, notes)
     return new
 

@@ -11,7 +11,6 @@ library; a MAF file is read in the browser (graphonc.js) into a text field.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -34,8 +33,8 @@ templates.env.globals["report_css"] = Markup(CSS)  # our own constant, not data
 router = APIRouter(include_in_schema=False)
 
 
-def _render(request: Request, name: str, status: int = 200, **ctx) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, ctx, status_code=status)
+def _render(request: Request, name: str, status_code: int = 200, **ctx) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, ctx, status_code=status_code)
 
 
 def error_page(request: Request, status: int, messages: list[str]) -> HTMLResponse:
@@ -148,10 +147,14 @@ async def new_submit(request: Request, state: RunState = Depends(run_state)) -> 
         body = body_from_form(form, state)
     except ValidationError as exc:
         raise FieldErrors([(("body", *e["loc"]), e["msg"]) for e in exc.errors()]) from None
-    k = max(1, min(int(form.get("k", ["10"])[0] or 10), 500))
-    alive = form.get("alive_at", [""])[0].strip()
+    k, alive = form.get("k", ["10"])[0].strip() or "10", form.get("alive_at", [""])[0].strip()
+    bad = [(("form", name), "must be a number") for name, v in (("k", k), ("alive_at", alive))
+           if v and not v.replace(".", "", 1).isdigit()]
+    if bad:
+        raise FieldErrors(bad)
     filters = Filters(same_label="same_label" in form, treated_with=tuple(form.get("treated_with", [])),
                       alive_at_months=float(alive) if alive else None, has_outcome="has_outcome" in form)
+    k = max(1, min(int(float(k)), 500))
     explain = "explain" in form
     ans = service.similar_new(state, body, k, filters)
     exp = service.explain_new(state, ans) if explain else None
@@ -162,4 +165,4 @@ async def new_submit(request: Request, state: RunState = Depends(run_state)) -> 
                    **_filters_form(state, filters, k))
 
 
-__all__ = ["router", "error_page", "json"]
+__all__ = ["router", "error_page"]

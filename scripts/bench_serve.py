@@ -1,0 +1,277 @@
+#!/usr/bin/env python
+"""Benchmark ``graphonc serve``: a real server driven by 1, 8 and 32 concurrent clients.
+
+For METABRIC (``configs/metabric.yaml``) and a synthetic cohort of ``--synthetic`` patients
+(``scripts/bench_build.py``'s generator: real METABRIC patients bootstrapped under new ids),
+the script builds the run, trains a small model (``--epochs``, not a quality claim), builds
+the index (``auto``: exact below 50k patients, HNSW above), then
+
+1. starts ``python -m graphonc.cli serve --run <both runs>`` as a child process on a free port
+   (token from ``GRAPHONC_API_TOKEN``, state in the work folder) and waits for ``/api/health``;
+2. for each endpoint and each concurrency level c, runs c client threads (one keep-alive
+   ``httpx.Client`` each) sending ``--requests`` requests in all (fewer for the explanation),
+   and records every request's latency: p50/p99 (ms) and requests/s;
+3. times the CLI's answer to the same query in a fresh process (``similar -p``, ``similar
+   --new-patient``, ``report --no-explain``, ``report``): what a board waited for before.
+
+Endpoints: cohort-patient similar, new-patient similar (a real patient's model inputs and
+variants as a new patient), the report page without and with the explanation.
+
+Prints one JSON object (progress to stderr). Goals (issue #14, 2-core machine, 8 clients,
+100k patients): cohort similar p99 < 50 ms, new-patient similar p99 < 250 ms, report
+without explanation < 1 s, with < 5 s. Example::
+
+    .venv/bin/python scripts/bench_serve.py --synthetic 100000 --json-out bench_out/serve.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+GOALS = {"n_clients": 8, "cohort_similar_p99_ms": 50, "new_similar_p99_ms": 250, "report_p99_ms": 1000,
+         "report_explain_p99_ms": 5000}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare(config: Path, out: Path, epochs: int) -> Path:
+    """Build, train (small) and index a run unless ``out`` already holds one."""
+    from graphonc.graph.build import build_run
+    from graphonc.model.stages import train_stage
+    from graphonc.search.index import build_index
+
+    if not (out / "manifest.json").exists():
+        t0 = time.perf_counter()
+        build_run(config, out)
+        log(f"built {out} in {time.perf_counter() - t0:.0f} s")
+    if not (out / "model" / "weights.pt").exists():
+        t0 = time.perf_counter()
+        train_stage(out, hidden=32, embedding_dim=16, epochs=epochs, patience=epochs)
+        log(f"trained {out} in {time.perf_counter() - t0:.0f} s")
+    if not (out / "index" / "index.json").exists():
+        build_index(out, "auto", device="cpu")
+    return out
+
+
+def new_patient_bodies(run: Path, n: int, seed: int) -> tuple[list[str], list[dict]]:
+    """``n`` random cohort ids, and ``n`` request bodies: real patients' model inputs and variants."""
+    import pandas as pd
+
+    from graphonc.graph import schema as S
+    from graphonc.graph.run import GraphRun
+
+    r = GraphRun.open(run)
+    enc = json.loads((run / "model" / "model.json").read_text())["encoder"]
+    p = r.nodes(S.PATIENT).set_index(S.ID)
+    has = r.edges(S.HAS_MUTATION)
+    muts = has.groupby(S.SRC)[S.DST].agg(list)
+    rng = np.random.default_rng(seed)
+    ids = [str(i) for i in rng.choice(p.index.to_numpy(), size=n)]
+    bodies = []
+    for pid in ids:
+        clinical = {c: (None if pd.isna(p.at[pid, c]) else (float(p.at[pid, c]) if c in enc["numeric"]
+                                                             else str(p.at[pid, c])))
+                    for c in enc["numeric"] + enc["categorical"]}
+        clinical = {c: v for c, v in clinical.items() if v is not None and
+                    (c in enc["numeric"] or v in enc["categories_"].get(c, []))}
+        bodies.append({"clinical": clinical,
+                       "mutations": [m.replace(":", " ", 1) for m in muts.get(pid, [])
+                                     if len(m.split(":", 1)) == 2 and " " not in m]})
+    return ids, bodies
+
+
+def drive(base: str, token: str, calls: list, clients: int) -> dict:
+    """Send ``calls`` ((method, path, json body)) from ``clients`` threads; latency summary."""
+    import httpx
+
+    lat: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    todo = list(enumerate(calls))
+
+    def worker():
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=600) as c:
+            while True:
+                with lock:
+                    if not todo:
+                        return
+                    _, (method, path, body) = todo.pop()
+                t0 = time.perf_counter()
+                r = c.request(method, path, json=body)
+                dt = time.perf_counter() - t0
+                with lock:
+                    lat.append(dt)
+                    if r.status_code != 200:
+                        errors.append(f"{r.status_code} {path}: {r.text[:200]}")
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    a = np.array(lat) * 1000
+    return {"clients": clients, "requests": len(a), "p50_ms": round(float(np.percentile(a, 50)), 1),
+            "p99_ms": round(float(np.percentile(a, 99)), 1), "max_ms": round(float(a.max()), 1),
+            "requests_per_s": round(len(a) / wall, 2), "errors": errors[:3], "n_errors": len(errors)}
+
+
+def cli_seconds(args: list[str], env: dict) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "graphonc.cli", "-q", *args], capture_output=True, text=True,
+                          env=env, cwd=REPO)
+    if proc.returncode != 0:
+        raise RuntimeError(f"graphonc {' '.join(args)} failed: {proc.stderr[-2000:]}")
+    return round(time.perf_counter() - t0, 2)
+
+
+def cli_times(name: str, run: Path, pid: str, body: dict, work: Path, env: dict, explain: bool = True) -> dict:
+    """Wall time of the CLI for the same queries (fresh process each: imports and loading included)."""
+    import pandas as pd
+
+    enc = json.loads((run / "model" / "model.json").read_text())["encoder"]
+    clin, muts = work / f"{name}_new.tsv", work / f"{name}_new_mut.tsv"
+    pd.DataFrame([{"patient_id": "new", **{c: body["clinical"].get(c) for c in enc["numeric"] + enc["categorical"]}}]) \
+        .to_csv(clin, sep="\t", index=False)
+    pd.DataFrame([{"patient_id": "new", "gene": m.split()[0], "protein_change": m.split()[1]}
+                  for m in body["mutations"]], columns=["patient_id", "gene", "protein_change"]) \
+        .to_csv(muts, sep="\t", index=False)
+    r = str(run)
+    out = {"cohort_similar_s": cli_seconds(["similar", "--run", r, "-p", pid, "--device", "cpu"], env),
+           "new_similar_s": cli_seconds(["similar", "--run", r, "--new-patient", str(clin), "--mutations", str(muts),
+                                         "--device", "cpu"], env),
+           "report_s": cli_seconds(["report", "--run", r, "-p", pid, "--no-explain", "--out",
+                                    str(work / f"{name}_r.html")], env),
+           "report_explain_s": None}
+    if explain:
+        out["report_explain_s"] = cli_seconds(["report", "--run", r, "-p", pid, "--out", str(work / f"{name}_re.html")],
+                                              env)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--synthetic", type=int, default=100_000, help="synthetic cohort size (0 = METABRIC only)")
+    ap.add_argument("--clients", default="1,8,32")
+    ap.add_argument("--requests", type=int, default=200, help="requests per endpoint and concurrency level")
+    ap.add_argument("--report-requests", type=int, default=32, help="... for the report without explanation")
+    ap.add_argument("--explain-requests", type=int, default=8, help="... for the report with explanation")
+    ap.add_argument("--explain-clients", default="1,8", help="concurrency levels of the report with explanation")
+    ap.add_argument("--cli-explain-max", type=int, default=10_000,
+                    help="time the CLI's report with explanation only for cohorts up to this size (it runs "
+                         "integrated gradients over the whole graph: minutes at 100k patients)")
+    ap.add_argument("--epochs", type=int, default=10, help="training epochs of the small models")
+    ap.add_argument("--workdir", type=Path, default=None, help="keep runs here (reused when present)")
+    ap.add_argument("--no-cli", action="store_true", help="skip the CLI timings")
+    ap.add_argument("--json-out", type=Path, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    clients = [int(c) for c in args.clients.split(",")]
+    explain_clients = [int(c) for c in args.explain_clients.split(",")]
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="graphonc-bench-serve-"))
+    work.mkdir(parents=True, exist_ok=True)
+    runs = {"metabric": prepare(REPO / "configs" / "metabric.yaml", work / "metabric", args.epochs)}
+    if args.synthetic:
+        from bench_build import Metabric, generate_study
+
+        name = f"synthetic{args.synthetic}"
+        if not (work / name / "manifest.json").exists():
+            _, config = generate_study(Metabric(REPO.parent / "shared" / "data" / "metabric"), args.synthetic,
+                                       work / f"{name}_src", args.seed, 3.0)
+        else:
+            config = None
+        runs[name] = prepare(config, work / name, args.epochs)
+    token = secrets.token_urlsafe(24)
+    env = {**os.environ, "GRAPHONC_API_TOKEN": token, "PYTHONPATH": str(REPO)}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "graphonc.cli", "-q", "serve", "--port", str(port), "--state-dir", str(work / "state")]
+    for r in runs.values():
+        cmd += ["--run", str(r)]
+    t0 = time.perf_counter()
+    server = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    import httpx
+
+    try:
+        while True:
+            try:
+                if httpx.get(base + "/api/health", headers={"Authorization": f"Bearer {token}"}).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None:
+                raise RuntimeError(f"the server exited: {server.stderr.read()[-2000:]}")
+            time.sleep(0.5)
+        start_s = time.perf_counter() - t0
+        log(f"server up in {start_s:.0f} s")
+        results = []
+        for name, run in runs.items():
+            n = max(args.requests, args.report_requests, args.explain_requests)
+            ids, bodies = new_patient_bodies(run, n, args.seed)
+            endpoints = {
+                "cohort_similar": ([("GET", f"/api/runs/{name}/patients/{i}/similar", None) for i in ids],
+                                   args.requests),
+                "new_similar": ([("POST", f"/api/runs/{name}/new-patient/similar", b) for b in bodies], args.requests),
+                "report": ([("GET", f"/api/runs/{name}/patients/{i}/report", None) for i in ids],
+                           args.report_requests),
+                "report_explain": ([("GET", f"/api/runs/{name}/patients/{i}/report?explain=true", None)
+                                    for i in ids], args.explain_requests),
+            }
+            row = {"run": name, "n_patients": _n_patients(run), "endpoints": {}}
+            for ep, (calls, count) in endpoints.items():
+                row["endpoints"][ep] = []
+                for c in (explain_clients if ep == "report_explain" else clients):
+                    m = max(count, c)
+                    stats = drive(base, token, calls[:m] if m <= len(calls) else (calls * (m // len(calls) + 1))[:m],
+                                  c)
+                    log(f"{name} {ep} clients={c}: p50 {stats['p50_ms']} ms, p99 {stats['p99_ms']} ms, "
+                        f"{stats['requests_per_s']} req/s")
+                    row["endpoints"][ep].append(stats)
+            if not args.no_cli:
+                row["cli"] = cli_times(name, run, ids[0], bodies[0], work, env,
+                                       explain=_n_patients(run) <= args.cli_explain_max)
+                log(f"{name} CLI: {row['cli']}")
+            results.append(row)
+    finally:
+        server.terminate()
+        server.wait(30)
+    report = {"benchmark": "serve", "goals": GOALS, "server_start_s": round(start_s, 1),
+              "machine": {"cpu_count": os.cpu_count(), "cpu_usable": len(os.sched_getaffinity(0)),
+                          "load_avg_1m": os.getloadavg()[0]},
+              "results": results}
+    text = json.dumps(report, indent=1)
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(text + "\n")
+    print(text)
+    return report
+
+
+def _n_patients(run: Path) -> int:
+    return int(json.loads((run / "manifest.json").read_text())["counts"]["nodes"]["Patient"])
+
+
+if __name__ == "__main__":
+    main()
