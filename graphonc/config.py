@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -18,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from graphonc.errors import ConfigError
+from graphonc.paths import resolve_against
 from graphonc.text import read_config_text
 from graphonc.radiomics_config import RadiomicsSpec
 from graphonc.validation import format_validation_error
@@ -353,28 +353,8 @@ class GraphConfig(BaseModel):
         return paths
 
 
-_VAR = re.compile(r"\$(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
-
-
-def expand_vars(text: str) -> str:
-    """``$VAR`` / ``${VAR}`` replaced from the environment; an unset one is a ConfigError naming it."""
-    def sub(m: re.Match) -> str:
-        name = m.group(1) if m.group(1) is not None else m.group(2)
-        if name not in os.environ:
-            raise ConfigError(f"path {text!r} uses ${{{name}}}, which is not set in the environment. "
-                              f"Fix: export {name}=... before running, or write the path out in the config.")
-        return os.environ[name]
-
-    return _VAR.sub(sub, text)
-
-
 def _resolve_paths(cfg: GraphConfig, base: Path) -> GraphConfig:
-    def res(p: Path | None) -> Path | None:
-        if p is None:
-            return None
-        p = Path(expand_vars(str(p))).expanduser()
-        return p if p.is_absolute() else (base / p).resolve()
-
+    res = resolve_against(base)
     inp = cfg.input
     if isinstance(inp, CBioPortalInput):
         inp.study_dir = res(inp.study_dir)

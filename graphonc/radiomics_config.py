@@ -16,7 +16,6 @@ the other's upper half (no config <-> radiomics import cycle).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -214,13 +213,3 @@ def load_params(path: str | Path) -> RadiomicsParams:
     return params
 
 
-def resolve_against(base: Path) -> Callable[[Path | None], Path | None]:
-    """A path resolver relative to ``base`` (environment variables and ``~`` expanded)."""
-
-    def res(p: Path | None) -> Path | None:
-        if p is None:
-            return None
-        p = Path(os.path.expandvars(str(p))).expanduser()
-        return p if p.is_absolute() else (base / p).resolve()
-
-    return res

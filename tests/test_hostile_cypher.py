@@ -349,7 +349,7 @@ def test_load_neo4j_of_hostile_runs_executes_nothing(hostile_runs, canary, neo4j
 def test_write_back_refuses_hostile_names_and_keeps_values_inert(hostile_runs, canary, neo4j_settings):
     import numpy as np
 
-    from graphonc.export import ensure_vector_index
+    from graphonc.store.vector_index import ensure_vector_index
     from graphonc.store.neo4j_load import load_run, write_patient_properties, write_similar
 
     run = hostile_runs["metabric"]

@@ -323,9 +323,9 @@ def test_projection_plot_is_a_png(trained_run):
 
 
 def test_vector_index_names_are_validated():
-    from graphonc.export import vector_index_statement
+    from graphonc.store.vector_index import vector_index_statement
 
-    from graphonc.export import vector_index_options
+    from graphonc.store.vector_index import vector_index_options
 
     stmt = vector_index_statement("patient_embedding", "embedding", 16)
     assert stmt.endswith("OPTIONS $options") and "`" not in stmt  # the configuration is a parameter
@@ -343,7 +343,8 @@ def test_vector_index_names_are_validated():
 
 @pytest.mark.neo4j
 def test_neo4j_vector_index_agrees_with_faiss(trained_run, neo4j_settings):
-    from graphonc.export import export_embeddings, vector_query
+    from graphonc.export import export_embeddings
+    from graphonc.store.vector_index import vector_query
     from graphonc.store.neo4j_load import load_run
 
     load_run(trained_run, neo4j_settings)

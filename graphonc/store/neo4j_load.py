@@ -176,29 +176,6 @@ def _clean(v):
     return v
 
 
-def frame_rows(df: pd.DataFrame, key_cols: list[str]) -> list[dict]:
-    """Rows as ``{key…, props: {…}}`` dicts with missing values dropped (Neo4j has no nulls)."""
-    prop_cols = [c for c in df.columns if c not in key_cols]
-    keys = {c: df[c].astype(object).tolist() for c in key_cols}
-    props = {c: df[c].astype(object).tolist() for c in prop_cols}
-    out = []
-    for i in range(len(df)):
-        row = {c: keys[c][i] for c in key_cols}
-        p = {}
-        for c in prop_cols:
-            v = _clean(props[c][i])
-            if v is not None:
-                p[c] = v
-        row["props"] = p
-        out.append(row)
-    return out
-
-
-def _batches(rows: list[dict], size: int) -> Iterator[list[dict]]:
-    for i in range(0, len(rows), size):
-        yield rows[i:i + size]
-
-
 def schema_statements() -> list[str]:
     """A uniqueness constraint on (cohort, id) per label (its index also finds a cohort's nodes),
     and one on the cohort of the load-lock nodes (so concurrent loads MERGE the same one)."""
@@ -350,13 +327,20 @@ def _set_clause(var: str, cols: list[str], load_id: bool = True) -> str:
     return "SET " + ", ".join(sets) if sets else ""
 
 
-def _node_query(label: str, ids: Column, props: list[Column], cols: list[str], create: bool) -> str:
+#: How a node batch finds its nodes: a first load creates them, a resumed load merges them, a
+#: write-back (model outputs) only sets properties on nodes that exist.
+NODE_MODES = ("CREATE", "MERGE", "MATCH")
+
+
+def _node_query(label: str, ids: Column, props: list[Column], cols: list[str], mode: str) -> str:
+    if mode not in NODE_MODES:
+        raise ValueError(f"unknown node write mode {mode!r}")
     heads = [ids.head("ids"), *(c.head(f"c{j}") for j, c in enumerate(props))]
     return "\n".join([
         "WITH " + ", ".join(heads),
         "UNWIND range(0, size(ids) - 1) AS i",
-        f"{'CREATE' if create else 'MERGE'} (n:{_label_ident(label)} {{cohort: $cohort, id: ids[i]}})",
-        _set_clause("n", cols),
+        f"{mode} (n:{_label_ident(label)} {{cohort: $cohort, id: ids[i]}})",
+        _set_clause("n", cols, load_id=mode != "MATCH"),
         "RETURN count(*) AS n"])
 
 
@@ -383,14 +367,17 @@ def _edge_query(edge: S.EdgeType, keys: dict[str, Column], props: list[Column], 
         "RETURN count(*) AS n"])
 
 
-def _node_batches(label: str, df: pd.DataFrame, create: bool, size: int) -> Iterator[_Batch]:
-    cols = _prop_columns(df, [S.ID], create)
+def _node_batches(label: str, df: pd.DataFrame, create: bool | str, size: int) -> Iterator[_Batch]:
+    """Batches writing ``df`` (``id`` + property columns); ``create``: True/False for a load's
+    CREATE/MERGE, or one of :data:`NODE_MODES`."""
+    mode = create if isinstance(create, str) else "CREATE" if create else "MERGE"
+    cols = _prop_columns(df, [S.ID], mode == "CREATE")
     size = _rows_per_batch(size, len(cols))
     for start in range(0, len(df), size):
         part = df.iloc[start:start + size]
         ids = encode_column(part[S.ID])
         props, params = _encode_props(part, cols)
-        yield _Batch(_node_query(label, ids, props, cols, create), {"ids": ids.data, **params}, len(part))
+        yield _Batch(_node_query(label, ids, props, cols, mode), {"ids": ids.data, **params}, len(part))
 
 
 def _edge_batches(edge: S.EdgeType, df: pd.DataFrame, create: bool, size: int) -> Iterator[_Batch]:
@@ -654,24 +641,26 @@ def _delete_stale(session: Session, targets: list[tuple[bool, str]], params: dic
 # Write-back of model results
 
 
+def _write_batches(driver: Driver, database: str, batches: Iterator[_Batch], params: dict) -> int:
+    """Write ``batches`` one transaction each; the rows they wrote (the queries' ``n``)."""
+    n = 0
+    with driver.session(database=database) as session:
+        for b in batches:
+            n += session.execute_write(lambda tx, b=b: tx.run(b.query, {**b.params, **params}).single()["n"])
+    return n
+
+
 def write_patient_properties(driver: Driver, cohort: str, df: pd.DataFrame, *, database: str = "neo4j",
                              batch_size: int = 5_000) -> int:
     """Set properties on existing Patient nodes: ``df`` has ``id`` + one column per property.
 
-    List-valued cells (an embedding) become Neo4j float lists. Returns patients updated.
-    The property names travel inside a parameter map, but are held to :func:`assert_ident`
-    like every other key, so what the database holds can always be named in Cypher.
+    List-valued cells (an embedding) become Neo4j float lists; a missing value removes the
+    property. Returns patients updated. The same batches as a load (:func:`_node_batches`, in
+    ``MATCH`` mode: a patient the database does not hold is skipped), so every property name is
+    held to :func:`assert_ident`.
     """
-    for c in df.columns:
-        assert_ident(c, "property name")
-    rows = frame_rows(df, [S.ID])
-    q = ("UNWIND $rows AS row MATCH (p:Patient {cohort: $cohort, id: row.id}) SET p += row.props "
-         "RETURN count(p) AS n")
-    n = 0
-    with driver.session(database=database) as session:
-        for batch in _batches(rows, batch_size):
-            n += session.execute_write(lambda tx, b=batch: tx.run(q, rows=b, cohort=cohort).single()["n"])
-    return n
+    return _write_batches(driver, database, _node_batches(S.PATIENT, df, "MATCH", batch_size),
+                          {"cohort": cohort, "sep": SEP})
 
 
 def write_similar(driver: Driver, cohort: str, pairs: pd.DataFrame, model: str, *, database: str = "neo4j",
@@ -679,27 +668,26 @@ def write_similar(driver: Driver, cohort: str, pairs: pd.DataFrame, model: str, 
     """Replace ``SIMILAR_TO {score, rank, model}`` relationships of ``model`` for the query patients.
 
     ``pairs`` has columns src, dst, score, rank. Relationships of other models are kept.
-    Returns relationships written.
+    Returns relationships written; a pair whose patient the database does not hold is an error.
     """
     needed = {"src", "dst", "score", "rank"}
     if not needed <= set(pairs.columns):
         raise ValueError(f"pairs needs columns {sorted(needed)}, got {list(pairs.columns)}")
-    srcs = sorted(set(pairs["src"]))
     delete = ("UNWIND $ids AS pid MATCH (:Patient {cohort: $cohort, id: pid})-[r:SIMILAR_TO {model: $model}]->() "
               "DELETE r")
-    create = ("UNWIND $rows AS row MATCH (a:Patient {cohort: $cohort, id: row.src}) "
-              "MATCH (b:Patient {cohort: $cohort, id: row.dst}) "
-              "CREATE (a)-[r:SIMILAR_TO {model: $model, score: row.score, rank: row.rank}]->(b) RETURN count(r) AS n")
-    rows = [{"src": s, "dst": d, "score": float(sc), "rank": int(rk)}
-            for s, d, sc, rk in pairs[["src", "dst", "score", "rank"]].itertuples(index=False)]
-    n = 0
     with driver.session(database=database) as session:
-        for ids in _batches([{"id": s} for s in srcs], batch_size):
-            session.execute_write(lambda tx, b=[x["id"] for x in ids]: tx.run(delete, ids=b, cohort=cohort,
-                                                                               model=model).consume())
-        for batch in _batches(rows, batch_size):
-            n += session.execute_write(lambda tx, b=batch: tx.run(create, rows=b, cohort=cohort,
-                                                                  model=model).single()["n"])
+        srcs = sorted(set(pairs["src"]))
+        for start in range(0, len(srcs), batch_size):
+            session.execute_write(lambda tx, b=srcs[start:start + batch_size]: tx.run(
+                delete, ids=b, cohort=cohort, model=model).consume())
+    rows = pd.DataFrame({S.SRC: pairs["src"].to_numpy(dtype=object), S.DST: pairs["dst"].to_numpy(dtype=object),
+                         "model": model, "score": pairs["score"].astype("float64").to_numpy(),
+                         "rank": pairs["rank"].astype("int64").to_numpy()})
+    n = _write_batches(driver, database, _edge_batches((S.PATIENT, SIMILAR_TO, S.PATIENT), rows, True, batch_size),
+                       {"cohort": cohort, "sep": SEP})
+    if n != len(rows):
+        raise GraphoncError(f"SIMILAR_TO: {len(rows) - n} of {len(rows)} pairs name a patient the database does "
+                            f"not hold for cohort {cohort!r}. Fix: load the run first (`graphonc load-neo4j`).")
     return n
 
 
