@@ -144,7 +144,7 @@ def test_rebuild_is_identical(metabric_run, tmp_path):
 
 
 def test_run_folder_and_files_are_owner_only(metabric_run):
-    """Runs hold patient data: 0700 folders and 0600 files whatever the umask (tests/test_hostile_files.py
+    """Runs hold patient data: 0700 folders and 0600 files whatever the umask (tests/test_hostile.py
     checks a permissive umask and the config setting that widens it)."""
     import stat
 
