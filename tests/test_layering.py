@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "graphonc"
 #: Bottom to top: a part may import parts of its own layer or of layers below it. Keep in step
 #: with docs/developer.md.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("foundation", {"graphonc", "errors", "validation", "progress", "secret_file", "threads", "text", "identifiers"}),
+    ("foundation", {"graphonc", "errors", "validation", "progress", "secret_file", "threads", "text", "identifiers", "layout"}),
     ("config and plots", {"config", "radiomics_config", "plots"}),
     ("ingest", {"ingest"}),
     ("graph", {"graph"}),
