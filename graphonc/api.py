@@ -64,7 +64,7 @@ def build_graph(config: PathLike, out: PathLike, *, force: bool = False, progres
     Example::
 
         m = api.build_graph("configs/metabric.yaml", "runs/metabric")
-        m["counts"]["nodes"]["Patient"]   # 2509
+        m["counts"]["nodes"]["Patient"]
     """
     from graphonc.graph.build import build_run
 
