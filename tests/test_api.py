@@ -123,3 +123,20 @@ def test_python_api_matches_the_cli_on_metabric(tmp_path):
     assert [r["query"]["id"] for r in mine] == ["MB-0005", "MB-0010"]
     assert all(len(r["neighbours"]) == 5 for r in mine)
     assert mine == cli_results
+
+
+def test_run_is_an_option_everywhere_and_k_means_neighbours(metabric_run, tmp_path):
+    runner = CliRunner()
+    by_option = runner.invoke(app, ["info", "--run", str(metabric_run.root)], terminal_width=200)
+    by_position = runner.invoke(app, ["info", str(metabric_run.root)], terminal_width=200)
+    assert by_option.exit_code == by_position.exit_code == 0, by_option.output
+    assert by_option.output == by_position.output and "Patient" in by_option.output
+    got = api.info(metabric_run.root)
+    assert got.manifest["counts"] == metabric_run.manifest["counts"] and got.graph_stats is None
+    # load-neo4j: --run like every command (the positional form kept); both or neither is refused before connecting
+    for argv in (["load-neo4j"], ["load-neo4j", str(metabric_run.root), "--run", str(metabric_run.root)]):
+        res = runner.invoke(app, argv)
+        assert res.exit_code == 2 and "give the run folder once" in res.output, res.output
+    # -k is a number of neighbours; folds are --folds (evaluate no longer takes -k)
+    res = runner.invoke(app, ["evaluate", "--run", str(metabric_run.root), "-k", "3"])
+    assert res.exit_code == 2 and "No such option" in res.output
