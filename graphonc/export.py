@@ -54,7 +54,7 @@ def _metadata(run: GraphRun, emb: pd.DataFrame, model_dir: Path) -> pd.DataFrame
     p = run.nodes(S.PATIENT).set_index(S.ID)
     meta = pd.DataFrame({S.ID: emb[S.ID].to_numpy()})
     rows = p.reindex(meta[S.ID])
-    meta["label"] = rows["label"].to_numpy() if "label" in rows else None
+    meta["label"] = rows[L.LABEL].to_numpy() if L.LABEL in rows else None
     pred_path = model_dir / L.PREDICTIONS
     if pred_path.exists():
         pred = pd.read_parquet(pred_path).set_index(S.ID).reindex(meta[S.ID])

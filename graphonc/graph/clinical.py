@@ -140,7 +140,7 @@ def patient_table(raw: RawCohort, spec: ClinicalSpec, cohort: str) -> pd.DataFra
         df[col] = raw.column(col, Table.text, "clinical.categorical/display").astype("string")
     if spec.label is not None:
         lab = raw.column(spec.label.column, Table.text, "clinical.label").astype("string")
-        df["label"] = lab.where(~lab.isin(spec.label.missing_values))
+        df[L.LABEL] = lab.where(~lab.isin(spec.label.missing_values))
     if spec.survival is not None:
         df = df.join(_endpoint(raw, spec.survival, "os"))
     for name, ep in spec.extra_survival.items():

@@ -218,7 +218,7 @@ def to_hetero(run: GraphRun, encoder: PatientFeatureEncoder | None = None,
     ids[S.PATIENT] = pd.Index(patients[S.ID])
     classes: list[str] = []
     if cols.get("label"):
-        lab = patients["label"].astype("string")
+        lab = patients[L.LABEL].astype("string")
         classes = sorted(lab.dropna().unique().tolist())
         code = {c: i for i, c in enumerate(classes)}
         data[S.PATIENT].y = torch.tensor([code.get(v, -1) if v is not pd.NA else -1 for v in lab], dtype=torch.long)

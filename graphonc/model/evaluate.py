@@ -35,7 +35,7 @@ def eligible_patients(run: GraphRun) -> pd.DataFrame:
     cols = run.patient_columns()
     ok = pd.Series(True, index=p.index)
     if cols.get("label"):
-        ok &= p["label"].notna()
+        ok &= p[L.LABEL].notna()
     if cols.get("survival"):
         ok &= p[L.OS_MONTHS].notna() & p[L.OS_EVENT].notna()
     if not cols.get("label") and not cols.get("survival"):
@@ -46,7 +46,7 @@ def eligible_patients(run: GraphRun) -> pd.DataFrame:
 def make_folds(run: GraphRun, k: int = 5, seed: int = 0) -> Folds:
     """Patient-level stratified k-fold split (by label; by event status when there is none)."""
     p = eligible_patients(run)
-    strata = p["label"].astype(str) if run.patient_columns().get("label") else p[L.OS_EVENT].astype(str)
+    strata = p[L.LABEL].astype(str) if run.patient_columns().get("label") else p[L.OS_EVENT].astype(str)
     skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     ids = p[S.ID].to_numpy()
     return [(sorted(ids[tr]), sorted(ids[te])) for tr, te in skf.split(ids, strata)]
@@ -65,7 +65,7 @@ def score_model(run: GraphRun, train_ids: Sequence[str], test_ids: Sequence[str]
                                 train_risk=risk[index(train_ids)])
     if cols.get("label"):
         code = {c: i for i, c in enumerate(classes)}
-        y = np.array([code.get(v, -1) for v in te["label"]])
+        y = np.array([code.get(v, -1) for v in te[L.LABEL]])
         row |= diagnosis_metrics(y, proba[index(test_ids)], classes)
     return row
 

@@ -162,17 +162,17 @@ def survival_target(df: pd.DataFrame) -> np.ndarray:
 def label_classes(df: pd.DataFrame) -> list[str]:
     """Sorted diagnosis labels present in the table (same order as ``to_hetero``'s ``label_classes``);
     empty for a cohort without a label column."""
-    if "label" not in df.columns:
+    if L.LABEL not in df.columns:
         return []
-    return sorted(df["label"].dropna().astype(str).unique().tolist())
+    return sorted(df[L.LABEL].dropna().astype(str).unique().tolist())
 
 
 def has_label(df: pd.DataFrame) -> np.ndarray:
     """Bool mask of patients with a diagnosis label."""
-    return df["label"].notna().to_numpy(dtype=bool)
+    return df[L.LABEL].notna().to_numpy(dtype=bool)
 
 
 def encode_labels(df: pd.DataFrame, classes: list[str]) -> np.ndarray:
     """Class index per patient (int64), -1 where the label is missing or not in ``classes``."""
-    lab = df["label"].astype("string").astype(object).where(df["label"].notna(), None)
+    lab = df[L.LABEL].astype("string").astype(object).where(df[L.LABEL].notna(), None)
     return pd.Categorical(lab, categories=list(classes)).codes.astype(np.int64)

@@ -162,7 +162,7 @@ def _subsample(run: GraphRun, n: int | None, seed: int) -> list[str] | None:
     p = eligible_patients(run)
     if n >= len(p):
         return None
-    strata = p["label"].astype(str) if "label" in p else p[L.OS_EVENT].astype(str)
+    strata = p[L.LABEL].astype(str) if L.LABEL in p else p[L.OS_EVENT].astype(str)
     from sklearn.model_selection import train_test_split
 
     keep, _ = train_test_split(p[S.ID].to_numpy(), train_size=n, stratify=strata, random_state=seed)
@@ -201,8 +201,8 @@ def evaluate_similarity(run_dir: Path, folds: int = 5, k: int = 10, cfg: ModelCo
             if len(db_ids) < k:
                 raise GraphoncError(f"fold {f} has {len(db_ids)} database patients, fewer than k={k}")
             db, q = p.loc[db_ids], p.loc[q_ids]
-            lab_db = db["label"].astype(object).to_numpy() if cols.get("label") else None
-            lab_q = q["label"].astype(object).to_numpy() if cols.get("label") else None
+            lab_db = db[L.LABEL].astype(object).to_numpy() if cols.get("label") else None
+            lab_q = q[L.LABEL].astype(object).to_numpy() if cols.get("label") else None
             if cols.get("survival"):
                 t_db, e_db = db[L.OS_MONTHS].to_numpy(float), db[L.OS_EVENT].to_numpy(float)
                 resid = martingale_residuals(t_db, e_db)

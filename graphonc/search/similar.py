@@ -210,7 +210,7 @@ class CohortFacts:
             e = _none(row.get(self.keys.get(L.event(name), L.event(name))))
             if t is not None:
                 extra[name] = {"months": t, "event": e}
-        return Profile(str(pid), clinical, _none(row.get("label")) if "label" in row else None, set(muts),
+        return Profile(str(pid), clinical, _none(row.get(L.LABEL)) if L.LABEL in row else None, set(muts),
                        self.genes_of(muts, gene_hint), list(treatments), dict(phenotypes),
                        _none(row.get(L.OS_MONTHS)), _none(row.get(L.OS_EVENT)), extra, new)
 
@@ -272,7 +272,7 @@ class CohortFacts:
         ok = np.ones(len(ids), dtype=bool)
         p = self.patients.reindex(ids)
         if filters.same_label:
-            ok &= p["label"].eq(query_label).fillna(False).to_numpy(bool) if query_label is not None else False
+            ok &= p[L.LABEL].eq(query_label).fillna(False).to_numpy(bool) if query_label is not None else False
         for t in filters.treated_with:
             ok &= np.array([t in self.treatments_of.get(i, ()) for i in ids], dtype=bool)
         if filters.alive_at_months is not None:
