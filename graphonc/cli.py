@@ -1,4 +1,8 @@
-"""The ``graphonc`` command line: thin Typer wrappers, one plain function per stage.
+"""The ``graphonc`` command line: thin Typer wrappers over :mod:`graphonc.api`, one per stage.
+
+Each command parses its options (the shared ones are defined once in :mod:`graphonc.cli_common`),
+calls one api function and prints the result; the stages themselves are reached only through
+the api (``tests/test_api.py`` checks this module's imports).
 
 Errors a user can fix (:class:`graphonc.errors.GraphoncError`) print as one line and exit
 with code 2; ``--debug`` shows the traceback instead.
@@ -14,7 +18,12 @@ import typer
 from rich.logging import RichHandler
 from rich.table import Table
 
-from graphonc.cli_common import Settings, TermSafeLogs, err_console, handles_errors, out_console, settings_of, term
+from graphonc import api
+from graphonc.cli_common import (ALIVE_AT_OPTION, BATCH_SIZE_OPTION, DEVICE_OPTION, EPOCHS_OPTION, FOLDS_OPTION,
+                                 HAS_OUTCOME_OPTION, JSON_OPTION, K_OPTION, MODEL_CONFIG_OPTION, MODEL_DIR_OPTION,
+                                 MUTATIONS_OPTION, RUN_OPTION, SAME_LABEL_OPTION, TRAIN_DEVICE_OPTION,
+                                 TREATED_WITH_OPTION, WORKERS_OPTION, SearchDevice, Settings, TermSafeLogs,
+                                 err_console, example, handles_errors, one_run, out_console, settings_of, term)
 from graphonc.errors import GraphoncError
 from graphonc.radiomics.cli import radiomics_app
 
@@ -64,7 +73,7 @@ class Store(str, Enum):
     neo4j = "neo4j"
 
 
-@app.command("build-graph")
+@app.command("build-graph", epilog=example("graphonc build-graph --config configs/metabric.yaml --out runs/metabric"))
 @handles_errors
 def build_graph_cmd(
     ctx: typer.Context,
@@ -72,16 +81,14 @@ def build_graph_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder to write, e.g. runs/metabric."),
     store: Store = typer.Option(Store.parquet, "--store", help="parquet (the run folder only) or neo4j "
                                 "(the run folder, then loaded into Neo4j: see load-neo4j)."),
-    batch_size: int = typer.Option(100_000, "--batch-size", help="Rows per Neo4j transaction."),
-    workers: int = typer.Option(2, "--workers", min=1, help="Concurrent Neo4j write streams per large table."),
+    batch_size: int = BATCH_SIZE_OPTION,
+    workers: int = WORKERS_OPTION,
     force: bool = typer.Option(False, "--force", help="Rebuild a run that holds later stages (model/, index/, "
                                "reports/ ...), dropping them; without it they are kept and the build refused."),
 ) -> None:
     """Build the heterogeneous patient graph of a cohort into a run folder (Parquet)."""
-    from graphonc.graph.build import build_run
-
     settings = settings_of(ctx)
-    manifest = build_run(config, out, progress=settings.progress, force=force)
+    manifest = api.build_graph(config, out, progress=settings.progress, force=force)
     if not settings.quiet:
         out_console.print(_counts_table(manifest))
         out_console.print(term(f"wrote {out} in {manifest['build_seconds']:.1f} s"))
@@ -90,11 +97,8 @@ def build_graph_cmd(
 
 
 def _load_neo4j(settings: Settings, run: Path, batch_size: int, workers: int) -> None:
-    from graphonc.graph.run import GraphRun
-    from graphonc.store.neo4j_load import Neo4jSettings, load_run
-
-    neo = Neo4jSettings.from_env()
-    report = load_run(GraphRun.open(run), neo, batch_size=batch_size, progress=settings.progress, workers=workers)
+    neo = api.neo4j_settings()
+    report = api.load_neo4j(run, settings=neo, batch_size=batch_size, progress=settings.progress, workers=workers)
     if not settings.quiet:
         out_console.print(term(f"loaded cohort {report.cohort!r} into {neo.uri} (database {neo.database}): "
                                f"{sum(report.nodes.values()):,} nodes, {sum(report.relationships.values()):,} "
@@ -102,34 +106,31 @@ def _load_neo4j(settings: Settings, run: Path, batch_size: int, workers: int) ->
                                f"stale nodes and {report.deleted_stale_relationships:,} stale relationships"))
 
 
-@app.command("load-neo4j")
+@app.command("load-neo4j", epilog=example("graphonc load-neo4j --run runs/metabric"))
 @handles_errors
 def load_neo4j_cmd(
     ctx: typer.Context,
-    run: Path = typer.Argument(..., help="A run folder built by build-graph."),
-    batch_size: int = typer.Option(100_000, "--batch-size", help="Rows per transaction."),
-    workers: int = typer.Option(2, "--workers", min=1, help="Concurrent Neo4j write streams per large table."),
+    run: Path = typer.Argument(None, help="A run folder built by build-graph (or --run)."),
+    run_opt: Path = typer.Option(None, "--run", "-r", help="Run folder made by build-graph, e.g. runs/metabric."),
+    batch_size: int = BATCH_SIZE_OPTION,
+    workers: int = WORKERS_OPTION,
 ) -> None:
     """Load a run folder into Neo4j (idempotent; NEO4J_URI/USER/PASSWORD/DATABASE, default the local server)."""
-    _load_neo4j(settings_of(ctx), run, batch_size, workers)
+    _load_neo4j(settings_of(ctx), one_run(run, run_opt, "load-neo4j"), batch_size, workers)
 
 
-@app.command("info")
+@app.command("info", epilog=example("graphonc info --run runs/metabric --graph-stats"))
 @handles_errors
 def info_cmd(
     ctx: typer.Context,
     run: Path = typer.Argument(None, help="A run folder (or --run)."),
-    run_opt: Path = typer.Option(None, "--run", "-r", help="A run folder."),
+    run_opt: Path = typer.Option(None, "--run", "-r", help="Run folder made by build-graph, e.g. runs/metabric."),
     graph_stats: bool = typer.Option(False, "--graph-stats", help="Also show degrees, hub genes and pathways, "
                                      "patient-gene components and isolated patients."),
 ) -> None:
     """Show what a run folder holds: node and edge counts, pathway filtering, build details."""
-    from graphonc.graph.run import GraphRun
-
-    if (run is None) == (run_opt is None):
-        raise GraphoncError("give the run folder once: `graphonc info RUN` or `graphonc info --run RUN`.")
-    r = GraphRun.open(run or run_opt)
-    m = r.manifest
+    got = api.info(one_run(run, run_opt, "info"), graph_stats=graph_stats)
+    m = got.manifest
     out_console.print(_counts_table(m))
     pw = Table(title="pathways (kept = touch at least one mutated gene)")
     for col in ("source", "sets", "dropped_by_size", "dropped_no_mutated_gene", "kept"):
@@ -142,16 +143,13 @@ def info_cmd(
         out_console.print(_column_keys_table(m["column_keys"]))
     out_console.print(term(f"graphonc {m['graphonc_version']}, config {m.get('config_file')} "
                            f"(sha256 {m['config_hash'][:12]}), built {m['built_at']} in {m['build_seconds']:.1f} s"))
-    if graph_stats:
-        from graphonc.graph import stats
-
-        for title, header, rows in stats.summary_rows(stats.of_run(r)):
-            t = Table(title=title)
-            for h in header:
-                t.add_column(h, justify="right" if h in stats.NUMERIC_COLUMNS else "left")
-            for row in rows:  # ids and names from the data are shown literally, never as markup
-                t.add_row(*(term(c) for c in row))
-            out_console.print(t)
+    for title, header, rows in got.graph_stats or ():
+        t = Table(title=title)
+        for h in header:
+            t.add_column(h, justify="right" if h in got.numeric_columns else "left")
+        for row in rows:  # ids and names from the data are shown literally, never as markup
+            t.add_row(*(term(c) for c in row))
+        out_console.print(t)
 
 
 def _column_keys_table(column_keys: dict) -> Table:
@@ -165,21 +163,18 @@ def _column_keys_table(column_keys: dict) -> Table:
     return t
 
 
-@app.command("train")
+@app.command("train", epilog=example("graphonc train --run runs/metabric --epochs 50 --device cpu"))
 @handles_errors
 def train_cmd(
     ctx: typer.Context,
-    run: Path = typer.Option(..., "--run", "-r", help="A run folder built by build-graph."),
-    config: Path = typer.Option(None, "--config", "-c", help="Config whose model: section to use "
-                                "(default: the one the run was built from)."),
-    epochs: int = typer.Option(None, "--epochs", help="Override the maximum number of epochs."),
-    device: str = typer.Option(None, "--device", help="auto (CUDA when present), cpu or cuda."),
+    run: Path = RUN_OPTION,
+    config: Path = MODEL_CONFIG_OPTION,
+    epochs: int = EPOCHS_OPTION,
+    device: str = TRAIN_DEVICE_OPTION,
 ) -> None:
     """Train the GNN (diagnosis + survival) and write embeddings, predictions and plots into <run>/model."""
-    from graphonc.model.stages import train_stage
-
     settings = settings_of(ctx)
-    m = train_stage(run, config, progress=settings.progress, epochs=epochs, device=device)
+    m = api.train(run, config=config, progress=settings.progress, epochs=epochs, device=device)
     if not settings.quiet:
         t = Table(title=f"validation metrics (best epoch {m['best_epoch']}, {m['n_validation']} held-out patients)")
         t.add_column("metric")
@@ -187,26 +182,25 @@ def train_cmd(
         for k, v in m["validation"].items():
             t.add_row(k, f"{v:.3f}")
         out_console.print(t)
-        out_console.print(term(f"wrote {run / 'model'} in {m['train_seconds']:.0f} s on {m['device']}"))
+        out_console.print(term(f"wrote {api.open_run(run).layout.model_dir} in {m['train_seconds']:.0f} s on {m['device']}"))
 
 
-@app.command("evaluate")
+@app.command("evaluate", epilog=example("graphonc evaluate --run runs/metabric --folds 5 --no-baselines"))
 @handles_errors
 def evaluate_cmd(
     ctx: typer.Context,
-    run: Path = typer.Option(..., "--run", "-r", help="A run folder built by build-graph."),
-    folds: int = typer.Option(5, "--folds", "-k", help="Number of patient-level stratified folds."),
-    config: Path = typer.Option(None, "--config", "-c", help="Config whose model: section to use."),
+    run: Path = RUN_OPTION,
+    folds: int = FOLDS_OPTION,
+    config: Path = MODEL_CONFIG_OPTION,
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also run the baselines."),
-    epochs: int = typer.Option(None, "--epochs", help="Override the maximum number of epochs."),
+    epochs: int = EPOCHS_OPTION,
 ) -> None:
     """Leakage-free k-fold CV of the GNN, an MLP without the graph, and the baselines; writes <run>/eval."""
     import pandas as pd
 
-    from graphonc.model.stages import evaluate_stage
-
     settings = settings_of(ctx)
-    table = evaluate_stage(run, folds, config, baselines, progress=settings.progress, epochs=epochs)
+    table = api.evaluate(run, folds=folds, config=config, baselines=baselines, progress=settings.progress,
+                         epochs=epochs)
     # metrics down, models across: a handful of models fit a terminal's width, nine metrics did not
     t = Table(title=f"{folds}-fold cross-validation (mean ± sd over folds)")
     t.add_column("metric")
@@ -215,30 +209,24 @@ def evaluate_cmd(
     for c in table.columns:
         t.add_row(c, *("" if pd.isna(v) else str(v) for v in table[c]))
     out_console.print(t)
-    out_console.print(term(f"wrote {run / 'eval'}"))
+    out_console.print(term(f"wrote {api.open_run(run).layout.eval_dir}"))
 
 
-@app.command("embed")
+@app.command("embed", epilog=example("graphonc embed --run runs/metabric --patients new/clinical.tsv "
+                                     "--mutations new/mutations.tsv --out runs/metabric_new"))
 @handles_errors
 def embed_cmd(
     ctx: typer.Context,
-    run: Path = typer.Option(..., "--run", "-r", help="The run the model was trained on."),
+    run: Path = RUN_OPTION,
     patients: Path = typer.Option(..., "--patients", "-p", help="New patients: a cBioPortal study folder or a "
                                   "clinical table (build-graph input formats)."),
-    mutations: Path = typer.Option(None, "--mutations", help="Long mutation table (with a clinical table)."),
-    model: Path = typer.Option(None, "--model", help="Trained model folder (default <run>/model)."),
+    mutations: Path = MUTATIONS_OPTION,
+    model: Path = MODEL_DIR_OPTION,
     config: Path = typer.Option(None, "--config", "-c", help="The run's config, if the run does not record it."),
     out: Path = typer.Option(None, "--out", "-o", help="Write embeddings/predictions Parquet files here."),
 ) -> None:
     """Embed and score patients the model has never seen, without retraining (inductive)."""
-    from graphonc.graph.outputs import claim_dir
-    from graphonc.model.embed import embed_patients, write_embedded
-
-    if out is not None:
-        claim_dir(out, "embed")  # before the work: never over a folder graphonc did not write
-    emb = embed_patients(run, patients, model_dir=model, mutations=mutations, config_path=config)
-    if out is not None:
-        write_embedded(emb, out, run)
+    emb = api.embed(run, patients, mutations=mutations, model=model, config=config, out=out)
     if settings_of(ctx).quiet:
         return
     pred = emb.predictions()
@@ -257,24 +245,22 @@ def embed_cmd(
         out_console.print(term(f"wrote {out}"))
 
 
-@app.command("explain")
+@app.command("explain", epilog=example("graphonc explain --run runs/metabric --patient MB-0002 --top 5"))
 @handles_errors
 def explain_cmd(
     ctx: typer.Context,
-    run: Path = typer.Option(..., "--run", "-r", help="A run with a trained model."),
+    run: Path = RUN_OPTION,
     patient: str = typer.Option(..., "--patient", "-p", help="Patient id."),
-    model: Path = typer.Option(None, "--model", help="Trained model folder (default <run>/model)."),
+    model: Path = MODEL_DIR_OPTION,
     n_top: int = typer.Option(8, "--top", "-n", help="Rows per target and kind."),
     steps: int = typer.Option(32, "--steps", help="Integrated-gradients steps (more = closer to exact)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Which clinical features, mutations, genes, pathways and treatments drove a patient's risk and diagnosis."""
     import json
 
-    from graphonc.model.explain import explain_patient, top
-
-    e = explain_patient(run, patient, model_dir=model, steps=steps)
-    t = top(e.table, n_top)
+    e = api.explain(run, patient, model=model, steps=steps, top=n_top)
+    t = e.table
     if as_json:
         doc = {"patient": e.patient, "predicted_label": e.predicted_label, "outputs": e.outputs,
                "attributions": json.loads(t.to_json(orient="records"))}
@@ -307,20 +293,16 @@ _CACHE = typer.Option(None, "--cache-dir", help="Maven cache for the jars (defau
 
 def _server_config(**given):
     """The server settings: the options given, else Neo4jServerConfig's defaults (environment, then built-in)."""
-    from graphonc.store import neo4j_server as ns
-
-    return ns.Neo4jServerConfig(**{k: v for k, v in given.items() if v is not None})
+    return api.neo4j_server_config(**given)
 
 
 def _fetch_jars_notice(cfg) -> None:
-    from graphonc.store import neo4j_server as ns
-
-    if not ns.jars_ready(cfg.cache_dir):
-        err_console.print(f"Fetching the Neo4j {ns.NEO4J_VERSION} jars with Maven into {cfg.cache_dir} "
+    if not api.neo4j_jars_ready(cfg):
+        err_console.print(f"Fetching the Neo4j {api.neo4j_version()} jars with Maven into {cfg.cache_dir} "
                           "(once; about a minute)...")
 
 
-@neo4j_app.command("start")
+@neo4j_app.command("start", epilog=example("graphonc neo4j start --heap 1g"))
 @handles_errors
 def neo4j_start(data_dir: Path = _DATA_DIR, bolt_port: int = _BOLT, http_port: int = _HTTP,
                 heap: str = typer.Option(None, "--heap", help="JVM heap, e.g. 1g."),
@@ -328,38 +310,32 @@ def neo4j_start(data_dir: Path = _DATA_DIR, bolt_port: int = _BOLT, http_port: i
                 cache_dir: Path = _CACHE,
                 timeout: float = typer.Option(120, "--timeout", help="Seconds to wait for Bolt to answer.")) -> None:
     """Fetch the jars with Maven (once), start the server, wait until Bolt answers."""
-    from graphonc.store import neo4j_server as ns
-
     cfg = _server_config(data_dir=data_dir, bolt_port=bolt_port, http_port=http_port, heap=heap,
                          pagecache=pagecache, cache_dir=cache_dir)
     _fetch_jars_notice(cfg)
-    st = ns.start(cfg, timeout=timeout)
-    out_console.print(f"Neo4j {ns.NEO4J_VERSION} running: pid {st.pid}, {st.bolt_uri}, browser {st.browser_url}",
+    st = api.neo4j_start(cfg, timeout=timeout)
+    out_console.print(f"Neo4j {api.neo4j_version()} running: pid {st.pid}, {st.bolt_uri}, browser {st.browser_url}",
                       markup=False, highlight=False)
     if st.password_generated:
-        out_console.print(f"Generated password for user '{ns.USER}' (stored in {cfg.password_file}, shown once): "
+        out_console.print(f"Generated password for user '{api.neo4j_user()}' (stored in {cfg.password_file}, shown once): "
                           f"{cfg.password_file.read_text(encoding='utf-8').strip()}", markup=False, highlight=False)
 
 
-@neo4j_app.command("stop")
+@neo4j_app.command("stop", epilog=example("graphonc neo4j stop"))
 @handles_errors
 def neo4j_stop(data_dir: Path = _DATA_DIR,
                timeout: float = typer.Option(60, "--timeout", help="Seconds to wait for a clean shutdown.")) -> None:
     """Stop the server cleanly (harmless when it is not running)."""
-    from graphonc.store import neo4j_server as ns
-
-    was_running = ns.stop(_server_config(data_dir=data_dir), timeout=timeout)
+    was_running = api.neo4j_stop(_server_config(data_dir=data_dir), timeout=timeout)
     out_console.print("Neo4j stopped." if was_running else "Neo4j was not running.")
 
 
-@neo4j_app.command("status")
+@neo4j_app.command("status", epilog=example("graphonc neo4j status"))
 @handles_errors
 def neo4j_status(data_dir: Path = _DATA_DIR) -> None:
     """Say whether the server runs and where (exit code 3 when it does not)."""
-    from graphonc.store import neo4j_server as ns
-
     cfg = _server_config(data_dir=data_dir)
-    current = ns.status(cfg)
+    current = api.neo4j_status(cfg)
     if current is None:
         out_console.print(f"Neo4j is not running (data folder {cfg.data_dir}).", markup=False, highlight=False)
         raise typer.Exit(3)
@@ -367,15 +343,13 @@ def neo4j_status(data_dir: Path = _DATA_DIR) -> None:
                       markup=False, highlight=False)
 
 
-@neo4j_app.command("resolve")
+@neo4j_app.command("resolve", epilog=example("graphonc neo4j resolve --cache-dir ~/.cache/graphonc/neo4j"))
 @handles_errors
 def neo4j_resolve(cache_dir: Path = _CACHE) -> None:
     """Only fetch the Neo4j jars with Maven (setup and CI)."""
-    from graphonc.store import neo4j_server as ns
-
     cfg = _server_config(cache_dir=cache_dir)
     _fetch_jars_notice(cfg)
-    out_console.print(f"Neo4j {ns.NEO4J_VERSION} jars in {ns.resolve_jars(cfg.cache_dir)}", markup=False,
+    out_console.print(f"Neo4j {api.neo4j_version()} jars in {api.neo4j_resolve(cfg)}", markup=False,
                       highlight=False)
 
 
@@ -383,7 +357,8 @@ cypher_app = typer.Typer(help="Run the parameterised Cypher files in cypher/.", 
 app.add_typer(cypher_app, name="cypher")
 
 
-@cypher_app.command("run")
+@cypher_app.command("run", epilog=example("graphonc cypher run cypher/patient_profile.cypher -p cohort=metabric "
+                                            "-p patient=MB-0002"))
 @handles_errors
 def cypher_run(
     ctx: typer.Context,
@@ -395,18 +370,12 @@ def cypher_run(
     """Run one Cypher file against Neo4j and print its result."""
     import json
 
-    from graphonc.store.cypher_files import CypherFile, parse_param_args
-    from graphonc.store.neo4j_load import Neo4jSettings
-
-    cf = CypherFile.read(file)
-    params = cf.bind(parse_param_args(param))
-    neo = Neo4jSettings.from_env()
-    with neo.driver() as driver:
-        cols, rows = cf.run(driver, params, database=neo.database)
+    res = api.cypher_run(file, param)
+    cols, rows = res.columns, res.rows
     if as_json:
         out_console.print_json(json.dumps([dict(zip(cols, r)) for r in rows], default=str), ensure_ascii=True)
         return
-    t = Table(title=term(cf.title), caption=f"{len(rows)} row(s)")
+    t = Table(title=term(res.title), caption=f"{len(rows)} row(s)")
     for c in cols:
         t.add_column(term(c))
     for r in rows:
@@ -426,21 +395,14 @@ class IndexKind(str, Enum):
     ivfpq = "ivfpq"
 
 
-class SearchDevice(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    gpu = "gpu"
-
-
-@app.command("index")
+@app.command("index", epilog=example("graphonc index --run runs/metabric", "graphonc index --run runs/hn1 --from features"))
 @handles_errors
 def index_cmd(
     ctx: typer.Context,
-    run: Path = typer.Option(..., "--run", "-r", help="A run folder with a trained model (graphonc train)."),
+    run: Path = RUN_OPTION,
     kind: IndexKind = typer.Option(None, "--type", help="auto: exact flat below 50k patients, HNSW "
                                    "up to 2M, IVF-PQ above; or force one. Default: the config's search.kind, else auto."),
-    device: SearchDevice = typer.Option(None, "--device", help="auto: the GPU when CUDA and faiss-gpu "
-                                        "are there (HNSW always on the CPU). Default: search.device, else auto."),
+    device: SearchDevice = DEVICE_OPTION,
     hnsw_m: int = typer.Option(None, "--hnsw-m", help="HNSW links per node (default search.hnsw_m, else 32)."),
     ef_search: int = typer.Option(None, "--ef-search", help="HNSW search beam width (default search.ef_search, "
                                   "else 128)."),
@@ -453,21 +415,16 @@ def index_cmd(
 
     Options not given come from the search: section of the run's config (docs/config.md#search).
     """
-    from graphonc.search.index import build_index, index_settings
-
-    kind_, device_, params = index_settings(run, kind=kind and kind.value, device=device and device.value,
-                                            hnsw_m=hnsw_m, ef_search=ef_search, nlist=nlist, nprobe=nprobe)
-    idx = build_index(run, kind_, params, device_, source=source)
+    idx = api.index(run, kind=kind and kind.value, device=device and device.value, hnsw_m=hnsw_m,
+                    ef_search=ef_search, nlist=nlist, nprobe=nprobe, source=source)
     if not settings_of(ctx).quiet:
         out_console.print(term(f"indexed {idx.n:,} patients ({idx.dim}-d, {idx.kind}, searching on {idx.device}) in "
-                               f"{idx.meta['build_seconds']:.2f} s; wrote {run / 'index'}"))
+                               f"{idx.meta['build_seconds']:.2f} s; wrote {api.open_run(run).layout.index_dir}"))
 
 
 def _similar_table(res, details: bool = False) -> Table:
     """The neighbours as a table: compact (fits 80 columns: rank, patient, score, label, why, outcome),
     or with every reason in its own column (``details``)."""
-    from graphonc.report.html import plain_reasons
-
     q = res.query
     title = (f"{len(res.neighbours)} patients most similar to {q.id}{' (new)' if q.new else ''}"
              f" — label {q.label or '?'}, {len(q.mutations)} mutations, index {res.index_kind}")
@@ -477,7 +434,7 @@ def _similar_table(res, details: bool = False) -> Table:
             t.add_column(c, justify="right" if c in ("#", "score") else "left", overflow="fold",
                          ratio=3 if c == "why similar" else None)
         for n in res.neighbours:
-            t.add_row(str(n.rank), term(n.id), f"{n.score:.2f}", term(n.label or "?"), term(plain_reasons(n)),
+            t.add_row(str(n.rank), term(n.id), f"{n.score:.2f}", term(n.label or "?"), term(api.plain_reasons(n)),
                       term(n.status.replace("alive at last follow-up", "alive")))
         return t
     for c in ("#", "patient", "score", "label", "shared mutations / genes (role)", "shared pathways",
@@ -496,38 +453,30 @@ def _similar_table(res, details: bool = False) -> Table:
     return t
 
 
-@app.command("similar")
+@app.command("similar", epilog=example("graphonc similar --run runs/metabric --patient MB-0002 -k 5 --same-label"))
 @handles_errors
 def similar_cmd(
     ctx: typer.Context,
-    run: Path = typer.Option(..., "--run", "-r", help="A run folder with an index (graphonc index)."),
+    run: Path = RUN_OPTION,
     patient: list[str] = typer.Option([], "--patient", "-p", help="Patient id of the run (repeatable)."),
     new_patient: Path = typer.Option(None, "--new-patient", help="New patient(s) in the build-graph input formats: "
                                      "a cBioPortal study folder or a clinical table (see --mutations)."),
-    mutations: Path = typer.Option(None, "--mutations", help="Long mutation table that goes with a clinical "
-                                   "table given to --new-patient."),
-    k: int = typer.Option(10, "-k", help="Number of neighbours."),
-    same_label: bool = typer.Option(False, "--same-label", help="Only neighbours with the query's diagnosis label."),
-    treated_with: list[str] = typer.Option([], "--treated-with", help="Only neighbours who received this "
-                                           "treatment (a Treatment node id; repeatable = all of them)."),
-    alive_at: float = typer.Option(None, "--alive-at", help="Only neighbours known alive at this many months."),
-    has_outcome: bool = typer.Option(False, "--has-outcome", help="Only neighbours with a recorded outcome."),
-    device: SearchDevice = typer.Option(SearchDevice.auto, "--device", help="Where FAISS searches."),
+    mutations: Path = MUTATIONS_OPTION,
+    k: int = K_OPTION,
+    same_label: bool = SAME_LABEL_OPTION,
+    treated_with: list[str] = TREATED_WITH_OPTION,
+    alive_at: float = ALIVE_AT_OPTION,
+    has_outcome: bool = HAS_OUTCOME_OPTION,
+    device: SearchDevice = DEVICE_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
     details: bool = typer.Option(False, "--details", help="Every reason in its own column (a wide table)."),
 ) -> None:
     """The k most similar patients, the reasons (shared mutations, genes, pathways, clinical) and their outcomes."""
     import json
 
-    from graphonc.search.similar import parse_filters, similar_new_patients, similar_patients
-
-    if bool(patient) == (new_patient is not None):
-        raise GraphoncError("give either --patient ID (repeatable) or --new-patient FILE.")
-    filters = parse_filters(same_label, treated_with, alive_at, has_outcome)
-    if new_patient is not None:
-        results = similar_new_patients(run, new_patient, k, filters, mutations=mutations, device=device.value)
-    else:
-        results = similar_patients(run, patient, k, filters, device=device.value)
+    results = api.similar(run, patient, new_patient=new_patient, mutations=mutations, k=k, same_label=same_label,
+                          treated_with=treated_with, alive_at=alive_at, has_outcome=has_outcome,
+                          device=device and device.value)
     if as_json:
         out_console.print_json(json.dumps([r.to_dict() for r in results], default=str), ensure_ascii=True)
         return
@@ -555,17 +504,18 @@ class Projection(str, Enum):
     none = "none"
 
 
-@app.command("export")
+@app.command("export", epilog=example("graphonc export --run runs/metabric --format parquet --format npy --plot umap",
+                                      "graphonc export --run runs/metabric -f graphml --neighbourhood Gene:PIK3CA --hops 1"))
 @handles_errors
 def export_cmd(
     ctx: typer.Context,
-    run: Path = typer.Option(..., "--run", "-r", help="A run folder with a trained model."),
+    run: Path = RUN_OPTION,
     fmt: list[ExportFormat] = typer.Option(..., "--format", "-f", help="parquet | npy | projector (TensorBoard) | "
                                            "neo4j (property + vector index + SIMILAR_TO) | graphml | gexf (the "
                                            "graph, for Cytoscape/Gephi); repeatable."),
     plot: Projection = typer.Option(Projection.none, "--plot", help="Also write a UMAP or t-SNE PNG coloured by "
                                     "diagnosis label (<run>/export/embeddings_<method>.png)."),
-    k: int = typer.Option(10, "-k", help="neo4j: SIMILAR_TO neighbours per patient."),
+    k: int = typer.Option(10, "-k", help="Number of neighbours: neo4j and --with-similar, SIMILAR_TO per patient."),
     model_name: str = typer.Option(None, "--model-name", help="neo4j: the SIMILAR_TO model property "
                                    "(default graphonc-<hash of the patient ids>)."),
     index_name: str = typer.Option("patient_embedding", "--index-name", help="neo4j: vector index name."),
@@ -582,22 +532,18 @@ def export_cmd(
 ) -> None:
     """Export patient embeddings (Parquet, NumPy, TensorBoard projector, Neo4j vector index) or the graph
     (GraphML, GEXF) into <run>/export."""
-    from graphonc.export import export_embeddings, projection_plot
-
     settings = settings_of(ctx)
     for f in fmt:
         if f in (ExportFormat.graphml, ExportFormat.gexf):
-            from graphonc.export_network import export_graph
-
-            g = export_graph(run, f.value, patients=patients, neighbourhood=neighbourhood, hops=hops,
-                             with_similar=with_similar, k=k, model_name=model_name, out=out,
-                             progress=settings.progress)
+            g = api.export(run, f.value, patients=patients, neighbourhood=neighbourhood, hops=hops,
+                           with_similar=with_similar, k=k, model_name=model_name, out=out,
+                           progress=settings.progress)
             if not settings.quiet:
                 out_console.print(f"{f.value}: {g.nodes:,} nodes, {g.edges:,} edges ({g.selection}), "
                                   f"{g.bytes / 1e6:.1f} MB", "→", str(g.path), highlight=False, markup=False)
             continue
-        res = export_embeddings(run, f.value, k=k, model_name=model_name, index_name=index_name,
-                                property_name=property_name)
+        res = api.export(run, f.value, k=k, model_name=model_name, index_name=index_name,
+                         property_name=property_name)
         if not settings.quiet:
             out_console.print(term(f"{f.value}: {res.n:,} patients × {res.dim} → {res.folder} "
                                    f"({', '.join(res.files)})"))
@@ -609,49 +555,49 @@ def export_cmd(
                                        f"overlap@{d['k']} of db.index.vector.queryNodes with FAISS: "
                                        f"{d['overlap_at_k_vs_faiss']:.3f} ({d['overlap_sample']} patients)"))
     if plot is not Projection.none:
-        path = projection_plot(run, plot.value)
+        path = api.projection_plot(run, plot.value)
         if not settings.quiet:
             out_console.print(term(f"wrote {path}"))
 
 
 
-@app.command("report")
+@app.command("report", epilog=example("graphonc report --run runs/metabric --patient MB-0002",
+                                      "graphonc report --run runs/metabric --new-patient new_patient.json"))
 @handles_errors
 def report_cmd(
     ctx: typer.Context,
-    run: Path = typer.Option(..., "--run", "-r", help="A run folder with a model and an index."),
+    run: Path = RUN_OPTION,
     patient: str = typer.Option(None, "--patient", "-p", help="Patient id of the run."),
     new_patient: Path = typer.Option(None, "--new-patient", help="A new patient at diagnosis: a JSON or YAML file "
                                      "with the body of the service's new-patient API (docs/serve.md)."),
     out: Path = typer.Option(None, "--out", "-o", help="HTML file to write (default <run>/reports/<patient>.html, the id "
                              "percent-encoded); an existing file is only replaced when graphonc wrote it."),
-    k: int = typer.Option(10, "-k", help="Number of neighbours."),
-    same_label: bool = typer.Option(False, "--same-label", help="Only neighbours with the query's diagnosis label."),
-    treated_with: list[str] = typer.Option([], "--treated-with", help="Only neighbours who received this treatment."),
-    alive_at: float = typer.Option(None, "--alive-at", help="Only neighbours known alive at this many months."),
-    has_outcome: bool = typer.Option(False, "--has-outcome", help="Only neighbours with a recorded outcome."),
+    k: int = K_OPTION,
+    same_label: bool = SAME_LABEL_OPTION,
+    treated_with: list[str] = TREATED_WITH_OPTION,
+    alive_at: float = ALIVE_AT_OPTION,
+    has_outcome: bool = HAS_OUTCOME_OPTION,
     explain: bool = typer.Option(True, "--explain/--no-explain", help="Include the model's explanation "
                                  "(integrated gradients; the slowest part)."),
 ) -> None:
     """A self-contained HTML page for the tumour board: profile, neighbours with reasons, KM curves, treatments."""
-    from graphonc.report.html import write_report
-    from graphonc.search.similar import parse_filters
-
     if (patient is None) == (new_patient is None):
         raise GraphoncError("give either --patient ID or --new-patient FILE.")
-    filters = parse_filters(same_label, treated_with, alive_at, has_outcome)
     if new_patient is not None:
         from graphonc.serve.report_file import write_new_patient_report
 
+        filters = api.filters(same_label=same_label, treated_with=treated_with, alive_at=alive_at,
+                              has_outcome=has_outcome)
         path = write_new_patient_report(run, new_patient, out, k=k, filters=filters, explain=explain)
     else:
-        path = write_report(run, patient, out, k=k, filters=filters, explain=explain)
+        path = api.report(run, patient, out=out, k=k, same_label=same_label, treated_with=treated_with,
+                          alive_at=alive_at, has_outcome=has_outcome, explain=explain)
     if not settings_of(ctx).quiet:
         out_console.print(term(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)"))
 
 
 
-@app.command("serve")
+@app.command("serve", epilog=example("graphonc serve --run runs/metabric --port 8000"))
 @handles_errors
 def serve_cmd(
     ctx: typer.Context,
@@ -669,25 +615,24 @@ def serve_cmd(
     serve(run, host=host, port=port, state_dir=state_dir, threads=threads)
 
 
-@app.command("evaluate-similarity")
+@app.command("evaluate-similarity", epilog=example("graphonc evaluate-similarity --run runs/metabric --folds 5 -k 10 "
+                                                   "--method gnn --method knn_features"))
 @handles_errors
 def evaluate_similarity_cmd(
     ctx: typer.Context,
-    run: Path = typer.Option(..., "--run", "-r", help="A run folder built by build-graph."),
-    folds: int = typer.Option(5, "--folds", help="Patient-level stratified folds (the same as graphonc evaluate)."),
-    k: int = typer.Option(10, "-k", help="Neighbours per query."),
+    run: Path = RUN_OPTION,
+    folds: int = FOLDS_OPTION,
+    k: int = K_OPTION,
     method: list[str] = typer.Option([], "--method", "-m", help="gnn, knn_features, jaccard_genes, snf, random "
                                      "(repeatable; default all)."),
     subsample: int = typer.Option(None, "--subsample", help="Evaluate on a stratified subset of this many patients."),
-    epochs: int = typer.Option(None, "--epochs", help="Override the GNN's maximum number of epochs."),
+    epochs: int = EPOCHS_OPTION,
 ) -> None:
     """Neighbour quality on held-out folds: subtype precision@k and C-index of the neighbour-mean risk, GNN vs baselines."""
     import pandas as pd
 
-    from graphonc.search.quality import METHODS, evaluate_similarity_stage
-
-    res = evaluate_similarity_stage(run, folds, k, method or METHODS, subsample, progress=settings_of(ctx).progress,
-                                    epochs=epochs)
+    res = api.evaluate_similarity(run, folds=folds, k=k, methods=method or None, subsample=subsample,
+                                  progress=settings_of(ctx).progress, epochs=epochs)
     t = Table(title=f"similarity on {folds} held-out folds, k={k} (mean ± sd over folds)")
     t.add_column("method")
     for c in res.summary.columns:
@@ -695,7 +640,7 @@ def evaluate_similarity_cmd(
     for name, row in res.summary.iterrows():
         t.add_row(name, *("" if pd.isna(row[c]) else str(row[c]) for c in res.summary.columns))
     out_console.print(t)
-    out_console.print(term(f"wrote {run / 'similarity'}"))
+    out_console.print(term(f"wrote {api.open_run(run).layout.similarity_dir}"))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,8 @@ import functools
 import logging
 import re
 from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
 from typing import Callable
 
 import typer
@@ -101,3 +103,48 @@ def handles_errors(fn: Callable) -> Callable:
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+# ------------------------------------------------------------------ options shared by the commands
+# One object per option, reused by every command that takes it, so `--run`, `-k`, `--device`, …
+# mean the same everywhere (-k is always a number of neighbours; folds are --folds).
+
+
+class SearchDevice(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+RUN_OPTION = typer.Option(..., "--run", "-r", help="Run folder made by build-graph, e.g. runs/metabric.")
+K_OPTION = typer.Option(10, "-k", help="Number of neighbours.")
+FOLDS_OPTION = typer.Option(5, "--folds", help="Patient-level stratified folds.")
+EPOCHS_OPTION = typer.Option(None, "--epochs", help="Override the model's maximum number of epochs.")
+MODEL_CONFIG_OPTION = typer.Option(None, "--config", "-c", help="Config whose model: section to use "
+                                   "(default: the one the run was built from).")
+MODEL_DIR_OPTION = typer.Option(None, "--model", help="Trained model folder (default <run>/model).")
+DEVICE_OPTION = typer.Option(None, "--device", help="Where FAISS runs: auto (the GPU when CUDA and faiss-gpu are "
+                             "there), cpu or gpu.")
+TRAIN_DEVICE_OPTION = typer.Option(None, "--device", help="Where torch trains: auto (CUDA when present), cpu or cuda.")
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of tables.")
+MUTATIONS_OPTION = typer.Option(None, "--mutations", help="Long mutation table that goes with a clinical table "
+                                "of new patients.")
+SAME_LABEL_OPTION = typer.Option(False, "--same-label", help="Only neighbours with the query's diagnosis label.")
+TREATED_WITH_OPTION = typer.Option([], "--treated-with", help="Only neighbours who received this treatment "
+                                   "(a Treatment node id; repeatable = all of them).")
+ALIVE_AT_OPTION = typer.Option(None, "--alive-at", help="Only neighbours known alive at this many months.")
+HAS_OUTCOME_OPTION = typer.Option(False, "--has-outcome", help="Only neighbours with a recorded outcome.")
+BATCH_SIZE_OPTION = typer.Option(100_000, "--batch-size", help="Rows per Neo4j transaction.")
+WORKERS_OPTION = typer.Option(2, "--workers", min=1, help="Concurrent Neo4j write streams per large table.")
+
+
+def example(*commands: str) -> str:
+    """A command's ``--help`` epilog: ``Example:`` and the command lines (shown after the options)."""
+    return "Example:\n\n" + "\n\n".join(f"  $ {c}" for c in commands)
+
+
+def one_run(positional: Path | None, option: Path | None, command: str) -> Path:
+    """The run folder of a command that takes it positionally (older form) or as ``--run``."""
+    if (positional is None) == (option is None):
+        raise GraphoncError(f"give the run folder once: `graphonc {command} --run RUN` (or `graphonc {command} RUN`).")
+    return positional if positional is not None else option

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from graphonc import layout as L
 from graphonc.errors import GraphoncError
 from graphonc.graph import lineage
 from graphonc.graph import schema as S
@@ -50,15 +51,15 @@ def _metadata(run: GraphRun, emb: pd.DataFrame, model_dir: Path) -> pd.DataFrame
     p = run.nodes(S.PATIENT).set_index(S.ID)
     meta = pd.DataFrame({S.ID: emb[S.ID].to_numpy()})
     rows = p.reindex(meta[S.ID])
-    meta["label"] = rows["label"].to_numpy() if "label" in rows else None
-    pred_path = model_dir / "predictions.parquet"
+    meta["label"] = rows[L.LABEL].to_numpy() if L.LABEL in rows else None
+    pred_path = model_dir / L.PREDICTIONS
     if pred_path.exists():
         pred = pd.read_parquet(pred_path).set_index(S.ID).reindex(meta[S.ID])
         meta["predicted_label"] = pred["predicted_label"].to_numpy() if "predicted_label" in pred else None
         meta["risk"] = pred["risk"].to_numpy()
-    for c in ("os_months", "os_event"):
+    for c in (L.OS_MONTHS, L.OS_EVENT):
         meta[c] = pd.to_numeric(rows[c], errors="coerce").to_numpy() if c in rows else np.nan
-    meta["survival_status"] = np.select([meta["os_event"] == 1, meta["os_event"] == 0], ["deceased", "alive"],
+    meta["survival_status"] = np.select([meta[L.OS_EVENT] == 1, meta[L.OS_EVENT] == 0], ["deceased", "alive"],
                                         "unknown")
     return meta
 
@@ -106,17 +107,17 @@ def export_embeddings(run_dir: Path, fmt: str, *, model_dir: Path | None = None,
     if fmt not in EMBEDDING_FORMATS:
         raise GraphoncError(f"unknown export format {fmt!r}; expected one of {', '.join(EMBEDDING_FORMATS)}.")
     run = GraphRun.open(run_dir)
-    mdir = Path(model_dir) if model_dir is not None else run.root / "model"
+    mdir = run.layout.model_or(model_dir)
     emb = read_embeddings(run.root, mdir)  # refuses embeddings of another graph
-    consumed = lineage.fingerprint(run.root, mdir / "embeddings.parquet", manifest=run.manifest)
+    consumed = lineage.fingerprint(run.root, mdir / L.EMBEDDINGS, manifest=run.manifest)
     x = embedding_matrix(emb)
     meta = _metadata(run, emb, mdir)
-    target = run.root / "export" / fmt
+    target = run.layout.export_dir(fmt)
     with atomic_dir(target) as tmp:
         if fmt == "parquet":
             out = pd.DataFrame({S.ID: emb[S.ID], "split": emb.get("split"), "label": meta["label"],
                                 "embedding": list(x), **_alteration_columns(run, emb[S.ID])})
-            write_parquet(out, tmp / "embeddings.parquet")
+            write_parquet(out, tmp / L.EMBEDDINGS)
         elif fmt == "npy":
             np.save(tmp / "embeddings.npy", x)
             (tmp / "ids.txt").write_text("".join(f"{i}\n" for i in emb[S.ID]), encoding="utf-8")
@@ -233,7 +234,7 @@ def projection_plot(run_dir: Path, method: str = "umap", model_dir: Path | None 
     if method not in PROJECTIONS or method == "none":
         raise GraphoncError(f"unknown projection {method!r}; expected umap or tsne.")
     run = GraphRun.open(run_dir)
-    mdir = Path(model_dir) if model_dir is not None else run.root / "model"
+    mdir = run.layout.model_or(model_dir)
     emb = read_embeddings(run.root, mdir)
     if max_points is not None and len(emb) > max_points:
         keep = np.sort(np.random.default_rng(seed).choice(len(emb), max_points, replace=False))
@@ -249,7 +250,7 @@ def projection_plot(run_dir: Path, method: str = "umap", model_dir: Path | None 
 
         xy = TSNE(n_components=2, perplexity=min(30.0, (len(x) - 1) / 3), init="pca",
                   random_state=seed).fit_transform(x)
-    target = run.root / "export" / f"embeddings_{method}.png"
+    target = run.layout.projection_plot(method)
     with atomic_file(target) as tmp:
         embedding_map(xy, meta["label"], tmp, title=f"{run.cohort}: patient embeddings ({method.upper()}, "
                       f"n={len(emb):,}, {x.shape[1]}-d), coloured by diagnosis label")

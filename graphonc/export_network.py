@@ -63,7 +63,7 @@ def _default_path(run: GraphRun, fmt: str, sel: N.Selection) -> Path:
         name = f"neighbourhood_{re.sub(r'[^A-Za-z0-9_.-]', '_', sel.centre)}_{sel.hops}hops"
     else:
         name = "cohort"
-    return run.root / "export" / fmt / f"{name}.{fmt}"
+    return run.layout.export_dir(fmt) / f"{name}.{fmt}"
 
 
 def export_graph(run_dir: Path, fmt: str, *, patients: Sequence[str] = (), neighbourhood: str | None = None,

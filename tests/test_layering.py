@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "graphonc"
 #: with docs/developer.md.
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"graphonc", "errors", "validation", "progress", "secret_file", "threads", "text", "identifiers",
-                    "paths"}),
+                    "paths", "layout"}),
     ("config and plots", {"config", "radiomics_config", "plots"}),
     ("ingest", {"ingest"}),
     ("graph", {"graph"}),

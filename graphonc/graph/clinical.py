@@ -12,6 +12,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from graphonc import layout as L
 from graphonc.config import ClinicalSpec, OrdinalSpec, SurvivalSpec
 from graphonc.errors import ConfigError, InputError
 from graphonc.ingest.cohort import RawCohort
@@ -117,7 +118,7 @@ def _endpoint(raw: RawCohort, spec: SurvivalSpec, name: str) -> pd.DataFrame:
     time = raw.column(spec.time, lambda t, c: _time(t, c, spec.unit), f"survival time ({name})") * _TO_MONTHS[spec.unit]
     event = raw.column(spec.event, lambda t, c: parse_event(t, c, spec), f"survival event ({name})")
     both = time.notna() & event.notna()
-    return pd.DataFrame({f"{name}_months": time.where(both), f"{name}_event": event.where(both)})
+    return pd.DataFrame({L.months(name): time.where(both), L.event(name): event.where(both)})
 
 
 def patient_table(raw: RawCohort, spec: ClinicalSpec, cohort: str) -> pd.DataFrame:
@@ -139,7 +140,7 @@ def patient_table(raw: RawCohort, spec: ClinicalSpec, cohort: str) -> pd.DataFra
         df[col] = raw.column(col, Table.text, "clinical.categorical/display").astype("string")
     if spec.label is not None:
         lab = raw.column(spec.label.column, Table.text, "clinical.label").astype("string")
-        df["label"] = lab.where(~lab.isin(spec.label.missing_values))
+        df[L.LABEL] = lab.where(~lab.isin(spec.label.missing_values))
     if spec.survival is not None:
         df = df.join(_endpoint(raw, spec.survival, "os"))
     for name, ep in spec.extra_survival.items():

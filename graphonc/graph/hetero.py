@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from torch_geometric.data import HeteroData
 
+from graphonc import layout as L
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.ingest.gene_roles import ROLES
@@ -202,7 +203,7 @@ def to_hetero(run: GraphRun, encoder: PatientFeatureEncoder | None = None,
     Patient targets: ``y`` (class index, -1 = unknown), ``time`` (months), ``event`` (0/1)
     and ``has_survival`` (bool).
     """
-    cols = run.manifest["patient_columns"]
+    cols = run.patient_columns()
     data = HeteroData()
     ids: dict[str, pd.Index] = {}
     names: dict[str, list[str]] = {}
@@ -217,13 +218,13 @@ def to_hetero(run: GraphRun, encoder: PatientFeatureEncoder | None = None,
     ids[S.PATIENT] = pd.Index(patients[S.ID])
     classes: list[str] = []
     if cols.get("label"):
-        lab = patients["label"].astype("string")
+        lab = patients[L.LABEL].astype("string")
         classes = sorted(lab.dropna().unique().tolist())
         code = {c: i for i, c in enumerate(classes)}
         data[S.PATIENT].y = torch.tensor([code.get(v, -1) if v is not pd.NA else -1 for v in lab], dtype=torch.long)
     if cols.get("survival"):
-        t = patients["os_months"].to_numpy(np.float64)
-        e = patients["os_event"].to_numpy(np.float64)
+        t = patients[L.OS_MONTHS].to_numpy(np.float64)
+        e = patients[L.OS_EVENT].to_numpy(np.float64)
         ok = ~(np.isnan(t) | np.isnan(e))
         data[S.PATIENT].time = torch.tensor(np.nan_to_num(t), dtype=torch.float32)
         data[S.PATIENT].event = torch.tensor(np.nan_to_num(e), dtype=torch.float32)

@@ -34,15 +34,14 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from graphonc.errors import GraphoncError
+from graphonc.layout import CONFIG, GRAPH, LINEAGE, MANIFEST
 
 log = logging.getLogger("graphonc")
 
-MANIFEST = "manifest.json"
-LINEAGE = "lineage.json"
 #: Schema metadata key that marks a Parquet file as written by graphonc (see write_parquet).
 PARQUET_STAMP = b"graphonc"
 #: What ``build-graph`` itself writes into a run; anything else there is a later stage.
-BUILD_ENTRIES = frozenset({MANIFEST, "config.yaml", "graph"})
+BUILD_ENTRIES = frozenset({MANIFEST, CONFIG, GRAPH})
 #: How many folders up from an output a run's manifest (its permissions) is looked for:
 #: <run>/export/npy is the deepest stage folder.
 _RUN_DEPTH = 3

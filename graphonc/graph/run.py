@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 import graphonc
 from graphonc.errors import GraphoncError
+from graphonc import layout as L
 from graphonc.graph import schema as S
 from graphonc.graph.outputs import MANIFEST, PARQUET_STAMP, PRIVATE, Modes, atomic_dir, atomic_file  # noqa: F401
 
@@ -50,11 +51,11 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
 
 
 def _node_path(root: Path, label: str) -> Path:
-    return root / "graph" / "nodes" / f"{label}.parquet"
+    return L.RunLayout(root).nodes(label)
 
 
 def _edge_path(root: Path, edge: S.EdgeType) -> Path:
-    return root / "graph" / "edges" / f"{S.edge_name(edge)}.parquet"
+    return L.RunLayout(root).edges(S.edge_name(edge))
 
 
 def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: float, force: bool = False) -> dict:
@@ -66,8 +67,9 @@ def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: fl
     modes = run_modes(cfg)
     refuse_inputs_inside(out, tables.files)
     with atomic_dir(out, "run", force=force, modes=modes) as tmp:
-        (tmp / "graph" / "nodes").mkdir(parents=True)
-        (tmp / "graph" / "edges").mkdir(parents=True)
+        layout = L.RunLayout(tmp)
+        layout.nodes_dir.mkdir(parents=True)
+        layout.edges_dir.mkdir(parents=True)
         hashes = {}
         for label, df in tables.nodes.items():
             p = _node_path(tmp, label)
@@ -78,7 +80,7 @@ def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: fl
             write_parquet(df, p)
             hashes[f"edges/{S.edge_name(edge)}"] = sha256_file(p)
         if config_text is not None:
-            (tmp / "config.yaml").write_text(config_text, encoding="utf-8")
+            layout.config.write_text(config_text, encoding="utf-8")
         for rel, text in getattr(tables, "artifacts", {}).items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_text(text, encoding="utf-8")
@@ -106,8 +108,8 @@ def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: fl
                 "leakage_excluded": list(cfg.clinical.leakage),
                 "after_diagnosis": [key(c, c) for c in cfg.clinical.after_diagnosis],
                 "expression_derived": [key(c, c) for c in cfg.clinical.expression_derived],
-                "label": "label" if cfg.clinical.label else None,
-                "survival": ["os_months", "os_event"] if cfg.clinical.survival else None,
+                "label": L.LABEL if cfg.clinical.label else None,
+                "survival": [L.OS_MONTHS, L.OS_EVENT] if cfg.clinical.survival else None,
                 "extra_survival": sorted(cfg.clinical.extra_survival),
                 **({"pool_rare": cfg.clinical.pool_rare} if cfg.clinical.pool_rare else {}),
                 **getattr(tables, "patient_features", {}),
@@ -161,6 +163,16 @@ class GraphRun:
     def cohort(self) -> str:
         return self.manifest["cohort"]
 
+    @property
+    def layout(self) -> L.RunLayout:
+        """Where this run's stage folders and files are (:class:`graphonc.layout.RunLayout`)."""
+        return L.RunLayout(self.root)
+
+    def patient_columns(self) -> dict:
+        """The manifest's ``patient_columns``: the Patient table's column roles by their keys
+        (numeric, categorical, display, label, survival, extra_survival, …; see write_graph_run)."""
+        return self.manifest["patient_columns"]
+
     def column_keys(self, table: str = S.PATIENT) -> dict[str, str]:
         """{original column name: key} of the columns of ``table`` (a node label or edge table
         stem) that were renamed to valid Cypher identifiers at build time (empty: none were)."""
@@ -171,10 +183,10 @@ class GraphRun:
         return {k: c for c, k in self.column_keys(table).items()}
 
     def node_types(self) -> list[str]:
-        return sorted(p.stem for p in (self.root / "graph" / "nodes").glob("*.parquet"))
+        return sorted(p.stem for p in self.layout.nodes_dir.glob("*.parquet"))
 
     def edge_types(self) -> list[S.EdgeType]:
-        return sorted(S.parse_edge_name(p.stem) for p in (self.root / "graph" / "edges").glob("*.parquet"))
+        return sorted(S.parse_edge_name(p.stem) for p in self.layout.edges_dir.glob("*.parquet"))
 
     def nodes(self, label: str) -> pd.DataFrame:
         return pd.read_parquet(_node_path(self.root, label))

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from graphonc import layout as L
 from graphonc.config import CBioPortalInput, GraphConfig, TableInput, load_config, parse_config
 from graphonc.errors import GraphoncError, InputError
 from graphonc.graph import lineage
@@ -86,7 +87,7 @@ def run_config(run: GraphRun, config_path: Path | None = None) -> GraphConfig:
     if config_path is not None:
         return load_config(config_path)
     original = run.manifest.get("config_path")
-    copy = run.root / "config.yaml"
+    copy = run.layout.config
     if original is None or not copy.exists():
         raise GraphoncError(f"{run.root}: the run does not record where its config lives. "
                             "Fix: pass --config with the config it was built from.")
@@ -291,7 +292,7 @@ def embed_patients(run_dir: Path, source: Path, model_dir: Path | None = None, m
         config_path: the run's config, when the run does not record it.
     """
     run = GraphRun.open(run_dir)
-    lm = load_model(Path(model_dir) if model_dir is not None else run.root / "model", run)
+    lm = load_model(run.layout.model_or(model_dir), run)
     enc = lm.graph.encoder
     new = read_new_patients(run_config(run, config_path), Path(source), mutations, enc.numeric + enc.categorical,
                             enc.radiomics, run.column_keys())
@@ -309,7 +310,7 @@ def write_embedded(emb: EmbeddedPatients, out: Path, run_dir: Path | None = None
     consumed = lineage.fingerprint(run_dir) if run_dir is not None else {}
     with atomic_dir(Path(out), "embed") as tmp:
         write_parquet(pd.DataFrame({S.ID: emb.ids, "split": "new", "embedding": list(emb.embeddings)}),
-                      tmp / "embeddings.parquet")
-        write_parquet(emb.predictions(), tmp / "predictions.parquet")
+                      tmp / L.EMBEDDINGS)
+        write_parquet(emb.predictions(), tmp / L.PREDICTIONS)
         write_parquet(emb.unmatched, tmp / "unmatched.parquet")
         lineage.record(tmp, "embed", consumed, run_root=run_dir, rerun="graphonc embed --run {run} ...")

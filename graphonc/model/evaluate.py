@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
+from graphonc import layout as L
 from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
@@ -31,12 +32,12 @@ Folds = list[tuple[list[str], list[str]]]
 def eligible_patients(run: GraphRun) -> pd.DataFrame:
     """Patients with every configured target (label and/or survival)."""
     p = run.nodes(S.PATIENT)
-    cols = run.manifest["patient_columns"]
+    cols = run.patient_columns()
     ok = pd.Series(True, index=p.index)
     if cols.get("label"):
-        ok &= p["label"].notna()
+        ok &= p[L.LABEL].notna()
     if cols.get("survival"):
-        ok &= p["os_months"].notna() & p["os_event"].notna()
+        ok &= p[L.OS_MONTHS].notna() & p[L.OS_EVENT].notna()
     if not cols.get("label") and not cols.get("survival"):
         raise GraphoncError("the run has neither a label nor survival: nothing to evaluate.")
     return p[ok].sort_values(S.ID).reset_index(drop=True)
@@ -45,7 +46,7 @@ def eligible_patients(run: GraphRun) -> pd.DataFrame:
 def make_folds(run: GraphRun, k: int = 5, seed: int = 0) -> Folds:
     """Patient-level stratified k-fold split (by label; by event status when there is none)."""
     p = eligible_patients(run)
-    strata = p["label"].astype(str) if run.manifest["patient_columns"].get("label") else p["os_event"].astype(str)
+    strata = p[L.LABEL].astype(str) if run.patient_columns().get("label") else p[L.OS_EVENT].astype(str)
     skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     ids = p[S.ID].to_numpy()
     return [(sorted(ids[tr]), sorted(ids[te])) for tr, te in skf.split(ids, strata)]
@@ -57,14 +58,14 @@ def score_model(run: GraphRun, train_ids: Sequence[str], test_ids: Sequence[str]
     p = run.nodes(S.PATIENT).set_index(S.ID)
     tr, te = p.loc[list(train_ids)], p.loc[list(test_ids)]
     row: dict = {}
-    cols = run.manifest["patient_columns"]
+    cols = run.patient_columns()
     if cols.get("survival"):
-        row |= survival_metrics(tr["os_months"].to_numpy(), tr["os_event"].to_numpy(), te["os_months"].to_numpy(),
-                                te["os_event"].to_numpy(), risk[index(test_ids)],
+        row |= survival_metrics(tr[L.OS_MONTHS].to_numpy(), tr[L.OS_EVENT].to_numpy(), te[L.OS_MONTHS].to_numpy(),
+                                te[L.OS_EVENT].to_numpy(), risk[index(test_ids)],
                                 train_risk=risk[index(train_ids)])
     if cols.get("label"):
         code = {c: i for i, c in enumerate(classes)}
-        y = np.array([code.get(v, -1) for v in te["label"]])
+        y = np.array([code.get(v, -1) for v in te[L.LABEL]])
         row |= diagnosis_metrics(y, proba[index(test_ids)], classes)
     return row
 

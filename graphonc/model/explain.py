@@ -149,7 +149,7 @@ def top(table: pd.DataFrame, n: int = 10, linked_only: bool = False) -> pd.DataF
 def explain_patient(run_dir: Path, patient_id: str, model_dir: Path | None = None, steps: int = 32) -> Explanation:
     """Explain the trained model's risk and diagnosis for one patient of the run."""
     run = GraphRun.open(run_dir)
-    lm = load_model(Path(model_dir) if model_dir is not None else run.root / "model", run)
+    lm = load_model(run.layout.model_or(model_dir), run)
     return explain_loaded(lm, run, patient_id, steps=steps)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from graphonc import layout as L
 from graphonc.errors import GraphoncError
 from graphonc.graph import lineage
 from graphonc.graph.hetero import PatientFeatureEncoder
@@ -22,7 +23,7 @@ from graphonc.model.data import ModelGraph, model_graph
 from graphonc.model.gnn import ModelConfig, PatientGNN
 from graphonc.model.train import FitResult
 
-WEIGHTS, META = "weights.pt", "model.json"
+WEIGHTS, META = L.WEIGHTS, L.MODEL_META
 #: The command that (re)makes a run's model (``{run}``: the run's path; see graphonc.graph.lineage).
 TRAIN = "graphonc train --run {run}"
 

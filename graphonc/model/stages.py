@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from graphonc import layout as L
 from graphonc.config import load_config
 from graphonc.graph import lineage
 from graphonc.graph import schema as S
@@ -32,8 +33,8 @@ def model_config(run: GraphRun, config_path: Path | None = None, **overrides) ->
     """The ``model:`` section of the given config, else of the config the run was built from."""
     if config_path is not None:
         section = load_config(config_path).model
-    elif (run.root / "config.yaml").exists():
-        section = (yaml.safe_load((run.root / "config.yaml").read_text(encoding="utf-8")) or {}).get("model", {}) or {}
+    elif run.layout.config.exists():
+        section = (yaml.safe_load(run.layout.config.read_text(encoding="utf-8")) or {}).get("model", {}) or {}
     else:
         section = {}
     return ModelConfig(**{**section, **{k: v for k, v in overrides.items() if v is not None}})
@@ -68,14 +69,14 @@ def train_stage(run_dir: Path, config_path: Path | None = None, progress: bool =
     metrics = {"validation": metrics, "best_epoch": fit.best_epoch, "epochs_run": len(fit.history),
                "n_train": len(fit.train_ids), "n_validation": len(fit.val_ids), "train_seconds": round(seconds, 2),
                "device": str(pick_device(cfg.device))}
-    with atomic_dir(run.root / "model") as tmp:
+    with atomic_dir(run.layout.model_dir) as tmp:
         save_model(fit, tmp)
-        (tmp / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=True), encoding="utf-8")
+        (tmp / L.MODEL_CONFIG).write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=True), encoding="utf-8")
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float), encoding="utf-8")
         emb = pd.DataFrame({S.ID: pid, "split": split.to_numpy(), "embedding": list(z.astype(np.float32))})
-        write_parquet(emb, tmp / "embeddings.parquet")
+        write_parquet(emb, tmp / L.EMBEDDINGS)
         write_parquet(_prediction_table(pid, proba, risk, fit.graph.label_classes, split),
-                      tmp / "predictions.parquet")
+                      tmp / L.PREDICTIONS)
         pd.DataFrame(fit.history).to_csv(tmp / "history.csv", index=False)
         _plots(run, fit, proba, risk, tmp / "plots")
         lineage.record(tmp, "train", consumed, run_root=run.root)  # refuses if the run was rebuilt meanwhile
@@ -87,8 +88,8 @@ def _plots(run: GraphRun, fit, proba: np.ndarray, risk: np.ndarray, folder: Path
     p = run.nodes(S.PATIENT).set_index(S.ID)
     val = fit.graph.patient_index(fit.val_ids)
     vp = p.loc[fit.val_ids]
-    if run.manifest["patient_columns"].get("survival") and len(val) >= 30:
-        plots.km_by_risk_group(vp["os_months"].to_numpy(float), vp["os_event"].to_numpy(float), risk[val],
+    if run.patient_columns().get("survival") and len(val) >= 30:
+        plots.km_by_risk_group(vp[L.OS_MONTHS].to_numpy(float), vp[L.OS_EVENT].to_numpy(float), risk[val],
                                folder / "km_risk_groups.png",
                                title="Validation patients: survival by predicted risk tertile")
     if fit.graph.label_classes:
@@ -113,9 +114,9 @@ def evaluate_stage(run_dir: Path, folds: int = 5, config_path: Path | None = Non
     split = make_folds(run, folds, cfg.seed)
     per_fold = evaluate(run, split, cfg, baselines=baselines, progress=progress)
     table = summary_table(per_fold)
-    with atomic_dir(run.root / "eval") as tmp:
+    with atomic_dir(run.layout.eval_dir) as tmp:
         write_parquet(per_fold, tmp / "folds.parquet")
-        (tmp / "summary.json").write_text(table.to_json(orient="index", indent=2, force_ascii=False), encoding="utf-8")
+        (tmp / L.SUMMARY).write_text(table.to_json(orient="index", indent=2, force_ascii=False), encoding="utf-8")
         (tmp / "summary.md").write_text(markdown_table(table), encoding="utf-8")
         (tmp / "folds.json").write_text(json.dumps([{"train": tr, "test": te} for tr, te in split]), encoding="utf-8")
         (tmp / "model_config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=True), encoding="utf-8")

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from sksurv.util import Surv
 
+from graphonc import layout as L
 from graphonc.graph import schema as S
 from graphonc.graph.hetero import PatientFeatureEncoder
 from graphonc.graph.run import GraphRun
@@ -96,7 +97,7 @@ class TabularFeatures:
         ids = list(dict.fromkeys(patient_ids))
         if not ids:
             raise ValueError("TabularFeatures.fit: no training patients")
-        cols = run.manifest["patient_columns"]
+        cols = run.patient_columns()
         numeric = list(cols["numeric"]) if self.numeric is None else list(self.numeric)
         categorical = list(cols["categorical"]) if self.categorical is None else list(self.categorical)
         train = patient_rows(run, ids)
@@ -140,7 +141,7 @@ class TabularFeatures:
 
 def has_survival(df: pd.DataFrame) -> np.ndarray:
     """Bool mask of patients with a known overall-survival time and event."""
-    return (df["os_months"].notna() & df["os_event"].notna()).to_numpy(dtype=bool)
+    return (df[L.OS_MONTHS].notna() & df[L.OS_EVENT].notna()).to_numpy(dtype=bool)
 
 
 def survival_target(df: pd.DataFrame) -> np.ndarray:
@@ -151,8 +152,8 @@ def survival_target(df: pd.DataFrame) -> np.ndarray:
     ok = has_survival(df)
     if not ok.all():
         raise ValueError(f"{int((~ok).sum())} patient(s) without survival; filter with has_survival(df) first")
-    time = df["os_months"].to_numpy(np.float64)
-    event = df["os_event"].to_numpy(np.float64)
+    time = df[L.OS_MONTHS].to_numpy(np.float64)
+    event = df[L.OS_EVENT].to_numpy(np.float64)
     if (time < 0).any() or not np.isin(event, (0.0, 1.0)).all():
         raise ValueError("os_months must be >= 0 and os_event 0/1")
     return Surv.from_arrays(event=event.astype(bool), time=time, name_event="event", name_time="time")
@@ -161,17 +162,17 @@ def survival_target(df: pd.DataFrame) -> np.ndarray:
 def label_classes(df: pd.DataFrame) -> list[str]:
     """Sorted diagnosis labels present in the table (same order as ``to_hetero``'s ``label_classes``);
     empty for a cohort without a label column."""
-    if "label" not in df.columns:
+    if L.LABEL not in df.columns:
         return []
-    return sorted(df["label"].dropna().astype(str).unique().tolist())
+    return sorted(df[L.LABEL].dropna().astype(str).unique().tolist())
 
 
 def has_label(df: pd.DataFrame) -> np.ndarray:
     """Bool mask of patients with a diagnosis label."""
-    return df["label"].notna().to_numpy(dtype=bool)
+    return df[L.LABEL].notna().to_numpy(dtype=bool)
 
 
 def encode_labels(df: pd.DataFrame, classes: list[str]) -> np.ndarray:
     """Class index per patient (int64), -1 where the label is missing or not in ``classes``."""
-    lab = df["label"].astype("string").astype(object).where(df["label"].notna(), None)
+    lab = df[L.LABEL].astype("string").astype(object).where(df[L.LABEL].notna(), None)
     return pd.Categorical(lab, categories=list(classes)).codes.astype(np.int64)

@@ -1,4 +1,4 @@
-"""``graphonc radiomics extract | phenotype | assign``: thin Typer wrappers over the stage functions."""
+"""``graphonc radiomics extract | phenotype | assign``: thin Typer wrappers over :mod:`graphonc.api`."""
 from __future__ import annotations
 
 from enum import Enum
@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from graphonc.cli_common import err_console, handles_errors, out_console, settings_of, term
+from graphonc import api
+from graphonc.cli_common import err_console, example, handles_errors, out_console, settings_of, term
 from graphonc.errors import GraphoncError
 
 radiomics_app = typer.Typer(help="Radiomic features and phenotypes: extract (pyradiomics), phenotype, assign.",
@@ -25,7 +26,9 @@ class Aggregate(str, Enum):
     largest = "largest"
 
 
-@radiomics_app.command("extract")
+@radiomics_app.command("extract", epilog=example(
+    "graphonc radiomics extract --manifest hn1/manifest.csv --out runs/hn1_features.parquet -j 2",
+    "graphonc radiomics extract --features-csv features.csv --config configs/hn1.yaml --out runs/features.parquet"))
 @handles_errors
 def extract_cmd(
     ctx: typer.Context,
@@ -63,18 +66,10 @@ def extract_cmd(
         return
     if manifest is None:
         raise GraphoncError("give --manifest (images) or --features-csv (precomputed features).")
-    from graphonc.radiomics.extract import extract_run
-    from graphonc.radiomics_config import load_params
-
-    geometry = None
-    if on_mismatch is not None or tolerance_mm is not None:
-        geometry = load_params(params).geometry.model_copy()
-        if on_mismatch is not None:
-            geometry.on_mismatch = on_mismatch.value
-        if tolerance_mm is not None:
-            geometry.tolerance_mm = tolerance_mm
-    result, report = extract_run(manifest, params, out, workers=workers, cache_dir=cache, use_cache=not no_cache,
-                                 geometry=geometry, progress=settings.progress, scheduler=scheduler)
+    result, report = api.radiomics_extract(manifest, out, params=params, workers=workers, cache=cache,
+                                           use_cache=not no_cache, on_mismatch=on_mismatch and on_mismatch.value,
+                                           tolerance_mm=tolerance_mm, progress=settings.progress,
+                                           scheduler=scheduler)
     c = result.counts
     if not result.errors.empty:
         t = Table(title=f"{len(result.errors)} case(s) failed (also in {report['errors_table']})")
@@ -94,23 +89,15 @@ def extract_cmd(
 
 def _import_csv(settings, features_csv: Path, out: Path, config: Path | None, id_column: str | None,
                 roi_column: str | None, roi: list[str] | None, aggregate: Aggregate | None) -> None:
-    from graphonc.radiomics.features import read_feature_table, write_feature_table
-    from graphonc.radiomics.stages import feature_spec, load_phenotype_settings
-
-    template = load_phenotype_settings(config)[1] if config is not None else None
-    spec = feature_spec(features_csv, template.features if template is not None else None)
-    update = {k: v for k, v in (("patient_id", id_column), ("roi_column", roi_column),
-                                ("roi_values", roi or None), ("aggregate", aggregate.value if aggregate else None))
-              if v is not None}
-    spec = spec.model_copy(update=update)
-    pf = read_feature_table(spec)
-    write_feature_table(pf, out)
+    pf = api.radiomics_import(features_csv, out, config=config, id_column=id_column, roi_column=roi_column,
+                              roi=roi or (), aggregate=aggregate.value if aggregate else None)
     if not settings.quiet:
         out_console.print(term(f"wrote {out}: {len(pf.values)} patients x {pf.values.shape[1]} features "
                                f"(from {features_csv.name})"))
 
 
-@radiomics_app.command("phenotype")
+@radiomics_app.command("phenotype", epilog=example(
+    "graphonc radiomics phenotype --features runs/hn1_features.parquet --out runs/hn1_phenotypes --k-max 4"))
 @handles_errors
 def phenotype_cmd(
     ctx: typer.Context,
@@ -127,25 +114,10 @@ def phenotype_cmd(
     seed: int = typer.Option(None, "--seed"),
 ) -> None:
     """Harmonise features and cluster patients into radiomic phenotypes (k by BIC or silhouette)."""
-    from pydantic import ValidationError
-
-    from graphonc.radiomics.features import read_feature_table
-    from graphonc.radiomics_config import PhenotypeSpec
-    from graphonc.radiomics.stages import feature_spec, load_phenotype_settings, phenotype_run
-
     settings = settings_of(ctx)
-    spec, cohort = load_phenotype_settings(config)
-    overrides = {k: v for k, v in (("batch_column", batch_column), ("harmonization", harmonization),
-                                   ("method", method), ("k_min", k_min), ("k_max", k_max), ("seed", seed))
-                 if v is not None}
-    if method == "kmeans" and "selection" not in overrides:
-        overrides["selection"] = "silhouette"
-    try:
-        spec = PhenotypeSpec.model_validate({**spec.model_dump(), **overrides})
-    except ValidationError as exc:
-        raise GraphoncError(f"invalid phenotype option: {exc.errors()[0]['msg']}") from None
-    pf = read_feature_table(feature_spec(features, cohort.features if cohort is not None else None))
-    model, _ = phenotype_run(pf, spec, out)
+    model, spec = api.radiomics_phenotype(features, out, config=config, batch_column=batch_column,
+                                          harmonization=harmonization, method=method, k_min=k_min, k_max=k_max,
+                                          seed=seed)
     if not settings.quiet:
         t = Table(title=f"{model.k} radiomic phenotypes over {model.n_fit} patients ({spec.method}, k by {spec.selection}; "
                         f"{len(model.harmonizer.selected_)} of {len(model.harmonizer.features_)} features kept)")
@@ -157,7 +129,8 @@ def phenotype_cmd(
         out_console.print(term(f"wrote {out}"))
 
 
-@radiomics_app.command("assign")
+@radiomics_app.command("assign", epilog=example(
+    "graphonc radiomics assign --model runs/hn1_phenotypes --features new.parquet --out runs/new_assign.parquet"))
 @handles_errors
 def assign_cmd(
     ctx: typer.Context,
@@ -167,10 +140,7 @@ def assign_cmd(
     config: Path = typer.Option(None, "--config", "-c", help="A cohort config whose radiomics.features maps a CSV."),
 ) -> None:
     """Assign new patients to existing phenotypes with the saved transform (no refitting)."""
-    from graphonc.radiomics.stages import assign_run, feature_spec, load_phenotype_settings
-
-    cohort = load_phenotype_settings(config)[1] if config is not None else None
-    table = assign_run(model, feature_spec(features, cohort.features if cohort is not None else None), out)
+    table = api.radiomics_assign(model, features, out, config=config)
     if not settings_of(ctx).quiet:
         counts = table["phenotype"].value_counts().sort_index()
         out_console.print(term(f"wrote {out}: {len(table)} patients; " +

@@ -24,11 +24,11 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from graphonc import layout as L
 import graphonc
 from graphonc.errors import GraphoncError
 from graphonc.graph.outputs import claim_file
 from graphonc.graph.run import GraphRun, atomic_file
-from graphonc.report.names import report_file_name
 from graphonc.search.similar import CNA_WORDS, CohortFacts, Filters, SimilarResult, similar_patients
 
 log = logging.getLogger("graphonc")
@@ -207,11 +207,11 @@ both (most specific first), and clinical values within half a cohort standard de
 
 def survival_endpoints(facts: CohortFacts) -> list[tuple[str, str, str]]:
     """(title, time column, event column) of overall survival and each extra endpoint (e.g. dss)."""
-    out = [("Overall survival", "os_months", "os_event")] if facts.has_survival else []
+    out = [("Overall survival", L.OS_MONTHS, L.OS_EVENT)] if facts.has_survival else []
     names = {"dss": "Disease-specific survival", "pfs": "Progression-free survival", "dfs": "Disease-free survival"}
     for name in facts.extra_endpoints:
-        if f"{name}_months" in facts.patients and f"{name}_event" in facts.patients:
-            out.append((names.get(name, name.upper()), f"{name}_months", f"{name}_event"))
+        if L.months(name) in facts.patients and L.event(name) in facts.patients:
+            out.append((names.get(name, name.upper()), L.months(name), L.event(name)))
     return out
 
 
@@ -265,12 +265,12 @@ def treatment_outcomes(res: SimilarResult, facts: CohortFacts) -> pd.DataFrame:
     """Per Treatment node: neighbours treated / not, their deaths and median follow-up, and the cohort's rates."""
     nb_ids = [n.id for n in res.neighbours]
     nb = facts.patients.reindex(nb_ids)
-    died = (pd.to_numeric(nb["os_event"], errors="coerce") == 1).to_numpy() if "os_event" in nb else \
+    died = (pd.to_numeric(nb[L.OS_EVENT], errors="coerce") == 1).to_numpy() if L.OS_EVENT in nb else \
         np.zeros(len(nb_ids), bool)
-    months = pd.to_numeric(nb["os_months"], errors="coerce") if "os_months" in nb else pd.Series(np.nan, index=nb.index)
+    months = pd.to_numeric(nb[L.OS_MONTHS], errors="coerce") if L.OS_MONTHS in nb else pd.Series(np.nan, index=nb.index)
     if "treated_cohort" not in facts.memo:  # per treatment: (patients treated, their share of deaths), once
         p = facts.patients
-        dead = set(p.index[pd.to_numeric(p["os_event"], errors="coerce") == 1]) if "os_event" in p else set()
+        dead = set(p.index[pd.to_numeric(p[L.OS_EVENT], errors="coerce") == 1]) if L.OS_EVENT in p else set()
         cohort = {}
         for t in facts.treatment_names:
             ids = [i for i, ts in facts.treatments_of.items() if t in ts]
@@ -396,12 +396,12 @@ def render_report(run_dir: Path, patient_id: str, k: int = 10, filters: Filters 
     facts = CohortFacts(run)
     res = similar_patients(run.root, [patient_id], k, filters, facts=facts, device=device)[0]
     risk_pct = None
-    pred_path = run.root / "model" / "predictions.parquet"
+    pred_path = run.layout.predictions
     if res.prediction.get("risk") is not None and pred_path.exists():
         risks = pd.read_parquet(pred_path, columns=["risk"])["risk"].to_numpy()
         risk_pct = float((risks < res.prediction["risk"]).mean() * 100)
     exp = None
-    if explain and (run.root / "model" / "weights.pt").exists():  # a features-only index has no model
+    if explain and run.layout.weights.exists():  # a features-only index has no model
         from graphonc.model.explain import explain_patient
 
         exp = explain_patient(run.root, patient_id)
@@ -414,7 +414,7 @@ def write_report(run_dir: Path, patient_id: str, out: Path | None = None, **kwar
     :mod:`graphonc.report.names`). An existing ``out`` is only replaced when graphonc wrote it."""
     run = GraphRun.open(run_dir)
     if out is None:
-        out = run.root / "reports" / report_file_name(patient_id)
+        out = run.layout.report(patient_id)
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise GraphoncError(f"--out {out}: the report is an HTML page. Fix: give a path ending in .html.")

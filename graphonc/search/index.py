@@ -38,6 +38,7 @@ import pandas as pd
 import yaml
 from pydantic import ValidationError
 
+from graphonc import layout as L
 from graphonc.config import SearchSpec
 from graphonc.errors import ConfigError, GraphoncError
 from graphonc.graph import lineage
@@ -377,7 +378,7 @@ class PatientIndex:
 
 
 def index_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / "index"
+    return L.RunLayout(run_dir).index_dir
 
 
 def _remake(folder: Path) -> str:
@@ -391,8 +392,8 @@ def read_embeddings(run_dir: Path, model_dir: Path | None = None) -> pd.DataFram
 
     Refuses embeddings made from another graph than the run holds now.
     """
-    folder = Path(model_dir) if model_dir is not None else Path(run_dir) / "model"
-    path = folder / "embeddings.parquet"
+    folder = L.RunLayout(run_dir).model_or(model_dir)
+    path = folder / L.EMBEDDINGS
     if not path.exists():
         raise GraphoncError(f"{path}: no patient embeddings. Fix: train a model first "
                             f"(`graphonc train --run {run_dir}`).")
@@ -407,7 +408,7 @@ def embedding_matrix(emb: pd.DataFrame) -> np.ndarray:
     return np.stack(emb["embedding"].to_numpy()).astype(np.float32)
 
 
-FEATURES_DIR = "features"
+FEATURES_DIR = L.FEATURES
 
 
 def write_feature_embeddings(run_dir: Path) -> Path:
@@ -425,17 +426,17 @@ def write_feature_embeddings(run_dir: Path) -> Path:
     hg = to_hetero(run)
     x = hg.data[S.PATIENT].x.numpy().astype(np.float32)
     emb = pd.DataFrame({S.ID: hg.ids[S.PATIENT], "split": "all", "embedding": list(x)})
-    with atomic_dir(run.root / FEATURES_DIR) as tmp:
-        write_parquet(emb, tmp / "embeddings.parquet")
+    with atomic_dir(run.layout.features_dir) as tmp:
+        write_parquet(emb, tmp / L.EMBEDDINGS)
         (tmp / "feature_names.json").write_text(json.dumps(hg.feature_names[S.PATIENT], indent=1), encoding="utf-8")
         lineage.record(tmp, "features", consumed, run_root=run.root, rerun=_remake(tmp.parent / FEATURES_DIR))
-    return run.root / FEATURES_DIR
+    return run.layout.features_dir
 
 
 def index_settings(run_dir: Path, **overrides) -> tuple[str, str, IndexParams]:
     """(kind, device, parameters) for the run's index: ``overrides`` that are not None (the command
     line), else the ``search:`` section of the config the run was built from, else the defaults."""
-    path = Path(run_dir) / "config.yaml"
+    path = L.RunLayout(run_dir).config
     raw = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.exists() else {}
     try:
         spec = SearchSpec.model_validate(raw.get("search") or {})
@@ -458,13 +459,13 @@ def build_index(run_dir: Path, kind: str = "auto", params: IndexParams | None = 
         raise GraphoncError(f"unknown index source {source!r}; expected 'model' or 'features'.")
     if source == "features":
         model_dir = write_feature_embeddings(run.root)
-    mdir = Path(model_dir) if model_dir is not None else run.root / "model"
+    mdir = run.layout.model_or(model_dir)
     emb = read_embeddings(run.root, mdir)
-    consumed = lineage.fingerprint(run.root, mdir / "embeddings.parquet", manifest=run.manifest)
+    consumed = lineage.fingerprint(run.root, mdir / L.EMBEDDINGS, manifest=run.manifest)
     idx = PatientIndex.build(embedding_matrix(emb), emb[S.ID], kind, params, device=device, seed=seed,
                              split=emb["split"] if "split" in emb.columns else None)
     extra = {"cohort": run.cohort, "model_dir": os.path.relpath(mdir.resolve(), run.root.resolve()),
-             "embeddings_sha256": consumed[lineage.input_key(run.root, mdir / "embeddings.parquet")],
+             "embeddings_sha256": consumed[lineage.input_key(run.root, mdir / L.EMBEDDINGS)],
              "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": idx.device}
     with atomic_dir(index_dir(run.root)) as tmp:
         idx.save(tmp, extra)

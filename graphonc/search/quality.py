@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from graphonc import layout as L
 from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
 from graphonc.graph import lineage
@@ -161,7 +162,7 @@ def _subsample(run: GraphRun, n: int | None, seed: int) -> list[str] | None:
     p = eligible_patients(run)
     if n >= len(p):
         return None
-    strata = p["label"].astype(str) if "label" in p else p["os_event"].astype(str)
+    strata = p[L.LABEL].astype(str) if L.LABEL in p else p[L.OS_EVENT].astype(str)
     from sklearn.model_selection import train_test_split
 
     keep, _ = train_test_split(p[S.ID].to_numpy(), train_size=n, stratify=strata, random_state=seed)
@@ -183,7 +184,7 @@ def evaluate_similarity(run_dir: Path, folds: int = 5, k: int = 10, cfg: ModelCo
         raise GraphoncError(f"-k must be at least 1, got {k}")
     run = GraphRun.open(run_dir)
     cfg = cfg or model_config(run)
-    cols = run.manifest["patient_columns"]
+    cols = run.patient_columns()
     split = make_folds(run, folds, cfg.seed)
     keep = _subsample(run, subsample, seed)
     if keep is not None:
@@ -200,12 +201,12 @@ def evaluate_similarity(run_dir: Path, folds: int = 5, k: int = 10, cfg: ModelCo
             if len(db_ids) < k:
                 raise GraphoncError(f"fold {f} has {len(db_ids)} database patients, fewer than k={k}")
             db, q = p.loc[db_ids], p.loc[q_ids]
-            lab_db = db["label"].astype(object).to_numpy() if cols.get("label") else None
-            lab_q = q["label"].astype(object).to_numpy() if cols.get("label") else None
+            lab_db = db[L.LABEL].astype(object).to_numpy() if cols.get("label") else None
+            lab_q = q[L.LABEL].astype(object).to_numpy() if cols.get("label") else None
             if cols.get("survival"):
-                t_db, e_db = db["os_months"].to_numpy(float), db["os_event"].to_numpy(float)
+                t_db, e_db = db[L.OS_MONTHS].to_numpy(float), db[L.OS_EVENT].to_numpy(float)
                 resid = martingale_residuals(t_db, e_db)
-                t_q, e_q = q["os_months"].to_numpy(float), q["os_event"].to_numpy(float)
+                t_q, e_q = q[L.OS_MONTHS].to_numpy(float), q[L.OS_EVENT].to_numpy(float)
             else:
                 resid = t_q = e_q = None
             tab = None
@@ -256,10 +257,10 @@ def evaluate_similarity_stage(run_dir: Path, folds: int = 5, k: int = 10, method
     consumed = lineage.fingerprint(run.root, manifest=run.manifest)
     cfg = model_config(run, None, **overrides)
     res = evaluate_similarity(run.root, folds, k, cfg, methods, subsample, cfg.seed, progress)
-    with atomic_dir(run.root / "similarity") as tmp:
+    with atomic_dir(run.layout.similarity_dir) as tmp:
         write_parquet(res.per_fold, tmp / "folds.parquet")
         (tmp / "summary.md").write_text(markdown_table(res.summary), encoding="utf-8")
-        (tmp / "summary.json").write_text(res.summary.to_json(orient="index", indent=2, force_ascii=False),
+        (tmp / L.SUMMARY).write_text(res.summary.to_json(orient="index", indent=2, force_ascii=False),
                                           encoding="utf-8")
         (tmp / "folds.json").write_text(json.dumps([{"train": tr, "test": te} for tr, te in res.folds]),
                                         encoding="utf-8")

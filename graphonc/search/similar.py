@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from graphonc import layout as L
 from graphonc.errors import GraphoncError, did_you_mean, unknown_patient
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
@@ -130,7 +131,7 @@ class CohortFacts:
 
     def __init__(self, run: GraphRun) -> None:
         self.run = run
-        cols = run.manifest["patient_columns"]
+        cols = run.patient_columns()
         self.numeric: list[str] = list(cols.get("numeric") or [])
         self.categorical: list[str] = list(cols.get("categorical") or [])
         # shown, never model inputs: display columns, those known only after diagnosis, expression calls
@@ -211,13 +212,13 @@ class CohortFacts:
                     if c in row}
         extra = {}
         for name in self.extra_endpoints:
-            t = _none(row.get(self.keys.get(f"{name}_months", f"{name}_months")))
-            e = _none(row.get(self.keys.get(f"{name}_event", f"{name}_event")))
+            t = _none(row.get(self.keys.get(L.months(name), L.months(name))))
+            e = _none(row.get(self.keys.get(L.event(name), L.event(name))))
             if t is not None:
                 extra[name] = {"months": t, "event": e}
-        return Profile(str(pid), clinical, _none(row.get("label")) if "label" in row else None, set(muts),
+        return Profile(str(pid), clinical, _none(row.get(L.LABEL)) if L.LABEL in row else None, set(muts),
                        self.genes_of(muts, gene_hint), list(treatments), dict(phenotypes),
-                       _none(row.get("os_months")), _none(row.get("os_event")), extra, new)
+                       _none(row.get(L.OS_MONTHS)), _none(row.get(L.OS_EVENT)), extra, new)
 
     def new_profiles(self, patients: pd.DataFrame, edges: dict, predicted_labels: Sequence[str | None] = (),
                      mutation_genes: pd.DataFrame | None = None) -> list[Profile]:
@@ -277,14 +278,14 @@ class CohortFacts:
         ok = np.ones(len(ids), dtype=bool)
         p = self.patients.reindex(ids)
         if filters.same_label:
-            ok &= p["label"].eq(query_label).fillna(False).to_numpy(bool) if query_label is not None else False
+            ok &= p[L.LABEL].eq(query_label).fillna(False).to_numpy(bool) if query_label is not None else False
         for t in filters.treated_with:
             ok &= np.array([t in self.treatments_of.get(i, ()) for i in ids], dtype=bool)
         if filters.alive_at_months is not None:
-            months = pd.to_numeric(p["os_months"], errors="coerce").to_numpy(float)
+            months = pd.to_numeric(p[L.OS_MONTHS], errors="coerce").to_numpy(float)
             ok &= np.nan_to_num(months, nan=-np.inf) >= filters.alive_at_months
         if filters.has_outcome:
-            ok &= pd.to_numeric(p["os_months"], errors="coerce").notna().to_numpy(bool)
+            ok &= pd.to_numeric(p[L.OS_MONTHS], errors="coerce").notna().to_numpy(bool)
         return ok
 
 
@@ -476,7 +477,7 @@ class SimilarResult:
                          "shared_alterations": "; ".join(r["reason"] for r in n.shared_copy_number + n.shared_fusions),
                          "clinical_same": ", ".join(c["column"] for c in n.clinical_similar),
                          "clinical_different": ", ".join(f"{c['column']} {c['neighbour']}" for c in n.clinical_different),
-                         "treatments": ", ".join(n.treatments), "os_months": n.os_months, "os_event": n.os_event,
+                         "treatments": ", ".join(n.treatments), L.OS_MONTHS: n.os_months, L.OS_EVENT: n.os_event,
                          "status": n.status})
         return pd.DataFrame(rows)
 
@@ -491,7 +492,7 @@ def _neighbour(facts: CohortFacts, q: Profile, pid: str, rank: int, score: float
 
 def read_predictions(run: GraphRun, model_dir: Path | None) -> pd.DataFrame | None:
     """``<model_dir>/predictions.parquet`` indexed by patient id (None when the run has none)."""
-    path = (Path(model_dir) if model_dir else run.root / "model") / "predictions.parquet"
+    path = run.layout.model_or(model_dir or None) / L.PREDICTIONS
     return pd.read_parquet(path).set_index(S.ID) if path.exists() else None
 
 

@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from graphonc import layout as L
 import graphonc
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
@@ -230,8 +231,8 @@ def summary(state: RunState) -> dict:
     labels = p["label"].value_counts().to_dict() if "label" in p else {}
     followup = deaths = None
     if state.facts.has_survival:
-        followup = float(pd.to_numeric(p["os_months"], errors="coerce").median())
-        deaths = int((pd.to_numeric(p["os_event"], errors="coerce") == 1).sum())
+        followup = float(pd.to_numeric(p[L.OS_MONTHS], errors="coerce").median())
+        deaths = int((pd.to_numeric(p[L.OS_EVENT], errors="coerce") == 1).sum())
     counts = state.run.manifest.get("counts", {})
     from graphonc.report.html import survival_endpoints
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from graphonc import layout as L
 from graphonc.errors import GraphoncError, InputError
 from graphonc.graph.outputs import claim_file
 from graphonc.graph.run import atomic_file
@@ -47,7 +48,7 @@ def write_new_patient_report(run_dir: Path, body_file: Path, out: Path | None = 
     """Write the new patient's page (default ``<run>/reports/new/<file stem>.html``, apart from cohort
     patients' reports so no id can collide with it) atomically."""
     body = read_new_patient(body_file)
-    out = Path(out) if out is not None else Path(run_dir) / "reports" / "new" / f"{Path(body_file).stem}.html"
+    out = Path(out) if out is not None else L.RunLayout(run_dir).new_report(Path(body_file).stem)
     if out.suffix.lower() not in (".html", ".htm"):
         raise GraphoncError(f"--out {out}: the report is an HTML page. Fix: give a path ending in .html.")
     claim_file(out)  # before the work: never replace a file graphonc did not write

@@ -114,12 +114,12 @@ def load_run(root: Path, name: str | None = None) -> RunState:
     risks = np.sort(preds["risk"].dropna().to_numpy(float)) if preds is not None and "risk" in preds else None
     state = RunState(name or run.root.name, run, facts, index, preds, risks,
                      sorted_ids=np.array(sorted(map(str, facts.patients.index)), dtype=object))
-    if (run.root / "model" / "weights.pt").exists():
+    if run.layout.weights.exists():
         from graphonc.graph.build import symbol_map
         from graphonc.model.embed import FrozenGraph, run_config
         from graphonc.model.io import load_model
 
-        lm = load_model(run.root / "model", run)
+        lm = load_model(run.layout.model_dir, run)
         state.frozen = FrozenGraph(lm)
         state.config = run_config(run)
         state.symbols = symbol_map(state.config)
