@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from graphonc.config import CBioPortalInput, ClinicalSpec, GMTSource, MutationTableColumns, TableInput, load_config
 from graphonc.errors import GraphoncError
 from graphonc.graph.clinical import patient_table
-from graphonc.ingest import text
+from graphonc import text
 from graphonc.ingest.cbioportal import read_cbioportal, read_panel_file
 from graphonc.ingest.gene_roles import read_intogen, read_oncokb
 from graphonc.ingest.gmt import read_gmt
