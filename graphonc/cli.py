@@ -135,12 +135,16 @@ def train_cmd(
                                 "(default: the one the run was built from)."),
     epochs: int = typer.Option(None, "--epochs", help="Override the maximum number of epochs."),
     device: str = typer.Option(None, "--device", help="auto (CUDA when present), cpu or cuda."),
+    tune: bool = typer.Option(False, "--tune", help="Choose hyper-parameters first by nested CV inside the "
+                              "training patients, within model.tune_budget_s seconds (see --tune-budget)."),
+    tune_budget: float = typer.Option(None, "--tune-budget", help="Seconds for --tune (default model.tune_budget_s)."),
 ) -> None:
     """Train the GNN (diagnosis + survival) and write embeddings, predictions and plots into <run>/model."""
     from graphonc.model.stages import train_stage
 
     settings = settings_of(ctx)
-    m = train_stage(run, config, progress=settings.progress, epochs=epochs, device=device)
+    m = train_stage(run, config, progress=settings.progress, tune=tune, epochs=epochs, device=device,
+                    tune_budget_s=tune_budget)
     if not settings.quiet:
         t = Table(title=f"validation metrics (best epoch {m['best_epoch']}, {m['n_validation']} held-out patients)")
         t.add_column("metric")
@@ -148,7 +152,23 @@ def train_cmd(
         for k, v in m["validation"].items():
             t.add_row(k, f"{v:.3f}")
         out_console.print(t)
+        if m["at_chance"]:
+            err_console.print(f"warning: the {', '.join(m['at_chance'])} head(s) stayed at chance on the validation "
+                              "patients (flagged in metrics.json); try --tune")
         out_console.print(f"wrote {run / 'model'} in {m['train_seconds']:.0f} s on {m['device']}")
+
+
+def _print_table(title: str, table, first: str = "metric") -> None:
+    """Metrics down, models across (a handful of models fit a terminal's width, nine metrics did not)."""
+    import pandas as pd
+
+    t = Table(title=title)
+    t.add_column(first)
+    for name in table.index:
+        t.add_column(str(name), justify="right")
+    for c in table.columns:
+        t.add_row(c, *("" if pd.isna(v) else str(v) for v in table[c]))
+    out_console.print(t)
 
 
 @app.command("evaluate")
@@ -157,25 +177,30 @@ def evaluate_cmd(
     ctx: typer.Context,
     run: Path = typer.Option(..., "--run", "-r", help="A run folder built by build-graph."),
     folds: int = typer.Option(5, "--folds", "-k", help="Number of patient-level stratified folds."),
+    repeats: int = typer.Option(1, "--repeats", min=1, help="Repeated stratified CV: this many shuffles."),
+    folds_file: Path = typer.Option(None, "--folds-file", help="CSV with columns patient_id, fold (and optionally "
+                                    "repeat) to use instead of --folds/--repeats; every run writes its own."),
     config: Path = typer.Option(None, "--config", "-c", help="Config whose model: section to use."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also run the baselines."),
     epochs: int = typer.Option(None, "--epochs", help="Override the maximum number of epochs."),
+    with_expression_derived: bool = typer.Option(None, "--with-expression-derived/--without-expression-derived",
+                                                 help="Sensitivity row: add clinical.expression_derived columns "
+                                                 "to every model's inputs."),
+    after_diagnosis: bool = typer.Option(None, "--after-diagnosis/--at-diagnosis", help="Let every model see "
+                                         "treatments and after-diagnosis columns (default: model.at_diagnosis)."),
+    tune: bool = typer.Option(False, "--tune", help="Tune the GNN/MLP by nested CV inside each training fold."),
 ) -> None:
-    """Leakage-free k-fold CV of the GNN, an MLP without the graph, and the baselines; writes <run>/eval."""
-    import pandas as pd
-
+    """Leakage-free (repeated) k-fold CV of the GNN, an MLP without the graph, and the baselines; writes <run>/eval."""
     from graphonc.model.stages import evaluate_stage
 
     settings = settings_of(ctx)
-    table = evaluate_stage(run, folds, config, baselines, progress=settings.progress, epochs=epochs)
-    # metrics down, models across: a handful of models fit a terminal's width, nine metrics did not
-    t = Table(title=f"{folds}-fold cross-validation (mean ± sd over folds)")
-    t.add_column("metric")
-    for name in table.index:
-        t.add_column(str(name), justify="right")
-    for c in table.columns:
-        t.add_row(c, *("" if pd.isna(v) else str(v) for v in table[c]))
-    out_console.print(t)
+    at_diagnosis = None if after_diagnosis is None else not after_diagnosis
+    table = evaluate_stage(run, folds, config, baselines, progress=settings.progress, repeats=repeats,
+                           folds_file=folds_file, tune=tune, epochs=epochs,
+                           with_expression_derived=with_expression_derived, at_diagnosis=at_diagnosis)
+    _print_table("cross-validation (mean ± sd over folds × repeats)", table)
+    if (run / "eval" / "comparison.md").exists():
+        out_console.print((run / "eval" / "comparison.md").read_text(encoding="utf-8"), markup=False)
     out_console.print(f"wrote {run / 'eval'}")
 
 
@@ -517,26 +542,25 @@ def evaluate_similarity_cmd(
     ctx: typer.Context,
     run: Path = typer.Option(..., "--run", "-r", help="A run folder built by build-graph."),
     folds: int = typer.Option(5, "--folds", help="Patient-level stratified folds (the same as graphonc evaluate)."),
+    repeats: int = typer.Option(1, "--repeats", min=1, help="Repeated stratified CV: this many shuffles."),
+    folds_file: Path = typer.Option(None, "--folds-file", help="CSV with columns patient_id, fold (and optionally "
+                                    "repeat), e.g. <run>/eval/folds.csv."),
     k: int = typer.Option(10, "-k", help="Neighbours per query."),
-    method: list[str] = typer.Option([], "--method", "-m", help="gnn, knn_features, jaccard_genes, snf, random "
+    method: list[str] = typer.Option([], "--method", "-m", help="gnn, mlp, knn_features, jaccard_genes, snf, random "
                                      "(repeatable; default all)."),
     subsample: int = typer.Option(None, "--subsample", help="Evaluate on a stratified subset of this many patients."),
     epochs: int = typer.Option(None, "--epochs", help="Override the GNN's maximum number of epochs."),
+    reuse: bool = typer.Option(True, "--reuse/--retrain", help="Reuse the fold models of an earlier `evaluate` on "
+                               "the same fold plan (<run>/eval) instead of training them again."),
 ) -> None:
     """Neighbour quality on held-out folds: subtype precision@k and C-index of the neighbour-mean risk, GNN vs baselines."""
-    import pandas as pd
-
     from graphonc.search.quality import METHODS, evaluate_similarity_stage
 
     res = evaluate_similarity_stage(run, folds, k, method or METHODS, subsample, progress=settings_of(ctx).progress,
-                                    epochs=epochs)
-    t = Table(title=f"similarity on {folds} held-out folds, k={k} (mean ± sd over folds)")
-    t.add_column("method")
-    for c in res.summary.columns:
-        t.add_column(c, justify="right")
-    for name, row in res.summary.iterrows():
-        t.add_row(name, *("" if pd.isna(row[c]) else str(row[c]) for c in res.summary.columns))
-    out_console.print(t)
+                                    repeats=repeats, folds_file=folds_file, reuse=reuse, epochs=epochs)
+    _print_table(f"similarity on held-out folds, k={k} (mean ± sd over folds × repeats)", res.summary)
+    if res.reused:
+        out_console.print(f"reused the fold models of {run / 'eval'} for: {', '.join(res.reused)}")
     out_console.print(f"wrote {run / 'similarity'}")
 
 

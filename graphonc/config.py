@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from graphonc.errors import ConfigError
+from graphonc.model.settings import ModelConfig
 from graphonc.radiomics.settings import RadiomicsSpec
 
 _STRICT = ConfigDict(extra="forbid")
@@ -78,11 +79,20 @@ class SurvivalSpec(BaseModel):
 
 
 class LabelSpec(BaseModel):
-    """The diagnosis label: a categorical column; listed values count as missing."""
+    """The diagnosis label: a categorical column; listed values count as missing.
+
+    Rare categories can be pooled: ``map`` renames raw values (several values onto one class,
+    e.g. the adenocarcinoma types of a cervical cohort onto ``adenocarcinoma``), then classes
+    with fewer than ``min_count`` labelled patients become ``other_label``. Both apply to the
+    whole cohort before any fold is drawn (a class definition, not a statistic a model learns).
+    """
 
     model_config = _STRICT
     column: str
     missing_values: list[str] = []
+    map: dict[str, str] = {}
+    min_count: int | None = Field(default=None, ge=1)
+    other_label: str = "other"
 
 
 class TreatmentSpec(BaseModel):
@@ -190,8 +200,9 @@ class GraphConfig(BaseModel):
     mutations: MutationSpec = MutationSpec()
     genes: GenesSpec = GenesSpec()
     pathways: list[GMTSource] = []
-    #: Free-form sections read by later stages (model, search); kept verbatim.
-    model: dict = {}
+    #: Hyper-parameters and input policy of the models (graphonc.model.settings.ModelConfig).
+    model: ModelConfig = ModelConfig()
+    #: Free-form section read by the search stage; kept verbatim.
     search: dict = {}
     #: Radiomic features → RadiomicPhenotype nodes, HAS_PHENOTYPE edges, Patient features.
     radiomics: RadiomicsSpec | None = None

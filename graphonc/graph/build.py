@@ -225,6 +225,7 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
             pathways, in_pw = _pathway_tables(cfg, symbols, graph_genes, mutated, stats["pathways"])
         with st.stage("treatments"):
             tr_nodes, received = treatment_tables(raw, cfg)
+            patients = add_treatment_columns(patients, raw, cfg)
         if cfg.radiomics is not None:
             with st.stage("radiomics"):
                 from graphonc.radiomics.graph import radiomics_tables
@@ -241,6 +242,9 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
              S.SEQUENCED_WITH: seq, S.COVERS: covers}
     stats["timings_s"] = st.timings
     tables = GraphTables(nodes=nodes, edges=edges, stats=stats, files=raw.files + list(cfg.input_paths().values()))
+    # per-patient treatment status (received / not / unknown) for models that may see treatments
+    tables.patient_features["treatments"] = [t.model_dump(include={"name", "column", "received_values"})
+                                             for t in cfg.treatments]
     if rad is not None:
         nodes[S.RADIOMIC_PHENOTYPE], edges[S.HAS_PHENOTYPE] = rad.nodes, rad.edges
         stats["radiomics"] = rad.stats
@@ -260,6 +264,16 @@ def treatment_tables(raw: RawCohort, cfg: GraphConfig) -> tuple[pd.DataFrame, pd
         dst.extend([t.name] * len(got))
     nodes = pd.DataFrame(rows, columns=[S.ID, "source_column", "n_patients"]).sort_values(S.ID).reset_index(drop=True)
     return nodes, _edges(pd.Series(src, dtype=object), pd.Series(dst, dtype=object))
+
+
+def add_treatment_columns(patients: pd.DataFrame, raw: RawCohort, cfg: GraphConfig) -> pd.DataFrame:
+    """Store each treatment's source column (text) on Patient nodes, so a missing value stays
+    distinguishable from "not received" (a RECEIVED edge only says "received")."""
+    for col in dict.fromkeys(t.column for t in cfg.treatments):
+        if col not in patients.columns:
+            values = raw.column(col, Table.text, "treatments").astype("string")
+            patients[col] = values.reindex(patients["id"]).to_numpy()
+    return patients
 
 
 def build_run(config_path, out, progress: bool = False) -> dict:
