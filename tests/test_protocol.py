@@ -121,6 +121,20 @@ def test_every_model_sees_the_same_folds_and_the_plan_is_written(cesc_run, tmp_p
     assert (root / "eval" / "folds.csv").read_text() == (tmp_path / "in.csv").read_text()
     emb = pd.read_parquet(root / "eval" / "embeddings.parquet")
     assert set(emb["model"]) == {"gnn", "mlp"} and len(emb) == 2 * 2 * len(plan)
+    # evaluate-similarity on the same plan reuses those fold models instead of training again
+    from graphonc.search.quality import evaluate_similarity_stage
+
+    sim = evaluate_similarity_stage(root, k=5, methods=["gnn", "mlp", "random"], folds_file=tmp_path / "in.csv")
+    assert sim.reused == ["gnn", "mlp"]
+    assert (root / "similarity" / "folds.csv").read_text() == (tmp_path / "in.csv").read_text()
+    from graphonc.search.quality import cosine_neighbours
+
+    s0 = splits(plan)[0]
+    e0 = emb[(emb["model"] == "gnn") & (emb["fold"] == s0.fold)].set_index("id")["embedding"]
+    db, q = np.stack(e0.loc[s0.train]), np.stack(e0.loc[s0.test])
+    nb = sim.neighbours[("gnn", 0, s0.fold)]
+    expect = np.asarray(s0.train, dtype=object)[cosine_neighbours(db, q, 5, np.asarray(s0.train, dtype=object))]
+    assert nb["neighbour"].tolist() == expect.ravel().tolist()
 
 
 def test_baselines_are_sklearn_estimators_and_run_through_the_same_loop(cesc_run):
