@@ -45,6 +45,25 @@ def summarise(out: Path) -> dict:
     return res
 
 
+def markdown(out: Path) -> str:
+    """The summary and comparison tables of one cohort's protocol run, as Markdown."""
+    from graphonc.model.stages import comparison_markdown, markdown_table
+
+    parts = []
+    for name, metrics in (("per_fold", None), ("similarity", Q.METRICS)):
+        f = out / f"{name}.csv"
+        if not f.exists():
+            continue
+        df = pd.read_csv(f)
+        n = df.groupby(["repeat", "fold"]).ngroups
+        keys = metrics or ("harrell_c", "uno_c", "ibs", "macro_f1", "balanced_accuracy", "auroc")
+        parts.append(f"*{'evaluate' if metrics is None else 'evaluate-similarity'}: {n} split(s)*\n")
+        parts.append(markdown_table(summary_table(df, keys)))
+        cmp = compare_to_best_baseline(df, metrics) if metrics else compare_to_best_baseline(df)
+        parts.append(comparison_markdown(cmp))
+    return "\n".join(parts)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", type=Path)
@@ -56,9 +75,10 @@ def main() -> None:
     ap.add_argument("--patience", type=int)
     ap.add_argument("-k", type=int, default=10)
     ap.add_argument("--summarise", action="store_true")
+    ap.add_argument("--markdown", action="store_true", help="with --summarise: Markdown tables instead of JSON")
     args = ap.parse_args()
     if args.summarise:
-        print(json.dumps(summarise(args.out), indent=1, default=str))
+        print(markdown(args.out) if args.markdown else json.dumps(summarise(args.out), indent=1, default=str))
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

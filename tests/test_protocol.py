@@ -237,7 +237,7 @@ def test_model_section_is_typed_and_labels_pool(cesc_run, tmp_path):
     from graphonc.graph.clinical import pool_labels
 
     raw = pd.Series(["a"] * 5 + ["b"] * 2 + ["c"] + [None], dtype="string")
-    pooled = pool_labels(raw, LabelSpec(column="x", min_count=3, map={"c": "b"}))
+    pooled = pool_labels(raw, LabelSpec(column="x", min_count=4, map={"c": "b"}))  # b: 2 + 1 < 4
     assert pooled.tolist()[:8] == ["a"] * 5 + ["other"] * 3 and pd.isna(pooled.iloc[8])
 
 
@@ -285,3 +285,16 @@ def test_whole_exome_cohort_learns_its_label_and_shuffled_targets_give_chance(ce
     print("shuffled:", shuf[["auroc", "balanced_accuracy", "harrell_c", "at_chance"]].round(3).to_string())
     assert abs(shuf["auroc"].mean() - 0.5) < 0.08 and abs(shuf["harrell_c"].mean() - 0.5) < 0.06
     assert shuf["at_chance"].str.len().gt(0).any()  # the warning flag is raised
+
+
+def test_tuning_is_nested_inside_the_training_patients_and_honours_its_budget(cesc_run):
+    from graphonc.model.tune import _inner_splits, candidates, tune
+
+    cfg = TINY.model_copy(update={"epochs": 2, "tune_folds": 2})
+    train = splits(make_plan(cesc_run, 5, 1, 0))[0].train
+    inner = _inner_splits(cesc_run, train, 2, 0)
+    assert all(set(s.train) | set(s.test) == set(train) for s in inner)  # never an outer test patient
+    grid = candidates(cfg)
+    assert grid[0] == {k: getattr(cfg, k) for k in grid[0]} and len(grid) == 64
+    best, trials = tune(cesc_run, train, cfg, budget_s=0.0)  # budget spent: only the current config
+    assert len(trials) == 1 and best == cfg and np.isfinite(trials["score"]).all()

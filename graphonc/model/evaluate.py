@@ -123,7 +123,7 @@ def compare_to_best_baseline(per_fold: pd.DataFrame, metrics: Sequence[str] = CO
 
     Returns one row per (metric, model): ``best_baseline, model_mean, baseline_mean, diff,
     low, high, n_pairs, verdict`` (``better`` / ``worse`` when the 95% interval excludes 0,
-    else ``tie``).
+    ``tie`` when it holds 0, ``n/a`` with fewer than two pairs).
     """
     rows = []
     key = ["repeat", "fold"] if "repeat" in per_fold.columns else ["fold"]
@@ -147,7 +147,7 @@ def compare_to_best_baseline(per_fold: pd.DataFrame, metrics: Sequence[str] = CO
             sub = have[have["model"] == m].set_index(key).loc[both]
             ratio = float((sub["n_test"] / sub["n_train"]).mean()) if {"n_test", "n_train"} <= set(sub.columns) else 0.25
             mean, lo, hi = paired_interval((a.loc[both] - b.loc[both]).to_numpy(), ratio)
-            verdict = "better" if lo > 0 else "worse" if hi < 0 else "tie"
+            verdict = ("n/a" if math.isnan(lo) else "better" if lo > 0 else "worse" if hi < 0 else "tie")
             rows.append({"metric": metric, "model": m, "best_baseline": best, "model_mean": float(a.mean()),
                          "baseline_mean": float(b.mean()), "diff": mean, "low": lo, "high": hi,
                          "n_pairs": int(len(both)), "verdict": verdict})
