@@ -295,6 +295,6 @@ def test_tuning_is_nested_inside_the_training_patients_and_honours_its_budget(ce
     inner = _inner_splits(cesc_run, train, 2, 0)
     assert all(set(s.train) | set(s.test) == set(train) for s in inner)  # never an outer test patient
     grid = candidates(cfg)
-    assert grid[0] == {k: getattr(cfg, k) for k in grid[0]} and len(grid) == 64
+    assert grid[0] == {k: getattr(cfg, k) for k in grid[0]} and len(grid) == 1 + 64  # off-grid current + grid
     best, trials = tune(cesc_run, train, cfg, budget_s=0.0)  # budget spent: only the current config
     assert len(trials) == 1 and best == cfg and np.isfinite(trials["score"]).all()
