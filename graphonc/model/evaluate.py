@@ -26,7 +26,8 @@ from scipy import stats
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.model.folds import Split, eligible_patients, make_plan, splits
-from graphonc.model.metrics import DIAGNOSIS_KEYS, SURVIVAL_KEYS, diagnosis_metrics, summarise, survival_metrics
+from graphonc.model.metrics import (DIAGNOSIS_KEYS, SURVIVAL_KEYS, default_eval_times, diagnosis_metrics, summarise,
+                                    survival_metrics)
 from graphonc.model.settings import ModelConfig
 
 log = logging.getLogger("graphonc")
@@ -49,8 +50,13 @@ def make_folds(run: GraphRun, k: int = 5, seed: int = 0) -> Folds:
 
 def score_model(run: GraphRun, train_ids: Sequence[str], test_ids: Sequence[str], proba: np.ndarray,
                 risk: np.ndarray, classes: list[str], index: Callable[[Sequence[str]], np.ndarray],
-                survival: bool = True, diagnosis: bool = True) -> dict:
-    """Metrics of one fold from per-patient predictions (rows addressed through ``index``)."""
+                survival: bool = True, diagnosis: bool = True, survival_function=None) -> dict:
+    """Metrics of one fold from per-patient predictions (rows addressed through ``index``).
+
+    ``survival_function(ids, times)`` → (n, len(times)): a model's own survival curves (e.g. a
+    random survival forest's) for the Brier score; without it the risk goes through the
+    training fold's Breslow baseline.
+    """
     p = run.nodes(S.PATIENT).set_index(S.ID)
     tr, te = p.loc[list(train_ids)], p.loc[list(test_ids)]
     row: dict = {}
@@ -59,9 +65,14 @@ def score_model(run: GraphRun, train_ids: Sequence[str], test_ids: Sequence[str]
         mtr = tr["os_months"].notna().to_numpy() & tr["os_event"].notna().to_numpy()
         mte = te["os_months"].notna().to_numpy() & te["os_event"].notna().to_numpy()
         tr_ids, te_ids = np.asarray(train_ids, dtype=object)[mtr], np.asarray(test_ids, dtype=object)[mte]
-        row |= survival_metrics(tr["os_months"].to_numpy()[mtr], tr["os_event"].to_numpy()[mtr],
-                                te["os_months"].to_numpy()[mte], te["os_event"].to_numpy()[mte],
-                                risk[index(te_ids)], train_risk=risk[index(tr_ids)])
+        t_tr, t_te = tr["os_months"].to_numpy()[mtr], te["os_months"].to_numpy()[mte]
+        extra = {}
+        if survival_function is not None:
+            times = default_eval_times(t_tr, t_te)
+            if times.size:
+                extra = {"test_surv": survival_function(te_ids, times), "eval_times": times}
+        row |= survival_metrics(t_tr, tr["os_event"].to_numpy()[mtr], t_te, te["os_event"].to_numpy()[mte],
+                                risk[index(te_ids)], train_risk=risk[index(tr_ids)], **extra)
     if cols.get("label") and diagnosis and classes:
         code = {c: i for i, c in enumerate(classes)}
         y = np.array([code.get(v, -1) for v in te["label"]])

@@ -156,6 +156,10 @@ class TabularModel:
             return Prediction(list(ids), risk=self.model_.predict(X), embedding=X)
         return Prediction(list(ids), proba=self.model_.predict_proba(X), embedding=X, classes=self.classes_)
 
+    def survival_function(self, run: GraphRun, ids: Sequence[str], times: np.ndarray) -> np.ndarray:
+        """The estimator's own survival curves at ``times`` (n, len(times)), for the Brier score."""
+        return self.model_.predict_survival(self.tf_.transform(run, list(ids)), times)
+
     def info(self) -> dict:
         return {"n_features": len(self.tf_.feature_names_), "fit_seconds": round(self.fit_seconds_, 3)}
 
@@ -202,8 +206,10 @@ def prediction_scorer(run: GraphRun, split: Split, model: PatientModel, pred: Pr
     classes = pred.classes
     proba = pred.proba if pred.proba is not None else np.zeros((len(pred.ids), len(classes)))
     risk = pred.risk if pred.risk is not None else np.zeros(len(pred.ids))
+    surv_fn = getattr(model, "survival_function", None)
     row = score_model(run, split.train, split.test, proba, risk, classes, pred.rows,
-                      survival=pred.risk is not None, diagnosis=pred.proba is not None)
+                      survival=pred.risk is not None, diagnosis=pred.proba is not None,
+                      survival_function=(lambda ids, times: surv_fn(run, ids, times)) if surv_fn else None)
     return row
 
 
