@@ -263,15 +263,18 @@ def test_paired_interval_is_the_corrected_resampled_t_interval():
 
 
 @pytest.mark.slow
-def test_whole_exome_cohort_learns_its_label_and_shuffled_targets_give_chance(cesc_run, tmp_path):
-    """TCGA CESC (whole exome, ~350 mutations a patient): the GNN ranks the histology above chance;
-    with labels and outcomes shuffled the same model is at chance and says so."""
+def test_whole_exome_cohort_learns_its_label(cesc_run):
+    """TCGA CESC (whole exome, ~350 mutations a patient): the GNN ranks the histology above chance."""
     cfg = ModelConfig(hidden=32, embedding_dim=16, epochs=60, patience=15, gene_min_patients=5, seed=0)
     plan = make_plan(cesc_run, 3, 1, 0)
     real = cross_validate(cesc_run, splits(plan), {"gnn": lambda: GNNModel(cfg)})
     print("\nreal:", real[["auroc", "balanced_accuracy", "harrell_c", "at_chance"]].round(3).to_string())
     assert real["auroc"].mean() > 0.62
 
+
+@pytest.mark.slow
+def test_shuffled_labels_and_outcomes_give_chance_and_raise_the_flag(cesc_run, tmp_path):
+    cfg = ModelConfig(hidden=32, embedding_dim=16, epochs=60, patience=15, gene_min_patients=5, seed=0)
     root = tmp_path / "shuffled"
     shutil.copytree(cesc_run.root, root)
     p = pd.read_parquet(root / "graph/nodes/Patient.parquet")
