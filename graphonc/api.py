@@ -237,13 +237,15 @@ def cypher_run(file: PathLike, params: dict[str, str] | Sequence[str] = (), *,
 
 
 def train(run: PathLike, *, config: PathLike | None = None, epochs: int | None = None, device: str | None = None,
-          progress: bool = False, **model_options) -> dict:
+          tune: bool = False, tune_budget_s: float | None = None, progress: bool = False, **model_options) -> dict:
     """Train the GNN (diagnosis + survival) and write ``<run>/model/`` (weights, embeddings,
     predictions, metrics, plots) (:func:`graphonc.model.stages.train_stage`).
 
     The ``model:`` section comes from ``config``, else from the config the run was built from;
     ``epochs``, ``device`` (auto, cpu, cuda) and ``model_options`` (any ``model:`` key, e.g.
-    ``hidden=32``) override it. Returns the metrics (``validation``, ``best_epoch``, ``device``, …).
+    ``hidden=32``) override it. ``tune``: choose hyper-parameters first by nested CV inside the
+    training patients, within ``tune_budget_s`` seconds (default ``model.tune_budget_s``).
+    Returns the metrics (``validation``, ``best_epoch``, ``device``, ``at_chance``, …).
 
     Example::
 
@@ -252,24 +254,33 @@ def train(run: PathLike, *, config: PathLike | None = None, epochs: int | None =
     """
     from graphonc.model.stages import train_stage
 
-    return train_stage(Path(run), Path(config) if config is not None else None, progress=progress,
-                       epochs=epochs, device=device, **model_options)
+    return train_stage(Path(run), Path(config) if config is not None else None, progress=progress, tune=tune,
+                       epochs=epochs, device=device, tune_budget_s=tune_budget_s, **model_options)
 
 
-def evaluate(run: PathLike, *, folds: int = 5, config: PathLike | None = None, baselines: bool = True,
-             epochs: int | None = None, progress: bool = False, **model_options) -> pd.DataFrame:
-    """Leakage-free patient-level k-fold CV of the GNN, an MLP without the graph and the baselines;
-    writes ``<run>/eval/`` (:func:`graphonc.model.stages.evaluate_stage`). Returns the summary table
-    (models × metrics, "mean ± sd" strings).
+def evaluate(run: PathLike, *, folds: int = 5, repeats: int = 1, folds_file: PathLike | None = None,
+             config: PathLike | None = None, baselines: bool = True, epochs: int | None = None, tune: bool = False,
+             with_expression_derived: bool | None = None, at_diagnosis: bool | None = None,
+             progress: bool = False, **model_options) -> pd.DataFrame:
+    """Leakage-free (repeated) patient-level stratified CV of the GNN, an MLP without the graph and
+    the baselines on the same folds; writes ``<run>/eval/`` (summary, per-fold metrics, the folds
+    used as ``folds.csv``, and each model against the best baseline with a paired 95% interval)
+    (:func:`graphonc.model.stages.evaluate_stage`). ``folds_file``: a CSV ``patient_id, fold``
+    (optionally ``repeat``) instead of ``folds``/``repeats``. ``with_expression_derived`` adds the
+    config's expression-derived columns to every model (a sensitivity row); ``at_diagnosis=False``
+    lets every model see treatments. Returns the summary table (models × metrics).
 
     Example::
 
-        api.evaluate("runs/metabric", folds=3, baselines=False, epochs=20)
+        api.evaluate("runs/metabric", folds=3, repeats=2, baselines=False, epochs=20)
     """
     from graphonc.model.stages import evaluate_stage
 
     return evaluate_stage(Path(run), folds, Path(config) if config is not None else None, baselines,
-                          progress=progress, epochs=epochs, **model_options)
+                          progress=progress, repeats=repeats,
+                          folds_file=Path(folds_file) if folds_file is not None else None, tune=tune, epochs=epochs,
+                          with_expression_derived=with_expression_derived, at_diagnosis=at_diagnosis,
+                          **model_options)
 
 
 def embed(run: PathLike, patients: PathLike, *, mutations: PathLike | None = None, model: PathLike | None = None,
@@ -390,13 +401,15 @@ def plain_reasons(neighbour) -> str:
     return reasons(neighbour)
 
 
-def evaluate_similarity(run: PathLike, *, folds: int = 5, k: int = 10, methods: Sequence[str] | None = None,
-                        subsample: int | None = None, epochs: int | None = None,
-                        progress: bool = False) -> SimilarityEval:
+def evaluate_similarity(run: PathLike, *, folds: int = 5, repeats: int = 1, folds_file: PathLike | None = None,
+                        k: int = 10, methods: Sequence[str] | None = None, subsample: int | None = None,
+                        epochs: int | None = None, reuse: bool = True, progress: bool = False) -> SimilarityEval:
     """Neighbour quality on held-out folds, GNN vs baselines: subtype precision@k and C-index of the
     neighbour-mean risk; writes ``<run>/similarity/``
-    (:func:`graphonc.search.quality.evaluate_similarity_stage`). ``methods``: gnn, knn_features,
-    jaccard_genes, snf, random (default all). Returns ``.summary`` (methods × metrics) and more.
+    (:func:`graphonc.search.quality.evaluate_similarity_stage`). ``methods``: gnn, mlp,
+    knn_features, jaccard_genes, snf, random (default all). ``reuse``: take the fold models of an
+    earlier :func:`evaluate` on the same fold plan instead of training them again. Returns
+    ``.summary`` (methods × metrics) and more.
 
     Example::
 
@@ -405,7 +418,8 @@ def evaluate_similarity(run: PathLike, *, folds: int = 5, k: int = 10, methods: 
     from graphonc.search.quality import METHODS, evaluate_similarity_stage
 
     return evaluate_similarity_stage(Path(run), folds, k, list(methods or METHODS), subsample, progress=progress,
-                                     epochs=epochs)
+                                     repeats=repeats, folds_file=Path(folds_file) if folds_file is not None else None,
+                                     reuse=reuse, epochs=epochs)
 
 
 # ---------------------------------------------------------------------------------- report and export

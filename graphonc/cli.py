@@ -171,10 +171,14 @@ def train_cmd(
     config: Path = MODEL_CONFIG_OPTION,
     epochs: int = EPOCHS_OPTION,
     device: str = TRAIN_DEVICE_OPTION,
+    tune: bool = typer.Option(False, "--tune", help="Choose hyper-parameters first by nested CV inside the "
+                              "training patients, within model.tune_budget_s seconds (see --tune-budget)."),
+    tune_budget: float = typer.Option(None, "--tune-budget", help="Seconds for --tune (default model.tune_budget_s)."),
 ) -> None:
     """Train the GNN (diagnosis + survival) and write embeddings, predictions and plots into <run>/model."""
     settings = settings_of(ctx)
-    m = api.train(run, config=config, progress=settings.progress, epochs=epochs, device=device)
+    m = api.train(run, config=config, progress=settings.progress, epochs=epochs, device=device, tune=tune,
+                  tune_budget_s=tune_budget)
     if not settings.quiet:
         t = Table(title=f"validation metrics (best epoch {m['best_epoch']}, {m['n_validation']} held-out patients)")
         t.add_column("metric")
@@ -182,34 +186,55 @@ def train_cmd(
         for k, v in m["validation"].items():
             t.add_row(k, f"{v:.3f}")
         out_console.print(t)
+        if m.get("at_chance"):
+            err_console.print(term(f"warning: the {', '.join(m['at_chance'])} head(s) stayed at chance on the "
+                                   "validation patients (flagged in metrics.json); try --tune"))
         out_console.print(term(f"wrote {api.open_run(run).layout.model_dir} in {m['train_seconds']:.0f} s on {m['device']}"))
 
 
-@app.command("evaluate", epilog=example("graphonc evaluate --run runs/metabric --folds 5 --no-baselines"))
+def _print_table(title: str, table, first: str = "metric") -> None:
+    """Metrics down, models across (a handful of models fit a terminal's width, nine metrics did not)."""
+    import pandas as pd
+
+    t = Table(title=title)
+    t.add_column(first)
+    for name in table.index:
+        t.add_column(term(name), justify="right")
+    for c in table.columns:
+        t.add_row(term(c), *("" if pd.isna(v) else term(v) for v in table[c]))
+    out_console.print(t)
+
+
+@app.command("evaluate", epilog=example("graphonc evaluate --run runs/metabric --folds 5 --repeats 3"))
 @handles_errors
 def evaluate_cmd(
     ctx: typer.Context,
     run: Path = RUN_OPTION,
     folds: int = FOLDS_OPTION,
+    repeats: int = typer.Option(1, "--repeats", min=1, help="Repeated stratified CV: this many shuffles."),
+    folds_file: Path = typer.Option(None, "--folds-file", help="CSV with columns patient_id, fold (and optionally "
+                                    "repeat) to use instead of --folds/--repeats; every run writes its own."),
     config: Path = MODEL_CONFIG_OPTION,
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also run the baselines."),
     epochs: int = EPOCHS_OPTION,
+    with_expression_derived: bool = typer.Option(None, "--with-expression-derived/--without-expression-derived",
+                                                 help="Sensitivity row: add clinical.expression_derived columns "
+                                                 "to every model's inputs."),
+    after_diagnosis: bool = typer.Option(None, "--after-diagnosis/--at-diagnosis", help="Let every model see "
+                                         "treatments and after-diagnosis columns (default: model.at_diagnosis)."),
+    tune: bool = typer.Option(False, "--tune", help="Tune the GNN/MLP by nested CV inside each training fold."),
 ) -> None:
-    """Leakage-free k-fold CV of the GNN, an MLP without the graph, and the baselines; writes <run>/eval."""
-    import pandas as pd
-
+    """Leakage-free (repeated) k-fold CV of the GNN, an MLP without the graph, and the baselines; writes <run>/eval."""
     settings = settings_of(ctx)
-    table = api.evaluate(run, folds=folds, config=config, baselines=baselines, progress=settings.progress,
-                         epochs=epochs)
-    # metrics down, models across: a handful of models fit a terminal's width, nine metrics did not
-    t = Table(title=f"{folds}-fold cross-validation (mean ± sd over folds)")
-    t.add_column("metric")
-    for name in table.index:
-        t.add_column(str(name), justify="right")
-    for c in table.columns:
-        t.add_row(c, *("" if pd.isna(v) else str(v) for v in table[c]))
-    out_console.print(t)
-    out_console.print(term(f"wrote {api.open_run(run).layout.eval_dir}"))
+    table = api.evaluate(run, folds=folds, repeats=repeats, folds_file=folds_file, config=config,
+                         baselines=baselines, epochs=epochs, tune=tune, with_expression_derived=with_expression_derived,
+                         at_diagnosis=None if after_diagnosis is None else not after_diagnosis,
+                         progress=settings.progress)
+    _print_table("cross-validation (mean ± sd over folds × repeats)", table)
+    eval_dir = api.open_run(run).layout.eval_dir
+    if (eval_dir / "comparison.md").exists():
+        out_console.print(term((eval_dir / "comparison.md").read_text(encoding="utf-8")))
+    out_console.print(term(f"wrote {eval_dir}"))
 
 
 @app.command("embed", epilog=example("graphonc embed --run runs/metabric --patients new/clinical.tsv "
@@ -622,24 +647,25 @@ def evaluate_similarity_cmd(
     ctx: typer.Context,
     run: Path = RUN_OPTION,
     folds: int = FOLDS_OPTION,
+    repeats: int = typer.Option(1, "--repeats", min=1, help="Repeated stratified CV: this many shuffles."),
+    folds_file: Path = typer.Option(None, "--folds-file", help="CSV with columns patient_id, fold (and optionally "
+                                    "repeat), e.g. <run>/eval/folds.csv."),
     k: int = K_OPTION,
-    method: list[str] = typer.Option([], "--method", "-m", help="gnn, knn_features, jaccard_genes, snf, random "
+    method: list[str] = typer.Option([], "--method", "-m", help="gnn, mlp, knn_features, jaccard_genes, snf, random "
                                      "(repeatable; default all)."),
     subsample: int = typer.Option(None, "--subsample", help="Evaluate on a stratified subset of this many patients."),
     epochs: int = EPOCHS_OPTION,
+    reuse: bool = typer.Option(True, "--reuse/--retrain", help="Reuse the fold models of an earlier `evaluate` on "
+                               "the same fold plan (<run>/eval) instead of training them again."),
 ) -> None:
     """Neighbour quality on held-out folds: subtype precision@k and C-index of the neighbour-mean risk, GNN vs baselines."""
-    import pandas as pd
-
-    res = api.evaluate_similarity(run, folds=folds, k=k, methods=method or None, subsample=subsample,
-                                  progress=settings_of(ctx).progress, epochs=epochs)
-    t = Table(title=f"similarity on {folds} held-out folds, k={k} (mean ± sd over folds)")
-    t.add_column("method")
-    for c in res.summary.columns:
-        t.add_column(c, justify="right")
-    for name, row in res.summary.iterrows():
-        t.add_row(name, *("" if pd.isna(row[c]) else str(row[c]) for c in res.summary.columns))
-    out_console.print(t)
+    res = api.evaluate_similarity(run, folds=folds, repeats=repeats, folds_file=folds_file, k=k,
+                                  methods=method or None, subsample=subsample, epochs=epochs, reuse=reuse,
+                                  progress=settings_of(ctx).progress)
+    _print_table(f"similarity on held-out folds, k={k} (mean ± sd over folds × repeats)", res.summary, "method")
+    if res.reused:
+        out_console.print(term(f"reused the fold models of {api.open_run(run).layout.eval_dir} for: "
+                               f"{', '.join(res.reused)}"))
     out_console.print(term(f"wrote {api.open_run(run).layout.similarity_dir}"))
 
 

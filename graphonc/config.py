@@ -21,6 +21,7 @@ from graphonc.paths import resolve_against
 from graphonc.text import read_config_text
 from graphonc.radiomics_config import RadiomicsSpec
 from graphonc.validation import format_validation_error
+from graphonc.model_config import ModelConfig
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -116,11 +117,20 @@ class SurvivalSpec(BaseModel):
 
 
 class LabelSpec(BaseModel):
-    """The diagnosis label: a categorical column; listed values count as missing."""
+    """The diagnosis label: a categorical column; listed values count as missing.
+
+    Rare categories can be pooled: ``map`` renames raw values (several values onto one class,
+    e.g. the adenocarcinoma types of a cervical cohort onto ``adenocarcinoma``), then classes
+    with fewer than ``min_count`` labelled patients become ``other_label``. Both apply to the
+    whole cohort before any fold is drawn (a class definition, not a statistic a model learns).
+    """
 
     model_config = _STRICT
     column: str
     missing_values: list[str] = []
+    map: dict[str, str] = {}
+    min_count: int | None = Field(default=None, ge=1)
+    other_label: str = "other"
 
 
 class TreatmentSpec(BaseModel):
@@ -313,8 +323,8 @@ class GraphConfig(BaseModel):
     mutations: MutationSpec = MutationSpec()
     genes: GenesSpec = GenesSpec()
     pathways: list[GMTSource] = []
-    #: The model stage's settings (graphonc.model.gnn.ModelConfig), read by train/evaluate.
-    model: dict = {}
+    #: Hyper-parameters and input policy of the models (graphonc.model_config.ModelConfig).
+    model: ModelConfig = ModelConfig()
     #: Index defaults of the search stage (``graphonc index``).
     search: SearchSpec = SearchSpec()
     #: Radiomic features → RadiomicPhenotype nodes, HAS_PHENOTYPE edges, Patient features.

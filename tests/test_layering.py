@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "graphonc"
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"graphonc", "errors", "validation", "progress", "secret_file", "threads", "text", "identifiers",
                     "paths", "layout"}),
-    ("config and plots", {"config", "radiomics_config", "plots"}),
+    ("config and plots", {"config", "radiomics_config", "model_config", "plots"}),
     ("ingest", {"ingest"}),
     ("graph", {"graph"}),
     ("modalities", {"radiomics"}),

@@ -459,12 +459,14 @@ def test_evaluate_similarity_is_leakage_free_and_scores_what_it_claims(metabric_
     res = evaluate_similarity_stage(root, folds=2, k=k, subsample=300, hidden=16, embedding_dim=16, epochs=2,
                                     patience=10)
     pf = res.per_fold
-    methods = ["gnn", "knn_features", "jaccard_genes", "snf", "random"]
+    methods = ["gnn", "mlp", "knn_features", "jaccard_genes", "snf", "random"]
     assert sorted(map(tuple, pf[["model", "fold"]].values.tolist())) == sorted((m, f) for m in methods for f in (0, 1))
-    assert {"folds.parquet", "summary.md", "summary.json", "folds.json", "neighbours.parquet"} <= \
-        {p.name for p in (root / "similarity").iterdir()}
+    assert {"per_fold.parquet", "summary.md", "summary.json", "folds.csv", "neighbours.parquet",
+            "comparison.json"} <= {p.name for p in (root / "similarity").iterdir()}
     nb = pd.read_parquet(root / "similarity" / "neighbours.parquet")
-    folds = json.loads((root / "similarity" / "folds.json").read_text())
+    plan = pd.read_csv(root / "similarity" / "folds.csv")
+    folds = [{"train": sorted(plan.loc[plan["fold"] != f, "patient_id"]),
+              "test": sorted(plan.loc[plan["fold"] == f, "patient_id"])} for f in (0, 1)]
     run = GraphRun.open(root)
     p = run.nodes(S.PATIENT).set_index(S.ID)
     for f, fold in enumerate(folds):

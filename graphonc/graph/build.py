@@ -162,6 +162,7 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
             pathways, in_pw = _pathway_tables(cfg, symbols, set(genes[S.ID]), altered, stats["pathways"])
         with st.stage("treatments"):
             tr_nodes, received = treatment_tables(raw, cfg)
+            patients = add_treatment_columns(patients, raw, cfg)
 
     nodes = {S.PATIENT: patients, S.GENE: genes, S.PATHWAY: pathways, S.TREATMENT: tr_nodes}
     edges = {S.IN_PATHWAY: in_pw, S.RECEIVED: received}
@@ -181,7 +182,13 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
     t0 = time.perf_counter()
     tables.graph_stats = graph_stats(nodes, edges)
     stats["timings_s"]["graph stats"] = round(time.perf_counter() - t0, 3)
+    # per-patient treatment status (received / not / unknown) for models that may see treatments
+    tables.patient_features["treatments"] = [t.model_dump(include={"name", "column", "received_values"})
+                                             for t in cfg.treatments]
     key_columns(tables)
+    keys = tables.column_keys.get(S.PATIENT, {})
+    for t in tables.patient_features["treatments"]:  # the source column by its key in the Patient table
+        t["column"] = keys.get(t["column"], t["column"])
     return tables
 
 
@@ -215,6 +222,16 @@ def treatment_tables(raw: RawCohort, cfg: GraphConfig) -> tuple[pd.DataFrame, pd
         dst.extend([t.name] * len(got))
     nodes = pd.DataFrame(rows, columns=[S.ID, "source_column", "n_patients"]).sort_values(S.ID).reset_index(drop=True)
     return nodes, edge_table(pd.Series(src, dtype=object), pd.Series(dst, dtype=object))
+
+
+def add_treatment_columns(patients: pd.DataFrame, raw: RawCohort, cfg: GraphConfig) -> pd.DataFrame:
+    """Store each treatment's source column (text) on Patient nodes, so a missing value stays
+    distinguishable from "not received" (a RECEIVED edge only says "received")."""
+    for col in dict.fromkeys(t.column for t in cfg.treatments):
+        if col not in patients.columns:
+            values = raw.column(col, Table.text, "treatments").astype("string")
+            patients[col] = values.reindex(patients["id"]).to_numpy()
+    return patients
 
 
 def build_run(config_path, out, progress: bool = False, force: bool = False) -> dict:

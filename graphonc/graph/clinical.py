@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from graphonc import layout as L
-from graphonc.config import ClinicalSpec, OrdinalSpec, SurvivalSpec
+from graphonc.config import ClinicalSpec, LabelSpec, OrdinalSpec, SurvivalSpec
 from graphonc.errors import ConfigError, InputError
 from graphonc.ingest.cohort import RawCohort
 from graphonc.ingest.tables import Table
@@ -121,6 +121,17 @@ def _endpoint(raw: RawCohort, spec: SurvivalSpec, name: str) -> pd.DataFrame:
     return pd.DataFrame({L.months(name): time.where(both), L.event(name): event.where(both)})
 
 
+def pool_labels(lab: pd.Series, spec: LabelSpec) -> pd.Series:
+    """Apply ``label.map`` then pool classes under ``label.min_count`` into ``label.other_label``."""
+    if spec.map:
+        lab = lab.map(lambda v: spec.map.get(v, v) if isinstance(v, str) else v).astype("string")
+    if spec.min_count:
+        counts = lab.value_counts()
+        rare = counts.index[counts < spec.min_count]
+        lab = lab.where(~lab.isin(rare), spec.other_label)
+    return lab
+
+
 def patient_table(raw: RawCohort, spec: ClinicalSpec, cohort: str) -> pd.DataFrame:
     """One row per patient with typed clinical features, label and survival (see module doc)."""
     clash = RESERVED & set(spec.numeric_features() + spec.stored_text_columns())
@@ -140,7 +151,7 @@ def patient_table(raw: RawCohort, spec: ClinicalSpec, cohort: str) -> pd.DataFra
         df[col] = raw.column(col, Table.text, "clinical.categorical/display").astype("string")
     if spec.label is not None:
         lab = raw.column(spec.label.column, Table.text, "clinical.label").astype("string")
-        df[L.LABEL] = lab.where(~lab.isin(spec.label.missing_values))
+        df[L.LABEL] = pool_labels(lab.where(~lab.isin(spec.label.missing_values)), spec.label)
     if spec.survival is not None:
         df = df.join(_endpoint(raw, spec.survival, "os"))
     for name, ep in spec.extra_survival.items():

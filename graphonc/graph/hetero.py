@@ -45,6 +45,9 @@ class PatientFeatureEncoder:
     ``sv_profiled``), given as 0/1 so "no edge" reads differently when nothing was measured.
     With ``pool_rare = n``, categories seen in fewer than n training patients share one
     ``<column>=__other__`` column (as do categories first seen after fitting).
+    ``treatments`` (``{"name", "column", "received_values"}`` entries; only for models of patients
+    after diagnosis) give ``treated:<name>`` (1 received, 0 not) and ``treated:<name>__missing``
+    (status unknown), so a missing treatment status is never read as "not received".
     """
 
     numeric: list[str]
@@ -52,13 +55,15 @@ class PatientFeatureEncoder:
     radiomics: list[str] = field(default_factory=list)
     assays: list[str] = field(default_factory=list)
     pool_rare: int = 0
+    treatments: list[dict] = field(default_factory=list)
     median_: dict[str, float] = field(default_factory=dict)
     mean_: dict[str, float] = field(default_factory=dict)
     scale_: dict[str, float] = field(default_factory=dict)
     categories_: dict[str, list[str]] = field(default_factory=dict)
 
     def _check(self, df: pd.DataFrame) -> None:
-        missing = [c for c in self.numeric + self.categorical + self.radiomics if c not in df.columns]
+        missing = [c for c in self.numeric + self.categorical + self.radiomics + [t["column"] for t in self.treatments]
+                   if c not in df.columns]
         if missing:
             raise ValueError(f"patient table lacks feature columns {missing}")
 
@@ -90,7 +95,9 @@ class PatientFeatureEncoder:
         for c in self.categorical:
             names += [f"{c}={v}" for v in self.categories_[c]] + [f"{c}__missing"]
         names += list(self.radiomics) + (["radiomics_available"] if self.radiomics else [])
-        return names + ["mutations_assayed"] + list(self.assays)
+        for t in self.treatments:
+            names += [f"treated:{t['name']}", f"treated:{t['name']}__missing"]
+        return names + list(self.assays) + ["mutations_assayed"]  # last: modality dropout zeroes it
 
     def transform(self, df: pd.DataFrame) -> np.ndarray:
         """Shape (n_patients, len(feature_names_)), float32."""
@@ -118,11 +125,15 @@ class PatientFeatureEncoder:
             rad = (rad - np.array([self.mean_[c] for c in self.radiomics])) / \
                 np.array([self.scale_[c] for c in self.radiomics])
             cols += list(np.nan_to_num(rad, nan=0.0).T) + [has.astype(np.float64)]
-        assayed = df["sequenced"].to_numpy(dtype=np.float64) if "sequenced" in df.columns else np.ones(len(df))
-        cols.append(assayed)
+        for t in self.treatments:
+            v = df[t["column"]].astype("string")
+            cols += [v.isin(t["received_values"]).fillna(False).to_numpy(dtype=np.float64),
+                     v.isna().to_numpy(dtype=np.float64)]
         # an assay column absent (new patients read without that data type) = not profiled
         cols += [df[c].fillna(False).to_numpy(dtype=np.float64) if c in df.columns else np.zeros(len(df))
                  for c in self.assays]
+        assayed = df["sequenced"].to_numpy(dtype=np.float64) if "sequenced" in df.columns else np.ones(len(df))
+        cols.append(assayed)  # last, like its name (modality dropout zeroes the last column)
         return np.column_stack(cols).astype(np.float32) if cols else np.zeros((len(df), 0), np.float32)
 
     def fit_transform(self, df: pd.DataFrame) -> np.ndarray:
@@ -130,7 +141,7 @@ class PatientFeatureEncoder:
 
     def to_dict(self) -> dict:
         return {"numeric": self.numeric, "categorical": self.categorical, "radiomics": self.radiomics,
-                "assays": self.assays, "pool_rare": self.pool_rare,
+                "assays": self.assays, "pool_rare": self.pool_rare, "treatments": self.treatments,
                 "median_": self.median_,
                 "mean_": self.mean_, "scale_": self.scale_, "categories_": self.categories_}
 
@@ -191,7 +202,7 @@ class HeteroGraph:
 
 
 def to_hetero(run: GraphRun, encoder: PatientFeatureEncoder | None = None,
-              fit_patients: list[str] | None = None) -> HeteroGraph:
+              fit_patients: list[str] | None = None, skip_edges: frozenset = frozenset()) -> HeteroGraph:
     """Load a run into PyG.
 
     Args:
@@ -239,7 +250,7 @@ def to_hetero(run: GraphRun, encoder: PatientFeatureEncoder | None = None,
         ids[label] = pd.Index(df[S.ID])
     for edge in run.edge_types():
         src, _, dst = edge
-        if src not in ids or dst not in ids:
+        if src not in ids or dst not in ids or edge in skip_edges:
             continue
         for model_edge, df in split_edges(edge, run.edges(edge)):
             if df.empty:

@@ -9,14 +9,15 @@ indices), plus ``predict_survival(X, times)`` / ``predict_proba(X)``.
   :func:`graphonc.model.tabular.survival_target`.
 * diagnosis ``y``: int class indices in ``[0, n_classes)``.
 
-:func:`run_baselines` fits everything on the training patients of each fold only — the
-feature encoder, the gene vocabulary, the model and the Breslow baseline / censoring
-distribution used by the metrics — and scores the held-out patients.
+Every estimator is a scikit-learn ``BaseEstimator`` (``get_params``, ``clone``). In
+cross-validation each is wrapped in :class:`graphonc.model.protocol.TabularModel`;
+:func:`run_baselines` runs the registry through the one CV loop, which fits everything on the
+training patients of each fold only — the feature encoder, the gene vocabulary, the model and
+the Breslow baseline / censoring distribution used by the metrics — and scores the held-out
+patients.
 """
 from __future__ import annotations
 
-import math
-import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -24,6 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 from lifelines import CoxPHFitter
+from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -32,11 +34,8 @@ from sksurv.ensemble import RandomSurvivalForest
 from sksurv.util import check_y_survival
 
 from graphonc.graph.run import GraphRun
-from graphonc.model.metrics import (DIAGNOSIS_KEYS, SURVIVAL_KEYS, breslow_survival, default_eval_times,
-                                    diagnosis_metrics, survival_metrics)
-from graphonc.model.tabular import (TabularFeatures, encode_labels, has_survival, label_classes, patient_rows,
-                                    survival_target)
-from graphonc.progress import make_progress
+from graphonc.model.metrics import breslow_survival
+from graphonc.model.tabular import label_classes
 
 SURVIVAL, DIAGNOSIS = "survival", "diagnosis"
 
@@ -89,7 +88,7 @@ def _fitted(model, attr: str) -> None:
 # ---------------------------------------------------------------------------- survival
 
 
-class CoxPHBaseline:
+class CoxPHBaseline(BaseEstimator):
     """Penalised Cox proportional hazards (lifelines ``CoxPHFitter``), meant for clinical features.
 
     Args:
@@ -145,7 +144,7 @@ class CoxPHBaseline:
         return breslow_survival(t, e, r, self.predict(X), times)
 
 
-class RSFBaseline:
+class RSFBaseline(BaseEstimator):
     """Random survival forest (scikit-survival), meant for clinical + mutation features.
 
     ``fit(X, y)``: X (n, p) float, y sksurv structured (event, time in months).
@@ -194,7 +193,7 @@ class RSFBaseline:
 # ---------------------------------------------------------------------------- diagnosis
 
 
-class _Classifier:
+class _Classifier(BaseEstimator):
     task = DIAGNOSIS
 
     def __init__(self, n_classes: int | None = None) -> None:
@@ -307,94 +306,48 @@ BASELINES: dict[str, BaselineSpec] = {
 
 def run_baselines(run: GraphRun, folds: Sequence[tuple[Sequence[str], Sequence[str]]], seed: int = 0, *,
                   models: Sequence[str] | None = None, params: dict[str, dict] | None = None,
-                  min_patients: int = 5, progress: bool = False) -> pd.DataFrame:
-    """Fit and score baselines on each (train_ids, test_ids) fold.
+                  min_patients: int = 5, progress: bool = False, cfg=None) -> pd.DataFrame:
+    """Fit and score baselines on each (train_ids, test_ids) fold, through the one CV loop
+    (:func:`graphonc.model.protocol.cross_validate`).
 
     Args:
         run: the graph run (patients, mutations).
         folds: patient-id pairs; train and test must not overlap.
         seed: random_state of every stochastic estimator.
-        models: registry names (default all of :data:`BASELINES`).
+        models: registry names (default all of :data:`BASELINES` that fit the run's targets).
         params: per-model constructor overrides, e.g. ``{"rsf": {"n_estimators": 50}}``.
         min_patients: gene-vocabulary threshold of :class:`TabularFeatures`.
         progress: show a rich progress bar.
+        cfg: the model config whose input policy applies (default: at diagnosis).
 
     Returns:
-        One row per (model, fold): ``model, task, features, fold, seed, n_train, n_test,
-        n_features, n_test_events, fit_seconds`` and the metrics of the model's task
-        (survival: ``harrell_c, uno_c, ibs, auc_60, auc_120``; diagnosis: ``accuracy,
-        balanced_accuracy, macro_f1, auroc``). Survival models skip patients without
-        survival, diagnosis models patients without a label (in training and test).
+        One row per (model, fold): ``model, task, features, repeat, fold, n_train, n_test,
+        n_features, fit_seconds`` and the metrics of the model's task (survival: ``harrell_c,
+        uno_c, ibs, auc_60, auc_120``; diagnosis: ``accuracy, balanced_accuracy, macro_f1,
+        auroc``). Survival models skip patients without survival, diagnosis models patients
+        without a label (in training and test).
     """
+    from graphonc.model.evaluate import _as_splits
+    from graphonc.model.protocol import TabularModel, cross_validate, prediction_scorer
+    from graphonc.model_config import ModelConfig
+
     names = list(BASELINES) if models is None else list(models)
     unknown = [m for m in names if m not in BASELINES]
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; expected some of {list(BASELINES)}")
-    params = params or {}
     if not folds:
         raise ValueError("run_baselines: no folds")
-    patients = run.nodes("Patient")
-    classes = label_classes(patients)
-    if not classes:  # a cohort without a diagnosis label (e.g. HN1): survival baselines only
+    cfg = (cfg or ModelConfig()).model_copy(update={"seed": seed})
+    if not label_classes(run.nodes("Patient")):  # a cohort without a diagnosis label (e.g. HN1)
         names = [n for n in names if BASELINES[n].task != DIAGNOSIS]
-    rows: list[dict] = []
-    with make_progress(progress) as bar:
-        task = bar.add_task("baselines", total=len(folds) * len(names))
-        for k, (train_ids, test_ids) in enumerate(folds):
-            train_ids, test_ids = list(train_ids), list(test_ids)
-            overlap = set(train_ids) & set(test_ids)
-            if overlap:
-                raise ValueError(f"fold {k}: {len(overlap)} patient(s) in both train and test, e.g. {sorted(overlap)[:3]}")
-            tr_df, te_df = patient_rows(run, train_ids, patients), patient_rows(run, test_ids, patients)
-            feats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-            for name in names:
-                spec = BASELINES[name]
-                bar.update(task, description=f"baselines: fold {k + 1}/{len(folds)} {name}")
-                if spec.features not in feats:
-                    tf = TabularFeatures.for_feature_set(spec.features, min_patients=min_patients).fit(run, train_ids)
-                    feats[spec.features] = (tf.transform(run, train_ids), tf.transform(run, test_ids))
-                X_tr, X_te = feats[spec.features]
-                row = {"model": name, "task": spec.task, "features": spec.features, "fold": k, "seed": seed,
-                       "n_features": X_tr.shape[1]}
-                extra = dict(params.get(name, {}))
-                if spec.task == DIAGNOSIS:
-                    extra.setdefault("n_classes", len(classes))
-                model = spec.make(seed, **extra)
-                if spec.task == SURVIVAL:
-                    row.update(_score_survival(model, X_tr, tr_df, X_te, te_df))
-                else:
-                    row.update(_score_diagnosis(model, X_tr, tr_df, X_te, te_df, classes))
-                rows.append(row)
-                bar.advance(task)
-    return pd.DataFrame(rows)
-
-
-def _score_survival(model, X_tr, tr_df, X_te, te_df) -> dict:
-    mtr, mte = has_survival(tr_df), has_survival(te_df)
-    y_tr, y_te = survival_target(tr_df[mtr]), survival_target(te_df[mte])
-    out: dict[str, Any] = {"n_train": int(mtr.sum()), "n_test": int(mte.sum()), "n_test_events": int(y_te["event"].sum())}
-    t0 = time.perf_counter()
-    model.fit(X_tr[mtr], y_tr)
-    out["fit_seconds"] = round(time.perf_counter() - t0, 3)
-    if mte.sum() == 0:
-        return out | {k: math.nan for k in SURVIVAL_KEYS}
-    risk_te = model.predict(X_te[mte])
-    times = default_eval_times(y_tr["time"], y_te["time"])
-    surv = model.predict_survival(X_te[mte], times) if times.size else None
-    out.update(survival_metrics(y_tr["time"], y_tr["event"], y_te["time"], y_te["event"], risk_te,
-                                test_surv=surv, eval_times=times if surv is not None else None,
-                                train_risk=model.predict(X_tr[mtr])))
-    return out
-
-
-def _score_diagnosis(model, X_tr, tr_df, X_te, te_df, classes: list[str]) -> dict:
-    y_tr, y_te = encode_labels(tr_df, classes), encode_labels(te_df, classes)
-    mtr, mte = y_tr >= 0, y_te >= 0
-    out: dict[str, Any] = {"n_train": int(mtr.sum()), "n_test": int(mte.sum())}
-    t0 = time.perf_counter()
-    model.fit(X_tr[mtr], y_tr[mtr])
-    out["fit_seconds"] = round(time.perf_counter() - t0, 3)
-    if mte.sum() == 0:
-        return out | {k: math.nan for k in DIAGNOSIS_KEYS}
-    out.update(diagnosis_metrics(y_te[mte], model.predict_proba(X_te[mte]), classes))
-    return out
+    factories = {}
+    for name in names:
+        spec = BASELINES[name]
+        est = spec.make(seed, **(params or {}).get(name, {}))
+        factories[name] = (lambda n=name, e=est, sp=spec:
+                           TabularModel(n, e, sp.task, sp.features, cfg, min_patients=min_patients))
+    df = cross_validate(run, _as_splits(folds), factories, (prediction_scorer,), progress=progress)
+    df.insert(1, "task", df["model"].map(lambda n: BASELINES[n].task))
+    df.insert(2, "features", df["model"].map(lambda n: BASELINES[n].features))
+    df["seed"] = seed
+    return df

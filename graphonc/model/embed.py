@@ -26,8 +26,8 @@ from graphonc.config import CBioPortalInput, GraphConfig, TableInput, load_confi
 from graphonc.errors import GraphoncError, InputError
 from graphonc.graph import lineage
 from graphonc.graph import schema as S
-from graphonc.graph.build import (add_assay_columns, filter_mutations, mutation_tables, panel_tables, read_cohort,
-                                  symbol_map, treatment_tables)
+from graphonc.graph.build import (add_assay_columns, add_treatment_columns, filter_mutations, mutation_tables,
+                                  panel_tables, read_cohort, symbol_map, treatment_tables)
 from graphonc.graph.clinical import patient_table
 from graphonc.graph.run import GraphRun, atomic_dir, write_parquet
 from graphonc.model.data import MUTATED_IN, reverse
@@ -165,6 +165,8 @@ def read_new_patients(cfg: GraphConfig, source: Path, mutations: Path | None, fe
     mut_nodes, has_mut, _ = mutation_tables(filter_mutations(all_mut, cfg))
     _, seq, _ = panel_tables(raw, all_mut, symbols, cfg)
     _, received = treatment_tables(raw, cfg)
+    if cfg.treatments and not cfg.model.at_diagnosis:  # treatment status is a model input then
+        patients = add_treatment_columns(patients.set_index("id", drop=False), raw, cfg).reset_index(drop=True)
     for c in imaging_columns:
         patients[c] = np.nan
     add_assay_columns(patients, seq, has_mut)
@@ -187,6 +189,10 @@ def links(lm: LoadedModel, new: NewPatients) -> tuple[dict, pd.DataFrame]:
         has = pairs[S.HAS_MUTATION]
         pairs[MUTATED_IN] = pd.DataFrame({S.SRC: has[S.SRC], S.DST: gene_of.reindex(has[S.DST]).to_numpy()}) \
             .dropna().drop_duplicates()
+        if g.genes is not None:  # the model's gene vocabulary (fitted on its training patients)
+            keep = set(g.genes)
+            pairs[S.HAS_MUTATION] = has[gene_of.reindex(has[S.DST]).isin(keep).to_numpy()]
+            pairs[MUTATED_IN] = pairs[MUTATED_IN][pairs[MUTATED_IN][S.DST].isin(keep)]
     known_types = {tuple(e) for e in lm.graph.data.edge_types}
     out = {}
     for e, df in pairs.items():

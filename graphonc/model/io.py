@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -21,6 +21,7 @@ from graphonc.graph.hetero import PatientFeatureEncoder
 from graphonc.graph.run import GraphRun
 from graphonc.model.data import ModelGraph, model_graph
 from graphonc.model.gnn import ModelConfig, PatientGNN
+from graphonc.model.inputs import ModelInputs
 from graphonc.model.train import FitResult
 
 WEIGHTS, META = L.WEIGHTS, L.MODEL_META
@@ -35,6 +36,8 @@ def save_model(fit: FitResult, folder: Path) -> None:
         "config": fit.cfg.model_dump(),
         "encoder": g.encoder.to_dict(),
         "vocab": g.vocab,
+        "genes": g.genes,
+        "inputs": asdict(g.inputs) if g.inputs is not None else None,
         "label_classes": g.label_classes,
         "in_dims": {t: int(g.data[t].x.shape[1]) for t in g.data.node_types if "x" in g.data[t]},
         "edge_types": [list(e) for e in fit.model.edge_types],
@@ -64,7 +67,8 @@ def load_model(folder: Path, run: GraphRun) -> LoadedModel:
     meta = json.loads((folder / META).read_text(encoding="utf-8"))
     cfg = ModelConfig(**meta["config"])
     graph = model_graph(run, meta["train_ids"], encoder=PatientFeatureEncoder.from_dict(meta["encoder"]),
-                        vocab=meta["vocab"])
+                        vocab=meta["vocab"], genes=meta.get("genes"),
+                        spec=ModelInputs(**meta["inputs"]) if meta.get("inputs") else None)
     graph.label_classes = meta["label_classes"]
     model = PatientGNN(meta["in_dims"], [tuple(e) for e in meta["edge_types"]],
                        {t: len(v) for t, v in meta["vocab"].items()}, len(meta["label_classes"]), cfg)

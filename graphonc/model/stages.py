@@ -4,8 +4,11 @@
 exact model config), metrics.json (held-out validation metrics), embeddings.parquet,
 predictions.parquet, plots/{loss,km_risk_groups,calibration}.png.
 
-``<run>/eval/``: folds.parquet (one row per model and fold), summary.json and summary.md
-(mean ± sd per model), the folds' patient ids (folds.json).
+``<run>/eval/``: folds.csv (the fold plan used: patient_id, repeat, fold — reusable with
+``--folds-file``), per_fold.parquet (one row per model, repeat and fold), summary.json and
+summary.md (mean ± sd per model), comparison.json and comparison.md (each own model against
+the best baseline: paired differences with 95% intervals), embeddings.parquet (every fold
+model's embeddings, reused by ``evaluate-similarity``), model_config.yaml.
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ from graphonc.config import load_config
 from graphonc.graph import lineage
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun, atomic_dir, write_parquet
-from graphonc.model.evaluate import eligible_patients, evaluate, make_folds, score_model, summary_table
+from graphonc.model.evaluate import compare_to_best_baseline, evaluate, score_model, summary_table
+from graphonc.model.folds import eligible_patients, make_plan, read_plan, splits, write_plan
 from graphonc.model.gnn import ModelConfig
 from graphonc.model.io import save_model
 from graphonc.model.train import fit_model, pick_device, predict
@@ -32,7 +36,7 @@ from graphonc.plots import training as plots
 def model_config(run: GraphRun, config_path: Path | None = None, **overrides) -> ModelConfig:
     """The ``model:`` section of the given config, else of the config the run was built from."""
     if config_path is not None:
-        section = load_config(config_path).model
+        section = load_config(config_path).model.model_dump(exclude_unset=True)
     elif run.layout.config.exists():
         section = (yaml.safe_load(run.layout.config.read_text(encoding="utf-8")) or {}).get("model", {}) or {}
     else:
@@ -50,13 +54,23 @@ def _prediction_table(ids: pd.Index, proba: np.ndarray, risk: np.ndarray, classe
     return df
 
 
-def train_stage(run_dir: Path, config_path: Path | None = None, progress: bool = False, **overrides) -> dict:
-    """Train on every patient with the configured targets; write ``<run>/model/``. Returns metrics."""
+def train_stage(run_dir: Path, config_path: Path | None = None, progress: bool = False, tune: bool = False,
+                **overrides) -> dict:
+    """Train on every patient with the configured targets; write ``<run>/model/``. Returns metrics.
+
+    ``tune``: choose hyper-parameters first by nested CV inside these patients
+    (:func:`graphonc.model.tune.tune`, within ``model.tune_budget_s``).
+    """
     run = GraphRun.open(run_dir)
     consumed = lineage.fingerprint(run.root, manifest=run.manifest)  # the graph as opened, before reading it
     cfg = model_config(run, config_path, **overrides)
     ids = eligible_patients(run)[S.ID].tolist()
     t0 = time.perf_counter()
+    trials = None
+    if tune:
+        from graphonc.model.tune import tune as tune_cfg
+
+        cfg, trials = tune_cfg(run, ids, cfg, progress=progress)
     fit = fit_model(run, ids, cfg, progress=progress)
     seconds = time.perf_counter() - t0
     z, proba, risk = predict(fit.model, fit.graph)
@@ -66,9 +80,10 @@ def train_stage(run_dir: Path, config_path: Path | None = None, progress: bool =
     split[fit.val_ids] = "validation"
     metrics = score_model(run, fit.train_ids, fit.val_ids, proba, risk, fit.graph.label_classes,
                           fit.graph.patient_index)
-    metrics = {"validation": metrics, "best_epoch": fit.best_epoch, "epochs_run": len(fit.history),
+    metrics = {"validation": metrics, "best_epoch": fit.best_epoch, "task_best_epochs": fit.task_best_epochs,
+               "epochs_run": len(fit.history), "at_chance": fit.at_chance,
                "n_train": len(fit.train_ids), "n_validation": len(fit.val_ids), "train_seconds": round(seconds, 2),
-               "device": str(pick_device(cfg.device))}
+               "device": str(pick_device(cfg.device)), "tuned": bool(tune)}
     with atomic_dir(run.layout.model_dir) as tmp:
         save_model(fit, tmp)
         (tmp / L.MODEL_CONFIG).write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=True), encoding="utf-8")
@@ -78,6 +93,8 @@ def train_stage(run_dir: Path, config_path: Path | None = None, progress: bool =
         write_parquet(_prediction_table(pid, proba, risk, fit.graph.label_classes, split),
                       tmp / L.PREDICTIONS)
         pd.DataFrame(fit.history).to_csv(tmp / "history.csv", index=False)
+        if trials is not None:
+            trials.to_csv(tmp / "tuning.csv", index=False)
         _plots(run, fit, proba, risk, tmp / "plots")
         lineage.record(tmp, "train", consumed, run_root=run.root)  # refuses if the run was rebuilt meanwhile
     return metrics
@@ -106,19 +123,48 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 
 def evaluate_stage(run_dir: Path, folds: int = 5, config_path: Path | None = None, baselines: bool = True,
-                   progress: bool = False, **overrides) -> pd.DataFrame:
-    """k-fold CV of GNN, MLP and baselines; writes ``<run>/eval/``. Returns the summary table."""
+                   progress: bool = False, repeats: int = 1, folds_file: Path | None = None, tune: bool = False,
+                   baseline_params: dict | None = None, **overrides) -> pd.DataFrame:
+    """(Repeated) k-fold CV of GNN, MLP and baselines; writes ``<run>/eval/``. Returns the summary table.
+
+    ``folds_file``: a fold plan CSV (patient_id, fold[, repeat]) instead of ``folds``/``repeats``.
+    """
     run = GraphRun.open(run_dir)
     consumed = lineage.fingerprint(run.root, manifest=run.manifest)
     cfg = model_config(run, config_path, **overrides)
-    split = make_folds(run, folds, cfg.seed)
-    per_fold = evaluate(run, split, cfg, baselines=baselines, progress=progress)
+    plan = read_plan(folds_file, run) if folds_file is not None else make_plan(run, folds, repeats, cfg.seed)
+    stored: list[pd.DataFrame] = []
+
+    def keep(name, split, pred):  # fold embeddings of the own models, for evaluate-similarity
+        if name in ("gnn", "mlp") and pred.embedding is not None:
+            stored.append(pd.DataFrame({"model": name, "repeat": split.repeat, "fold": split.fold,
+                                        S.ID: pred.ids, "embedding": list(pred.embedding.astype(np.float32))}))
+
+    per_fold = evaluate(run, splits(plan), cfg, baselines=baselines, tune=tune, progress=progress,
+                        baseline_params=baseline_params, keep=keep)
     table = summary_table(per_fold)
+    comparison = compare_to_best_baseline(per_fold)
     with atomic_dir(run.layout.eval_dir) as tmp:
-        write_parquet(per_fold, tmp / "folds.parquet")
+        write_plan(plan, tmp / "folds.csv")
+        write_parquet(per_fold, tmp / "per_fold.parquet")
         (tmp / L.SUMMARY).write_text(table.to_json(orient="index", indent=2, force_ascii=False), encoding="utf-8")
         (tmp / "summary.md").write_text(markdown_table(table), encoding="utf-8")
-        (tmp / "folds.json").write_text(json.dumps([{"train": tr, "test": te} for tr, te in split]), encoding="utf-8")
+        (tmp / "comparison.json").write_text(comparison.to_json(orient="records", indent=2), encoding="utf-8")
+        (tmp / "comparison.md").write_text(comparison_markdown(comparison), encoding="utf-8")
+        if stored:
+            write_parquet(pd.concat(stored, ignore_index=True), tmp / L.EMBEDDINGS)
         (tmp / "model_config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=True), encoding="utf-8")
         lineage.record(tmp, "evaluate", consumed, run_root=run.root)
     return table
+
+
+def comparison_markdown(comparison: pd.DataFrame) -> str:
+    """The comparison table (own model − best baseline, paired, 95% corrected t-interval) as Markdown."""
+    if comparison.empty:
+        return "No baseline to compare with.\n"
+    lines = ["| metric | model | best baseline | model | baseline | difference [95% CI] | verdict |",
+             "|---|---|---|---:|---:|---:|---|"]
+    for r in comparison.itertuples():
+        lines.append(f"| {r.metric} | {r.model} | {r.best_baseline} | {r.model_mean:.3f} | {r.baseline_mean:.3f} | "
+                     f"{r.diff:+.3f} [{r.low:+.3f}, {r.high:+.3f}] | {r.verdict} |")
+    return "\n".join(lines) + "\n"

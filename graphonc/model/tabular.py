@@ -21,14 +21,16 @@ well under a second beyond reading the Parquet tables.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 from sksurv.util import Surv
 
 from graphonc import layout as L
 from graphonc.graph import schema as S
-from graphonc.graph.hetero import PatientFeatureEncoder
 from graphonc.graph.run import GraphRun
+from graphonc.model.inputs import ModelInputs, fit_inputs, model_inputs
 
 #: Feature sets understood by :class:`TabularFeatures` / the baseline registry.
 FEATURE_SETS = ("clinical", "clinical+mutations")
@@ -77,13 +79,14 @@ class TabularFeatures:
     """
 
     def __init__(self, numeric: list[str] | None = None, categorical: list[str] | None = None, *,
-                 mutations: bool = True, min_patients: int = 5) -> None:
+                 mutations: bool = True, min_patients: int = 5, inputs: ModelInputs | None = None) -> None:
         if min_patients < 1:
             raise ValueError("min_patients must be >= 1")
         self.numeric = numeric
         self.categorical = categorical
         self.mutations = mutations
         self.min_patients = int(min_patients)
+        self.inputs = inputs
 
     @classmethod
     def for_feature_set(cls, name: str, **kwargs) -> "TabularFeatures":
@@ -93,23 +96,19 @@ class TabularFeatures:
         return cls(mutations=name == "clinical+mutations", **kwargs)
 
     def fit(self, run: GraphRun, patient_ids) -> "TabularFeatures":
-        """Fit the clinical encoder and the gene vocabulary on ``patient_ids`` (the training fold)."""
+        """Fit the clinical encoder and the gene vocabulary on ``patient_ids`` (the training fold),
+        through :func:`graphonc.model.inputs.fit_inputs` (the one place that fits statistics)."""
         ids = list(dict.fromkeys(patient_ids))
         if not ids:
             raise ValueError("TabularFeatures.fit: no training patients")
-        cols = run.patient_columns()
-        numeric = list(cols["numeric"]) if self.numeric is None else list(self.numeric)
-        categorical = list(cols["categorical"]) if self.categorical is None else list(self.categorical)
-        train = patient_rows(run, ids)
-        self.encoder_ = PatientFeatureEncoder(numeric, categorical, list(cols.get("radiomics", [])),
-                                              list(cols.get("assays", [])), cols.get("pool_rare", 0)).fit(train)
+        spec = self.inputs or model_inputs(run)
+        if self.numeric is not None or self.categorical is not None:
+            spec = replace(spec, numeric=list(spec.numeric if self.numeric is None else self.numeric),
+                           categorical=list(spec.categorical if self.categorical is None else self.categorical))
+        fitted = fit_inputs(run, ids, spec, gene_min_patients=self.min_patients, drivers=False)
+        self.encoder_ = fitted.encoder
         self.n_clinical_ = len(self.encoder_.feature_names_)
-        self.genes_: list[str] = []
-        if self.mutations:
-            pairs = patient_gene_pairs(run)
-            pairs = pairs[pairs["patient"].isin(set(ids))]
-            counts = pairs["gene"].value_counts()
-            self.genes_ = sorted(counts.index[counts >= self.min_patients].tolist())
+        self.genes_: list[str] = fitted.genes if self.mutations else []
         self.feature_names_ = self.encoder_.feature_names_ + [GENE_PREFIX + g for g in self.genes_]
         return self
 

@@ -75,6 +75,9 @@ class FitResult:
     best_epoch: int = 0
     train_ids: list[str] = field(default_factory=list)
     val_ids: list[str] = field(default_factory=list)
+    #: Task heads still at chance on the validation patients after training (see chance_heads).
+    at_chance: list[str] = field(default_factory=list)
+    task_best_epochs: dict = field(default_factory=dict)
 
 
 def split_validation(ids: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
@@ -106,9 +109,15 @@ class Trainer:
         self.model = PatientGNN(in_dims, list(self.edges), {t: len(v) for t, v in graph.vocab.items()},
                                 len(graph.label_classes), cfg).to(device)
 
-    def loss(self, logits, risk, t: Targets, class_weight, rows: torch.Tensor | None = None
-             ) -> tuple[torch.Tensor, float, float]:
-        """Joint loss over the patients in ``t``; ``rows`` maps output rows to graph patients (mini-batches)."""
+    def loss(self, logits, risk, t: Targets, class_weight, rows: torch.Tensor | None = None,
+             norm: tuple[float, float] = (1.0, 1.0)) -> tuple[torch.Tensor, float, float]:
+        """Joint loss over the patients in ``t``; ``rows`` maps output rows to graph patients (mini-batches).
+
+        ``norm`` = (cross-entropy, Cox loss) at chance: with ``balance_tasks`` each term is divided by
+        its chance value, so both start near 1 and neither task's scale dominates the sum (a Cox
+        term of 3.5 next to a cross-entropy of 1.6 otherwise steers training and early stopping).
+        Returns (loss, raw cross-entropy, raw Cox loss).
+        """
         y, time, event = self.y, self.time, self.event
         if rows is not None:
             y, time, event = (v[rows] if v is not None else None for v in (y, time, event))
@@ -116,7 +125,19 @@ class Trainer:
               if y is not None and len(t.label_idx) else logits.sum() * 0.0)
         cx = (cox_loss(risk[t.surv_idx], time[t.surv_idx], event[t.surv_idx])
               if time is not None and len(t.surv_idx) > 1 else risk.sum() * 0.0)
-        return ce + self.cfg.cox_weight * cx, ce.item(), cx.item()
+        ce0, cx0 = norm if self.cfg.balance_tasks else (1.0, 1.0)
+        return ce / ce0 + self.cfg.cox_weight * cx / cx0, ce.item(), cx.item()
+
+    def chance_losses(self, t: Targets) -> tuple[float, float]:
+        """(cross-entropy, Cox loss) of an uninformative model on the patients of ``t``: ln K for
+        uniform class probabilities (whatever the class weights), the Cox loss of a constant risk."""
+        k = max(len(self.graph.label_classes), 2)
+        ce0 = float(np.log(k))
+        cx0 = 1.0
+        if self.time is not None and len(t.surv_idx) > 1:
+            zero = torch.zeros(len(t.surv_idx), device=self.device)
+            cx0 = float(cox_loss(zero, self.time[t.surv_idx], self.event[t.surv_idx])) or 1.0
+        return ce0, cx0
 
     def _dropped_edges(self, fit_idx: torch.Tensor, gen: torch.Generator) -> tuple[dict, dict]:
         """Hide the mutation modality of a random share of training patients (missing-modality training)."""
@@ -137,8 +158,8 @@ class Trainer:
         x[S.PATIENT] = xp
         return edges, x
 
-    def _minibatch_pass(self, idx: np.ndarray, class_weight, opt=None, gen: torch.Generator | None = None
-                        ) -> tuple[float, float, float]:
+    def _minibatch_pass(self, idx: np.ndarray, class_weight, opt=None, gen: torch.Generator | None = None,
+                        norm: tuple[float, float] = (1.0, 1.0)) -> tuple[float, float, float]:
         """One pass over patients ``idx`` in sampled mini-batches; a training pass when ``opt`` is given.
 
         The Cox risk set is the batch (the usual mini-batch approximation of the partial
@@ -170,7 +191,7 @@ class Trainer:
             with torch.set_grad_enabled(opt is not None):
                 _, logits, risk = self.model(x, edges, vocab)
                 loss, ce, cx = self.loss(logits[:len(seeds)], risk[:len(seeds)], targets, class_weight,
-                                         rows=seeds_dev)
+                                         rows=seeds_dev, norm=norm)
                 if opt is not None:
                     opt.zero_grad()
                     loss.backward()
@@ -180,19 +201,19 @@ class Trainer:
         return tuple(totals / max(n, 1))
 
     def _full_batch_epoch(self, fit_all: torch.Tensor, fit_t: Targets, val_t: Targets, class_weight, opt,
-                          gen: torch.Generator) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+                          gen: torch.Generator, norms: dict) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
         """One optimiser step on the whole graph, then the validation loss; ((loss, ce, cox), (val...))."""
         self.model.train()
         edges, x = self._dropped_edges(fit_all, gen)
         opt.zero_grad()
         _, logits, risk = self.model(x, edges, self.vocab)
-        loss, ce, cx = self.loss(logits, risk, fit_t, class_weight)
+        loss, ce, cx = self.loss(logits, risk, fit_t, class_weight, norm=norms["fit"])
         loss.backward()
         opt.step()
         self.model.eval()
         with torch.no_grad():
             _, logits, risk = self.model(self.x, self.edges, self.vocab)
-            vloss, vce, vcx = self.loss(logits, risk, val_t, class_weight)
+            vloss, vce, vcx = self.loss(logits, risk, val_t, class_weight, norm=norms["val"])
         return (loss.item(), ce, cx), (float(vloss), vce, vcx)
 
     def fit(self, fit_idx: np.ndarray, val_idx: np.ndarray, progress: bool = False) -> tuple[list[dict], int]:
@@ -205,42 +226,99 @@ class Trainer:
         opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         gen = torch.Generator().manual_seed(cfg.seed)
         fit_all = torch.as_tensor(fit_idx, dtype=torch.long)
+        norms = {"fit": self.chance_losses(fit_t), "val": self.chance_losses(val_t)}
+        self.val_targets = val_t
+        # Early stopping restores the epoch of the best (balanced) validation loss, but only stops
+        # once NO task has improved for `patience` epochs: a summed loss can stall while one task
+        # still learns (a falling cross-entropy hidden under a rising Cox term).
         best, best_epoch, best_state, history = float("inf"), 0, None, []
+        task_best = {"ce": (float("inf"), 0), "cox": (float("inf"), 0)}
         with make_progress(progress) as bar:
             task = bar.add_task("train", total=cfg.epochs)
             for epoch in range(1, cfg.epochs + 1):
                 if cfg.batch_size:
-                    (loss, ce, cx) = self._minibatch_pass(fit_idx, class_weight, opt, gen)
-                    (vloss, vce, vcx) = self._minibatch_pass(val_idx, class_weight)
+                    (loss, ce, cx) = self._minibatch_pass(fit_idx, class_weight, opt, gen, norms["fit"])
+                    (vloss, vce, vcx) = self._minibatch_pass(val_idx, class_weight, norm=norms["val"])
                 else:
                     (loss, ce, cx), (vloss, vce, vcx) = self._full_batch_epoch(fit_all, fit_t, val_t,
-                                                                               class_weight, opt, gen)
+                                                                               class_weight, opt, gen, norms)
                 history.append({"epoch": epoch, "train_loss": loss, "train_ce": ce, "train_cox": cx,
-                                "val_loss": vloss, "val_ce": vce, "val_cox": vcx})
+                                "val_loss": vloss, "val_ce": vce, "val_cox": vcx,
+                                "val_ce_rel": vce / norms["val"][0], "val_cox_rel": vcx / norms["val"][1]})
                 bar.update(task, advance=1, description=f"train (val loss {vloss:.3f})")
+                for key, v in (("ce", vce), ("cox", vcx)):
+                    if v < task_best[key][0] - 1e-4:
+                        task_best[key] = (v, epoch)
                 if vloss < best - 1e-4:
                     best, best_epoch, best_state = vloss, epoch, copy.deepcopy(self.model.state_dict())
-                elif epoch - best_epoch >= cfg.patience:
+                last_gain = max(best_epoch, *(e for _, e in task_best.values()))
+                if epoch - last_gain >= cfg.patience:
                     break
         if best_state is not None:
             self.model.load_state_dict(best_state)
         self.model.eval()
+        self.task_best_epochs = {k: e for k, (_, e) in task_best.items() if e}
         return history, best_epoch
+
+
+#: A task head counts as "at chance" when, on the validation patients, the balanced accuracy is
+#: within this margin of 1/K, or Harrell's C below 0.5 + this margin.
+CHANCE_MARGIN = 0.05
+
+
+def chance_heads(graph: ModelGraph, val_idx: np.ndarray, proba: np.ndarray, risk: np.ndarray) -> list[str]:
+    """Task heads whose validation predictions are no better than chance ("diagnosis", "survival")."""
+    from graphonc.model.metrics import _harrell
+    from sklearn.metrics import balanced_accuracy_score
+
+    p, out = graph.data[S.PATIENT], []
+    if "y" in p and graph.label_classes:
+        y = p.y.numpy()[val_idx]
+        ok = y >= 0
+        if ok.sum() >= 5 and len(np.unique(y[ok])) >= 2:
+            k = len(np.unique(y[ok]))
+            bacc = balanced_accuracy_score(y[ok], proba[val_idx][ok].argmax(1))
+            if bacc <= 1.0 / k + CHANCE_MARGIN:
+                out.append("diagnosis")
+    if "has_survival" in p:
+        ok = p.has_survival.numpy()[val_idx]
+        ev = p.event.numpy()[val_idx][ok].astype(bool)
+        if ev.sum() >= 3:
+            c = _harrell(ev, p.time.numpy()[val_idx][ok], risk[val_idx][ok])
+            if not np.isnan(c) and c <= 0.5 + CHANCE_MARGIN:
+                out.append("survival")
+    return out
 
 
 def fit_model(run: GraphRun, train_ids: list[str], cfg: ModelConfig, progress: bool = False) -> FitResult:
     """Train on ``train_ids`` (a share held out receive-only for early stopping).
 
     Every other patient of the run is in the graph receive-only, so its embedding can be read
-    off afterwards without having influenced training.
+    off afterwards without having influenced training. Inputs follow ``cfg``'s policy
+    (:func:`graphonc.model.inputs.model_inputs`), fitted on the training share only. A task
+    head still at chance on the validation share is logged as a warning and listed in
+    ``FitResult.at_chance``.
     """
+    from graphonc.model.inputs import fit_inputs, model_inputs
+
     seed_everything(cfg.seed)
     fit_ids, val_ids = split_validation(train_ids, cfg.val_fraction, cfg.seed)
-    graph = model_graph(run, fit_ids, min_patients=cfg.mutation_min_patients)
+    inputs = fit_inputs(run, fit_ids, model_inputs(run, cfg))
+    graph = model_graph(run, fit_ids, min_patients=cfg.mutation_min_patients, inputs=inputs)
     device = pick_device(cfg.device)
     trainer = Trainer(graph, cfg, device)
-    history, best_epoch = trainer.fit(graph.patient_index(fit_ids), graph.patient_index(val_ids), progress)
-    return FitResult(trainer.model.cpu(), graph, cfg, history, best_epoch, fit_ids, val_ids)
+    val_idx = graph.patient_index(val_ids)
+    history, best_epoch = trainer.fit(graph.patient_index(fit_ids), val_idx, progress)
+    model = trainer.model.cpu()
+    _, proba, risk = predict(model, graph)
+    at_chance = chance_heads(graph, val_idx, proba, risk)
+    if at_chance:
+        log.warning("%s: the %s head(s) stayed at chance on the %d validation patients (best epoch %d); "
+                    "its predictions and embeddings carry little signal for that task — try `graphonc train "
+                    "--tune`, more patients, or a smaller gene vocabulary (model.gene_min_patients)",
+                    "GNN" if cfg.use_graph else "MLP", "/".join(at_chance), len(val_ids), best_epoch)
+    return FitResult(model, graph, cfg, history, best_epoch, fit_ids, val_ids, at_chance,
+                     getattr(trainer, "task_best_epochs", {}))
 
 
 @torch.no_grad()

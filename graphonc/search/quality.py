@@ -1,11 +1,13 @@
 """How good are the neighbours? Leakage-free evaluation of similarity on held-out folds.
 
-For each patient-level stratified fold (:func:`graphonc.model.evaluate.make_folds`, the same
-folds as ``graphonc evaluate``) the *training* patients form the database and each *test*
-patient is a query. Every method sees only the training patients' statistics:
+Runs through the one CV loop of ``graphonc evaluate`` (:func:`graphonc.model.protocol.cross_validate`,
+same fold plans, same ``--folds-file`` / ``--repeats``): for each (repeat, fold) the *training*
+patients form the database and each *test* patient is a query. Every method sees only the
+training patients' statistics:
 
-* ``gnn``: one GNN fit per fold (:func:`graphonc.model.train.fit_model`); test patients are
-  receive-only in the fold graph, so their embeddings are inductive. Cosine kNN.
+* ``gnn`` / ``mlp``: one model fit per fold; test patients are receive-only in the fold graph,
+  so their embeddings are inductive. Cosine kNN. When ``<run>/eval`` holds the fold embeddings
+  of an ``evaluate`` run on the same fold plan, they are reused instead of training again.
 * ``knn_features``: cosine kNN on the raw features (standardised clinical + mutated-gene
   indicators, :class:`graphonc.model.tabular.TabularFeatures` fitted on the training fold).
 * ``jaccard_genes``: Jaccard similarity of the sets of mutated genes (ties broken by id).
@@ -24,9 +26,7 @@ Metrics per fold (mean over the queries):
 """
 from __future__ import annotations
 
-import json
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -40,14 +40,15 @@ from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
 from graphonc.graph import lineage
 from graphonc.graph.run import GraphRun, atomic_dir, write_parquet
-from graphonc.model.evaluate import eligible_patients, make_folds, summary_table
-from graphonc.model.gnn import ModelConfig
-from graphonc.progress import make_progress
+from graphonc.model.evaluate import compare_to_best_baseline, summary_table
+from graphonc.model.folds import Split, eligible_patients, make_plan, read_plan, splits, write_plan
+from graphonc.model.protocol import GNNModel, Prediction, cross_validate
+from graphonc.model_config import ModelConfig
 from graphonc.search.index import normalised
 
 log = logging.getLogger("graphonc")
 
-METHODS = ("gnn", "knn_features", "jaccard_genes", "snf", "random")
+METHODS = ("gnn", "mlp", "knn_features", "jaccard_genes", "snf", "random")
 METRICS = ("precision_at_k", "c_index")
 
 
@@ -145,15 +146,151 @@ def score_neighbours(nb: np.ndarray, q_label, db_label, q_time, q_event, db_resi
     return out
 
 
+# ---------------------------------------------------------------------------------- methods
+
+
+class FeatureSpace:
+    """``knn_features``: the standardised clinical + mutated-gene features (fitted on the training
+    patients, same input policy as every model) as the embedding."""
+
+    tasks = ("similarity",)
+
+    def __init__(self, cfg: ModelConfig, name: str = "knn_features") -> None:
+        self.cfg, self.name = cfg, name
+
+    def fit(self, run: GraphRun, train_ids) -> "FeatureSpace":
+        from graphonc.model.inputs import model_inputs
+        from graphonc.model.tabular import TabularFeatures
+
+        self.tf_ = TabularFeatures(mutations=True, inputs=model_inputs(run, self.cfg)).fit(run, list(train_ids))
+        return self
+
+    def predict(self, run: GraphRun, ids) -> Prediction:
+        return Prediction(list(ids), embedding=self.tf_.transform(run, list(ids)))
+
+
+class GeneSets:
+    """``jaccard_genes``: Jaccard similarity of the sets of mutated genes (ties broken by id)."""
+
+    tasks = ("similarity",)
+    name = "jaccard_genes"
+
+    def fit(self, run: GraphRun, train_ids) -> "GeneSets":
+        self.genes_ = gene_sets(run)
+        return self
+
+    def predict(self, run: GraphRun, ids) -> Prediction:
+        return Prediction(list(ids))
+
+    def neighbours(self, run: GraphRun, db_ids: np.ndarray, q_ids: np.ndarray, k: int) -> np.ndarray:
+        g = self.genes_
+        return top_k(jaccard_matrix([g.get(i, set()) for i in q_ids], [g.get(i, set()) for i in db_ids]), k, db_ids)
+
+
+class SNF(FeatureSpace):
+    """``snf``: similarity network fusion of a clinical and a mutation view over database + queries
+    (transductive and unsupervised: it sees the queries' features, never their labels or outcomes)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(cfg, "snf")
+
+    def neighbours(self, run: GraphRun, db_ids: np.ndarray, q_ids: np.ndarray, k: int) -> np.ndarray:
+        tab = self.tf_
+        x = tab.transform(run, np.concatenate([db_ids, q_ids]))
+        clin, mut = x[:, :tab.n_clinical_], x[:, tab.n_clinical_:]
+        views, metrics = [clin], ["sqeuclidean"]
+        if mut.shape[1]:
+            views.append(mut.astype(bool).astype(float))
+            metrics.append("jaccard")
+        fused = snf_similarity(views, metrics, len(db_ids), K=min(20, len(db_ids) - 1))
+        return top_k(fused[len(db_ids):, :len(db_ids)], k, db_ids)
+
+
+class RandomNeighbours:
+    """``random``: k random database patients (seeded), the chance level."""
+
+    tasks = ("similarity",)
+    name = "random"
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def fit(self, run: GraphRun, train_ids) -> "RandomNeighbours":
+        return self
+
+    def predict(self, run: GraphRun, ids) -> Prediction:
+        return Prediction(list(ids))
+
+    def neighbours(self, run: GraphRun, db_ids: np.ndarray, q_ids: np.ndarray, k: int) -> np.ndarray:
+        return np.stack([self.rng.choice(len(db_ids), k, replace=False) for _ in range(len(q_ids))])
+
+
+class StoredEmbeddings:
+    """A fold model ``evaluate`` already trained: its stored embeddings of this (repeat, fold)."""
+
+    tasks = ("similarity",)
+
+    def __init__(self, name: str, table: pd.DataFrame) -> None:
+        self.name, self.table = name, table
+
+    def fit(self, run: GraphRun, train_ids) -> "StoredEmbeddings":
+        self.train_ = set(train_ids)
+        return self
+
+    def for_split(self, split: Split) -> "StoredEmbeddings":
+        self.split = split
+        return self
+
+    def predict(self, run: GraphRun, ids) -> Prediction:
+        t = self.table
+        sub = t[(t["repeat"] == self.split.repeat) & (t["fold"] == self.split.fold)].set_index(S.ID)
+        return Prediction(list(ids), embedding=np.stack(sub.loc[list(ids), "embedding"].to_numpy()))
+
+
+class NeighbourScorer:
+    """The ``evaluate-similarity`` scorer: k neighbours per query, precision@k and neighbour-risk C."""
+
+    def __init__(self, run: GraphRun, k: int) -> None:
+        self.k, self.neighbours = k, {}
+        self.p = run.nodes(S.PATIENT).set_index(S.ID)
+        self.cols = run.patient_columns()
+
+    def __call__(self, run: GraphRun, split: Split, model, pred: Prediction) -> dict:
+        db_ids, q_ids = np.asarray(split.train, dtype=object), np.asarray(split.test, dtype=object)
+        k = self.k
+        if len(db_ids) < k:
+            raise GraphoncError(f"repeat {split.repeat} fold {split.fold} has {len(db_ids)} database patients, "
+                                f"fewer than k={k}")
+        if hasattr(model, "neighbours"):
+            nb = model.neighbours(run, db_ids, q_ids, k)
+        else:
+            nb = cosine_neighbours(pred.embedding[pred.rows(db_ids)], pred.embedding[pred.rows(q_ids)], k, db_ids)
+        db, q = self.p.loc[db_ids], self.p.loc[q_ids]
+        lab = self.cols.get("label")
+        if self.cols.get("survival"):
+            resid = martingale_residuals(db[L.OS_MONTHS].to_numpy(float), db[L.OS_EVENT].to_numpy(float))
+            t_q, e_q = q[L.OS_MONTHS].to_numpy(float), q[L.OS_EVENT].to_numpy(float)
+        else:
+            resid = t_q = e_q = None
+        self.neighbours[(model.name, split.repeat, split.fold)] = pd.DataFrame(
+            {"query": np.repeat(q_ids, k), "rank": np.tile(np.arange(1, k + 1), len(q_ids)),
+             "neighbour": db_ids[nb].ravel()})
+        return {"n_queries": len(q_ids), "n_database": len(db_ids), "k": k,
+                **score_neighbours(nb, q[L.LABEL].astype(object).to_numpy() if lab else None,
+                                   db[L.LABEL].astype(object).to_numpy() if lab else None, t_q, e_q, resid)}
+
+
 # ---------------------------------------------------------------------------------- evaluation
 
 
 @dataclass
 class SimilarityEval:
-    per_fold: pd.DataFrame                 # model, fold, n_queries, precision_at_k, c_index, seconds
+    per_fold: pd.DataFrame                 # model, repeat, fold, n_queries, precision_at_k, c_index, seconds
     summary: pd.DataFrame                  # mean ± sd per model
-    neighbours: dict = field(default_factory=dict)   # (model, fold) -> DataFrame query, rank, neighbour
-    folds: list = field(default_factory=list)
+    neighbours: dict = field(default_factory=dict)   # (model, repeat, fold) -> DataFrame query, rank, neighbour
+    plan: pd.DataFrame | None = None
+    comparison: pd.DataFrame | None = None
+    reused: list = field(default_factory=list)       # methods whose fold models came from <run>/eval
 
 
 def _subsample(run: GraphRun, n: int | None, seed: int) -> list[str] | None:
@@ -169,13 +306,30 @@ def _subsample(run: GraphRun, n: int | None, seed: int) -> list[str] | None:
     return sorted(keep)
 
 
+def stored_fold_embeddings(run: GraphRun, plan: pd.DataFrame) -> pd.DataFrame | None:
+    """``<run>/eval/embeddings.parquet`` when ``<run>/eval/folds.csv`` is exactly ``plan``, else None."""
+    folder = run.layout.eval_dir
+    if not (folder / "folds.csv").exists() or not (folder / L.EMBEDDINGS).exists():
+        return None
+    used = pd.read_csv(folder / "folds.csv", dtype={"patient_id": str})
+    key = ["patient_id", "repeat", "fold"]
+    a = used[key].sort_values(key).reset_index(drop=True)
+    b = plan[key].sort_values(key).reset_index(drop=True)
+    if len(a) != len(b) or not (a.astype(str) == b.astype(str)).all().all():
+        return None
+    return pd.read_parquet(folder / L.EMBEDDINGS)
+
+
 def evaluate_similarity(run_dir: Path, folds: int = 5, k: int = 10, cfg: ModelConfig | None = None,
                         methods: Sequence[str] = METHODS, subsample: int | None = None, seed: int = 0,
-                        progress: bool = False) -> SimilarityEval:
-    """Per fold and method: precision@k of the label and C-index of the neighbour-mean risk (see module doc)."""
+                        progress: bool = False, repeats: int = 1, folds_file: Path | None = None,
+                        reuse: bool = True) -> SimilarityEval:
+    """Per (repeat, fold) and method: precision@k of the label and C-index of the neighbour-mean risk.
+
+    With ``reuse`` the GNN/MLP fold embeddings of an earlier ``evaluate`` on the same fold plan
+    (``<run>/eval``) are used instead of training the fold models again.
+    """
     from graphonc.model.stages import model_config
-    from graphonc.model.tabular import TabularFeatures
-    from graphonc.model.train import fit_model, predict
 
     bad = [m for m in methods if m not in METHODS]
     if bad:
@@ -184,90 +338,71 @@ def evaluate_similarity(run_dir: Path, folds: int = 5, k: int = 10, cfg: ModelCo
         raise GraphoncError(f"-k must be at least 1, got {k}")
     run = GraphRun.open(run_dir)
     cfg = cfg or model_config(run)
-    cols = run.patient_columns()
-    split = make_folds(run, folds, cfg.seed)
+    plan = read_plan(folds_file, run) if folds_file is not None else make_plan(run, folds, repeats, cfg.seed)
     keep = _subsample(run, subsample, seed)
     if keep is not None:
-        ks = set(keep)
-        split = [([i for i in tr if i in ks], [i for i in te if i in ks]) for tr, te in split]
-    p = run.nodes(S.PATIENT).set_index(S.ID)
-    genes = gene_sets(run) if {"jaccard_genes", "snf"} & set(methods) else {}
-    rows, neigh = [], {}
-    rng = np.random.default_rng(seed)
-    with make_progress(progress) as bar:
-        task = bar.add_task("evaluate similarity", total=len(split) * len(methods))
-        for f, (train_ids, test_ids) in enumerate(split):
-            db_ids, q_ids = np.asarray(train_ids, dtype=object), np.asarray(test_ids, dtype=object)
-            if len(db_ids) < k:
-                raise GraphoncError(f"fold {f} has {len(db_ids)} database patients, fewer than k={k}")
-            db, q = p.loc[db_ids], p.loc[q_ids]
-            lab_db = db[L.LABEL].astype(object).to_numpy() if cols.get("label") else None
-            lab_q = q[L.LABEL].astype(object).to_numpy() if cols.get("label") else None
-            if cols.get("survival"):
-                t_db, e_db = db[L.OS_MONTHS].to_numpy(float), db[L.OS_EVENT].to_numpy(float)
-                resid = martingale_residuals(t_db, e_db)
-                t_q, e_q = q[L.OS_MONTHS].to_numpy(float), q[L.OS_EVENT].to_numpy(float)
+        plan = plan[plan["patient_id"].isin(set(keep))].reset_index(drop=True)
+    stored = stored_fold_embeddings(run, plan) if reuse and keep is None else None
+    factories, reused = {}, []
+    for m in methods:
+        if m in ("gnn", "mlp"):
+            if stored is not None and (stored["model"] == m).any():
+                factories[m] = (lambda name=m: StoredEmbeddings(name, stored[stored["model"] == name]))
+                reused.append(m)
             else:
-                resid = t_q = e_q = None
-            tab = None
-            for method in methods:
-                t0 = time.perf_counter()
-                if method == "gnn":
-                    fit = fit_model(run, list(db_ids), cfg)
-                    z, _, _ = predict(fit.model, fit.graph)
-                    idx = fit.graph.patient_index
-                    nb = cosine_neighbours(z[idx(db_ids)], z[idx(q_ids)], k, db_ids)
-                elif method == "knn_features":
-                    tab = tab or TabularFeatures(mutations=True).fit(run, list(db_ids))
-                    nb = cosine_neighbours(tab.transform(run, db_ids), tab.transform(run, q_ids), k, db_ids)
-                elif method == "jaccard_genes":
-                    sim = jaccard_matrix([genes.get(i, set()) for i in q_ids], [genes.get(i, set()) for i in db_ids])
-                    nb = top_k(sim, k, db_ids)
-                elif method == "snf":
-                    tab = tab or TabularFeatures(mutations=True).fit(run, list(db_ids))
-                    x = tab.transform(run, np.concatenate([db_ids, q_ids]))
-                    clin, mut = x[:, :tab.n_clinical_], x[:, tab.n_clinical_:]
-                    views, metrics = [clin], ["sqeuclidean"]
-                    if mut.shape[1]:
-                        views.append(mut.astype(bool).astype(float))
-                        metrics.append("jaccard")
-                    fused = snf_similarity(views, metrics, len(db_ids), K=min(20, len(db_ids) - 1))
-                    nb = top_k(fused[len(db_ids):, :len(db_ids)], k, db_ids)
-                else:  # random
-                    nb = np.stack([rng.choice(len(db_ids), k, replace=False) for _ in range(len(q_ids))])
-                seconds = time.perf_counter() - t0
-                row = {"model": method, "fold": f, "n_queries": len(q_ids), "n_database": len(db_ids), "k": k,
-                       **score_neighbours(nb, lab_q, lab_db, t_q, e_q, resid), "seconds": round(seconds, 2)}
-                rows.append(row)
-                neigh[(method, f)] = pd.DataFrame({"query": np.repeat(q_ids, k), "rank": np.tile(np.arange(1, k + 1),
-                                                   len(q_ids)), "neighbour": db_ids[nb].ravel()})
-                log.info("similarity %s fold %d: %s", method, f,
-                         {m: round(row[m], 3) for m in METRICS if m in row})
-                bar.advance(task)
-    per_fold = pd.DataFrame(rows)
-    return SimilarityEval(per_fold, summary_table(per_fold, METRICS), neigh, split)
+                c = cfg if m == "gnn" else cfg.model_copy(update={"use_graph": False})
+                factories[m] = (lambda c=c, name=m: GNNModel(c, name))
+        elif m == "knn_features":
+            factories[m] = lambda: FeatureSpace(cfg)
+        elif m == "jaccard_genes":
+            factories[m] = GeneSets
+        elif m == "snf":
+            factories[m] = lambda: SNF(cfg)
+        else:
+            rnd = RandomNeighbours(seed)  # one generator across folds, as before
+            factories[m] = lambda: rnd
+    scorer = NeighbourScorer(run, k)
+    rows = []
+    for split in splits(plan):  # per split, so stored embeddings know their (repeat, fold)
+        wrapped = {n: (lambda f=f, s=split: _bind(f(), s)) for n, f in factories.items()}
+        rows.append(cross_validate(run, [split], wrapped, (scorer,), progress=progress))
+    per_fold = pd.concat(rows, ignore_index=True)
+    comparison = compare_to_best_baseline(per_fold, METRICS, own=("gnn", "mlp"))
+    return SimilarityEval(per_fold, summary_table(per_fold, METRICS), scorer.neighbours, plan, comparison, reused)
+
+
+def _bind(model, split: Split):
+    return model.for_split(split) if isinstance(model, StoredEmbeddings) else model
 
 
 def evaluate_similarity_stage(run_dir: Path, folds: int = 5, k: int = 10, methods: Sequence[str] = METHODS,
-                              subsample: int | None = None, progress: bool = False, **overrides) -> SimilarityEval:
-    """Run :func:`evaluate_similarity` and write ``<run>/similarity/`` (per-fold rows, summary, folds, neighbours)."""
-    from graphonc.model.stages import markdown_table, model_config
+                              subsample: int | None = None, progress: bool = False, repeats: int = 1,
+                              folds_file: Path | None = None, reuse: bool = True,
+                              **overrides) -> SimilarityEval:
+    """Run :func:`evaluate_similarity` and write ``<run>/similarity/`` (per-fold rows, summary,
+    comparison with the best baseline method, the fold plan as folds.csv, neighbours)."""
+    from graphonc.model.stages import comparison_markdown, markdown_table, model_config
 
     run = GraphRun.open(run_dir)
     consumed = lineage.fingerprint(run.root, manifest=run.manifest)
     cfg = model_config(run, None, **overrides)
-    res = evaluate_similarity(run.root, folds, k, cfg, methods, subsample, cfg.seed, progress)
+    res = evaluate_similarity(run.root, folds, k, cfg, methods, subsample, cfg.seed, progress, repeats,
+                              folds_file, reuse)
     with atomic_dir(run.layout.similarity_dir) as tmp:
-        write_parquet(res.per_fold, tmp / "folds.parquet")
+        write_parquet(res.per_fold, tmp / "per_fold.parquet")
         (tmp / "summary.md").write_text(markdown_table(res.summary), encoding="utf-8")
         (tmp / L.SUMMARY).write_text(res.summary.to_json(orient="index", indent=2, force_ascii=False),
                                           encoding="utf-8")
-        (tmp / "folds.json").write_text(json.dumps([{"train": tr, "test": te} for tr, te in res.folds]),
-                                        encoding="utf-8")
-        nb = pd.concat([d.assign(model=m, fold=f) for (m, f), d in res.neighbours.items()], ignore_index=True)
+        (tmp / "comparison.json").write_text(res.comparison.to_json(orient="records", indent=2), encoding="utf-8")
+        (tmp / "comparison.md").write_text(comparison_markdown(res.comparison), encoding="utf-8")
+        write_plan(res.plan, tmp / "folds.csv")
+        nb = pd.concat([d.assign(model=m, repeat=r, fold=f) for (m, r, f), d in res.neighbours.items()],
+                       ignore_index=True)
         write_parquet(nb, tmp / "neighbours.parquet")
-        (tmp / "settings.yaml").write_text(yaml.safe_dump({"folds": folds, "k": k, "methods": list(methods),
-                                                           "subsample": subsample, "model": cfg.model_dump()},
+        (tmp / "settings.yaml").write_text(yaml.safe_dump({"folds": folds, "repeats": repeats, "k": k,
+                                                           "methods": list(methods), "subsample": subsample,
+                                                           "reused_fold_models": res.reused,
+                                                           "model": cfg.model_dump()},
                                                           sort_keys=True), encoding="utf-8")
         lineage.record(tmp, "evaluate-similarity", consumed, run_root=run.root)
     return res

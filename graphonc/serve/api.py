@@ -228,7 +228,7 @@ def summary(state: RunState) -> dict:
     import pandas as pd
 
     p = state.facts.patients
-    labels = p["label"].value_counts().to_dict() if "label" in p else {}
+    labels = p[L.LABEL].value_counts().to_dict() if "label" in p else {}
     followup = deaths = None
     if state.facts.has_survival:
         followup = float(pd.to_numeric(p[L.OS_MONTHS], errors="coerce").median())

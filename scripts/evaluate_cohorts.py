@@ -1,0 +1,116 @@
+"""The evaluation protocol of docs/evaluation.md on one cohort, split by split, resumable.
+
+For each (repeat, fold) of a fold plan it runs ``evaluate``'s models (GNN, MLP, baselines) and
+``evaluate-similarity``'s methods — the similarity scores of the GNN and MLP come from the very
+fold models just trained — and appends the rows to ``<out>/per_fold.csv`` and
+``<out>/similarity.csv``, so a long run that is stopped still leaves every finished split.
+``--summarise`` prints (JSON) the mean ± sd tables and the comparisons with the best baseline.
+
+    python scripts/evaluate_cohorts.py --run RUN --out DIR [--folds 5 --repeats 3] [--epochs 80]
+    python scripts/evaluate_cohorts.py --out DIR --summarise
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from graphonc.graph.run import GraphRun  # noqa: E402
+from graphonc.model.evaluate import compare_to_best_baseline, evaluate, summary_table  # noqa: E402
+from graphonc.model.folds import make_plan, read_plan, splits, write_plan  # noqa: E402
+from graphonc.model.protocol import cross_validate  # noqa: E402
+from graphonc.model.stages import model_config  # noqa: E402
+from graphonc.search import quality as Q  # noqa: E402
+
+
+def summarise(out: Path) -> dict:
+    res = {}
+    for name, metrics in (("per_fold", None), ("similarity", Q.METRICS)):
+        f = out / f"{name}.csv"
+        if not f.exists():
+            continue
+        df = pd.read_csv(f)
+        table = summary_table(df, metrics) if metrics else summary_table(df)
+        cmp = compare_to_best_baseline(df, metrics) if metrics else compare_to_best_baseline(df)
+        res[name] = {"splits": int(df.groupby(["repeat", "fold"]).ngroups), "summary": table.to_dict("index"),
+                     "comparison": cmp.round(4).to_dict("records")}
+    return res
+
+
+def markdown(out: Path) -> str:
+    """The summary and comparison tables of one cohort's protocol run, as Markdown."""
+    from graphonc.model.stages import comparison_markdown, markdown_table
+
+    parts = []
+    for name, metrics in (("per_fold", None), ("similarity", Q.METRICS)):
+        f = out / f"{name}.csv"
+        if not f.exists():
+            continue
+        df = pd.read_csv(f)
+        n = df.groupby(["repeat", "fold"]).ngroups
+        keys = metrics or ("harrell_c", "uno_c", "ibs", "macro_f1", "balanced_accuracy", "auroc")
+        parts.append(f"*{'evaluate' if metrics is None else 'evaluate-similarity'}: {n} split(s)*\n")
+        parts.append(markdown_table(summary_table(df, keys)))
+        cmp = compare_to_best_baseline(df, metrics) if metrics else compare_to_best_baseline(df)
+        parts.append(comparison_markdown(cmp))
+    return "\n".join(parts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", type=Path)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--folds-file", type=Path)
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--patience", type=int)
+    ap.add_argument("-k", type=int, default=10)
+    ap.add_argument("--summarise", action="store_true")
+    ap.add_argument("--markdown", action="store_true", help="with --summarise: Markdown tables instead of JSON")
+    args = ap.parse_args()
+    if args.summarise:
+        print(markdown(args.out) if args.markdown else json.dumps(summarise(args.out), indent=1, default=str))
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    run = GraphRun.open(args.run)
+    cfg = model_config(run, None, epochs=args.epochs, patience=args.patience)
+    args.out.mkdir(parents=True, exist_ok=True)
+    plan = read_plan(args.folds_file, run) if args.folds_file else make_plan(run, args.folds, args.repeats, cfg.seed)
+    write_plan(plan, args.out / "folds.csv")
+    done = set()
+    if (args.out / "per_fold.csv").exists():
+        done = set(map(tuple, pd.read_csv(args.out / "per_fold.csv")[["repeat", "fold"]].drop_duplicates().values))
+    rsf = {"rsf": {"n_estimators": 100, "n_jobs": 1}}
+    for split in splits(plan):
+        if (split.repeat, split.fold) in done:
+            continue
+        stored = []
+        rows = evaluate(run, [split], cfg, baseline_params=rsf,
+                        keep=lambda n, s, p: stored.append(pd.DataFrame(
+                            {"model": n, "repeat": s.repeat, "fold": s.fold, "id": p.ids,
+                             "embedding": list(p.embedding)})) if n in ("gnn", "mlp") else None)
+        emb = pd.concat(stored, ignore_index=True)
+        methods = {m: (lambda m=m: Q.StoredEmbeddings(m, emb[emb["model"] == m]).for_split(split))
+                   for m in ("gnn", "mlp")}
+        methods |= {"knn_features": lambda: Q.FeatureSpace(cfg), "jaccard_genes": Q.GeneSets,
+                    "snf": lambda: Q.SNF(cfg), "random": lambda: Q.RandomNeighbours(cfg.seed + 100 * split.repeat
+                                                                                    + split.fold)}
+        sim = cross_validate(run, [split], methods, (Q.NeighbourScorer(run, args.k),))
+        for df, name in ((rows, "per_fold"), (sim, "similarity")):
+            f = args.out / f"{name}.csv"
+            df.to_csv(f, mode="a", header=not f.exists(), index=False)
+    print(json.dumps(summarise(args.out), indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
