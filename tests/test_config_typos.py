@@ -15,7 +15,10 @@ from conftest import CONFIGS
 
 #: Mappings whose keys are data, not settings: names of things (aliases, endpoints, column renames)
 #: or blocks another validator owns (pyradiomics checks its own settings when the extractor is built).
-FREE_FORM = {("genes", "aliases"), ("clinical", "extra_survival"), ("radiomics", "features", "columns")}
+FREE_FORM = {("genes", "aliases"), ("clinical", "extra_survival"), ("radiomics", "features", "columns"),
+             ("clinical", "ordinal")}
+#: Value maps (``label.map``, ``ordinal.<column>.map``): their keys are data values.
+FREE_FORM_LAST = ("map",)
 #: Whole blocks another validator owns: pyradiomics checks its settings when the extractor is built.
 NOT_OURS = ("pyradiomics",)
 
@@ -30,7 +33,7 @@ def mappings(node, loc=()):
     if loc[:1] == NOT_OURS:
         return
     if isinstance(node, dict):
-        if node and loc not in FREE_FORM:
+        if node and loc not in FREE_FORM and loc[-1:] != FREE_FORM_LAST:
             yield loc, node
         for k, v in node.items():
             yield from mappings(v, (*loc, k))
@@ -44,10 +47,7 @@ def _cases():
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         for loc, mapping in mappings(raw):
             key = next(iter(mapping))
-            untyped = loc == ("model",) and GraphConfig.model_fields["model"].annotation is dict
-            yield pytest.param(path, loc, key, id=f"{path.stem}:{'.'.join(map(str, (*loc, key)))}",
-                               marks=[pytest.mark.skip(reason="model: is still a free dict here (typed on the "
-                                                              "model branch)")] if untyped else [])
+            yield pytest.param(path, loc, key, id=f"{path.stem}:{'.'.join(map(str, (*loc, key)))}")
 
 
 def _load(path: Path):

@@ -186,9 +186,6 @@ def build_graph(cfg: GraphConfig, progress: bool = False) -> GraphTables:
     tables.patient_features["treatments"] = [t.model_dump(include={"name", "column", "received_values"})
                                              for t in cfg.treatments]
     key_columns(tables)
-    keys = tables.column_keys.get(S.PATIENT, {})
-    for t in tables.patient_features["treatments"]:  # the source column by its key in the Patient table
-        t["column"] = keys.get(t["column"], t["column"])
     return tables
 
 
@@ -209,7 +206,11 @@ def key_columns(tables: GraphTables) -> None:
             df.rename(columns=changed, inplace=True)
             tables.column_keys[name] = changed
     patient = tables.column_keys.get(S.PATIENT, {})
-    tables.patient_features = {src: [patient.get(c, c) for c in cols] for src, cols in tables.patient_features.items()}
+
+    def renamed(c):  # a column name, or a treatment entry naming its source column
+        return {**c, "column": patient.get(c["column"], c["column"])} if isinstance(c, dict) else patient.get(c, c)
+
+    tables.patient_features = {src: [renamed(c) for c in cols] for src, cols in tables.patient_features.items()}
 
 
 def treatment_tables(raw: RawCohort, cfg: GraphConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
