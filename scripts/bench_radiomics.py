@@ -174,7 +174,12 @@ def external_cluster(n: int):
     finally:
         for p in procs[::-1]:
             p.terminate()
-            p.wait(timeout=60)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a worker still trying to reach its stopped scheduler
+                p.kill()
+                p.wait()
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -113,3 +113,12 @@ def neo4j_server(neo4j_local) -> ns.ServerStatus:
 def neo4j_settings(neo4j_local) -> Neo4jSettings:
     cfg, status = neo4j_local
     return Neo4jSettings(uri=status.bolt_uri, user="neo4j", password=cfg.password)
+
+
+def drop_cohorts(settings: Neo4jSettings, cohorts) -> None:
+    """Remove every node (and so every relationship) of ``cohorts`` from the session's server: a test
+    that loads a cohort of its own leaves the database as the other Neo4j tests expect it."""
+    with settings.driver() as driver, driver.session(database=settings.database) as session:
+        for cohort in cohorts:
+            session.run("MATCH (n {cohort: $c}) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS",
+                        c=cohort).consume()

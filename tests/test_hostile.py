@@ -30,7 +30,7 @@ from hypothesis import given, settings, strategies as st
 from typer.testing import CliRunner
 
 from cohort_files import file_lines, N_PATIENTS, write_small_metabric
-from conftest import CONFIGS, FAST_MODEL, REPO
+from conftest import CONFIGS, FAST_MODEL, REPO, drop_cohorts
 from graphonc.cli import app
 from graphonc.config import load_config
 from graphonc.errors import ConfigError, GraphoncError, InputError
@@ -845,8 +845,16 @@ def test_the_payloads_are_live_against_backtick_quoting(canary):
         assert_ident(name)
 
 
+@pytest.fixture(scope="module")
+def hostile_cohorts_dropped_after(hostile_runs, neo4j_settings):
+    """The hostile cohorts leave the session's server with this module (other Neo4j tests count cohorts)."""
+    yield
+    drop_cohorts(neo4j_settings, sorted({r.cohort for r in hostile_runs.values()}))
+
+
 @pytest.mark.neo4j
-def test_load_neo4j_of_hostile_runs_executes_nothing(hostile_runs, canary, neo4j_settings):
+def test_load_neo4j_of_hostile_runs_executes_nothing(hostile_runs, canary, neo4j_settings,
+                                                     hostile_cohorts_dropped_after):
     from graphonc.store.neo4j_load import iter_counts, load_run
 
     before = _all_counts(canary)
@@ -885,7 +893,8 @@ def test_load_neo4j_of_hostile_runs_executes_nothing(hostile_runs, canary, neo4j
 
 
 @pytest.mark.neo4j
-def test_write_back_refuses_hostile_names_and_keeps_values_inert(hostile_runs, canary, neo4j_settings):
+def test_write_back_refuses_hostile_names_and_keeps_values_inert(hostile_runs, canary, neo4j_settings,
+                                                                  hostile_cohorts_dropped_after):
     import numpy as np
 
     from graphonc.store.vector_index import ensure_vector_index
@@ -917,7 +926,7 @@ def test_write_back_refuses_hostile_names_and_keeps_values_inert(hostile_runs, c
 
 
 @pytest.mark.neo4j
-def test_cypher_run_sends_values_as_parameters(hostile_runs, canary, neo4j_settings):
+def test_cypher_run_sends_values_as_parameters(hostile_runs, canary, neo4j_settings, hostile_cohorts_dropped_after):
     """`graphonc cypher run` with injection attempts in its parameter values: read as values."""
     from graphonc.store.neo4j_load import load_run
 
@@ -1553,7 +1562,7 @@ def test_explain_and_report_render_hostile_ids(hostile_ids, tmp_path):
     res = _cli_output("report", "--run", str(run.root), "--patient", MATH_ID, "--out", str(out), "--no-explain", "-k", "5")
     assert res.returncode == 0, res.stderr  # the KM plot's title holds the id: no mathtext
     html = out.read_text(encoding="utf-8")
-    assert MATH_ID in html and "data:image/png;base64," in html
+    assert MATH_ID in html and "<svg" in html  # the survival curves, drawn with the id in their page
     assert "&lt;b&gt;[bold]1[/bold]&lt;/b&gt;" in html and "<b>[bold]" not in html  # HTML escaped, not markup
     assert "<script>x</script>" not in html
 
@@ -1590,11 +1599,12 @@ def test_term_shows_markup_and_control_codes_literally():
 
 @pytest.mark.neo4j
 @pytest.mark.slow
-def test_cypher_run_shows_results_literally(hostile_ids, neo4j_settings, tmp_path):
+def test_cypher_run_shows_results_literally(hostile_ids, neo4j_settings, tmp_path, request):
     from graphonc.store.neo4j_load import load_run
 
     run, ids = hostile_ids
     load_run(run, neo4j_settings)
+    request.addfinalizer(lambda: drop_cohorts(neo4j_settings, [run.cohort]))  # other tests count the cohorts
     q = tmp_path / "odd_ids.cypher"
     q.write_text("// Patients with odd ids\n// @param cohort: str  cohort\n"
                  "MATCH (p:Patient {cohort: $cohort}) WHERE NOT p.id STARTS WITH 'MB-'\n"

@@ -10,12 +10,22 @@ from graphonc.graph import schema as S
 from graphonc.store.cypher_files import CypherFile
 from graphonc.store.neo4j_load import load_run
 
+from conftest import drop_cohorts
+
 pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
 CYPHER = Path(__file__).resolve().parents[1] / "cypher"
 
 
-def test_prostate_load_holds_cna_and_fusions(neo4j_settings, prostate_run):
+@pytest.fixture()
+def prostate_loaded(neo4j_settings, prostate_run):
+    """The prostate cohort loaded for this test only (test_neo4j_store loads it itself, from empty)."""
     load_run(prostate_run, neo4j_settings, batch_size=5000)
+    yield prostate_run
+    drop_cohorts(neo4j_settings, [prostate_run.cohort])
+
+
+def test_prostate_load_holds_cna_and_fusions(neo4j_settings, prostate_loaded):
+    prostate_run = prostate_loaded
     cohort, db = prostate_run.cohort, neo4j_settings.database
     cna, fus = prostate_run.edges(S.HAS_CNA), prostate_run.edges(S.HAS_FUSION)
     with neo4j_settings.driver() as drv:
