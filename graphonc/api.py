@@ -1,6 +1,6 @@
 """graphonc from Python: every stage of the command line as a documented function.
 
-The command line (:mod:`graphonc.cli`, :mod:`graphonc.radiomics.cli`) is a thin layer over this
+The command line (:mod:`graphonc.cli`, :mod:`graphonc.cli_radiomics`) is a thin layer over this
 module: it parses options, calls one function here and prints the result. A notebook calls the
 same functions and gets the same objects back::
 

@@ -19,13 +19,14 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from graphonc import api
-from graphonc.cli_common import (ALIVE_AT_OPTION, BATCH_SIZE_OPTION, DEVICE_OPTION, EPOCHS_OPTION, FOLDS_OPTION,
-                                 HAS_OUTCOME_OPTION, JSON_OPTION, K_OPTION, MODEL_CONFIG_OPTION, MODEL_DIR_OPTION,
-                                 MUTATIONS_OPTION, RUN_OPTION, SAME_LABEL_OPTION, TRAIN_DEVICE_OPTION,
-                                 TREATED_WITH_OPTION, WORKERS_OPTION, SearchDevice, Settings, TermSafeLogs,
-                                 err_console, example, handles_errors, one_run, out_console, settings_of, term)
+from graphonc.cli_common import (ALIVE_AT_OPTION, BATCH_SIZE_OPTION, DEVICE_OPTION, EPOCHS_OPTION, FOLDS_FILE_OPTION,
+                                 FOLDS_OPTION, HAS_OUTCOME_OPTION, JSON_OPTION, K_OPTION, MODEL_CONFIG_OPTION,
+                                 MODEL_DIR_OPTION, MUTATIONS_OPTION, REPEATS_OPTION, RUN_OPTION, SAME_LABEL_OPTION,
+                                 TRAIN_DEVICE_OPTION, TREATED_WITH_OPTION, WORKERS_OPTION, SearchDevice, Settings,
+                                 TermSafeLogs, err_console, example, handles_errors, one_run, out_console,
+                                 settings_of, term)
+from graphonc.cli_radiomics import radiomics_app
 from graphonc.errors import GraphoncError
-from graphonc.radiomics.cli import radiomics_app
 
 app = typer.Typer(help="graphonc: patient-similarity graphs for oncology.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -211,9 +212,8 @@ def evaluate_cmd(
     ctx: typer.Context,
     run: Path = RUN_OPTION,
     folds: int = FOLDS_OPTION,
-    repeats: int = typer.Option(1, "--repeats", min=1, help="Repeated stratified CV: this many shuffles."),
-    folds_file: Path = typer.Option(None, "--folds-file", help="CSV with columns patient_id, fold (and optionally "
-                                    "repeat) to use instead of --folds/--repeats; every run writes its own."),
+    repeats: int = REPEATS_OPTION,
+    folds_file: Path = FOLDS_FILE_OPTION,
     config: Path = MODEL_CONFIG_OPTION,
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also run the baselines."),
     epochs: int = EPOCHS_OPTION,
@@ -647,9 +647,8 @@ def evaluate_similarity_cmd(
     ctx: typer.Context,
     run: Path = RUN_OPTION,
     folds: int = FOLDS_OPTION,
-    repeats: int = typer.Option(1, "--repeats", min=1, help="Repeated stratified CV: this many shuffles."),
-    folds_file: Path = typer.Option(None, "--folds-file", help="CSV with columns patient_id, fold (and optionally "
-                                    "repeat), e.g. <run>/eval/folds.csv."),
+    repeats: int = REPEATS_OPTION,
+    folds_file: Path = FOLDS_FILE_OPTION,
     k: int = K_OPTION,
     method: list[str] = typer.Option([], "--method", "-m", help="gnn, mlp, knn_features, jaccard_genes, snf, random "
                                      "(repeatable; default all)."),

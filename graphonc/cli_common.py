@@ -1,6 +1,6 @@
 """What every ``graphonc`` command shares: the global options, the consoles and error handling.
 
-Its own module so that command groups defined elsewhere (``graphonc/radiomics/cli.py``) use
+Its own module so that command groups defined elsewhere (``graphonc/cli_radiomics.py``) use
 the same :class:`Settings` class and consoles as ``graphonc/cli.py`` without importing it
 (which would be circular, and a second copy when it runs as ``python -m graphonc.cli``).
 """
@@ -119,6 +119,10 @@ class SearchDevice(str, Enum):
 RUN_OPTION = typer.Option(..., "--run", "-r", help="Run folder made by build-graph, e.g. runs/metabric.")
 K_OPTION = typer.Option(10, "-k", help="Number of neighbours.")
 FOLDS_OPTION = typer.Option(5, "--folds", help="Patient-level stratified folds.")
+REPEATS_OPTION = typer.Option(1, "--repeats", min=1, help="Repeated stratified CV: this many shuffles.")
+FOLDS_FILE_OPTION = typer.Option(None, "--folds-file", help="CSV with columns patient_id, fold (and optionally "
+                                 "repeat) to use instead of --folds/--repeats, e.g. <run>/eval/folds.csv; every "
+                                 "run writes the folds it used there.")
 EPOCHS_OPTION = typer.Option(None, "--epochs", help="Override the model's maximum number of epochs.")
 MODEL_CONFIG_OPTION = typer.Option(None, "--config", "-c", help="Config whose model: section to use "
                                    "(default: the one the run was built from).")

@@ -1,7 +1,7 @@
 """graphonc.api is the one Python API under the command line.
 
 * every command's ``--help`` shows an example;
-* graphonc/cli.py and graphonc/radiomics/cli.py reach the stages only through graphonc.api (read with ``ast``);
+* graphonc/cli.py and graphonc/cli_radiomics.py reach the stages only through graphonc.api (read with ``ast``);
 * a notebook-style session on METABRIC (build → train → index → similar) gives the command line's result.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ CONFIGS = PACKAGE.parent / "configs"
 #: What the command-line modules may import from graphonc: the api, the shared CLI code and the
 #: foundation; the web service (``serve``, ``report --new-patient``) is their own layer.
 CLI_MAY_IMPORT = ("graphonc.api", "graphonc.cli_common", "graphonc.errors", "graphonc.threads",
-                  "graphonc.radiomics.cli", "graphonc.serve")
+                  "graphonc.cli_radiomics", "graphonc.serve")
 
 
 def _commands(group, prefix: tuple[str, ...] = ()):
@@ -60,7 +60,7 @@ def _graphonc_imports(path: Path) -> list[tuple[str, int]]:
     return [(m, n) for m, n in out if m == "graphonc" or m.startswith("graphonc.")]
 
 
-@pytest.mark.parametrize("module", ["cli.py", "radiomics/cli.py"])
+@pytest.mark.parametrize("module", ["cli.py", "cli_radiomics.py"])
 def test_the_cli_reaches_the_stages_only_through_the_api(module):
     imports = _graphonc_imports(PACKAGE / module)
     assert ("graphonc.api", imports[0][1]) in imports or any(m == "graphonc.api" for m, _ in imports)

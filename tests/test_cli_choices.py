@@ -10,7 +10,7 @@ import typing
 
 from graphonc import cli
 from graphonc.export import FORMATS, PROJECTIONS
-from graphonc.radiomics import cli as radiomics_cli
+from graphonc import cli_radiomics as radiomics_cli
 from graphonc.radiomics_config import FeatureTableSpec, GeometrySpec
 from graphonc.search.index import DEVICES, KINDS
 

@@ -6,11 +6,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -21,11 +18,12 @@ from graphonc.errors import InputError
 from graphonc.radiomics.extract import extract_cases
 from graphonc.radiomics.manifest import read_manifest
 from graphonc.radiomics_config import load_params
+
+from conftest import load_script
 from test_radiomics_extract import _ibsi_manifest, fast_ct_params
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 IBSI = ["STS_001", "STS_002", "STS_003", "STS_004", "STS_005", "STS_006", "STS_008", "STS_010"]
 
 
@@ -86,37 +84,16 @@ def test_worker_killed_mid_run(ibsi, tmp_path):
 
 
 def test_scheduler_by_address(ibsi, tmp_path):
-    """A scheduler and two workers started as separate processes (a cluster on this machine)."""
+    """A scheduler and two workers started as separate processes (a cluster on this machine), with the
+    benchmark's own launcher (scripts/bench_radiomics.py)."""
     manifest, params_path, _, serial = ibsi
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                               "--port", str(port), "--dashboard-address", "127.0.0.1:0"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        procs += [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
-                                    "--no-nanny", "--host", "127.0.0.1", "--no-dashboard"], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
-        from distributed import Client
-
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=120)
+    with load_script("bench_radiomics").external_cluster(2) as address:
         out = tmp_path / "features.parquet"
         res = CliRunner().invoke(app, ["-q", "radiomics", "extract", "--manifest", str(manifest), "--params",
                                        str(params_path), "--out", str(out), "--no-cache", "--scheduler", address],
                                  catch_exceptions=False)
-        assert res.exit_code == 0, res.output
-        pd.testing.assert_frame_equal(serial.features, pd.read_parquet(out))
-    finally:
-        for p in procs[::-1]:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # a worker still trying to reach its stopped scheduler
-                p.kill()
-                p.wait()
+    assert res.exit_code == 0, res.output
+    pd.testing.assert_frame_equal(serial.features, pd.read_parquet(out))
 
 
 def test_missing_scheduler_is_one_line(ibsi, tmp_path):

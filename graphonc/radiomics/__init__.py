@@ -14,7 +14,7 @@ Modules (one job each):
 * :mod:`~graphonc.radiomics.harmonize`  feature filtering, log transform, per-site z-score / ComBat;
 * :mod:`~graphonc.radiomics.phenotypes` clustering into phenotypes, descriptions, saved model;
 * :mod:`~graphonc.radiomics.graph`      RadiomicPhenotype nodes, HAS_PHENOTYPE edges, Patient columns;
-* :mod:`~graphonc.radiomics.cli`        the ``graphonc radiomics`` commands.
+* :mod:`~graphonc.cli_radiomics`        the ``graphonc radiomics`` commands.
 
 Importing this package is cheap: pyradiomics, SimpleITK and scikit-learn load on first use.
 """
