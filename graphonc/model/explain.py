@@ -62,7 +62,9 @@ def clinical_column(feature: str) -> str:
 
 def _output(model: PatientGNN, x_rest: dict, edges: dict, vocab: dict, row: int, target: str, cls: int):
     """f(patient feature row, node states...) → the scalar output, for captum (batch of 1)."""
-    kinds = [t for t in NODE_KINDS if t in x_rest]
+    # node types the model's graph links (at diagnosis no RECEIVED edges: Treatment states reach no one)
+    linked_types = {t for e in edges for t in (e[0], e[2])}
+    kinds = [t for t in NODE_KINDS if t in x_rest and t in linked_types]
 
     def forward(x_row: torch.Tensor, *states: torch.Tensor) -> torch.Tensor:
         outs = []
