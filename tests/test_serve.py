@@ -146,6 +146,11 @@ def test_lookup_summary_profile_and_health(api, served_run):
     p = served_run.nodes("Patient").set_index("id")
     assert prof["id"] == "MB-0010" and prof["label"] == p.loc["MB-0010", "label"]
     assert "paths" in api.get("/openapi.json").json()
+    # hits carry the diagnosis label, None for a patient without one (the search page shows the same)
+    assert all(h["label"] == p.loc[h["id"], "label"] for h in hits)
+    unlabelled = sorted(p.index[p["label"].isna()])[0]
+    assert api.get("/api/runs/metabric/patients", params={"prefix": unlabelled}).json()[0] == \
+        {"id": unlabelled, "label": None}
 
 
 def test_new_patient_at_diagnosis_equals_the_cli_and_reports_unknown_genes(api, served_run, tmp_path):

@@ -17,7 +17,6 @@ from graphonc.errors import InputError
 from graphonc.graph import schema as S
 from graphonc.graph.clinical import patient_table
 from graphonc.graph.modalities import BuildInputs, ModalityTables, enabled_modalities
-from graphonc.graph.mutations import add_assay_columns, filter_mutations, mutation_tables, panel_tables  # noqa: F401
 from graphonc.graph.outputs import claim_dir
 from graphonc.graph.run import write_graph_run
 from graphonc.graph.stats import graph_stats

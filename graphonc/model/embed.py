@@ -26,9 +26,9 @@ from graphonc.config import CBioPortalInput, GraphConfig, TableInput, load_confi
 from graphonc.errors import GraphoncError, InputError
 from graphonc.graph import lineage
 from graphonc.graph import schema as S
-from graphonc.graph.build import (add_assay_columns, add_treatment_columns, filter_mutations, mutation_tables,
-                                  panel_tables, read_cohort, symbol_map, treatment_tables)
+from graphonc.graph.build import add_treatment_columns, read_cohort, symbol_map, treatment_tables
 from graphonc.graph.clinical import patient_table
+from graphonc.graph.mutations import add_assay_columns, filter_mutations, mutation_tables, panel_tables
 from graphonc.graph.run import GraphRun, atomic_dir, write_parquet
 from graphonc.model.data import MUTATED_IN, reverse
 from graphonc.model.io import LoadedModel, load_model

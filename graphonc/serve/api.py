@@ -254,11 +254,9 @@ def cohort_summary(state: RunState = Depends(run_state)) -> dict:
 def search_patients(request: Request, state: RunState = Depends(run_state),
                     prefix: str = Query(..., min_length=1, max_length=100, description="start of a patient id"),
                     limit: int = Query(20, ge=1, le=200)) -> list[dict]:
-    ids = state.search_ids(prefix, limit)
-    request.state.audit["patient_ids"] = ids
-    labels = state.facts.patients["label"] if "label" in state.facts.patients else None
-    return [{"id": i, "label": None if labels is None or labels.get(i) is None or labels.isna().get(i)
-             else str(labels[i])} for i in ids]
+    hits = state.search_hits(prefix, limit)
+    request.state.audit["patient_ids"] = [i for i, _ in hits]
+    return [{"id": i, "label": label} for i, label in hits]
 
 
 @router.get("/runs/{run}/patients/{patient_id}", response_model=Profile)

@@ -189,7 +189,7 @@ def to_tables(body: NewPatient, state, clinical: dict, rows: pd.DataFrame, notes
     :func:`check` has already typed, without writing and re-reading files: equal to the CLI's
     ``similar --new-patient`` (``tests/test_serve.py``) at a fraction of the time.
     """
-    from graphonc.graph.build import add_assay_columns, filter_mutations, mutation_tables
+    from graphonc.graph.mutations import add_assay_columns, filter_mutations, mutation_tables
     from graphonc.model.embed import NewPatients
 
     enc = state.frozen.lm.graph.encoder

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from graphonc import layout as L
 from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
@@ -82,6 +83,13 @@ class RunState:
                 break
             out.append(pid)
         return out
+
+    def search_hits(self, prefix: str, limit: int = 20) -> list[tuple[str, str | None]]:
+        """(id, diagnosis label or None) of the patients :meth:`search_ids` finds."""
+        ids = self.search_ids(prefix, limit)
+        p = self.facts.patients
+        labels = p[L.LABEL].reindex(ids) if L.LABEL in p else pd.Series(None, index=ids, dtype=object)
+        return [(i, None if pd.isna(v) else str(v)) for i, v in zip(ids, labels)]
 
     def risk_percentile(self, risk: float | None) -> float | None:
         if risk is None or self.risks is None or not len(self.risks):

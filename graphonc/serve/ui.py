@@ -82,10 +82,8 @@ def home(request: Request) -> HTMLResponse:
 @router.get("/ui/{run}/search", response_class=HTMLResponse)
 def search(request: Request, q: str = "", state: RunState = Depends(run_state)) -> HTMLResponse:
     q = q.strip()[:100]
-    ids = state.search_ids(q, 50) if q else []
-    request.state.audit["patient_ids"] = ids
-    labels = state.facts.patients["label"] if "label" in state.facts.patients else None
-    hits = [(i, None if labels is None else labels.get(i)) for i in ids]
+    hits = state.search_hits(q, 50) if q else []
+    request.state.audit["patient_ids"] = [i for i, _ in hits]
     return _render(request, "search.html", run=state.name, q=q, hits=hits, cohort=state.run.cohort)
 
 
