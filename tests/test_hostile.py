@@ -40,7 +40,7 @@ from graphonc.graph.lineage import StaleStageError
 from graphonc.graph.outputs import claim_file, clean_leftovers
 from graphonc.graph.run import GraphRun
 from graphonc.identifiers import assert_ident, IDENT, is_ident, safe_key, safe_keys
-from graphonc.report.names import patient_of_report, report_file_name
+from graphonc.layout import patient_of_report, report_file_name
 from graphonc.store import neo4j_server as ns
 from hostile_cohorts import HOSTILE_HEADERS, write_hn1_tables, write_metabric_tables
 

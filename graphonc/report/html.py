@@ -411,7 +411,7 @@ def render_report(run_dir: Path, patient_id: str, k: int = 10, filters: Filters 
 
 def write_report(run_dir: Path, patient_id: str, out: Path | None = None, **kwargs) -> Path:
     """Render and write the report atomically (default ``<run>/reports/<encoded id>.html``, see
-    :mod:`graphonc.report.names`). An existing ``out`` is only replaced when graphonc wrote it."""
+    :func:`graphonc.layout.report_file_name`). An existing ``out`` is only replaced when graphonc wrote it."""
     run = GraphRun.open(run_dir)
     if out is None:
         out = run.layout.report(patient_id)
