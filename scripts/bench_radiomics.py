@@ -142,13 +142,13 @@ def itk_threads(n: int):
 
 @contextlib.contextmanager
 def local_cluster(n: int):
-    """A started LocalCluster of ``n`` single-threaded worker processes; yields its address."""
-    from distributed import Client, LocalCluster
+    """The LocalCluster ``radiomics extract`` starts (``n`` single-threaded worker processes), started
+    before timing; yields its address."""
+    from graphonc.radiomics.cluster import extraction_client
 
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with extraction_client(None, n) as client:
         client.wait_for_workers(n)
-        yield cluster.scheduler_address
+        yield client.scheduler.address
 
 
 @contextlib.contextmanager
