@@ -48,6 +48,9 @@ class ModelConfig(BaseModel):
     #: or when it is a known driver (IntOGen/OncoKB). On whole-exome cohorts this removes the
     #: ~15k genes hit once by a passenger; on panel cohorts (every gene a cancer gene) it keeps all.
     gene_min_patients: int = Field(1, ge=1)
+    #: Networks trained from seeds seed, seed+1, ... on the same graph and averaged (GNNEnsemble):
+    #: removes the seed-to-seed variance of one early-stopped network on small cohorts.
+    ensemble: int = Field(1, ge=1)
     use_graph: bool = True
     #: How a node aggregates its neighbours' messages in each SAGE layer (PyG aggregation name).
     #: "max" lets one driver mutation stand out among passengers instead of being averaged away

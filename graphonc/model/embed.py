@@ -31,6 +31,7 @@ from graphonc.graph.clinical import patient_table
 from graphonc.graph.mutations import add_assay_columns, filter_mutations, mutation_tables, panel_tables
 from graphonc.graph.run import GraphRun, atomic_dir, write_parquet
 from graphonc.model.data import MUTATED_IN, reverse
+from graphonc.model.gnn import combine, members
 from graphonc.model.io import LoadedModel, load_model
 
 log = logging.getLogger("graphonc")
@@ -249,26 +250,33 @@ class FrozenGraph:
         x = {t: d[t].x for t in d.node_types if "x" in d[t]}
         edges = {e: d[e].edge_index for e in d.edge_types if tuple(e) in set(model.edge_types)}
         self.into_patient = [e for e in model.edge_types if e[2] == S.PATIENT]
-        self.states: list[dict[str, torch.Tensor]] = []
+        #: states[m][l][t]: member m's input state of layer l for each non-patient type t
+        self.states: list[list[dict[str, torch.Tensor]]] = []
         with torch.no_grad():
-            h = model.input_states(x, lm.graph.vocab_dict)
-            for i in range(len(model.convs)):
-                self.states.append({t: v for t, v in h.items() if t != S.PATIENT})
-                h = model.layer(i, h, edges)
+            for net in members(model):
+                per_layer = []
+                h = net.input_states(x, lm.graph.vocab_dict)
+                for i in range(len(net.convs)):
+                    per_layer.append({t: v for t, v in h.items() if t != S.PATIENT})
+                    h = net.layer(i, h, edges)
+                self.states.append(per_layer)
 
     def embed(self, new: NewPatients) -> EmbeddedPatients:
         """Embeddings and predictions of ``new`` (see :class:`EmbeddedPatients`)."""
-        lm, model = self.lm, self.lm.model
+        lm = self.lm
         linked, unmatched = links(lm, new)
         m = len(new.patients)
         edges = {e: torch.from_numpy(np.vstack(linked[e])) if e in linked else torch.empty((2, 0), dtype=torch.long)
                  for e in self.into_patient}
+        x_new = {S.PATIENT: torch.from_numpy(lm.graph.encoder.transform(new.patients))}
+        outputs = []
         with torch.no_grad():
-            hp = model.input_states({S.PATIENT: torch.from_numpy(lm.graph.encoder.transform(new.patients))}, {})
-            hp = hp[S.PATIENT]
-            for i, cached in enumerate(self.states):
-                hp = model.layer(i, {**cached, S.PATIENT: hp}, edges)[S.PATIENT]
-            z, logits, risk = model.heads(hp)
+            for net, states in zip(members(lm.model), self.states):
+                hp = net.input_states(x_new, {})[S.PATIENT]
+                for i, cached in enumerate(states):
+                    hp = net.layer(i, {**cached, S.PATIENT: hp}, edges)[S.PATIENT]
+                outputs.append(net.heads(hp))
+        z, logits, risk = combine(outputs)
         return _embedded(lm, new, z, logits, risk, unmatched, m)
 
 

@@ -28,7 +28,7 @@ from captum.attr import IntegratedGradients
 from graphonc.errors import unknown_patient
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
-from graphonc.model.gnn import PatientGNN
+from graphonc.model.gnn import GNNEnsemble, PatientGNN, members
 from graphonc.model.io import LoadedModel, load_model
 
 TARGETS = ("risk", "diagnosis")
@@ -83,15 +83,29 @@ def _output(model: PatientGNN, x_rest: dict, edges: dict, vocab: dict, row: int,
     return forward, kinds
 
 
-def explain_row(model: PatientGNN, x: dict, edges: dict, vocab: dict, row: int, *, feature_names: list[str],
+def explain_row(model: PatientGNN | GNNEnsemble, x: dict, edges: dict, vocab: dict, row: int, *, feature_names: list[str],
                 ids: dict[str, pd.Index], classes: list[str], patient_values: pd.Series | None = None,
-                node_values: dict[str, pd.Series] | None = None, steps: int = 24) -> tuple[pd.DataFrame, dict, str | None]:
-    """Attributions of patient ``row`` of the given graph tensors (see :class:`Explanation`)."""
+                node_values: dict[str, pd.Series] | None = None, steps: int = 24, target_class: int | None = None
+                ) -> tuple[pd.DataFrame, dict, str | None]:
+    """Attributions of patient ``row`` of the given graph tensors (see :class:`Explanation`).
+
+    For an ensemble, each member explains the ensemble's predicted class and the attributions and
+    outputs are averaged (integrated gradients is linear in the model output, and the ensemble's
+    risk is the mean of the members' risks).
+    """
     model.eval()
+    if isinstance(model, GNNEnsemble):
+        with torch.no_grad():
+            _, logits, _ = model(x, edges, vocab)
+        cls = int(logits[row].argmax(-1)) if classes else -1
+        parts = [explain_row(net, x, edges, vocab, row, feature_names=feature_names, ids=ids, classes=classes,
+                             patient_values=patient_values, node_values=node_values, steps=steps, target_class=cls)
+                 for net in members(model)]
+        return _mean_explanation(parts)
     with torch.no_grad():
         h0 = model.input_states(x, vocab)
         _, logits, _ = model.heads(model.propagate(h0, edges)[S.PATIENT][row:row + 1])
-    cls = int(logits.argmax(-1)) if classes else -1
+    cls = target_class if target_class is not None else int(logits.argmax(-1)) if classes else -1
     linked = _linked(edges, row)
     frames, outputs = [], {}
     for target in TARGETS if classes else ("risk",):
@@ -127,6 +141,22 @@ def explain_row(model: PatientGNN, x: dict, edges: dict, vocab: dict, row: int, 
     table = table.assign(_abs=table["attribution"].abs()).sort_values(
         ["target", "_abs"], ascending=[True, False], kind="stable").drop(columns="_abs").reset_index(drop=True)
     return table, outputs, classes[cls] if classes else None
+
+
+def _mean_explanation(parts: list[tuple[pd.DataFrame, dict, str | None]]) -> tuple[pd.DataFrame, dict, str | None]:
+    """The members' explanations averaged: attribution and outputs by mean (a node a member did not
+    list, out of its reach, counts 0), ``linked`` when any member links it."""
+    n = len(parts)
+    keys = ["target", "kind", "name"]
+    table = pd.concat([p[0] for p in parts], ignore_index=True)
+    table = table.groupby(keys, sort=False, dropna=False).agg(
+        attribution=("attribution", lambda a: a.sum() / n), linked=("linked", "any"), value=("value", "first")
+    ).reset_index()
+    table = table.assign(_abs=table["attribution"].abs()).sort_values(
+        ["target", "_abs"], ascending=[True, False], kind="stable").drop(columns="_abs").reset_index(drop=True)
+    outputs = {t: {k: float(np.mean([p[1][t][k] for p in parts])) if k != "delta" else
+                   float(max(p[1][t][k] for p in parts)) for k in parts[0][1][t]} for t in parts[0][1]}
+    return table, outputs, parts[0][2]
 
 
 def _linked(edges: dict, row: int) -> dict[str, set[int]]:

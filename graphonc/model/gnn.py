@@ -14,6 +14,8 @@ measures what message passing adds).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,7 +25,7 @@ from torch_geometric.nn.aggr import AttentionalAggregation
 from graphonc.graph import schema as S
 from graphonc.model_config import ModelConfig
 
-__all__ = ["ModelConfig", "PatientGNN", "EMBEDDED_TYPES"]
+__all__ = ["ModelConfig", "PatientGNN", "GNNEnsemble", "EMBEDDED_TYPES", "combine", "members"]
 
 
 def _aggregation(name: str, h: int):
@@ -95,3 +97,47 @@ class PatientGNN(nn.Module):
 
     def forward(self, x_dict, edge_index_dict, vocab_dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.heads(self.encode(x_dict, edge_index_dict, vocab_dict)[S.PATIENT])
+
+
+class GNNEnsemble(nn.Module):
+    """``n`` :class:`PatientGNN` trained on the same graph from different seeds (``model.ensemble``).
+
+    On cohorts of a few hundred patients one network's early-stopped epoch, and so its risk
+    ranking, depends on its initialisation; averaging members removes that variance. Outputs as
+    :class:`PatientGNN` (see :func:`combine`), so every consumer treats both alike; code that
+    works layer by layer (new-patient embedding, explanations) iterates :func:`members`.
+    """
+
+    def __init__(self, members: list[PatientGNN]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.cfg = members[0].cfg
+        self.edge_types = members[0].edge_types
+
+    def forward(self, x_dict, edge_index_dict, vocab_dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return combine([m(x_dict, edge_index_dict, vocab_dict) for m in self.members])
+
+
+def members(model: nn.Module) -> list[PatientGNN]:
+    """The networks of ``model``: itself, or an ensemble's members."""
+    return list(model.members) if isinstance(model, GNNEnsemble) else [model]
+
+
+def combine(outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One (embedding, logits, risk) from the members' outputs.
+
+    * embedding (N, n·D): the members' L2-normalised embeddings side by side, scaled by 1/sqrt(n),
+      so the cosine similarity of two patients is the mean of the members' cosine similarities;
+    * logits (N, K): log of the mean class probabilities;
+    * risk (N,): the mean log partial hazard.
+
+    A single member's outputs are returned unchanged.
+    """
+    if len(outputs) == 1:
+        return outputs[0]
+    n = len(outputs)
+    z = torch.cat([F.normalize(o[0], dim=-1) for o in outputs], dim=-1) / math.sqrt(n)
+    logits = torch.logsumexp(torch.stack([torch.log_softmax(o[1], -1) for o in outputs]), 0) - math.log(n)
+    risk = torch.stack([o[2] for o in outputs]).mean(0)
+    return z, logits, risk

@@ -20,7 +20,7 @@ from graphonc.graph import lineage
 from graphonc.graph.hetero import PatientFeatureEncoder
 from graphonc.graph.run import GraphRun
 from graphonc.model.data import ModelGraph, model_graph
-from graphonc.model.gnn import ModelConfig, PatientGNN
+from graphonc.model.gnn import GNNEnsemble, ModelConfig, PatientGNN
 from graphonc.model.inputs import ModelInputs
 from graphonc.model.train import FitResult
 
@@ -44,6 +44,7 @@ def save_model(fit: FitResult, folder: Path) -> None:
         "train_ids": fit.train_ids,
         "val_ids": fit.val_ids,
         "best_epoch": fit.best_epoch,
+        "member_best_epochs": fit.member_best_epochs,
     }
     torch.save(fit.model.state_dict(), folder / WEIGHTS)
     (folder / META).write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
@@ -51,7 +52,7 @@ def save_model(fit: FitResult, folder: Path) -> None:
 
 @dataclass
 class LoadedModel:
-    model: PatientGNN
+    model: PatientGNN | GNNEnsemble
     graph: ModelGraph
     meta: dict
 
@@ -70,8 +71,10 @@ def load_model(folder: Path, run: GraphRun) -> LoadedModel:
                         vocab=meta["vocab"], genes=meta.get("genes"),
                         spec=ModelInputs(**meta["inputs"]) if meta.get("inputs") else None)
     graph.label_classes = meta["label_classes"]
-    model = PatientGNN(meta["in_dims"], [tuple(e) for e in meta["edge_types"]],
+    nets = [PatientGNN(meta["in_dims"], [tuple(e) for e in meta["edge_types"]],
                        {t: len(v) for t, v in meta["vocab"].items()}, len(meta["label_classes"]), cfg)
+            for _ in range(cfg.ensemble)]
+    model = nets[0] if len(nets) == 1 else GNNEnsemble(nets)
     model.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
     model.eval()
     return LoadedModel(model, graph, meta)

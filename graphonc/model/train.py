@@ -22,7 +22,7 @@ from torchsurv.loss.cox import neg_partial_log_likelihood
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.model.data import MUTATED_IN, ModelGraph, model_graph, reverse
-from graphonc.model.gnn import ModelConfig, PatientGNN
+from graphonc.model.gnn import GNNEnsemble, ModelConfig, PatientGNN
 from graphonc.model.sampling import NeighborSampler
 from graphonc.progress import make_progress
 
@@ -68,7 +68,7 @@ def _targets(graph: ModelGraph, idx: np.ndarray) -> Targets:
 
 @dataclass
 class FitResult:
-    model: PatientGNN
+    model: PatientGNN | GNNEnsemble
     graph: ModelGraph
     cfg: ModelConfig
     history: list[dict] = field(default_factory=list)
@@ -78,6 +78,8 @@ class FitResult:
     #: Task heads still at chance on the validation patients after training (see chance_heads).
     at_chance: list[str] = field(default_factory=list)
     task_best_epochs: dict = field(default_factory=dict)
+    #: Best epoch of each ensemble member (``best_epoch`` and ``history`` are the first member's).
+    member_best_epochs: list[int] = field(default_factory=list)
 
 
 def split_validation(ids: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
@@ -306,10 +308,16 @@ def fit_model(run: GraphRun, train_ids: list[str], cfg: ModelConfig, progress: b
     inputs = fit_inputs(run, fit_ids, model_inputs(run, cfg))
     graph = model_graph(run, fit_ids, min_patients=cfg.mutation_min_patients, inputs=inputs)
     device = pick_device(cfg.device)
-    trainer = Trainer(graph, cfg, device)
-    val_idx = graph.patient_index(val_ids)
-    history, best_epoch = trainer.fit(graph.patient_index(fit_ids), val_idx, progress)
-    model = trainer.model.cpu()
+    fit_idx, val_idx = graph.patient_index(fit_ids), graph.patient_index(val_ids)
+    nets, runs = [], []
+    for i in range(cfg.ensemble):
+        member_cfg = cfg.model_copy(update={"seed": cfg.seed + i})
+        seed_everything(member_cfg.seed)
+        trainer = Trainer(graph, member_cfg, device)
+        runs.append((*trainer.fit(fit_idx, val_idx, progress), getattr(trainer, "task_best_epochs", {})))
+        nets.append(trainer.model.cpu())
+    history, best_epoch, task_best = runs[0]
+    model = nets[0] if len(nets) == 1 else GNNEnsemble(nets)
     _, proba, risk = predict(model, graph)
     at_chance = chance_heads(graph, val_idx, proba, risk)
     if at_chance:
@@ -317,12 +325,12 @@ def fit_model(run: GraphRun, train_ids: list[str], cfg: ModelConfig, progress: b
                     "its predictions and embeddings carry little signal for that task — try `graphonc train "
                     "--tune`, more patients, or a smaller gene vocabulary (model.gene_min_patients)",
                     "GNN" if cfg.use_graph else "MLP", "/".join(at_chance), len(val_ids), best_epoch)
-    return FitResult(model, graph, cfg, history, best_epoch, fit_ids, val_ids, at_chance,
-                     getattr(trainer, "task_best_epochs", {}))
+    return FitResult(model, graph, cfg, history, best_epoch, fit_ids, val_ids, at_chance, task_best,
+                     [r[1] for r in runs])
 
 
 @torch.no_grad()
-def predict(model: PatientGNN, graph: ModelGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def predict(model: PatientGNN | GNNEnsemble, graph: ModelGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(embeddings (N, D), class probabilities (N, K), risk (N,)) for every patient of the graph."""
     model.eval()
     d = graph.data
