@@ -78,6 +78,9 @@ class Profile(BaseModel):
     os_months: float | None
     os_event: float | None
     extra_survival: dict[str, Any]
+    copy_number: dict[str, str] = {}     # gene → AMP / HOMDEL, where the run has copy number
+    fusions: list[str] = []
+    assays: dict[str, bool] = {}         # cna_profiled / sv_profiled: not profiled is not "not altered"
 
 
 class Neighbour(BaseModel):
@@ -99,6 +102,8 @@ class Neighbour(BaseModel):
     os_event: float | None
     status: str
     extra_survival: dict[str, Any]
+    shared_copy_number: list[dict[str, Any]] = []
+    shared_fusions: list[dict[str, Any]] = []
 
 
 class Prediction(BaseModel):
@@ -126,6 +131,9 @@ class Notes(BaseModel):
     variants_not_in_run: list[str]
     filtered_variants: list[str]
     missing_inputs: list[str]
+    ignored_copy_number: list[str] = []
+    fusions_not_in_run: list[str] = []
+    fusions_not_linked: list[str] = []
 
 
 class NewSimilar(Similar):

@@ -69,6 +69,20 @@ class RunState:
     def has_model(self) -> bool:
         return self.frozen is not None
 
+    def reads(self, assay: str) -> bool:
+        """Whether the model reads a modality a new patient may give: ``cna_profiled`` (copy number),
+        ``sv_profiled`` (fusions); the run was built with it and the encoder knows its assay flag."""
+        lm = getattr(self.frozen, "lm", None)
+        return lm is not None and assay in lm.graph.encoder.assays
+
+    @property
+    def has_copy_number(self) -> bool:
+        return self.reads("cna_profiled")
+
+    @property
+    def has_fusions(self) -> bool:
+        return self.reads("sv_profiled")
+
     @property
     def panels(self) -> list[str]:
         lm = getattr(self.frozen, "lm", None)
