@@ -92,7 +92,9 @@ def _status_html(months, event) -> str:
 def _profile_section(res: SimilarResult, facts: CohortFacts, risk_pct: float | None) -> str:
     q = res.query
     inputs = facts.model_inputs  # q.clinical is keyed by the names users know (CohortFacts.shown)
-    clin_rows = [(esc(c), esc(q.clinical.get(c)), "model input" if c in inputs else "shown only") for c in q.clinical]
+    clin_rows = [(esc(c), esc(q.clinical.get(c)) + (f" {esc(facts.units[c])}" if c in facts.units
+                                                    and q.clinical.get(c) is not None else ""),
+                  "model input" if c in inputs else "shown only") for c in q.clinical]
     mi = facts.mutation_info
     mut_rows = []
     for m in sorted(q.mutations):

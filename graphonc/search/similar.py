@@ -149,6 +149,8 @@ class CohortFacts:
         #: key → the column name users know (the original header); :meth:`shown`
         self.names = run.column_names()
         self.keys = run.column_keys()
+        #: shown column name → unit (the config's clinical.units), for display
+        self.units: dict[str, str] = {self.shown(k): u for k, u in (cols.get("units") or {}).items()}
         p = run.nodes(S.PATIENT)
         self.patients = p.set_index(S.ID, drop=False)
         self.numeric_sd = {c: float(pd.to_numeric(p[c], errors="coerce").std()) for c in self.numeric if c in p}

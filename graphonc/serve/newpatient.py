@@ -220,19 +220,41 @@ def _assay_flag(body: NewPatient, state, items: str, flag: str, has: bool, what:
     return bool(given) if profiled is None else bool(profiled)
 
 
-def _maf_rows(text: str, errors: list) -> pd.DataFrame:
+def _read_maf(data: bytes, name: str) -> pd.DataFrame:
+    """(gene, protein_change, variant_class) rows of a MAF's bytes, read by graphonc's MAF reader;
+    its InputError (file, line, column) names ``name`` instead of the temporary copy."""
     from graphonc.ingest.maf import read_maf
 
     with tempfile.TemporaryDirectory(prefix="graphonc-maf-") as tmp:
         path = Path(tmp) / "upload.maf"
-        path.write_text(text, encoding="utf-8")
+        path.write_bytes(data)
         try:
             maf = read_maf(path)
         except InputError as exc:
-            exc.file = "maf"
-            errors.append((("body", "maf"), exc.format()))
-            return pd.DataFrame()
+            exc.file = name
+            exc.message = exc.message.replace(str(path), name)
+            raise
     return maf[["gene", "protein_change", "variant_class"]]
+
+
+def _maf_rows(text: str, errors: list) -> pd.DataFrame:
+    try:
+        return _read_maf(text.encode("utf-8"), "maf")
+    except InputError as exc:
+        errors.append((("body", "maf"), exc.format()))
+        return pd.DataFrame(columns=["gene", "protein_change", "variant_class"])
+
+
+def maf_upload_text(filename: str, data: bytes) -> str:
+    """The text of an uploaded MAF file (the web form's ``maf_file``), which becomes the body's ``maf``:
+    read first by graphonc's MAF reader, so a bad file is refused (FieldErrors) naming the uploaded
+    file's name, the line and the column."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(filename).name)[:100] or "upload.maf"
+    try:
+        _read_maf(data, name)
+    except InputError as exc:
+        raise FieldErrors([(("body", "maf_file"), exc.format())]) from None
+    return data.decode("utf-8-sig")  # the reader has checked it is UTF-8
 
 
 @dataclass
