@@ -181,6 +181,19 @@ def test_new_patient_at_diagnosis_equals_the_cli_and_reports_unknown_genes(api, 
     np.testing.assert_allclose(got["prediction"]["risk"], cli["prediction"]["risk"], rtol=1e-5)
 
 
+def test_units_from_the_config_label_the_form_and_the_profile(api, served_run):
+    assert served_run.patient_columns()["units"] == {"AGE_AT_DIAGNOSIS": "years", "TUMOR_SIZE": "mm"}
+    units = {f["name"]: f["unit"] for f in api.get("/api/runs/metabric").json()["inputs"]}
+    assert units["AGE_AT_DIAGNOSIS"] == "years" and units["TUMOR_SIZE"] == "mm" and units["NPI"] is None
+    form = api.get("/ui/metabric/new").text
+    assert ">AGE_AT_DIAGNOSIS (years)</label>" in form and ">TUMOR_SIZE (mm)</label>" in form
+    assert ">NPI</label>" in form
+    # METABRIC has no copy number or fusions: the form does not ask for them
+    assert 'id="copy_number"' not in form and 'id="fusions"' not in form
+    age = served_run.nodes("Patient").set_index("id").loc["MB-0010", "AGE_AT_DIAGNOSIS"]
+    assert f"<td>{age} years</td>" in api.get("/ui/metabric/patients/MB-0010").text
+
+
 def test_frozen_graph_embeds_like_the_full_forward(loaded, served_run, data_dir, tmp_path):
     from cohort_files import write_study_subset
     from graphonc.model.embed import embed_patients, read_new_patients
@@ -199,13 +212,17 @@ def test_frozen_graph_embeds_like_the_full_forward(loaded, served_run, data_dir,
 
 def test_422_names_every_bad_field(api):
     bad = {"clinical": {"AGE_AT_DIAGNOSIS": "sixty", "ER_IHC": "Positve", "CHEMOTHERAPY": "YES"},
-           "mutations": ["PIK3CA", "TP53 <b>x</b>"], "copy_number": {"ERBB2": 2}, "gene_panel": "nope"}
+           "mutations": ["PIK3CA", "TP53 <b>x</b>"], "copy_number": ["ERBB2 amp"], "gene_panel": "nope",
+           "sv_profiled": True}
     r = api.post("/api/runs/metabric/new-patient/similar", json=bad)
     assert r.status_code == 422
     locs = {tuple(e["loc"]): e["msg"] for e in r.json()["detail"]}
     assert set(locs) == {("body", "clinical", "AGE_AT_DIAGNOSIS"), ("body", "clinical", "ER_IHC"),
                          ("body", "clinical", "CHEMOTHERAPY"), ("body", "mutations", 0), ("body", "mutations", 1),
-                         ("body", "copy_number"), ("body", "gene_panel")}
+                         ("body", "copy_number"), ("body", "sv_profiled"), ("body", "gene_panel")}
+    # a run built without copy number / structural variants refuses them, saying so
+    assert "has no copy-number data" in locs[("body", "copy_number")]
+    assert "has no structural-variant data" in locs[("body", "sv_profiled")]
     assert "'pos'" in locs[("body", "clinical", "ER_IHC")]            # says which values are allowed
     assert "not a model input" in locs[("body", "clinical", "CHEMOTHERAPY")]
     # pydantic's own 422 (wrong type) names the field and does not echo the value back
