@@ -343,12 +343,18 @@ def test_graphonc_serve_prints_the_token_once_and_logs_no_patient_ids(served_run
 # ---------------------------------------------------------------------------------- CLI
 
 
+def report_new_patient(run: Path, body: dict, folder: Path, name: str = "case"):
+    """``graphonc report --new-patient FILE --no-explain`` of ``body`` written as ``folder/<name>.yaml``:
+    (the CLI's result, the page's path)."""
+    case, out = folder / f"{name}.yaml", folder / f"{name}.html"
+    case.write_text(yaml.safe_dump(body))
+    res = CliRunner().invoke(cli_app, ["report", "--run", str(run), "--new-patient", str(case), "--out", str(out),
+                                       "--no-explain"])
+    return res, out
+
+
 def test_report_new_patient_file_gives_the_service_page(api, served_run, tmp_path):
-    body = tmp_path / "case.yaml"
-    body.write_text(yaml.safe_dump(NEW))
-    out = tmp_path / "case.html"
-    res = CliRunner().invoke(cli_app, ["report", "--run", str(served_run.root), "--new-patient", str(body),
-                                       "--out", str(out), "--no-explain"])
+    res, out = report_new_patient(served_run.root, NEW, tmp_path)
     assert res.exit_code == 0, res.output
     page = out.read_text()
     served = api.post("/api/runs/metabric/new-patient/report", json=NEW).text
@@ -356,12 +362,9 @@ def test_report_new_patient_file_gives_the_service_page(api, served_run, tmp_pat
     ids = [n["id"] for n in api.post("/api/runs/metabric/new-patient/similar", json=NEW).json()["neighbours"]]
     assert all(f">{i}<" in page for i in ids)
     assert "Disease-specific survival" in page and "5-year survival" in page and "NOTAGENE1" in page
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"clinical": {"ER_IHC": "maybe"}}))
-    res = CliRunner().invoke(cli_app, ["report", "--run", str(served_run.root), "--new-patient", str(bad),
-                                       "--out", str(tmp_path / "bad.html")])
+    res, out = report_new_patient(served_run.root, {"clinical": {"ER_IHC": "maybe"}}, tmp_path, "bad")
     assert res.exit_code == 2 and "bad.yaml" in res.output and "ER_IHC" in res.output
-    assert not (tmp_path / "bad.html").exists()
+    assert not out.exists()
 
 
 def test_similar_table_fits_80_columns(served_run):
@@ -404,6 +407,16 @@ def test_threads_follow_the_cpus_the_process_may_use(tmp_path, monkeypatch):
 CHROMIUM = Path("/usr/bin/chromium")
 
 
+def chromium_page(playwright, problems: list):
+    """(browser, page) of Debian's headless Chromium; console errors and page errors go to ``problems``."""
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.set_default_timeout(120_000)
+    return browser, page
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
 def test_board_workflow_in_chromium(server, tmp_path):
@@ -411,11 +424,7 @@ def test_board_workflow_in_chromium(server, tmp_path):
 
     problems = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.set_default_timeout(120_000)
+        browser, page = chromium_page(p, problems)
 
         page.goto(server.url + "/")
         assert page.url.endswith("/login")

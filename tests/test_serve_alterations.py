@@ -19,19 +19,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
-from typer.testing import CliRunner
 
 from conftest import FAST_MODEL
 from graphonc import layout as L
-from graphonc.cli import app as cli_app
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.serve.app import create_app
 from graphonc.serve.newpatient import NewPatient, embed
 from graphonc.serve.security import Token
 from graphonc.serve.state import load_runs
-from test_serve import CHROMIUM, TOKEN, LiveServer
+from test_serve import CHROMIUM, TOKEN, LiveServer, chromium_page, report_new_patient
 
 RUN = "prostate"
 
@@ -219,19 +216,14 @@ def test_bad_copy_number_and_fusions_get_a_422_naming_the_field_and_item(api):
 
 def test_report_new_patient_file_carries_copy_number_and_fusions(api, trained, state, tmp_path):
     body = cohort_body(trained, state, _pick(trained, state))
-    case = tmp_path / "case.yaml"
-    case.write_text(yaml.safe_dump(body))
-    out = tmp_path / "case.html"
-    res = CliRunner().invoke(cli_app, ["report", "--run", str(trained.root), "--new-patient", str(case),
-                                       "--out", str(out), "--no-explain"])
+    res, out = report_new_patient(trained.root, body, tmp_path)
     assert res.exit_code == 0, res.output
     page = out.read_text()
     assert "AR amplification" in page and body["fusions"][0] in page
     assert page.count("<tr>") == api.post(f"/api/runs/{RUN}/new-patient/report", json=body).text.count("<tr>")
-    case.write_text(yaml.safe_dump({"copy_number": ["AR twice"]}))
-    res = CliRunner().invoke(cli_app, ["report", "--run", str(trained.root), "--new-patient", str(case),
-                                       "--out", str(tmp_path / "bad.html"), "--no-explain"])
-    assert res.exit_code == 2 and "copy_number.0" in res.output and "case.yaml" in res.output
+    res, out = report_new_patient(trained.root, {"copy_number": ["AR twice"]}, tmp_path, "bad")
+    assert res.exit_code == 2 and "copy_number.0" in res.output and "bad.yaml" in res.output
+    assert not out.exists()
 
 
 def _maf_of(data_dir: Path, pid: str, out: Path) -> Path:
@@ -281,11 +273,7 @@ def test_new_patient_with_a_maf_file_and_alterations_in_chromium(server, data_di
     maf = _maf_of(data_dir, _pick(trained, state), tmp_path / "case.maf")
     problems = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.set_default_timeout(120_000)
+        browser, page = chromium_page(p, problems)
         page.goto(server.url + "/login")
         page.fill("#token", TOKEN)
         page.click("#login")
