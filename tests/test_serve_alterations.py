@@ -239,6 +239,7 @@ def _maf_of(data_dir: Path, pid: str, out: Path) -> Path:
 
 
 def test_form_shows_the_alteration_fields_and_reads_a_maf_upload(api, data_dir, trained, state, tmp_path):
+    assert api.get(f"/api/runs/{RUN}").json()["alterations"] == ["copy_number", "fusions"]
     page = api.get(f"/ui/{RUN}/new").text
     assert 'id="copy_number"' in page and 'id="fusions"' in page and 'name="maf_file"' in page
     assert 'enctype="multipart/form-data"' in page
@@ -263,6 +264,17 @@ def test_form_shows_the_alteration_fields_and_reads_a_maf_upload(api, data_dir, 
     assert r.status_code == 422 and 'id="form-errors"' in r.text
     assert f"maf_file: bad__case_.maf, line {header + 3}" in r.text and "Tumor_Sample_Barcode" in r.text
     assert ">AR amp</textarea>" in r.text and "<case>" not in r.text
+
+
+@pytest.mark.slow
+def test_the_explanation_of_a_patient_with_a_fusion_new_to_the_cohort(api):
+    body = {"clinical": {"CURRENT_AGE": 70.0}, "copy_number": ["AR amp"], "fusions": ["AR-PTEN", "TMPRSS2-ERG"]}
+    r = api.post(f"/api/runs/{RUN}/new-patient/explanation", json=body, params={"steps": 4, "top": 100})
+    assert r.status_code == 200, r.text
+    rows = r.json()["attributions"]
+    named = {(a["kind"], a["name"]) for a in rows if a["linked"]}
+    assert ("gene", "AR") in named and ("fusion", "TMPRSS2::ERG") in named
+    assert ("fusion", "AR::PTEN") not in {(a["kind"], a["name"]) for a in rows}  # the run's own nodes only
 
 
 @pytest.mark.slow

@@ -59,6 +59,7 @@ class CohortSummary(BaseModel):
     edges: dict[str, int]
     inputs: list[InputFieldOut]
     gene_panels: list[str]
+    alterations: list[str] = []   # body fields beyond clinical and mutations this run's model reads
 
 
 class PatientHit(BaseModel):
@@ -250,7 +251,9 @@ def summary(state: RunState) -> dict:
             "survival_endpoints": [e[0] for e in survival_endpoints(state.facts)],
             "median_followup_months": followup, "deaths": deaths, "nodes": counts.get("nodes", {}),
             "edges": counts.get("edges", {}), "inputs": [asdict(f) for f in state.fields],
-            "gene_panels": state.panels}
+            "gene_panels": state.panels,
+            "alterations": [f for f, has in (("copy_number", state.has_copy_number), ("fusions", state.has_fusions))
+                            if has]}
 
 
 @router.get("/runs/{run}", response_model=CohortSummary)
