@@ -259,11 +259,13 @@ def test_form_shows_the_alteration_fields_and_reads_a_maf_upload(api, data_dir, 
     cols = text[header].split("\t")
     cut = text[header + 1].split("\t")[:cols.index("Tumor_Sample_Barcode")]  # a row cut short
     broken = "".join(text[:header + 2]) + "\t".join(cut) + "\n"
-    r = api.post(f"/ui/{RUN}/new", data={"copy_number": "AR amp", "k": "10"},
+    r = api.post(f"/ui/{RUN}/new", data={"copy_number": "AR amp", "k": "7", "alive_at": "soon"},
                  files={"maf_file": ("bad <case>.maf", broken.encode(), "text/plain")})
     assert r.status_code == 422 and 'id="form-errors"' in r.text
     assert f"maf_file: bad__case_.maf, line {header + 3}" in r.text and "Tumor_Sample_Barcode" in r.text
-    assert ">AR amp</textarea>" in r.text and "<case>" not in r.text
+    assert "alive_at: must be a number" in r.text  # every problem at once
+    assert ">AR amp</textarea>" in r.text and 'name="k" type="number" min="1" max="500" value="7"' in r.text
+    assert "<case>" not in r.text
 
 
 @pytest.mark.slow

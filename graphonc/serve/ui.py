@@ -118,9 +118,22 @@ def _new_form(request: Request, state: RunState, form: dict[str, list[str]] | No
     """The new-patient form, refilled from ``form`` (a refused post) with ``errors`` above it."""
     form = form or {}
     first = {key: vals[0] for key, vals in form.items() if vals}
+    filters, k, _ = _form_filters(form)
     return _render(request, "new.html", status, run=state.name, cohort=state.run.cohort, fields=state.fields,
                    panels=state.panels, values=first, errors=list(errors), has_copy_number=state.has_copy_number,
-                   has_fusions=state.has_fusions, **_filters_form(state, Filters(), 10))
+                   has_fusions=state.has_fusions, **_filters_form(state, filters, k), explain="explain" in form)
+
+
+def _form_filters(form: dict[str, list[str]]) -> tuple[Filters, int, list]:
+    """(filters, k, 422 entries) of the form's neighbour fields; a bad number is named and left at its default."""
+    k, alive = form.get("k", ["10"])[0].strip() or "10", form.get("alive_at", [""])[0].strip()
+    number = {name: v for name, v in (("k", k), ("alive_at", alive)) if v and v.replace(".", "", 1).isdigit()}
+    bad = [(("form", name), "must be a number") for name, v in (("k", k), ("alive_at", alive))
+           if v and name not in number]
+    filters = Filters(same_label="same_label" in form, treated_with=tuple(form.get("treated_with", [])),
+                      alive_at_months=float(number["alive_at"]) if "alive_at" in number else None,
+                      has_outcome="has_outcome" in form)
+    return filters, max(1, min(int(float(number.get("k", 10))), 500)), bad
 
 
 @router.get("/ui/{run}/new", response_class=HTMLResponse)
@@ -191,20 +204,20 @@ async def new_submit(request: Request, state: RunState = Depends(run_state)) -> 
 
 
 def _new_answer(request: Request, state: RunState, form: dict[str, list[str]], upload) -> HTMLResponse:
+    filters, k, errors = _form_filters(form)
+    body = None
     try:
         body = body_from_form(form, state)
     except ValidationError as exc:
-        raise FieldErrors([(("body", *e["loc"]), e["msg"]) for e in exc.errors()]) from None
+        errors += [(("body", *e["loc"]), e["msg"]) for e in exc.errors()]
     if upload is not None:  # the MAF file's variants join the pasted ones (checked by graphonc's MAF reader)
-        body = body.model_copy(update={"maf": maf_upload_text(*upload)})
-    k, alive = form.get("k", ["10"])[0].strip() or "10", form.get("alive_at", [""])[0].strip()
-    bad = [(("form", name), "must be a number") for name, v in (("k", k), ("alive_at", alive))
-           if v and not v.replace(".", "", 1).isdigit()]
-    if bad:
-        raise FieldErrors(bad)
-    filters = Filters(same_label="same_label" in form, treated_with=tuple(form.get("treated_with", [])),
-                      alive_at_months=float(alive) if alive else None, has_outcome="has_outcome" in form)
-    k = max(1, min(int(float(k)), 500))
+        try:
+            maf = maf_upload_text(*upload)
+            body = body.model_copy(update={"maf": maf}) if body is not None else None
+        except FieldErrors as exc:
+            errors += exc.errors
+    if errors:
+        raise FieldErrors(errors)
     explain = "explain" in form
     ans = service.similar_new(state, body, k, filters)
     exp = service.explain_new(state, ans) if explain else None
