@@ -26,7 +26,7 @@ from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.serve.app import create_app
 from graphonc.serve.newpatient import NewPatient, embed
-from graphonc.serve.security import Token
+from graphonc.serve.security import MAX_BODY_BYTES, Token
 from graphonc.serve.state import load_runs
 from test_serve import CHROMIUM, TOKEN, LiveServer, chromium_page, report_new_patient
 
@@ -266,6 +266,10 @@ def test_form_shows_the_alteration_fields_and_reads_a_maf_upload(api, data_dir, 
     assert "alive_at: must be a number" in r.text  # every problem at once
     assert ">AR amp</textarea>" in r.text and 'name="k" type="number" min="1" max="500" value="7"' in r.text
     assert "<case>" not in r.text
+    # a file over the service's body limit is refused before it is read
+    r = api.post(f"/ui/{RUN}/new", data={"k": "10"},
+                 files={"maf_file": ("big.maf", b"#" * (MAX_BODY_BYTES + 1), "text/plain")})
+    assert r.status_code == 413
 
 
 @pytest.mark.slow
