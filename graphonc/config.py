@@ -7,6 +7,7 @@ resolved against the config file's folder. Errors name the offending key.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -24,6 +25,8 @@ from graphonc.validation import format_validation_error
 from graphonc.model_config import ModelConfig
 
 _STRICT = ConfigDict(extra="forbid")
+#: A unit as shown beside a value ("years", "mm", "mmol/L", "10^9/L").
+_UNIT = re.compile(r"^[A-Za-z0-9µ²³%/.^ ]{1,20}$")
 
 #: Variant classes that do not change the protein (MAF ``Variant_Classification``).
 NON_PROTEIN_ALTERING = [
@@ -188,6 +191,10 @@ class ClinicalSpec(BaseModel):
     #: Extra tokens that mean "no value" in the clinical files, added to the built-in ones
     #: (``NA``, ``[Not Available]``, ``Unknown`` … see ingest/tables.py DEFAULT_MISSING).
     missing_values: list[str] = []
+    #: Units of numeric columns (``{AGE_AT_DIAGNOSIS: years, TUMOR_SIZE: mm}``), where the data's
+    #: documentation states them: carried into the run manifest and shown beside the values (the
+    #: new-patient form's labels, profiles, reports). Display only; values are never converted.
+    units: dict[str, str] = {}
 
     @model_validator(mode="after")
     def _no_leakage(self) -> "ClinicalSpec":
@@ -210,6 +217,15 @@ class ClinicalSpec(BaseModel):
             if clash:
                 raise ValueError(f"columns {sorted(clash)} are listed in clinical.{key} and as model features; "
                                  "a column is one or the other: remove it from clinical.numeric/categorical")
+        numeric = self.numeric_features()
+        for col, unit in self.units.items():
+            if col not in numeric:
+                close = difflib.get_close_matches(col, numeric, n=1)
+                raise ValueError(f"units names {col!r}, which is not a numeric column (clinical.numeric or "
+                                 "clinical.ordinal)" + (f". Did you mean {close[0]!r}?" if close else ""))
+            if not _UNIT.match(unit):
+                raise ValueError(f"units.{col}: {unit!r} is not a unit: up to 20 letters, digits, spaces and "
+                                 "% / . ^ ² ³ µ (e.g. years, mm, mmol/L)")
         return self
 
     def numeric_features(self) -> list[str]:

@@ -16,7 +16,7 @@ from conftest import CONFIGS
 #: Mappings whose keys are data, not settings: names of things (aliases, endpoints, column renames)
 #: or blocks another validator owns (pyradiomics checks its own settings when the extractor is built).
 FREE_FORM = {("genes", "aliases"), ("clinical", "extra_survival"), ("radiomics", "features", "columns"),
-             ("clinical", "ordinal")}
+             ("clinical", "ordinal"), ("clinical", "units")}  # units: keys are column names (own check below)
 #: Value maps (``label.map``, ``ordinal.<column>.map``): their keys are data values.
 FREE_FORM_LAST = ("map",)
 #: Whole blocks another validator owns: pyradiomics checks its settings when the extractor is built.
@@ -123,3 +123,22 @@ def test_search_section_is_typed_and_feeds_the_index_defaults(tmp_path):
     (root / "config.yaml").write_text("search: {nprobes: 4}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"key 'search\.nprobes': unknown key.*Did you mean 'nprobe'\?"):
         index_settings(root)
+
+
+def test_units_name_numeric_columns_and_a_typo_is_refused_with_the_column_suggested(tmp_path):
+    raw = yaml.safe_load((CONFIGS / "metabric.yaml").read_text(encoding="utf-8"))
+    assert load_config(CONFIGS / "metabric.yaml").clinical.units == {"AGE_AT_DIAGNOSIS": "years", "TUMOR_SIZE": "mm"}
+    bad = tmp_path / "metabric.yaml"
+    for units, expected in (({"AGE_AT_DIGNOSIS": "years"}, "units names 'AGE_AT_DIGNOSIS'.*Did you mean "
+                                                           "'AGE_AT_DIAGNOSIS'"),
+                            ({"ER_IHC": "years"}, "units names 'ER_IHC', which is not a numeric column"),
+                            ({"TUMOR_SIZE": "<b>mm</b>"}, "units.TUMOR_SIZE: '<b>mm</b>' is not a unit")):
+        raw["clinical"]["units"] = units
+        bad.write_text(yaml.safe_dump(raw), encoding="utf-8")
+        with pytest.raises(ConfigError, match=r"key 'clinical'.*" + expected) as err:
+            load_config(bad)
+        assert str(err.value).startswith(str(bad)) and "\n" not in str(err.value)
+    raw["clinical"]["unit"] = raw["clinical"].pop("units")   # the section's own key misspelt
+    bad.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"key 'clinical\.unit': unknown key.*Did you mean 'units'\?"):
+        load_config(bad)

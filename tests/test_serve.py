@@ -181,6 +181,19 @@ def test_new_patient_at_diagnosis_equals_the_cli_and_reports_unknown_genes(api, 
     np.testing.assert_allclose(got["prediction"]["risk"], cli["prediction"]["risk"], rtol=1e-5)
 
 
+def test_units_from_the_config_label_the_form_and_the_profile(api, served_run):
+    assert served_run.patient_columns()["units"] == {"AGE_AT_DIAGNOSIS": "years", "TUMOR_SIZE": "mm"}
+    units = {f["name"]: f["unit"] for f in api.get("/api/runs/metabric").json()["inputs"]}
+    assert units["AGE_AT_DIAGNOSIS"] == "years" and units["TUMOR_SIZE"] == "mm" and units["NPI"] is None
+    form = api.get("/ui/metabric/new").text
+    assert ">AGE_AT_DIAGNOSIS (years)</label>" in form and ">TUMOR_SIZE (mm)</label>" in form
+    assert ">NPI</label>" in form
+    # METABRIC has no copy number or fusions: the form does not ask for them
+    assert 'id="copy_number"' not in form and 'id="fusions"' not in form
+    age = served_run.nodes("Patient").set_index("id").loc["MB-0010", "AGE_AT_DIAGNOSIS"]
+    assert f"<td>{age} years</td>" in api.get("/ui/metabric/patients/MB-0010").text
+
+
 def test_frozen_graph_embeds_like_the_full_forward(loaded, served_run, data_dir, tmp_path):
     from cohort_files import write_study_subset
     from graphonc.model.embed import embed_patients, read_new_patients
@@ -199,13 +212,17 @@ def test_frozen_graph_embeds_like_the_full_forward(loaded, served_run, data_dir,
 
 def test_422_names_every_bad_field(api):
     bad = {"clinical": {"AGE_AT_DIAGNOSIS": "sixty", "ER_IHC": "Positve", "CHEMOTHERAPY": "YES"},
-           "mutations": ["PIK3CA", "TP53 <b>x</b>"], "copy_number": {"ERBB2": 2}, "gene_panel": "nope"}
+           "mutations": ["PIK3CA", "TP53 <b>x</b>"], "copy_number": ["ERBB2 amp"], "gene_panel": "nope",
+           "sv_profiled": True}
     r = api.post("/api/runs/metabric/new-patient/similar", json=bad)
     assert r.status_code == 422
     locs = {tuple(e["loc"]): e["msg"] for e in r.json()["detail"]}
     assert set(locs) == {("body", "clinical", "AGE_AT_DIAGNOSIS"), ("body", "clinical", "ER_IHC"),
                          ("body", "clinical", "CHEMOTHERAPY"), ("body", "mutations", 0), ("body", "mutations", 1),
-                         ("body", "copy_number"), ("body", "gene_panel")}
+                         ("body", "copy_number"), ("body", "sv_profiled"), ("body", "gene_panel")}
+    # a run built without copy number / structural variants refuses them, saying so
+    assert "has no copy-number data" in locs[("body", "copy_number")]
+    assert "has no structural-variant data" in locs[("body", "sv_profiled")]
     assert "'pos'" in locs[("body", "clinical", "ER_IHC")]            # says which values are allowed
     assert "not a model input" in locs[("body", "clinical", "CHEMOTHERAPY")]
     # pydantic's own 422 (wrong type) names the field and does not echo the value back
@@ -326,12 +343,18 @@ def test_graphonc_serve_prints_the_token_once_and_logs_no_patient_ids(served_run
 # ---------------------------------------------------------------------------------- CLI
 
 
+def report_new_patient(run: Path, body: dict, folder: Path, name: str = "case"):
+    """``graphonc report --new-patient FILE --no-explain`` of ``body`` written as ``folder/<name>.yaml``:
+    (the CLI's result, the page's path)."""
+    case, out = folder / f"{name}.yaml", folder / f"{name}.html"
+    case.write_text(yaml.safe_dump(body))
+    res = CliRunner().invoke(cli_app, ["report", "--run", str(run), "--new-patient", str(case), "--out", str(out),
+                                       "--no-explain"])
+    return res, out
+
+
 def test_report_new_patient_file_gives_the_service_page(api, served_run, tmp_path):
-    body = tmp_path / "case.yaml"
-    body.write_text(yaml.safe_dump(NEW))
-    out = tmp_path / "case.html"
-    res = CliRunner().invoke(cli_app, ["report", "--run", str(served_run.root), "--new-patient", str(body),
-                                       "--out", str(out), "--no-explain"])
+    res, out = report_new_patient(served_run.root, NEW, tmp_path)
     assert res.exit_code == 0, res.output
     page = out.read_text()
     served = api.post("/api/runs/metabric/new-patient/report", json=NEW).text
@@ -339,12 +362,9 @@ def test_report_new_patient_file_gives_the_service_page(api, served_run, tmp_pat
     ids = [n["id"] for n in api.post("/api/runs/metabric/new-patient/similar", json=NEW).json()["neighbours"]]
     assert all(f">{i}<" in page for i in ids)
     assert "Disease-specific survival" in page and "5-year survival" in page and "NOTAGENE1" in page
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"clinical": {"ER_IHC": "maybe"}}))
-    res = CliRunner().invoke(cli_app, ["report", "--run", str(served_run.root), "--new-patient", str(bad),
-                                       "--out", str(tmp_path / "bad.html")])
+    res, out = report_new_patient(served_run.root, {"clinical": {"ER_IHC": "maybe"}}, tmp_path, "bad")
     assert res.exit_code == 2 and "bad.yaml" in res.output and "ER_IHC" in res.output
-    assert not (tmp_path / "bad.html").exists()
+    assert not out.exists()
 
 
 def test_similar_table_fits_80_columns(served_run):
@@ -387,6 +407,16 @@ def test_threads_follow_the_cpus_the_process_may_use(tmp_path, monkeypatch):
 CHROMIUM = Path("/usr/bin/chromium")
 
 
+def chromium_page(playwright, problems: list):
+    """(browser, page) of Debian's headless Chromium; console errors and page errors go to ``problems``."""
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.set_default_timeout(120_000)
+    return browser, page
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
 def test_board_workflow_in_chromium(server, tmp_path):
@@ -394,11 +424,7 @@ def test_board_workflow_in_chromium(server, tmp_path):
 
     problems = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.set_default_timeout(120_000)
+        browser, page = chromium_page(p, problems)
 
         page.goto(server.url + "/")
         assert page.url.endswith("/login")

@@ -48,6 +48,27 @@ def on_panel(df: pd.DataFrame, panel: pd.Series, inputs: BuildInputs, gene_cols:
     return keep
 
 
+def is_linked(value: pd.Series) -> np.ndarray:
+    """Which discrete copy-number values make an edge: amplifications (>= 2) and deep deletions (<= -2)."""
+    v = value.to_numpy(dtype="float64")
+    return (v >= 2) | (v <= -2)
+
+
+def cna_edges(calls: pd.DataFrame) -> pd.DataFrame:
+    """HAS_CNA edges (src, dst, value, call) from profiled calls (columns patient_id, gene, value).
+
+    Values that make no edge (gains, shallow losses, 0) are left out; a patient with several
+    calls for one gene keeps the one largest in magnitude (an amplification wins a tie). The
+    builder and a new patient of the service (``graphonc.serve.newpatient``) share this rule.
+    """
+    kept = calls.loc[is_linked(calls["value"])].assign(abs=lambda d: d["value"].abs())
+    kept = kept.sort_values(["patient_id", "gene", "abs", "value"], ascending=[True, True, False, False],
+                            kind="stable").drop_duplicates(["patient_id", "gene"])
+    call = np.where(kept["value"].to_numpy() > 0, AMP, HOMDEL)
+    return edge_table(kept["patient_id"], kept["gene"], value=kept["value"].round().astype("int64").to_numpy(),
+                      call=call.astype(object))
+
+
 def cna_tables(inputs: BuildInputs) -> ModalityTables:
     raw = inputs.raw
     calls = raw.cna if raw.cna is not None else pd.DataFrame(columns=["sample_id", "patient_id", "gene", "value"])
@@ -56,14 +77,8 @@ def cna_tables(inputs: BuildInputs) -> ModalityTables:
     calls = calls.assign(gene=gene)
     profiled = calls["sample_id"].isin(set(panel.index)).to_numpy()
     on = on_panel(calls, panel, inputs, ["gene"])
-    value = calls["value"].to_numpy(dtype="float64")
-    strong = (value >= 2) | (value <= -2)
-    kept = calls.loc[profiled & on & strong].assign(abs=lambda d: d["value"].abs())
-    kept = kept.sort_values(["patient_id", "gene", "abs", "value"], ascending=[True, True, False, False],
-                            kind="stable").drop_duplicates(["patient_id", "gene"])
-    call = np.where(kept["value"].to_numpy() > 0, AMP, HOMDEL)
-    edges = edge_table(kept["patient_id"], kept["gene"], value=kept["value"].round().astype("int64").to_numpy(),
-                       call=call.astype(object))
+    strong = is_linked(calls["value"])
+    edges = cna_edges(calls.loc[profiled & on])
     ids = inputs.patients[S.ID]
     cols = panel_columns(ids, panel, raw.samples, "cna")
     cols["n_cna"] = edges.groupby(S.SRC).size().reindex(ids.to_numpy()).fillna(0).astype("int64").to_numpy()

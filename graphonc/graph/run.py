@@ -112,6 +112,7 @@ def write_graph_run(out: Path, tables, cfg, config_text: str | None, seconds: fl
                 "survival": [L.OS_MONTHS, L.OS_EVENT] if cfg.clinical.survival else None,
                 "extra_survival": sorted(cfg.clinical.extra_survival),
                 **({"pool_rare": cfg.clinical.pool_rare} if cfg.clinical.pool_rare else {}),
+                **({"units": {key(c, c): u for c, u in cfg.clinical.units.items()}} if cfg.clinical.units else {}),
                 **getattr(tables, "patient_features", {}),
             },
             "stats": tables.stats,

@@ -28,6 +28,7 @@ from graphonc.graph import lineage
 from graphonc.graph import schema as S
 from graphonc.graph.build import add_treatment_columns, read_cohort, symbol_map, treatment_tables
 from graphonc.graph.clinical import patient_table
+from graphonc.graph.hetero import node_features, split_edges
 from graphonc.graph.mutations import add_assay_columns, filter_mutations, mutation_tables, panel_tables
 from graphonc.graph.run import GraphRun, atomic_dir, write_parquet
 from graphonc.model.data import MUTATED_IN, reverse
@@ -45,6 +46,17 @@ class NewPatients:
     edges: dict[S.EdgeType, pd.DataFrame]        # Patient-sourced edges (src = patient id)
     mutation_genes: pd.DataFrame                 # mutation id → gene, for the MUTATED_IN shortcut
     source: str
+    #: Fusion nodes the run has never seen (columns id, gene1, gene2, sv_class, intragenic): attached
+    #: receive-only like the patients, through ``edges[S.FUSION_PARTNER]`` (src = the fusion id) from
+    #: their partner genes, the way the builder links a fusion node (graph/fusions.py)
+    fusions: pd.DataFrame | None = None
+
+    def new_nodes(self) -> dict[str, pd.Index]:
+        """Ids of the nodes these tables add to the model graph, by node type (Patient; Fusion when any)."""
+        out = {S.PATIENT: pd.Index(self.patients[S.ID])}
+        if self.fusions is not None and len(self.fusions):
+            out[S.FUSION] = pd.Index(self.fusions[S.ID])
+        return out
 
 
 @dataclass
@@ -175,14 +187,31 @@ def read_new_patients(cfg: GraphConfig, source: Path, mutations: Path | None, fe
     return NewPatients(patients, edges, mut_nodes[[S.ID, "gene"]], str(source))
 
 
-def links(lm: LoadedModel, new: NewPatients) -> tuple[dict, pd.DataFrame]:
-    """The new patients' links into the model graph, as the reverse edges they receive on.
+def _rows(lm: LoadedModel, new_nodes: dict[str, pd.Index], node_type: str, ids: pd.Series) -> np.ndarray:
+    """Rows of ``ids`` in the model graph with the new nodes appended after its own (-1: no such node)."""
+    g = lm.graph
+    old = g.ids[node_type] if node_type in g.ids else pd.Index([])
+    rows = old.get_indexer(ids)
+    if node_type in new_nodes and node_type != S.PATIENT:
+        added = new_nodes[node_type].get_indexer(ids)
+        rows = np.where((rows < 0) & (added >= 0), len(old) + added, rows)
+    return rows
 
-    Returns ({reverse edge type: (node rows in the model graph (E,), new patient positions (E,))},
-    per new patient the count of links to nodes the run has never seen, by node type).
+
+def links(lm: LoadedModel, new: NewPatients) -> tuple[dict, pd.DataFrame]:
+    """The new nodes' links into the model graph, as the reverse edges they receive on.
+
+    Edge tables with a subtype column become the model's edge types (``HAS_CNA`` →
+    ``HAS_CNA_AMP`` / ``HAS_CNA_HOMDEL``, :func:`graphonc.graph.hetero.split_edges`). A new
+    Fusion node (:attr:`NewPatients.fusions`) sits after the run's own Fusion nodes.
+
+    Returns ({reverse edge type: (sender rows in the model graph (E,), positions of the
+    receiving new nodes among ``new.new_nodes()[receiver type]`` (E,))}, per new patient the
+    count of links to nodes the run has never seen, by node type).
     """
     g = lm.graph
-    row = pd.Index(new.patients[S.ID])
+    new_nodes = new.new_nodes()
+    row = new_nodes[S.PATIENT]
     unmatched = pd.DataFrame(0, index=row, columns=[])
     pairs = dict(new.edges)
     if S.HAS_MUTATION in pairs:  # the patient→gene shortcut, through each mutation's gene
@@ -196,16 +225,17 @@ def links(lm: LoadedModel, new: NewPatients) -> tuple[dict, pd.DataFrame]:
             pairs[MUTATED_IN] = pairs[MUTATED_IN][pairs[MUTATED_IN][S.DST].isin(keep)]
     known_types = {tuple(e) for e in lm.graph.data.edge_types}
     out = {}
-    for e, df in pairs.items():
+    for e, df in (pair for edge, table in pairs.items() for pair in split_edges(edge, table)):
         r = reverse(e)
         if r not in known_types or df.empty:
             continue
-        di = g.ids[e[2]].get_indexer(df[S.DST])
+        di = _rows(lm, new_nodes, e[2], df[S.DST])
         known = di >= 0
-        if (~known).any():
-            unmatched[f"unknown_{e[2].lower()}"] = df.loc[~known].groupby(S.SRC).size().reindex(row).fillna(0) \
-                .astype(int)
-        out[r] = (di[known].astype(np.int64), row.get_indexer(df[S.SRC])[known].astype(np.int64))
+        if (~known).any() and e[0] == S.PATIENT:
+            col = f"unknown_{e[2].lower()}"
+            n = df.loc[~known].groupby(S.SRC).size().reindex(row).fillna(0).astype(int)
+            unmatched[col] = n + (unmatched[col] if col in unmatched else 0)
+        out[r] = (di[known].astype(np.int64), new_nodes[e[0]].get_indexer(df[S.SRC])[known].astype(np.int64))
     return out, unmatched
 
 
@@ -215,16 +245,18 @@ def attach(lm: LoadedModel, new: NewPatients) -> tuple[dict, dict, np.ndarray, p
     Returns (x_dict, edge_index_dict, row index of each new patient, unmatched counts).
     """
     d = lm.graph.data
-    n_old = d[S.PATIENT].num_nodes
-    x_new = torch.from_numpy(lm.graph.encoder.transform(new.patients))
+    n_old = {t: d[t].num_nodes for t in d.node_types}
     x = {t: d[t].x for t in d.node_types if "x" in d[t]}
-    x[S.PATIENT] = torch.cat([x[S.PATIENT], x_new])
+    x[S.PATIENT] = torch.cat([x[S.PATIENT], torch.from_numpy(lm.graph.encoder.transform(new.patients))])
+    if S.FUSION in new.new_nodes():
+        x[S.FUSION] = torch.cat([x[S.FUSION], torch.from_numpy(node_features(S.FUSION, new.fusions))])
     edges = {e: d[e].edge_index for e in d.edge_types}
     linked, unmatched = links(lm, new)
-    for r, (nodes, patients) in linked.items():
-        add = torch.from_numpy(np.vstack([nodes, n_old + patients]))
+    for r, (nodes, receivers) in linked.items():
+        add = torch.from_numpy(np.vstack([nodes, n_old[r[2]] + receivers]))
         edges[r] = torch.cat([edges[r], add], dim=1)
-    return x, edges, np.arange(n_old, n_old + len(new.patients)), unmatched
+    n = n_old[S.PATIENT]
+    return x, edges, np.arange(n, n + len(new.patients)), unmatched
 
 
 class FrozenGraph:
@@ -241,6 +273,7 @@ class FrozenGraph:
         states: ``states[l][t]`` (N_t, H), the input state of layer l of each non-patient type t
             (l = 0 .. layers - 1).
         into_patient: the model's edge types that end at Patient (the ones new patients receive on).
+        into_fusion: those that end at Fusion (a fusion new to the run receives on them).
     """
 
     def __init__(self, lm: LoadedModel) -> None:
@@ -250,6 +283,7 @@ class FrozenGraph:
         x = {t: d[t].x for t in d.node_types if "x" in d[t]}
         edges = {e: d[e].edge_index for e in d.edge_types if tuple(e) in set(model.edge_types)}
         self.into_patient = [e for e in model.edge_types if e[2] == S.PATIENT]
+        self.into_fusion = [e for e in model.edge_types if e[2] == S.FUSION]
         #: states[m][l][t]: member m's input state of layer l for each non-patient type t
         self.states: list[list[dict[str, torch.Tensor]]] = []
         with torch.no_grad():
@@ -266,15 +300,32 @@ class FrozenGraph:
         lm = self.lm
         linked, unmatched = links(lm, new)
         m = len(new.patients)
-        edges = {e: torch.from_numpy(np.vstack(linked[e])) if e in linked else torch.empty((2, 0), dtype=torch.long)
-                 for e in self.into_patient}
-        x_new = {S.PATIENT: torch.from_numpy(lm.graph.encoder.transform(new.patients))}
+        # new fusions take messages from their partner genes; their rows follow the run's own fusions
+        fusions = S.FUSION in new.new_nodes() and bool(self.into_fusion)
+        n_f = lm.graph.data[S.FUSION].num_nodes if fusions else 0
+        edges = {}
+        for e in self.into_patient + (self.into_fusion if fusions else []):
+            if e not in linked:
+                edges[e] = torch.empty((2, 0), dtype=torch.long)  # still run: its root term counts
+                continue
+            senders, receivers = linked[e]
+            edges[e] = torch.from_numpy(np.vstack([senders, receivers + (n_f if e[2] == S.FUSION else 0)]))
+        x = {S.PATIENT: torch.from_numpy(lm.graph.encoder.transform(new.patients))}
+        if fusions:
+            x[S.FUSION] = torch.from_numpy(node_features(S.FUSION, new.fusions))
         outputs = []
         with torch.no_grad():
             for net, states in zip(members(lm.model), self.states):
-                hp = net.input_states(x_new, {})[S.PATIENT]
+                h0 = net.input_states(x, {})
+                hp, hf = h0[S.PATIENT], h0.get(S.FUSION)
                 for i, cached in enumerate(states):
-                    hp = net.layer(i, {**cached, S.PATIENT: hp}, edges)[S.PATIENT]
+                    h = {**cached, S.PATIENT: hp}
+                    if fusions:
+                        h[S.FUSION] = torch.cat([cached[S.FUSION], hf])
+                    out = net.layer(i, h, edges)
+                    hp = out[S.PATIENT]
+                    if fusions:
+                        hf = out[S.FUSION][n_f:]
                 outputs.append(net.heads(hp))
         z, logits, risk = combine(outputs)
         return _embedded(lm, new, z, logits, risk, unmatched, m)

@@ -92,7 +92,9 @@ def _status_html(months, event) -> str:
 def _profile_section(res: SimilarResult, facts: CohortFacts, risk_pct: float | None) -> str:
     q = res.query
     inputs = facts.model_inputs  # q.clinical is keyed by the names users know (CohortFacts.shown)
-    clin_rows = [(esc(c), esc(q.clinical.get(c)), "model input" if c in inputs else "shown only") for c in q.clinical]
+    clin_rows = [(esc(c), esc(q.clinical.get(c)) + (f" {esc(facts.units[c])}" if c in facts.units
+                                                    and q.clinical.get(c) is not None else ""),
+                  "model input" if c in inputs else "shown only") for c in q.clinical]
     mi = facts.mutation_info
     mut_rows = []
     for m in sorted(q.mutations):
@@ -141,7 +143,7 @@ def _alterations_html(q, facts: CohortFacts) -> str:
             ("Fusions", "sv_profiled", sorted(q.fusions))):
         if flag not in facts.patients.columns:
             continue  # the run has no such modality
-        profiled = bool(row.get(flag)) if len(row) else bool(items)
+        profiled = bool(row.get(flag)) if len(row) else q.assays.get(flag, bool(items))
         body = _tags(items) if items else ("<p>none found</p>" if profiled else "<p class='note'>not profiled</p>")
         out.append(f"<h3>{title} ({len(items)})</h3>{body}")
     return "".join(out)
@@ -353,6 +355,9 @@ def notes_section(notes) -> str:
         ("genes_not_in_run", "Genes no patient of this cohort carries (left out: the model has no node for them)"),
         ("variants_not_in_run", "Variants new to this cohort (linked through their gene only)"),
         ("filtered_variants", "Variants of a class the cohort's config excludes (left out)"),
+        ("ignored_copy_number", "Copy-number values that make no link (only amplifications and deep deletions do)"),
+        ("fusions_not_in_run", "Fusions no patient of this cohort carries (linked through their partner genes)"),
+        ("fusions_not_linked", "Fusions whose partner genes the model has no node for (left out)"),
         ("missing_inputs", "Model inputs not given (imputed with the cohort median or 'missing')"))
              if getattr(notes, key)]
     if not items:

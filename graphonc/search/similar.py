@@ -78,6 +78,10 @@ class Filters:
 # ---------------------------------------------------------------------------------- facts
 
 
+#: Patient columns saying a modality was profiled (not profiled is not "not altered").
+ASSAY_FLAGS = ("cna_profiled", "sv_profiled")
+
+
 @dataclass
 class Profile:
     """What the graph says about one patient (a cohort patient or a new one)."""
@@ -96,6 +100,8 @@ class Profile:
     #: gene → copy-number call ("AMP", "HOMDEL") and fusion ids, when the run has those modalities
     copy_number: dict[str, str] = field(default_factory=dict)
     fusions: list[str] = field(default_factory=list)
+    #: whether copy number / structural variants were profiled (``cna_profiled``, ``sv_profiled``), where the run has them
+    assays: dict[str, bool] = field(default_factory=dict)
 
 
 def _none(v):
@@ -143,6 +149,8 @@ class CohortFacts:
         #: key → the column name users know (the original header); :meth:`shown`
         self.names = run.column_names()
         self.keys = run.column_keys()
+        #: shown column name → unit (the config's clinical.units), for display
+        self.units: dict[str, str] = {self.shown(k): u for k, u in (cols.get("units") or {}).items()}
         p = run.nodes(S.PATIENT)
         self.patients = p.set_index(S.ID, drop=False)
         self.numeric_sd = {c: float(pd.to_numeric(p[c], errors="coerce").std()) for c in self.numeric if c in p}
@@ -216,9 +224,10 @@ class CohortFacts:
             e = _none(row.get(self.keys.get(L.event(name), L.event(name))))
             if t is not None:
                 extra[name] = {"months": t, "event": e}
+        assays = {c: bool(_none(row.get(c))) for c in ASSAY_FLAGS if c in row}
         return Profile(str(pid), clinical, _none(row.get(L.LABEL)) if L.LABEL in row else None, set(muts),
                        self.genes_of(muts, gene_hint), list(treatments), dict(phenotypes),
-                       _none(row.get(L.OS_MONTHS)), _none(row.get(L.OS_EVENT)), extra, new)
+                       _none(row.get(L.OS_MONTHS)), _none(row.get(L.OS_EVENT)), extra, new, assays=assays)
 
     def new_profiles(self, patients: pd.DataFrame, edges: dict, predicted_labels: Sequence[str | None] = (),
                      mutation_genes: pd.DataFrame | None = None) -> list[Profile]:

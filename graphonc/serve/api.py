@@ -59,6 +59,7 @@ class CohortSummary(BaseModel):
     edges: dict[str, int]
     inputs: list[InputFieldOut]
     gene_panels: list[str]
+    alterations: list[str] = []   # body fields beyond clinical and mutations this run's model reads
 
 
 class PatientHit(BaseModel):
@@ -78,6 +79,9 @@ class Profile(BaseModel):
     os_months: float | None
     os_event: float | None
     extra_survival: dict[str, Any]
+    copy_number: dict[str, str] = {}     # gene → AMP / HOMDEL, where the run has copy number
+    fusions: list[str] = []
+    assays: dict[str, bool] = {}         # cna_profiled / sv_profiled: not profiled is not "not altered"
 
 
 class Neighbour(BaseModel):
@@ -99,6 +103,8 @@ class Neighbour(BaseModel):
     os_event: float | None
     status: str
     extra_survival: dict[str, Any]
+    shared_copy_number: list[dict[str, Any]] = []
+    shared_fusions: list[dict[str, Any]] = []
 
 
 class Prediction(BaseModel):
@@ -126,6 +132,9 @@ class Notes(BaseModel):
     variants_not_in_run: list[str]
     filtered_variants: list[str]
     missing_inputs: list[str]
+    ignored_copy_number: list[str] = []
+    fusions_not_in_run: list[str] = []
+    fusions_not_linked: list[str] = []
 
 
 class NewSimilar(Similar):
@@ -242,7 +251,9 @@ def summary(state: RunState) -> dict:
             "survival_endpoints": [e[0] for e in survival_endpoints(state.facts)],
             "median_followup_months": followup, "deaths": deaths, "nodes": counts.get("nodes", {}),
             "edges": counts.get("edges", {}), "inputs": [asdict(f) for f in state.fields],
-            "gene_panels": state.panels}
+            "gene_panels": state.panels,
+            "alterations": [f for f, has in (("copy_number", state.has_copy_number), ("fusions", state.has_fusions))
+                            if has]}
 
 
 @router.get("/runs/{run}", response_model=CohortSummary)

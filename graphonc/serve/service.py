@@ -47,9 +47,21 @@ def explain_cohort(state: RunState, patient_id: str, steps: int = EXPLAIN_STEPS)
 
 
 def explain_new(state: RunState, answer: NewPatientAnswer, steps: int = EXPLAIN_STEPS):
+    """The explanation of a new patient. A fusion new to the run (a Fusion node the run lacks) is left out
+    of it: the explanation names the run's own nodes only (its neighbours and prediction include it)."""
+    from dataclasses import replace
+
+    from graphonc.graph import schema as S
     from graphonc.model.explain import explain_new as _explain_new
 
-    return _explain_new(state.frozen.lm, state.run, answer.tables, steps=steps)
+    tables = answer.tables
+    if tables.fusions is not None and len(tables.fusions):
+        new_ids = set(tables.fusions[S.ID])
+        edges = {e: df for e, df in tables.edges.items() if e != S.FUSION_PARTNER}
+        has = edges[S.HAS_FUSION]
+        edges[S.HAS_FUSION] = has[~has[S.DST].isin(new_ids)]
+        tables = replace(tables, edges=edges, fusions=None)
+    return _explain_new(state.frozen.lm, state.run, tables, steps=steps)
 
 
 def sections(state: RunState, res: SimilarResult, explanation=None, notes: NewPatientNotes | None = None) -> list[str]:

@@ -36,7 +36,7 @@ class InputField:
 
     kind: numeric | categorical | radiomic. categories: the values the model knows (categorical).
     median/low/high: the cohort's median and 1st/99th percentiles (numeric), shown as a guide.
-    unit: from the config where it says (survival time only today), else None.
+    unit: the config's ``clinical.units`` (through the run manifest), else None.
     """
 
     name: str
@@ -69,6 +69,20 @@ class RunState:
     def has_model(self) -> bool:
         return self.frozen is not None
 
+    def reads(self, assay: str) -> bool:
+        """Whether the model reads a modality a new patient may give: ``cna_profiled`` (copy number),
+        ``sv_profiled`` (fusions); the run was built with it and the encoder knows its assay flag."""
+        lm = getattr(self.frozen, "lm", None)
+        return lm is not None and assay in lm.graph.encoder.assays
+
+    @property
+    def has_copy_number(self) -> bool:
+        return self.reads("cna_profiled")
+
+    @property
+    def has_fusions(self) -> bool:
+        return self.reads("sv_profiled")
+
     @property
     def panels(self) -> list[str]:
         lm = getattr(self.frozen, "lm", None)
@@ -97,14 +111,16 @@ class RunState:
         return float(np.searchsorted(self.risks, risk, side="left") / len(self.risks) * 100)
 
 
-def input_fields(encoder, patients: pd.DataFrame, config) -> list[InputField]:
-    """The model's input columns as form fields: exactly what the trained encoder reads."""
+def input_fields(encoder, patients: pd.DataFrame, units: dict[str, str]) -> list[InputField]:
+    """The model's input columns as form fields: exactly what the trained encoder reads.
+
+    ``units``: Patient column key → unit (the run manifest's ``patient_columns.units``).
+    """
     out = []
-    unit = None
     for c in encoder.numeric:
         v = pd.to_numeric(patients[c], errors="coerce").dropna() if c in patients else pd.Series(dtype=float)
         q = v.quantile([0.01, 0.5, 0.99]).tolist() if len(v) else [None, None, None]
-        out.append(InputField(c, "numeric", median=q[1], low=q[0], high=q[2], unit=unit))
+        out.append(InputField(c, "numeric", median=q[1], low=q[0], high=q[2], unit=units.get(c)))
     for c in encoder.categorical:
         out.append(InputField(c, "categorical", categories=[str(x) for x in encoder.categories_.get(c, [])]))
     for c in encoder.radiomics:
@@ -131,7 +147,7 @@ def load_run(root: Path, name: str | None = None) -> RunState:
         state.frozen = FrozenGraph(lm)
         state.config = run_config(run)
         state.symbols = symbol_map(state.config)
-        state.fields = input_fields(lm.graph.encoder, facts.patients, state.config)
+        state.fields = input_fields(lm.graph.encoder, facts.patients, run.patient_columns().get("units", {}))
     state.load_seconds = time.perf_counter() - t0
     log.info("loaded run %s: %d patients, %s index, model %s (%.1f s)", state.name, index.n, index.kind,
              "yes" if state.has_model else "no", state.load_seconds)

@@ -6,8 +6,10 @@ from outside and nothing is built at install. The patient page is the report's o
 sections (:func:`graphonc.report.html.report_sections`, escaped there), so the page, the
 API's report and ``graphonc report`` show the same thing.
 
-Forms are plain ``application/x-www-form-urlencoded`` posts, parsed here with the standard
-library; a MAF file is read in the browser (graphonc.js) into a text field.
+Forms are plain posts (``application/x-www-form-urlencoded``; the new-patient form is
+``multipart/form-data`` for its MAF file, read on the server by graphonc's own MAF reader within
+the service's body limit). A refused new patient gets the form back with each problem named
+(the MAF's file, line and column) and the values kept.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from graphonc.report.html import CSS
 from graphonc.search.similar import Filters
 from graphonc.serve import service
 from graphonc.serve.api import filters_query, run_state, summary
-from graphonc.serve.newpatient import FieldErrors, NewPatient
+from graphonc.serve.newpatient import FieldErrors, NewPatient, maf_upload_text
 from graphonc.serve.security import COOKIE, token_matches
 from graphonc.serve.state import RunState
 
@@ -111,12 +113,42 @@ def patient_page(patient_id: str, request: Request, state: RunState = Depends(ru
 # ---------------------------------------------------------------------------------- new patient
 
 
+def _new_form(request: Request, state: RunState, form: dict[str, list[str]] | None = None,
+              errors: list[str] = (), status: int = 200) -> HTMLResponse:
+    """The new-patient form, refilled from ``form`` (a refused post) with ``errors`` above it."""
+    form = form or {}
+    first = {key: vals[0] for key, vals in form.items() if vals}
+    filters, k, _ = _form_filters(form)
+    return _render(request, "new.html", status, run=state.name, cohort=state.run.cohort, fields=state.fields,
+                   panels=state.panels, values=first, errors=list(errors), has_copy_number=state.has_copy_number,
+                   has_fusions=state.has_fusions, **_filters_form(state, filters, k), explain="explain" in form)
+
+
+def _form_filters(form: dict[str, list[str]]) -> tuple[Filters, int, list]:
+    """(filters, k, 422 entries) of the form's neighbour fields; a bad number is named and left at its default."""
+    k, alive = form.get("k", ["10"])[0].strip() or "10", form.get("alive_at", [""])[0].strip()
+    number = {name: v for name, v in (("k", k), ("alive_at", alive)) if v and v.replace(".", "", 1).isdigit()}
+    bad = [(("form", name), "must be a number") for name, v in (("k", k), ("alive_at", alive))
+           if v and name not in number]
+    filters = Filters(same_label="same_label" in form, treated_with=tuple(form.get("treated_with", [])),
+                      alive_at_months=float(number["alive_at"]) if "alive_at" in number else None,
+                      has_outcome="has_outcome" in form)
+    return filters, max(1, min(int(float(number.get("k", 10))), 500)), bad
+
+
 @router.get("/ui/{run}/new", response_class=HTMLResponse)
 def new_form(request: Request, state: RunState = Depends(run_state)) -> HTMLResponse:
     if not state.has_model:
         return error_page(request, 409, [f"run {state.name!r} has no trained model: new patients need one"])
-    return _render(request, "new.html", run=state.name, cohort=state.run.cohort, fields=state.fields,
-                   panels=state.panels, values={}, mutations="", **_filters_form(state, Filters(), 10))
+    return _new_form(request, state)
+
+
+#: The form's "profiled" choices → the body's copy_number_profiled / sv_profiled.
+_PROFILED = {"": None, "yes": True, "no": False}
+
+
+def _lines(form: dict[str, list[str]], name: str) -> list[str]:
+    return [ln.strip() for ln in form.get(name, [""])[0].splitlines() if ln.strip()]
 
 
 def body_from_form(form: dict[str, list[str]], state: RunState) -> NewPatient:
@@ -130,29 +162,62 @@ def body_from_form(form: dict[str, list[str]], state: RunState) -> NewPatient:
             clinical[f.name] = v
     radiomics = {f.name: form[f"clinical__{f.name}"][0] for f in state.fields
                  if f.kind == "radiomic" and form.get(f"clinical__{f.name}", [""])[0].strip()}
-    lines = [ln.strip() for ln in form.get("mutations", [""])[0].splitlines() if ln.strip()]
+    alterations = {}
+    if state.has_copy_number:
+        alterations["copy_number"] = _lines(form, "copy_number")
+        alterations["copy_number_profiled"] = _PROFILED.get(form.get("copy_number_profiled", [""])[0])
+    if state.has_fusions:
+        alterations["fusions"] = _lines(form, "fusions")
+        alterations["sv_profiled"] = _PROFILED.get(form.get("sv_profiled", [""])[0])
     return NewPatient.model_validate({
         "clinical": {c: v for c, v in clinical.items() if c not in radiomics}, "radiomics": radiomics,
-        "mutations": lines, "maf": form.get("maf", [""])[0] or None,
-        "gene_panel": form.get("gene_panel", [""])[0] or None})
+        "mutations": _lines(form, "mutations"), "maf": form.get("maf", [""])[0] or None,
+        "gene_panel": form.get("gene_panel", [""])[0] or None, **alterations})
+
+
+async def _new_patient_form(request: Request) -> tuple[dict[str, list[str]], tuple[str, bytes] | None]:
+    """The posted form's text fields, and the uploaded MAF file as (name, bytes) or None."""
+    posted = await request.form()
+    fields: dict[str, list[str]] = {}
+    upload = None
+    for key, value in posted.multi_items():
+        if isinstance(value, str):
+            fields.setdefault(key, []).append(value)
+        elif key == "maf_file" and value.filename:
+            upload = (value.filename, await value.read())
+            fields["maf_name"] = [value.filename]
+    await posted.close()
+    return fields, upload
 
 
 @router.post("/ui/{run}/new", response_class=HTMLResponse)
 async def new_submit(request: Request, state: RunState = Depends(run_state)) -> HTMLResponse:
     request.state.audit["new_patient"] = True
-    form = await _form(request)
+    form, upload = await _new_patient_form(request)
+    try:
+        return _new_answer(request, state, form, upload)
+    except FieldErrors as exc:
+        if form.get("body_json"):
+            raise
+        return _new_form(request, state, form, [f"{'.'.join(map(str, loc[1:]))}: {msg}" for loc, msg in exc.errors],
+                         422)
+
+
+def _new_answer(request: Request, state: RunState, form: dict[str, list[str]], upload) -> HTMLResponse:
+    filters, k, errors = _form_filters(form)
+    body = None
     try:
         body = body_from_form(form, state)
     except ValidationError as exc:
-        raise FieldErrors([(("body", *e["loc"]), e["msg"]) for e in exc.errors()]) from None
-    k, alive = form.get("k", ["10"])[0].strip() or "10", form.get("alive_at", [""])[0].strip()
-    bad = [(("form", name), "must be a number") for name, v in (("k", k), ("alive_at", alive))
-           if v and not v.replace(".", "", 1).isdigit()]
-    if bad:
-        raise FieldErrors(bad)
-    filters = Filters(same_label="same_label" in form, treated_with=tuple(form.get("treated_with", [])),
-                      alive_at_months=float(alive) if alive else None, has_outcome="has_outcome" in form)
-    k = max(1, min(int(float(k)), 500))
+        errors += [(("body", *e["loc"]), e["msg"]) for e in exc.errors()]
+    if upload is not None:  # the MAF file's variants join the pasted ones (checked by graphonc's MAF reader)
+        try:
+            maf = maf_upload_text(*upload)
+            body = body.model_copy(update={"maf": maf}) if body is not None else None
+        except FieldErrors as exc:
+            errors += exc.errors
+    if errors:
+        raise FieldErrors(errors)
     explain = "explain" in form
     ans = service.similar_new(state, body, k, filters)
     exp = service.explain_new(state, ans) if explain else None
