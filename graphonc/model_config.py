@@ -50,7 +50,9 @@ class ModelConfig(BaseModel):
     gene_min_patients: int = Field(1, ge=1)
     #: Networks trained from seeds seed, seed+1, ... on the same graph and averaged (GNNEnsemble):
     #: removes the seed-to-seed variance of one early-stopped network on small cohorts.
-    ensemble: int = Field(1, ge=1)
+    ensemble: int = Field(5, ge=1)
+    #: Wide and deep: the heads add a linear risk / linear logits on the patient's own features.
+    wide: bool = True
     use_graph: bool = True
     #: How a node aggregates its neighbours' messages in each SAGE layer (PyG aggregation name).
     #: "max" lets one driver mutation stand out among passengers instead of being averaged away

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -74,6 +73,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--patience", type=int)
     ap.add_argument("-k", type=int, default=10)
+    ap.add_argument("--threads", type=int, help="torch threads (default: the CPUs this process may use, at most 2)")
     ap.add_argument("--summarise", action="store_true")
     ap.add_argument("--markdown", action="store_true", help="with --summarise: Markdown tables instead of JSON")
     args = ap.parse_args()
@@ -81,7 +81,9 @@ def main() -> None:
         print(markdown(args.out) if args.markdown else json.dumps(summarise(args.out), indent=1, default=str))
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    from graphonc.threads import set_threads
+
+    set_threads(args.threads)
     run = GraphRun.open(args.run)
     cfg = model_config(run, None, epochs=args.epochs, patience=args.patience)
     args.out.mkdir(parents=True, exist_ok=True)

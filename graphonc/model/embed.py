@@ -326,7 +326,7 @@ class FrozenGraph:
                     hp = out[S.PATIENT]
                     if fusions:
                         hf = out[S.FUSION][n_f:]
-                outputs.append(net.heads(hp))
+                outputs.append(net.heads(hp, x[S.PATIENT]))
         z, logits, risk = combine(outputs)
         return _embedded(lm, new, z, logits, risk, unmatched, m)
 

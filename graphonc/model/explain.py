@@ -76,7 +76,7 @@ def _output(model: PatientGNN, x_rest: dict, edges: dict, vocab: dict, row: int,
             h = model.input_states(x, vocab)
             for t, s in zip(kinds, states):
                 h[t] = s[b]
-            z, logits, risk = model.heads(model.propagate(h, edges)[S.PATIENT][row:row + 1])
+            z, logits, risk = model.heads(model.propagate(h, edges)[S.PATIENT][row:row + 1], xp[row:row + 1])
             outs.append(risk[0] if target == "risk" else torch.log_softmax(logits, -1)[0, cls])
         return torch.stack(outs)
 
@@ -104,7 +104,8 @@ def explain_row(model: PatientGNN | GNNEnsemble, x: dict, edges: dict, vocab: di
         return _mean_explanation(parts)
     with torch.no_grad():
         h0 = model.input_states(x, vocab)
-        _, logits, _ = model.heads(model.propagate(h0, edges)[S.PATIENT][row:row + 1])
+        _, logits, _ = model.heads(model.propagate(h0, edges)[S.PATIENT][row:row + 1],
+                                   x[S.PATIENT][row:row + 1])
     cls = target_class if target_class is not None else int(logits.argmax(-1)) if classes else -1
     linked = _linked(edges, row)
     frames, outputs = [], {}

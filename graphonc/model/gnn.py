@@ -58,6 +58,12 @@ class PatientGNN(nn.Module):
         self.project = nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Linear(h, cfg.embedding_dim))
         self.classifier = nn.Linear(cfg.embedding_dim, max(num_classes, 1))
         self.cox = nn.Linear(cfg.embedding_dim, 1, bias=False)  # Cox partial likelihood ignores a bias
+        # The wide part of a wide-and-deep model: a linear risk and linear logits straight from the
+        # patient's own features, so the network contains penalised Cox / logistic regression and
+        # message passing has to add to it, not rediscover it (small cohorts, few events).
+        f = in_dims.get(S.PATIENT, 0)
+        self.wide_cox = nn.Linear(f, 1, bias=False) if cfg.wide and f else None
+        self.wide_classifier = nn.Linear(f, max(num_classes, 1)) if cfg.wide and f else None
 
     def input_states(self, x_dict: dict[str, torch.Tensor], vocab_dict: dict[str, torch.Tensor]
                      ) -> dict[str, torch.Tensor]:
@@ -90,13 +96,21 @@ class PatientGNN(nn.Module):
                ) -> dict[str, torch.Tensor]:
         return self.propagate(self.input_states(x_dict, vocab_dict), edge_index_dict)
 
-    def heads(self, h_patient: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(embedding (N, D), logits (N, K), risk (N,)) from final patient states (N, H)."""
+    def heads(self, h_patient: torch.Tensor, x_patient: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(embedding (N, D), logits (N, K), risk (N,)) from final patient states (N, H) and, for the
+        wide part (``cfg.wide``), the patients' input features (N, F)."""
         z = self.project(F.dropout(h_patient, self.cfg.dropout, self.training))
-        return z, self.classifier(z), self.cox(z).squeeze(-1)
+        logits, risk = self.classifier(z), self.cox(z).squeeze(-1)
+        if self.wide_cox is not None:
+            if x_patient is None:
+                raise ValueError("a wide model needs the patients' input features for its heads")
+            logits = logits + self.wide_classifier(x_patient)
+            risk = risk + self.wide_cox(x_patient).squeeze(-1)
+        return z, logits, risk
 
     def forward(self, x_dict, edge_index_dict, vocab_dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.heads(self.encode(x_dict, edge_index_dict, vocab_dict)[S.PATIENT])
+        return self.heads(self.encode(x_dict, edge_index_dict, vocab_dict)[S.PATIENT], x_dict.get(S.PATIENT))
 
 
 class GNNEnsemble(nn.Module):
