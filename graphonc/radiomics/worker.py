@@ -56,6 +56,14 @@ def _init_worker(single_thread: bool) -> None:
     _quiet_pyradiomics()
 
 
+def _extractor(params: ExtractionSettings):
+    """This process's extractor for ``params``, built once per parameter set."""
+    canon = params.canonical()
+    if _WORKER.get("key") != canon:
+        _WORKER["key"], _WORKER["extractor"] = canon, make_extractor(params)
+    return _WORKER["extractor"]
+
+
 def _extract_one(job: dict) -> dict:
     """Extract one case. ``job``: image, mask, label, params (dict), geometry (dict).
 
@@ -66,10 +74,7 @@ def _extract_one(job: dict) -> dict:
 
     t0 = time.perf_counter()
     params = ExtractionSettings.model_validate(job["params"])
-    canon = params.canonical()
-    if _WORKER.get("key") != canon:
-        _WORKER["key"], _WORKER["extractor"] = canon, make_extractor(params)
-    extractor = _WORKER["extractor"]
+    extractor = _extractor(params)
     try:
         prep = prepare(Path(job["image"]), Path(job["mask"]), job["label"], int(params.setting.get("label", 1)),
                        GeometrySpec.model_validate(job["geometry"]))
