@@ -8,8 +8,8 @@ ways to get workers:
 
 * no scheduler address: a :class:`distributed.LocalCluster` on this machine, ``n`` worker
   processes with one thread each (Dask's nanny starts them with ``OMP_NUM_THREADS=1`` and its
-  siblings; SimpleITK is set to one thread in each worker), bound to 127.0.0.1, with
-  :data:`DASK_SETTINGS`;
+  siblings; SimpleITK is set to one thread and glibc's allocator tuned in each worker by
+  :func:`graphonc.radiomics.worker._init_worker`), bound to 127.0.0.1, with :data:`DASK_SETTINGS`;
 * ``tcp://host:8786``: an existing cluster (``dask scheduler`` + ``dask worker`` on several
   machines, dask-jobqueue on SLURM/PBS, dask-kubernetes). Every worker needs graphonc installed;
   :func:`dask_config_yaml` is the Dask config file its machines should have.
@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import uuid
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from graphonc.errors import InputError
 
@@ -33,18 +33,18 @@ log = logging.getLogger("graphonc")
 #: Seconds to wait for an external scheduler to answer before giving up.
 CONNECT_TIMEOUT_S = 10
 
-#: Dask settings of the clusters graphonc starts (dotted keys of ``dask.config``). Measured on 2
-#: cores (docs/scaling.md):
+#: Dask settings of the clusters graphonc starts (dotted keys of ``dask.config``), measured on 2
+#: cores (docs/scaling.md): with Dask's defaults an idle 2-worker LocalCluster (scheduler, 2
+#: nannies, 2 workers) uses 0.1 core, with these 0.012:
 #:
-#: * ``MALLOC_TRIM_THRESHOLD_`` unset (None is Dask's way to drop a variable the nanny exports):
-#:   with it set, glibc stops adapting its mmap threshold, so every NumPy temporary larger than
-#:   128 kB that pyradiomics makes is mmapped, page-faulted and unmapped again: +13-20% CPU per case;
 #: * the statistical profiler off: it samples every thread's stack every 10 ms (1% of a core per
 #:   idle worker, more inside pyradiomics' deep stacks);
-#: * event-loop health ticks every 1 s instead of 20 ms and the system monitor every 2 s: with
-#:   Dask's defaults an idle 2-worker cluster (scheduler, 2 nannies, 2 workers) uses 0.1 core.
+#: * event-loop health ticks every 1 s instead of 20 ms, and the system monitor every 2 s.
+#:
+#: (Dask's ``MALLOC_TRIM_THRESHOLD_`` is not unset here: the nanny also exports it into the
+#: client's own environment, where a later cluster inherits it; each worker fixes glibc's
+#: thresholds itself instead, :func:`graphonc.radiomics.worker.tune_malloc`.)
 DASK_SETTINGS: dict[str, object] = {
-    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
     "distributed.worker.profile.enabled": False,
     "distributed.admin.tick.interval": "1s",
     "distributed.admin.system-monitor.interval": "2s",
@@ -110,8 +110,10 @@ def _extract_tasks(jobs: list[dict]) -> list[dict]:
 
 
 @contextmanager
-def extraction_client(scheduler: str | None, n_workers: int) -> Iterator["distributed.Client"]:  # noqa: F821
-    """A Dask client: on the cluster at ``scheduler``, or on a new local cluster of ``n_workers``.
+def extraction_client(scheduler: str | None, n_workers: int,
+                      settings: Mapping[str, object] = DASK_SETTINGS) -> Iterator["distributed.Client"]:  # noqa: F821
+    """A Dask client: on the cluster at ``scheduler``, or on a new local cluster of ``n_workers``
+    started with the Dask config ``settings`` (dotted keys; ``{}``: Dask's defaults).
 
     Raises:
         InputError: nothing answered at ``scheduler``.
@@ -129,7 +131,7 @@ def extraction_client(scheduler: str | None, n_workers: int) -> Iterator["distri
                              f"({reason}). Fix: start one (`dask scheduler`, then `dask worker {scheduler}` on "
                              "each machine) or leave out --scheduler to use a local cluster.") from None
     else:
-        with dask.config.set(DASK_SETTINGS):  # read when the scheduler and nannies start; nannies pass it on
+        with dask.config.set(dict(settings)):  # read when the scheduler and nannies start; nannies pass it on
             cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                    dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
         client = Client(cluster, set_as_default=False)
