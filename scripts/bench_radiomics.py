@@ -16,8 +16,14 @@ the voxels and twice the time of the 2 mm grid). Every mode is timed in this pro
 * ``local_2``:    the same with ``--workers`` workers: the speed-up;
 * ``local_2_chunked``: the same, ``--chunk`` cases per task (the others use the automatic choice,
                   one case per task for a few dozen cases);
-* ``local_2_dask_defaults``: ``local_2`` with Dask's default settings (before
-                  :data:`graphonc.radiomics.cluster.DASK_SETTINGS`), what it changes;
+* ``local_2_dask_defaults``: ``local_2`` with Dask's default settings instead of
+                  :data:`graphonc.radiomics.cluster.DASK_SETTINGS` (profiler on, 20 ms event-loop
+                  ticks), what they change (the allocator tuning each worker does itself,
+                  :func:`graphonc.radiomics.worker.tune_malloc`, is in every Dask mode);
+* ``two_processes``: no Dask: ``--workers`` plain processes set up as a worker is (one thread,
+                  allocator tuned, extractor built before timing), each extracting a fixed share
+                  of the cases (balanced by serial_1thread's per-case times): what this machine
+                  gives for that many parallel extractions, the ceiling of the Dask modes;
 * ``external_2``: a scheduler and ``--workers`` workers started as separate processes (``dask
                   scheduler`` / ``dask worker`` with graphonc's Dask config file, a "cluster" on this
                   machine), reached by address, warmed up;
@@ -135,7 +141,8 @@ def run_mode(name: str, cases, params, workers: int, cache: Path | None, schedul
                         scheduler=scheduler, cases_per_task=cases_per_task)
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     per = [c["seconds"] for c in res.cases if c["status"] == "extracted"]
-    out = {"workers": res.workers, "cases_per_task": res.cases_per_task, "seconds": round(wall, 3),
+    out = {"per_case": res.cases, "workers": res.workers, "cases_per_task": res.cases_per_task,
+           "seconds": round(wall, 3),
            "cpu_seconds": round(cpu, 3), "cores_used": round(cpu / wall, 2),
            "seconds_per_case": round(wall / len(cases), 4), "cases_per_hour": round(3600 * len(cases) / wall, 1),
            "counts": res.counts, "load_1min": [load0, _load()]}
@@ -225,6 +232,67 @@ def external_cluster(n: int):
                     p.wait()
 
 
+#: A ``two_processes`` child: reads its jobs (JSON) and sets up, says "ready", waits for "go",
+#: extracts, prints its CPU seconds.
+_CHILD = """
+import json, sys, time
+from graphonc.radiomics import worker
+from graphonc.radiomics_config import ExtractionSettings
+jobs = json.loads(sys.stdin.readline())
+worker._init_worker(single_thread=True)
+worker._extractor(ExtractionSettings.model_validate(jobs[0]["params"]))
+print("ready", flush=True)
+sys.stdin.readline()
+cpu = time.process_time()
+for job in jobs:
+    assert worker._extract_one(job)["ok"], job["image"]
+print(time.process_time() - cpu, flush=True)
+"""
+
+
+def run_processes(cases, params, n: int, case_seconds: dict[str, float]) -> dict:
+    """The ``two_processes`` mode: ``n`` plain processes, started and set up before timing, the
+    cases split by longest-first greedy on ``case_seconds`` (case id -> seconds)."""
+    from graphonc.radiomics.extract import _job
+
+    bins: list[list] = [[] for _ in range(n)]
+    loads = [0.0] * n
+    for case in sorted(cases, key=lambda c: -case_seconds.get(c.case_id, 0.0)):
+        i = loads.index(min(loads))
+        bins[i].append(_job(case, params))
+        loads[i] += case_seconds.get(case.case_id, 0.0)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, env=env, cwd=REPO) for b in bins if b]
+    try:
+        for p, jobs in zip(procs, [b for b in bins if b]):
+            p.stdin.write(json.dumps(jobs) + "\n")
+            p.stdin.flush()
+        for p in procs:
+            if p.stdout.readline().strip() != "ready":
+                raise SystemExit("two_processes: a child failed to start")
+        load0 = _load()
+        t0 = time.perf_counter()
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        cpu = sum(float(p.stdout.readline()) for p in procs)
+        wall = time.perf_counter() - t0
+    finally:
+        for p in procs:
+            p.stdin.close()
+            p.wait(timeout=60)
+    out = {"workers": len(procs), "cases_per_task": None, "seconds": round(wall, 3), "cpu_seconds": round(cpu, 3),
+           "cores_used": round(cpu / wall, 2), "seconds_per_case": round(wall / len(cases), 4),
+           "cases_per_hour": round(3600 * len(cases) / wall, 1),
+           "counts": {"cases": len(cases), "extracted": len(cases), "cached": 0, "failed": 0},
+           "load_1min": [load0, _load()]}
+    log(f"two_processes: {wall:.2f} s ({cpu:.2f} s CPU in the extractions) for {len(cases)} cases in {len(procs)} "
+        f"processes (load {load0} -> {out['load_1min'][1]})")
+    return out
+
+
 def _fastest(rounds: list[dict]) -> dict:
     best = dict(min(rounds, key=lambda r: r["seconds"]))
     if len(rounds) > 1:
@@ -276,6 +344,8 @@ def main(argv: list[str] | None = None) -> dict:
             rounds.setdefault("serial", []).append(run_mode("serial", cases, params, 1, None))
             with itk_threads(1):  # what one Dask worker does: the per-case overhead's fair reference
                 rounds.setdefault("serial_1thread", []).append(run_mode("serial_1thread", cases, params, 1, None))
+            per_case = {c["case_id"]: c["seconds"] for c in rounds["serial_1thread"][-1].pop("per_case")}
+            rounds.setdefault("two_processes", []).append(run_processes(cases, params, workers, per_case))
             for name, (start, n, per_task) in clusters.items():
                 with start() as address:
                     warm_up.setdefault(name, []).append(warm_workers(address, job))
@@ -284,6 +354,9 @@ def main(argv: list[str] | None = None) -> dict:
             rounds.setdefault("cold", []).append(run_mode("cold", cases, params, workers, None))
         run_mode("fill cache", cases, params, workers, work / "cache")
         rounds["warm"] = [run_mode("warm", cases, params, workers, work / "cache")]
+    for rs in rounds.values():
+        for r in rs:
+            r.pop("per_case", None)
     results = {name: _fastest(rs) for name, rs in rounds.items()}
     for name, secs in warm_up.items():
         results[name]["worker_warm_up_seconds"] = max(secs)  # not in "seconds": a worker's one-off start-up

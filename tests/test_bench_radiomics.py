@@ -18,7 +18,7 @@ def test_bench_radiomics_reports_every_mode(tmp_path, capsys):
     r = report["results"]
     assert r["serial"]["counts"]["extracted"] == 2 and r["serial"]["workers"] == 1
     assert r["local_1"]["workers"] == 1
-    for mode in ("local_2", "local_2_chunked", "local_2_dask_defaults", "external_2", "cold"):
+    for mode in ("two_processes", "local_2", "local_2_chunked", "local_2_dask_defaults", "external_2", "cold"):
         assert r[mode]["counts"]["extracted"] == 2 and r[mode]["workers"] == 2, mode
     assert r["local_2_chunked"]["cases_per_task"] == 4 and r["local_2"]["cases_per_task"] == 1
     for mode in ("local_1", "local_2", "external_2"):  # workers warmed up before timing, and how long it took
