@@ -58,30 +58,41 @@ def test_local_cluster_equals_serial(ibsi):
     pd.testing.assert_frame_equal(serial.features, res.features)
 
 
-def test_worker_killed_mid_run(ibsi, tmp_path):
-    """SIGKILL one worker (by its process id) once the first cases are done: its cases run on the
-    other worker (or its restarted twin); the table equals the serial one, each case once."""
+def _kill_workers_mid_run(ibsi, cache: Path, n_kill: int, cases_per_task: int | None = None,
+                          allowed_failures: int = 3):
+    """Extract the IBSI cases on a 2-worker LocalCluster (Dask retries a task after
+    ``allowed_failures`` worker deaths) and SIGKILL ``n_kill`` workers, by process id, once the first
+    case is in ``cache``. Returns the run's ExtractResult."""
     from distributed import Client, LocalCluster
 
-    manifest, _, params, serial = ibsi
-    cache = tmp_path / "cache"
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    manifest, _, params, _ = ibsi
+    with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                         dashboard_address=None) as cluster, Client(cluster) as client:
         pids = sorted(client.run(os.getpid).values())
         assert len(pids) == 2
         out: dict = {}
         run = threading.Thread(target=lambda: out.update(res=extract_cases(
-            read_manifest(manifest), params, scheduler=cluster.scheduler_address, cache_dir=cache)))
+            read_manifest(manifest), params, scheduler=cluster.scheduler_address, cache_dir=cache,
+            cases_per_task=cases_per_task)))
         run.start()
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not list(cache.rglob("*.json")):
             time.sleep(0.02)
         done_at_kill = len(list(cache.rglob("*.json")))
         assert 1 <= done_at_kill < len(IBSI), "the run finished before a worker could be killed"
-        os.kill(pids[0], signal.SIGKILL)
+        for pid in pids[:n_kill]:
+            os.kill(pid, signal.SIGKILL)
         run.join(timeout=300)
         assert not run.is_alive()
-    res = out["res"]
+    return out["res"]
+
+
+def test_worker_killed_mid_run(ibsi, tmp_path):
+    """SIGKILL one worker (by its process id) once the first cases are done: its cases run on the
+    other worker (or its restarted twin); the table equals the serial one, each case once."""
+    serial, cache = ibsi[3], tmp_path / "cache"
+    res = _kill_workers_mid_run(ibsi, cache, n_kill=1)
     assert res.counts == {"cases": len(IBSI), "extracted": len(IBSI), "cached": 0, "failed": 0}
     assert list(res.features["case_id"]) == sorted(IBSI)
     pd.testing.assert_frame_equal(serial.features, res.features)
@@ -160,31 +171,11 @@ def test_task_of_several_cases_killed_is_rerun_case_by_case(ibsi, tmp_path, capl
     """Two cases per task, no retry allowed by the scheduler (allowed-failures 0), both workers
     SIGKILLed mid-run: the tasks they held fail as a whole, their cases are rerun one per task on
     the restarted workers, and the table still equals the serial one, every case once."""
-    from distributed import Client, LocalCluster
-
-    manifest, _, params, serial = ibsi
-    cache = tmp_path / "cache"
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
-            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                         dashboard_address=None) as cluster, Client(cluster) as client:
-        pids = sorted(client.run(os.getpid).values())
-        out: dict = {}
-        run = threading.Thread(target=lambda: out.update(res=extract_cases(
-            read_manifest(manifest), params, scheduler=cluster.scheduler_address, cache_dir=cache,
-            cases_per_task=2)))
-        run.start()
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not list(cache.rglob("*.json")):
-            time.sleep(0.02)
-        done_at_kill = len(list(cache.rglob("*.json")))
-        assert 1 <= done_at_kill < len(IBSI), "the run finished before the workers could be killed"
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
-        run.join(timeout=300)
-        assert not run.is_alive()
-    res = out["res"]
+    serial, cache = ibsi[3], tmp_path / "cache"
+    res = _kill_workers_mid_run(ibsi, cache, n_kill=2, cases_per_task=2, allowed_failures=0)
     assert "rerunning them one case per task" in caplog.text
     assert res.counts == {"cases": len(IBSI), "extracted": len(IBSI), "cached": 0, "failed": 0}
+    assert res.cases_per_task == 2
     pd.testing.assert_frame_equal(serial.features, res.features)
     assert len(list(cache.rglob("*.json"))) == len(IBSI)
 
