@@ -129,7 +129,7 @@ def extract_cases(cases: list[Case], params: RadiomicsParams, *, workers: int | 
         task = bar.add_task("radiomics extract", total=len(cases))
         for case in cases:
             key = None
-            if case.image.exists() and case.mask.exists():
+            if use_cache and case.image.exists() and case.mask.exists():  # no cache: no need to hash the files
                 key = case_key(content_hash(case.image), content_hash(case.mask), canon_params, canon_geom,
                                case.label, version)
                 hit = cache.get(key)
