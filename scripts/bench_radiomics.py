@@ -38,7 +38,8 @@ sensitive to other jobs than wall time. ``speedup`` = serial / mode and ``overhe
 ``cpu_overhead_vs_1thread`` = (cpu_seconds - serial_1thread's) / serial_1thread's is the work Dask
 adds per case. ``--repeat`` lists every case several times (distinct case ids, cache off: each is
 extracted); ``--rounds`` runs the timed modes that many times, interleaved, and keeps each mode's
-fastest round (``seconds_all`` lists every round).
+fastest round (``seconds_all`` lists every round). ``--overheads`` adds ``overheads``: the per-case costs
+of docs/scaling.md measured one by one (:func:`measure_overheads`).
 
 Prints one JSON object (progress to stderr)::
 
@@ -293,6 +294,84 @@ def run_processes(cases, params, n: int, case_seconds: dict[str, float]) -> dict
     return out
 
 
+#: An ``overheads`` child: extracts the jobs (JSON on stdin) set up as a Dask worker or not (argv[1]
+#: "tuned" / "plain"); prints the minor page faults and CPU seconds of the extractions after the first.
+_FAULTS = """
+import json, resource, sys, time
+from graphonc.radiomics import worker
+jobs = json.loads(sys.stdin.readline())
+import SimpleITK as sitk
+worker._init_worker(single_thread=sys.argv[1] == "tuned")
+sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+assert worker._extract_one(jobs[0])["ok"]
+faults, cpu = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.process_time()
+for job in jobs[1:]:
+    assert worker._extract_one(job)["ok"]
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults, time.process_time() - cpu)
+"""
+
+
+def measure_overheads(cases, params, idle_seconds: float = 5.0, n_tasks: int = 500) -> dict:
+    """The per-case costs docs/scaling.md lists, each measured alone (CPU time, so other jobs on the
+    machine matter little):
+
+    * ``idle_cluster_cores``: cores a started, idle 2-worker LocalCluster uses (client process with
+      its scheduler and nannies, plus the workers) with Dask's defaults and with graphonc's settings;
+    * ``task_cpu_ms``: CPU per task of ``n_tasks`` tasks that only return a 107-feature dict (submit,
+      scheduler, worker, pickling), client process and workers;
+    * ``allocator``: minor page faults and CPU per case of a process started as Dask's nanny starts
+      workers (``MALLOC_TRIM_THRESHOLD_=65536``), with and without graphonc's allocator tuning;
+    * ``hash_ms_per_case``, ``cache_put_ms_per_case``: the client's cache key and cache write.
+    """
+    import psutil
+
+    from graphonc.radiomics.cache import ResultCache, content_hash
+    from graphonc.radiomics.cluster import DASK_SETTINGS, extraction_client
+    from graphonc.radiomics.extract import _job
+
+    def cpu_of(procs) -> float:
+        return sum(t.user + t.system for t in (p.cpu_times() for p in procs))
+
+    features = {f"original_glcm_F{i}": 0.1 * i for i in range(107)}
+    out: dict = {"idle_cluster_cores": {}, "task_cpu_ms": {}}
+    for name, settings in (("dask_defaults", {}), ("graphonc", DASK_SETTINGS)):
+        with extraction_client(None, 2, settings=settings) as client:
+            client.wait_for_workers(2)
+            procs = [psutil.Process()] + [psutil.Process(pid) for pid in client.run(os.getpid).values()]
+            time.sleep(1.0)
+            before = cpu_of(procs)
+            time.sleep(idle_seconds)
+            out["idle_cluster_cores"][name] = round((cpu_of(procs) - before) / idle_seconds, 4)
+            if name == "graphonc":
+                before, own = cpu_of(procs[1:]), cpu_of(procs[:1])
+                futures = [client.submit(dict, features, pure=False) for _ in range(n_tasks)]
+                client.gather(futures)
+                out["task_cpu_ms"] = {"client_process": round(1000 * (cpu_of(procs[:1]) - own) / n_tasks, 2),
+                                      "workers": round(1000 * (cpu_of(procs[1:]) - before) / n_tasks, 2)}
+    jobs = [_job(c, params) for c in cases[:4]]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           "MALLOC_TRIM_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
+    out["allocator"] = {}
+    for mode in ("plain", "tuned"):
+        res = subprocess.run([sys.executable, "-c", _FAULTS, mode], input=json.dumps(jobs) + "\n", text=True,
+                             capture_output=True, env=env, cwd=REPO, check=True)
+        faults, cpu = res.stdout.split()
+        out["allocator"][mode] = {"page_faults_per_case": round(int(faults) / (len(jobs) - 1)),
+                                  "cpu_seconds_per_case": round(float(cpu) / (len(jobs) - 1), 4)}
+    files = [f for c in cases for f in (c.image, c.mask)]
+    t = time.process_time()
+    for f in files:
+        content_hash(f)
+    out["hash_ms_per_case"] = round(1000 * (time.process_time() - t) / len(cases), 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache, t = ResultCache(Path(tmp)), time.process_time()
+        for i in range(200):
+            cache.put(f"{i:064x}", {"features": features, "label": 1, "notes": [], "seconds": 0.2})
+        out["cache_put_ms_per_case"] = round(1000 * (time.process_time() - t) / 200, 3)
+    log(f"overheads: {out}")
+    return out
+
+
 def _fastest(rounds: list[dict]) -> dict:
     best = dict(min(rounds, key=lambda r: r["seconds"]))
     if len(rounds) > 1:
@@ -314,6 +393,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rounds", type=int, default=1, help="time the modes this many times, keep each one's fastest")
     ap.add_argument("--workers", type=int, default=0, help="parallel workers (default 0 = every usable core)")
     ap.add_argument("--chunk", type=int, default=4, help="cases per task of the local_2_chunked mode (default 4)")
+    ap.add_argument("--overheads", action="store_true", help="also measure the per-case costs one by one "
+                    "(idle cluster, per task, allocator, hashing, cache writes; about 30 s)")
     ap.add_argument("--data-dir", type=Path, default=DATA, help=f"real data folder (default {DATA})")
     ap.add_argument("--json-out", type=Path, help="also write the JSON here")
     args = ap.parse_args(argv)
@@ -352,6 +433,7 @@ def main(argv: list[str] | None = None) -> dict:
                     rounds.setdefault(name, []).append(run_mode(name, cases, params, n, None, scheduler=address,
                                                                 cases_per_task=per_task))
             rounds.setdefault("cold", []).append(run_mode("cold", cases, params, workers, None))
+        overheads = measure_overheads(cases, params) if args.overheads else None
         run_mode("fill cache", cases, params, workers, work / "cache")
         rounds["warm"] = [run_mode("warm", cases, params, workers, work / "cache")]
     for rs in rounds.values():
@@ -376,7 +458,7 @@ def main(argv: list[str] | None = None) -> dict:
                          "spacing_mm": params.pyradiomics.setting.get("resampledPixelSpacing"),
                          "feature_classes": sorted((params.pyradiomics.featureClass or {}).keys())},
               "dask_settings": {k: v for k, v in DASK_SETTINGS.items()},
-              "results": results}
+              "results": results, **({"overheads": overheads} if overheads else {})}
     text = json.dumps(report, indent=2)
     print(text)
     if args.json_out:

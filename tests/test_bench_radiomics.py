@@ -45,3 +45,19 @@ def test_bench_full_resolution_drops_the_resampling(tmp_path):
                                               repeat=2, full_resolution=full)
         assert load_params(params).pyradiomics.setting.get("resampledPixelSpacing") == spacing
         assert len(manifest.read_text().splitlines()) == 1 + 2 * 2
+
+
+def test_bench_overheads_are_measured(tmp_path):
+    """--overheads: each per-case cost of docs/scaling.md measured alone, with its own probe."""
+    from graphonc.radiomics.manifest import read_manifest
+    from graphonc.radiomics_config import load_params
+
+    bench = load_script("bench_radiomics")
+    manifest, params = bench.write_inputs(tmp_path, bench.DATA, 4, bench.REPO / "configs" / "radiomics.yaml", 4.0)
+    o = bench.measure_overheads(read_manifest(manifest), load_params(params), idle_seconds=1.0, n_tasks=20)
+    assert set(o["idle_cluster_cores"]) == {"dask_defaults", "graphonc"}
+    assert all(v >= 0 for v in o["idle_cluster_cores"].values())
+    assert o["task_cpu_ms"]["client_process"] > 0 and o["task_cpu_ms"]["workers"] >= 0
+    # Dask's trim variable makes pyradiomics page-fault far more, unless the allocator is tuned
+    assert o["allocator"]["tuned"]["page_faults_per_case"] * 5 < o["allocator"]["plain"]["page_faults_per_case"]
+    assert o["hash_ms_per_case"] > 0 and o["cache_put_ms_per_case"] > 0

@@ -211,6 +211,7 @@ from graphonc.radiomics.manifest import read_manifest
 from graphonc.radiomics_config import load_params
 jobs = [_job(c, load_params({str(params)!r})) for c in read_manifest({str(manifest)!r})]
 worker._init_worker(single_thread=sys.argv[1] == "tuned")
+__import__("SimpleITK").ProcessObject.SetGlobalDefaultNumberOfThreads(1)
 worker._extract_one(jobs[0])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for job in jobs:
