@@ -109,6 +109,9 @@ def extract_cases(cases: list[Case], params: RadiomicsParams, *, workers: int | 
         InputError: the scheduler cannot be reached.
         GraphoncError: ``cases_per_task`` below 1.
     """
+    if cases_per_task is not None and cases_per_task < 1:
+        raise GraphoncError(f"--cases-per-task {cases_per_task}: give at least 1, or leave it out for the "
+                            "automatic choice.")
     t0 = time.perf_counter()
     make_extractor(params.pyradiomics, params.source_path)  # fail fast on bad parameters, in this process
     version = pyradiomics_version()
@@ -118,9 +121,6 @@ def extract_cases(cases: list[Case], params: RadiomicsParams, *, workers: int | 
     want = workers if workers is not None else params.workers
     n_workers = want if want and want > 0 else available_cores()
 
-    if cases_per_task is not None and cases_per_task < 1:
-        raise GraphoncError(f"--cases-per-task {cases_per_task}: give at least 1, or leave it out for the "
-                            "automatic choice.")
     per_task = 1
     results: dict[str, dict] = {}
     status: dict[str, str] = {}

@@ -63,7 +63,7 @@ def tune_malloc() -> bool:
     Dask's nanny starts every worker with ``MALLOC_TRIM_THRESHOLD_=65536`` (to hand freed memory
     back to the OS at once). Setting it freezes glibc's mmap threshold at 128 kB, so each of the
     many temporaries of a few MB that pyradiomics makes per case is mmapped, page-faulted and
-    unmapped again: ~17k page faults and +13-20% CPU per 2 mm IBSI case, measured. Fixing the
+    unmapped again: ~17k page faults and +12-14% CPU per 2 mm IBSI case, measured. Fixing the
     thresholds here works whatever the worker's environment (a LocalCluster, an existing
     cluster's ``dask worker``, a worker the nanny restarted).
     """
