@@ -35,7 +35,7 @@ CONNECT_TIMEOUT_S = 10
 
 #: Dask settings of the clusters graphonc starts (dotted keys of ``dask.config``), measured on 2
 #: cores (docs/scaling.md): with Dask's defaults an idle 2-worker LocalCluster (scheduler, 2
-#: nannies, 2 workers) uses 0.1 core, with these 0.012:
+#: nannies, 2 workers) uses 0.08-0.1 of a core, with these 0.01-0.02:
 #:
 #: * the statistical profiler off: it samples every thread's stack every 10 ms (1% of a core per
 #:   idle worker, more inside pyradiomics' deep stacks);
@@ -53,8 +53,8 @@ DASK_SETTINGS: dict[str, object] = {
 #: Automatic ``cases_per_task``: at least this many tasks per worker thread, so the workers' last
 #: tasks end close together (a worker idles half a task at the end on average: < 0.5% of the run) ...
 TASKS_PER_WORKER = 100
-#: ... and at most this many cases per task: Dask's ~3.5 ms of CPU per task (client, scheduler and
-#: worker together, measured) is then < 0.25 ms per case, and a client killed mid-run loses at most
+#: ... and at most this many cases per task: Dask's 3.4-5 ms of CPU per task (client, scheduler and
+#: worker together, measured) is then about 0.3 ms per case, and a client killed mid-run loses at most
 #: this many cases per worker (extracted but not yet cached).
 MAX_CASES_PER_TASK = 16
 
