@@ -492,10 +492,11 @@ def projection_plot(run: PathLike, method: str = "umap") -> Path:
 def radiomics_extract(manifest: PathLike, out: PathLike, *, params: PathLike = "configs/radiomics.yaml",
                       workers: int | None = None, scheduler: str | None = None, cache: PathLike | None = None,
                       use_cache: bool = True, on_mismatch: str | None = None, tolerance_mm: float | None = None,
-                      progress: bool = False) -> tuple[ExtractResult, dict]:
+                      progress: bool = False, cases_per_task: int | None = None) -> tuple[ExtractResult, dict]:
     """Extract pyradiomics features for every case of a manifest (parallel, cached, resumable)
     into the Parquet table ``out`` (:func:`graphonc.radiomics.extract.extract_run`).
     ``on_mismatch`` (resample, reject) and ``tolerance_mm`` override the params file's geometry.
+    ``cases_per_task``: cases per Dask task (None: automatic, 1 for small batches).
     Returns (result: ``.features``, ``.errors``, ``.counts``; the report written beside ``out``).
 
     Example::
@@ -514,7 +515,8 @@ def radiomics_extract(manifest: PathLike, out: PathLike, *, params: PathLike = "
         if tolerance_mm is not None:
             geometry.tolerance_mm = tolerance_mm
     return extract_run(Path(manifest), Path(params), Path(out), workers=workers, cache_dir=_path(cache),
-                       use_cache=use_cache, geometry=geometry, progress=progress, scheduler=scheduler)
+                       use_cache=use_cache, geometry=geometry, progress=progress, scheduler=scheduler,
+                       cases_per_task=cases_per_task)
 
 
 def radiomics_import(features_csv: PathLike, out: PathLike, *, config: PathLike | None = None,

@@ -42,6 +42,9 @@ def extract_cmd(
     scheduler: str = typer.Option(None, "--scheduler", help="Address of an existing Dask scheduler "
                                   "(tcp://host:8786) whose workers extract the cases; default: a local cluster of "
                                   "--workers processes. Workers read the images by path."),
+    cases_per_task: int = typer.Option(None, "--cases-per-task", min=1, help="Cases a Dask task extracts one "
+                                       "after the other (default: from the number of cases and workers, 1 for "
+                                       "small batches, at most 16)."),
     cache: Path = typer.Option(None, "--cache", help="Result cache folder (default $GRAPHONC_RADIOMICS_CACHE or "
                                "~/.cache/graphonc/radiomics)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the cache."),
@@ -69,7 +72,7 @@ def extract_cmd(
     result, report = api.radiomics_extract(manifest, out, params=params, workers=workers, cache=cache,
                                            use_cache=not no_cache, on_mismatch=on_mismatch and on_mismatch.value,
                                            tolerance_mm=tolerance_mm, progress=settings.progress,
-                                           scheduler=scheduler)
+                                           scheduler=scheduler, cases_per_task=cases_per_task)
     c = result.counts
     if not result.errors.empty:
         t = Table(title=f"{len(result.errors)} case(s) failed (also in {report['errors_table']})")

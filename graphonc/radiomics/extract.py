@@ -38,6 +38,7 @@ from pathlib import Path
 import pandas as pd
 
 import graphonc
+from graphonc.errors import GraphoncError
 from graphonc.graph.outputs import claim_file, listed_in
 from graphonc.graph.run import atomic_file, write_parquet
 from graphonc.progress import make_progress
@@ -70,6 +71,7 @@ class ExtractResult:
     cases: list[dict] = field(default_factory=list)  # case_id, status (extracted/cached/failed), seconds
     seconds: float = 0.0
     workers: int = 1
+    cases_per_task: int = 1  # cases per Dask task (1 in this process)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -79,14 +81,17 @@ class ExtractResult:
         return out
 
 
-def _job(case: Case, params: RadiomicsParams) -> dict:
+def _job(case: Case, params: RadiomicsParams, settings: dict | None = None, geometry: dict | None = None) -> dict:
+    """What a worker needs for one case. ``settings``/``geometry``: the dumped parameters, shared by
+    the jobs of a batch (pickled once per task)."""
     return {"image": str(case.image), "mask": str(case.mask), "label": case.label,
-            "params": params.pyradiomics.model_dump(), "geometry": params.geometry.model_dump()}
+            "params": settings if settings is not None else params.pyradiomics.model_dump(),
+            "geometry": geometry if geometry is not None else params.geometry.model_dump()}
 
 
 def extract_cases(cases: list[Case], params: RadiomicsParams, *, workers: int | None = None,
                   cache_dir: Path | None = None, use_cache: bool = True, progress: bool = False,
-                  scheduler: str | None = None) -> ExtractResult:
+                  scheduler: str | None = None, cases_per_task: int | None = None) -> ExtractResult:
     """Extract every case (see module doc); nothing is written except cache entries.
 
     Args:
@@ -96,10 +101,17 @@ def extract_cases(cases: list[Case], params: RadiomicsParams, *, workers: int | 
         use_cache: False = neither read nor write the cache.
         scheduler: address of an existing Dask scheduler (``tcp://host:8786``); its workers
             extract the cases.
+        cases_per_task: cases a Dask task extracts one after the other; None = automatic from
+            the number of cases and worker threads
+            (:func:`~graphonc.radiomics.cluster.auto_cases_per_task`: 1 for small batches).
 
     Raises:
         InputError: the scheduler cannot be reached.
+        GraphoncError: ``cases_per_task`` below 1.
     """
+    if cases_per_task is not None and cases_per_task < 1:
+        raise GraphoncError(f"--cases-per-task {cases_per_task}: give at least 1, or leave it out for the "
+                            "automatic choice.")
     t0 = time.perf_counter()
     make_extractor(params.pyradiomics, params.source_path)  # fail fast on bad parameters, in this process
     version = pyradiomics_version()
@@ -109,6 +121,7 @@ def extract_cases(cases: list[Case], params: RadiomicsParams, *, workers: int | 
     want = workers if workers is not None else params.workers
     n_workers = want if want and want > 0 else available_cores()
 
+    per_task = 1
     results: dict[str, dict] = {}
     status: dict[str, str] = {}
     pending: list[tuple[Case, str | None]] = []
@@ -116,7 +129,7 @@ def extract_cases(cases: list[Case], params: RadiomicsParams, *, workers: int | 
         task = bar.add_task("radiomics extract", total=len(cases))
         for case in cases:
             key = None
-            if case.image.exists() and case.mask.exists():
+            if use_cache and case.image.exists() and case.mask.exists():  # no cache: no need to hash the files
                 key = case_key(content_hash(case.image), content_hash(case.mask), canon_params, canon_geom,
                                case.label, version)
                 hit = cache.get(key)
@@ -140,15 +153,19 @@ def extract_cases(cases: list[Case], params: RadiomicsParams, *, workers: int | 
             for case, key in pending:
                 done(case, key, _extract_one(_job(case, params)))
         elif pending:
-            from graphonc.radiomics.cluster import extraction_client, run_jobs
+            from graphonc.radiomics.cluster import auto_cases_per_task, extraction_client, run_jobs, worker_threads
 
             with extraction_client(scheduler, n_workers) as client:
                 n_workers = len(client.scheduler_info().get("workers", {})) or n_workers
-                jobs = {c.case_id: _job(c, params) for c, _ in pending}
+                per_task = cases_per_task or auto_cases_per_task(len(pending), worker_threads(client))
+                geometry, settings = params.geometry.model_dump(), params.pyradiomics.model_dump()
+                jobs = {c.case_id: _job(c, params, settings, geometry) for c, _ in pending}
                 by_id = {c.case_id: (c, k) for c, k in pending}
-                for case_id, res in run_jobs(client, jobs):
+                for case_id, res in run_jobs(client, jobs, per_task):
                     done(*by_id[case_id], res)
-    return _assemble(cases, results, status, time.perf_counter() - t0, n_workers)
+    result = _assemble(cases, results, status, time.perf_counter() - t0, n_workers)
+    result.cases_per_task = per_task
+    return result
 
 
 def _assemble(cases: list[Case], results: dict[str, dict], status: dict[str, str], seconds: float,
@@ -220,6 +237,7 @@ def write_outputs(result: ExtractResult, out: Path, extra: dict | None = None) -
     with atomic_file(err_path) as tmp:  # claimed above, with the report that vouches for it
         result.errors.to_csv(tmp, index=False)
     report = {"graphonc_version": graphonc.__version__, "counts": result.counts, "seconds": result.seconds, "workers": result.workers,
+              "cases_per_task": result.cases_per_task,
               "features": len(feature_columns(result.features)), "out": str(out),
               "errors_table": str(err_path), "cases": result.cases, **(extra or {})}
     with atomic_file(report_path, claim=True) as tmp:
@@ -229,12 +247,14 @@ def write_outputs(result: ExtractResult, out: Path, extra: dict | None = None) -
 
 def extract_run(manifest: str | Path, params_path: str | Path, out: str | Path, *, workers: int | None = None,
                 cache_dir: Path | None = None, use_cache: bool = True, geometry: GeometrySpec | None = None,
-                progress: bool = False, scheduler: str | None = None) -> tuple[ExtractResult, dict]:
+                progress: bool = False, scheduler: str | None = None,
+                cases_per_task: int | None = None) -> tuple[ExtractResult, dict]:
     """The ``radiomics extract`` stage: manifest + params file → features, errors table, report.
 
     Args:
         geometry: overrides the params file's ``geometry`` section.
         scheduler: an existing Dask scheduler's address (see :func:`extract_cases`).
+        cases_per_task: cases per Dask task (see :func:`extract_cases`).
 
     Raises:
         InputError: an unusable manifest (missing column, duplicate case id …).
@@ -246,7 +266,7 @@ def extract_run(manifest: str | Path, params_path: str | Path, out: str | Path, 
         params = params.model_copy(update={"geometry": geometry})
     cases = read_manifest(manifest)
     result = extract_cases(cases, params, workers=workers, cache_dir=cache_dir, use_cache=use_cache,
-                           progress=progress, scheduler=scheduler)
+                           progress=progress, scheduler=scheduler, cases_per_task=cases_per_task)
     report = write_outputs(result, Path(out), {"manifest": str(manifest), "params": str(params_path),
                                                "pyradiomics": pyradiomics_version(),
                                                "pyradiomics_params": params.pyradiomics.as_params(),
