@@ -61,7 +61,7 @@ def prostate_run(tmp_path_factory) -> GraphRun:
 
 
 #: Small, quick model settings for tests that need a trained model (not for quality claims).
-FAST_MODEL = dict(hidden=32, embedding_dim=16, epochs=25, patience=25)
+FAST_MODEL = dict(hidden=32, embedding_dim=16, epochs=25, patience=25, ensemble=1)
 
 
 @pytest.fixture(scope="session")

@@ -92,7 +92,7 @@ def write_metabric_tables(data: Path, out: Path, n: int = 400, columns: dict[str
                       "columns": {k: mh.get(k, k) for k in ("patient_id", "gene", "protein_change", "variant_class",
                                                             "vaf")}},
         "genes": {"intogen": str(data / "genes" / "IntOGen_Compendium_Cancer_Genes_2020-02-02.tsv")},
-        "model": {"hidden": 16, "embedding_dim": 8, "epochs": 8, "patience": 8, "seed": 0},
+        "model": {"hidden": 16, "embedding_dim": 8, "epochs": 8, "patience": 8, "seed": 0, "ensemble": 1},
     }
     path = out / "config.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")

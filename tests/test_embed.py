@@ -19,7 +19,7 @@ from graphonc.model.train import fit_model, predict
 
 pytestmark = pytest.mark.slow  # trains a fold model and embeds held-back METABRIC patients from files
 
-SMALL = ModelConfig(hidden=32, embedding_dim=16, epochs=12, patience=100, seed=1)
+SMALL = ModelConfig(hidden=32, embedding_dim=16, epochs=12, patience=100, seed=1, ensemble=1)
 
 
 @pytest.fixture(scope="module")

@@ -960,7 +960,7 @@ def test_model_reads_new_patients_by_header_and_shows_headers(hostile_runs, tmp_
 
     root = tmp_path / "run"
     shutil.copytree(hostile_runs["metabric"].root, root)
-    train_stage(root, hidden=16, embedding_dim=8, epochs=4, patience=4)
+    train_stage(root, hidden=16, embedding_dim=8, epochs=4, patience=4, ensemble=1)
     build_index(root, "flat", device="cpu")
     run = GraphRun.open(root)
     age = METABRIC_HEADERS["AGE_AT_DIAGNOSIS"]
@@ -1505,7 +1505,7 @@ def hostile_ids(data_dir, tmp_path_factory) -> tuple[GraphRun, dict[str, str]]:
     t.loc[t["PATIENT_ID"] == MATH_ID, "COHORT"] = "<b>[bold]1[/bold]</b>"
     t.to_csv(root / "in" / "clinical.tsv", sep="\t", index=False)
     build_run(cfg, root / "run")
-    train_stage(root / "run", hidden=16, embedding_dim=8, epochs=6, patience=6)
+    train_stage(root / "run", hidden=16, embedding_dim=8, epochs=6, patience=6, ensemble=1)
     build_index(root / "run", "flat", device="cpu")
     return GraphRun.open(root / "run"), ids
 

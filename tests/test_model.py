@@ -10,7 +10,7 @@ from graphonc.model.data import model_graph, reverse
 from graphonc.model.gnn import ModelConfig
 from graphonc.model.train import fit_model, predict
 
-FAST = ModelConfig(hidden=32, embedding_dim=16, epochs=40, patience=40, seed=0)
+FAST = ModelConfig(hidden=32, embedding_dim=16, epochs=40, patience=40, seed=0, ensemble=1)
 
 
 @pytest.fixture(scope="module")

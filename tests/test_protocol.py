@@ -23,7 +23,7 @@ from graphonc.model_config import ModelConfig
 
 from conftest import CONFIGS
 
-TINY = ModelConfig(hidden=16, embedding_dim=8, epochs=4, patience=4, seed=0)
+TINY = ModelConfig(hidden=16, embedding_dim=8, epochs=4, patience=4, seed=0, ensemble=1)
 
 
 @pytest.fixture(scope="module")
@@ -277,7 +277,7 @@ def test_whole_exome_cohort_learns_its_label(cesc_run):
 
 @pytest.mark.slow
 def test_shuffled_labels_and_outcomes_give_chance_and_raise_the_flag(cesc_run, tmp_path):
-    cfg = ModelConfig(hidden=32, embedding_dim=16, epochs=60, patience=15, gene_min_patients=5, seed=0)
+    cfg = ModelConfig(hidden=32, embedding_dim=16, epochs=60, patience=15, gene_min_patients=5, seed=0, ensemble=1)
     root = tmp_path / "shuffled"
     shutil.copytree(cesc_run.root, root)
     p = pd.read_parquet(root / "graph/nodes/Patient.parquet")

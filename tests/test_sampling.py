@@ -61,7 +61,7 @@ def test_fanout_caps_incoming_edges_and_is_seeded(graph):
 @pytest.mark.slow  # trains on mini-batches
 def test_minibatch_training_learns(metabric_run):
     ids = eligible_patients(metabric_run)[S.ID].tolist()
-    cfg = ModelConfig(hidden=32, embedding_dim=16, epochs=4, patience=10, batch_size=512, fanouts=[10, 5])
+    cfg = ModelConfig(hidden=32, embedding_dim=16, epochs=4, patience=10, batch_size=512, fanouts=[10, 5], ensemble=1)
     fit = fit_model(metabric_run, ids, cfg)
     losses = [h["train_loss"] for h in fit.history]
     assert len(losses) == 4 and losses[-1] < losses[0]
