@@ -30,6 +30,7 @@ from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.model.gnn import PatientGNN
 from graphonc.model.io import LoadedModel, load_model
+from graphonc.model.local import LocalModel, PatientGraph
 
 TARGETS = ("risk", "diagnosis")
 #: Node types whose layer-0 states are attributed (when the graph has them).
@@ -86,34 +87,81 @@ def _output(model: PatientGNN, x_rest: dict, edges: dict, vocab: dict, row: int,
 def explain_row(model: PatientGNN, x: dict, edges: dict, vocab: dict, row: int, *, feature_names: list[str],
                 ids: dict[str, pd.Index], classes: list[str], patient_values: pd.Series | None = None,
                 node_values: dict[str, pd.Series] | None = None, steps: int = 24) -> tuple[pd.DataFrame, dict, str | None]:
-    """Attributions of patient ``row`` of the given graph tensors (see :class:`Explanation`)."""
+    """Attributions of patient ``row`` of the given graph tensors, over the whole graph (see :class:`Explanation`).
+
+    The reference computation: :func:`explain_local` gives the same table from the patient's
+    computation graph alone (``tests/test_explain.py``).
+    """
     model.eval()
     with torch.no_grad():
         h0 = model.input_states(x, vocab)
         _, logits, _ = model.heads(model.propagate(h0, edges)[S.PATIENT][row:row + 1])
     cls = int(logits.argmax(-1)) if classes else -1
-    linked = _linked(edges, row)
+    kinds = _output(model, x, edges, vocab, row, "risk", cls)[1]
+    inputs = (x[S.PATIENT][row:row + 1].clone(), *(h0[t].detach()[None] for t in kinds))
+    # node baseline = the average state of its type: an all-zero graph sits where LayerNorm is
+    # steepest, which makes the path integral inaccurate; "an average gene" is also easier to read
+    baselines = (torch.zeros_like(inputs[0]), *(s.mean(1, keepdim=True).expand_as(s) for s in inputs[1:]))
+    frames, outputs = _attribute(lambda target: _output(model, x, edges, vocab, row, target, cls)[0], inputs,
+                                 baselines, kinds, {t: np.arange(len(ids[t])) for t in kinds}, _linked(edges, row),
+                                 feature_names=feature_names, ids=ids, classes=classes, steps=steps, batch=1)
+    return _table(frames, patient_values, node_values), outputs, classes[cls] if classes else None
+
+
+def explain_local(graph: PatientGraph, *, feature_names: list[str], ids: dict[str, pd.Index], classes: list[str],
+                  patient_values: pd.Series | None = None, node_values: dict[str, pd.Series] | None = None,
+                  steps: int = 24) -> tuple[pd.DataFrame, dict, str | None]:
+    """:func:`explain_row` on the patient's computation graph (:mod:`graphonc.model.local`): the
+    same attributions, at a cost that does not grow with the cohort; the steps run as one batch."""
+    local = graph.local
+    with torch.no_grad():
+        _, logits, _ = graph.forward(graph.x_row, {})
+    cls = int(logits.argmax(-1)) if classes else -1
+    kinds = [t for t in NODE_KINDS if t in graph.nodes and t in local.x]
+    inputs = (graph.x_row.clone(), *(graph.states(t)[None] for t in kinds))
+    baselines = (torch.zeros_like(inputs[0]), *(local.mean[t].expand_as(s) for t, s in zip(kinds, inputs[1:])))
+
+    def output(target: str):
+        def forward(x_row: torch.Tensor, *states: torch.Tensor) -> torch.Tensor:
+            _, logits, risk = graph.forward(x_row, dict(zip(kinds, states)))
+            return risk if target == "risk" else torch.log_softmax(logits, -1)[:, cls]
+        return forward
+
+    frames, outputs = _attribute(output, inputs, baselines, kinds, {t: graph.nodes[t].numpy() for t in kinds},
+                                 graph.linked, feature_names=feature_names, ids=ids, classes=classes, steps=steps,
+                                 batch=None)
+    return _table(frames, patient_values, node_values), outputs, classes[cls] if classes else None
+
+
+def _attribute(output, inputs: tuple, baselines: tuple, kinds: list[str], rows: dict[str, np.ndarray],
+               linked: dict[str, set[int]], *, feature_names, ids, classes, steps: int, batch: int | None):
+    """Integrated gradients per target → (frames of the table, outputs).
+
+    ``output(target)``: f(patient row (B, F), node states (B, N_t, H) of ``kinds``...) → (B,);
+    ``rows[t]``: the global row of each node of the inputs; ``batch``: steps per forward call.
+    """
     frames, outputs = [], {}
     for target in TARGETS if classes else ("risk",):
-        forward, kinds = _output(model, x, edges, vocab, row, target, cls)
-        inputs = (x[S.PATIENT][row:row + 1].clone(), *(h0[t].detach()[None] for t in kinds))
-        # node baseline = the average state of its type: an all-zero graph sits where LayerNorm is
-        # steepest, which makes the path integral inaccurate; "an average gene" is also easier to read
-        baselines = (torch.zeros_like(inputs[0]), *(s.mean(1, keepdim=True).expand_as(s) for s in inputs[1:]))
+        forward = output(target)
         ig = IntegratedGradients(forward)
-        attrs, delta = ig.attribute(inputs, baselines=baselines, n_steps=steps, internal_batch_size=1,
+        attrs, delta = ig.attribute(inputs, baselines=baselines, n_steps=steps, internal_batch_size=batch,
                                     return_convergence_delta=True)
         with torch.no_grad():
             value, base = float(forward(*inputs)[0]), float(forward(*baselines)[0])
         outputs[target] = {"value": value, "baseline": base, "delta": float(delta.abs().max())}
-        clin = pd.Series(attrs[0][0].numpy(), index=feature_names).groupby(clinical_column, sort=False).sum()
+        clin = pd.Series(attrs[0][0].detach().numpy(), index=feature_names).groupby(clinical_column, sort=False).sum()
         frames.append(pd.DataFrame({"target": target, "kind": "clinical", "name": clin.index,
                                     "attribution": clin.to_numpy(), "linked": True}))
         for t, a in zip(kinds, attrs[1:]):
-            per_node = a[0].sum(-1).numpy()
-            frames.append(pd.DataFrame({"target": target, "kind": NODE_KINDS[t], "name": ids[t],
+            per_node = a[0].detach().sum(-1).numpy()
+            frames.append(pd.DataFrame({"target": target, "kind": NODE_KINDS[t], "name": ids[t][rows[t]],
                                         "attribution": per_node,
-                                        "linked": np.isin(np.arange(len(ids[t])), list(linked.get(t, ())))}))
+                                        "linked": np.isin(rows[t], list(linked.get(t, ())))}))
+    return frames, outputs
+
+
+def _table(frames: list[pd.DataFrame], patient_values: pd.Series | None, node_values: dict | None) -> pd.DataFrame:
+    """The :class:`Explanation` table from the attribution frames."""
     table = pd.concat(frames, ignore_index=True)
     table = table[(table["attribution"] != 0) | (table["kind"] == "clinical")]  # nodes out of the patient's reach
     table["value"] = None
@@ -124,9 +172,8 @@ def explain_row(model: PatientGNN, x: dict, edges: dict, vocab: dict, row: int, 
     for t, values in (node_values or {}).items():
         rows = table["kind"] == NODE_KINDS[t]
         table.loc[rows, "value"] = table.loc[rows, "name"].map(values)
-    table = table.assign(_abs=table["attribution"].abs()).sort_values(
+    return table.assign(_abs=table["attribution"].abs()).sort_values(
         ["target", "_abs"], ascending=[True, False], kind="stable").drop(columns="_abs").reset_index(drop=True)
-    return table, outputs, classes[cls] if classes else None
 
 
 def _linked(edges: dict, row: int) -> dict[str, set[int]]:
@@ -166,23 +213,23 @@ def _node_values(run: GraphRun) -> dict[str, pd.Series]:
 
 
 def explain_loaded(lm: LoadedModel, run: GraphRun, patient_id: str, steps: int = 32,
-                   patients: pd.DataFrame | None = None, node_values: dict | None = None) -> Explanation:
+                   patients: pd.DataFrame | None = None, node_values: dict | None = None,
+                   local: LocalModel | None = None) -> Explanation:
     """:func:`explain_patient` with the model already loaded (the service keeps it in memory).
 
-    ``patients`` (the Patient table indexed by id) and ``node_values`` are read from the run
-    unless given.
+    ``patients`` (the Patient table indexed by id), ``node_values`` and ``local`` (the model's
+    :class:`~graphonc.model.local.LocalModel`) are read or made here unless given.
     """
-    g, d = lm.graph, lm.graph.data
+    g = lm.graph
     pid = g.ids[S.PATIENT]
     if patient_id not in pid:
         raise unknown_patient(patient_id, pid, str(run.root))
     row = int(pid.get_loc(patient_id))
-    x = {t: d[t].x for t in d.node_types if "x" in d[t]}
-    edges = {e: d[e].edge_index for e in d.edge_types}
     patients = patients if patients is not None else run.nodes(S.PATIENT).set_index(S.ID)
-    table, outputs, predicted = explain_row(
-        lm.model, x, edges, g.vocab_dict, row, feature_names=g.encoder.feature_names_, ids=g.ids,
-        classes=g.label_classes, patient_values=patients.loc[patient_id],
+    graph = (local or LocalModel(lm)).of_patient(row)
+    table, outputs, predicted = explain_local(
+        graph, feature_names=g.encoder.feature_names_, ids=g.ids, classes=g.label_classes,
+        patient_values=patients.loc[patient_id],
         node_values=node_values if node_values is not None else _node_values(run), steps=steps)
     clinical = table["kind"] == "clinical"  # features by the column names users know, not the tables' keys
     shown = run.column_names()
@@ -190,17 +237,18 @@ def explain_loaded(lm: LoadedModel, run: GraphRun, patient_id: str, steps: int =
     return Explanation(patient_id, table, outputs, predicted)
 
 
-def explain_new(lm: LoadedModel, run: GraphRun, new, steps: int = 32, node_values: dict | None = None) -> Explanation:
+def explain_new(lm: LoadedModel, run: GraphRun, new, steps: int = 32, node_values: dict | None = None,
+                local: LocalModel | None = None) -> Explanation:
     """Explain the model's outputs for the first patient of ``new`` (a NewPatients), attached receive-only."""
-    from graphonc.model.embed import attach  # embed imports the build stage; only needed here
+    from graphonc.model.embed import links  # embed imports the build stage; only needed here
 
     g = lm.graph
-    x, edges, rows, _ = attach(lm, new)
-    row = int(rows[0])
-    ids = dict(g.ids)
-    ids[S.PATIENT] = g.ids[S.PATIENT].append(pd.Index(new.patients[S.ID]))
-    table, outputs, predicted = explain_row(
-        lm.model, x, edges, g.vocab_dict, row, feature_names=g.encoder.feature_names_, ids=ids,
-        classes=g.label_classes, patient_values=new.patients.iloc[0],
+    linked, _ = links(lm, new)
+    query_in = {e: torch.from_numpy(nodes[patients == 0]) for e, (nodes, patients) in linked.items()}
+    x_row = torch.from_numpy(g.encoder.transform(new.patients.iloc[:1]))
+    graph = (local or LocalModel(lm)).of_new(x_row, query_in)
+    table, outputs, predicted = explain_local(
+        graph, feature_names=g.encoder.feature_names_, ids=g.ids, classes=g.label_classes,
+        patient_values=new.patients.iloc[0],
         node_values=node_values if node_values is not None else _node_values(run), steps=steps)
     return Explanation(str(new.patients[S.ID].iloc[0]), table, outputs, predicted)
