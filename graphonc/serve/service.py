@@ -43,13 +43,14 @@ def similar_new(state: RunState, body: NewPatient, k: int, filters: Filters) -> 
 def explain_cohort(state: RunState, patient_id: str, steps: int = EXPLAIN_STEPS):
     from graphonc.model.explain import explain_loaded
 
-    return explain_loaded(state.frozen.lm, state.run, patient_id, steps=steps, patients=state.facts.patients)
+    return explain_loaded(state.frozen.lm, state.run, patient_id, steps=steps, patients=state.facts.patients,
+                          local=state.local)
 
 
 def explain_new(state: RunState, answer: NewPatientAnswer, steps: int = EXPLAIN_STEPS):
     from graphonc.model.explain import explain_new as _explain_new
 
-    return _explain_new(state.frozen.lm, state.run, answer.tables, steps=steps)
+    return _explain_new(state.frozen.lm, state.run, answer.tables, steps=steps, local=state.local)
 
 
 def sections(state: RunState, res: SimilarResult, explanation=None, notes: NewPatientNotes | None = None) -> list[str]:
