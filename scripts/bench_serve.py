@@ -138,6 +138,12 @@ def drive(base: str, token: str, calls: list, clients: int) -> dict:
             "requests_per_s": round(len(a) / wall, 2), "errors": errors[:3], "n_errors": len(errors)}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc), children excluded."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cli_seconds(args: list[str], env: dict) -> float:
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "graphonc.cli", "-q", *args], capture_output=True, text=True,
@@ -274,14 +280,18 @@ def main(argv: list[str] | None = None) -> dict:
                 for c in (explain_clients if ep == "report_explain" else clients):
                     m = max(count, c)
                     todo = calls[:m] if m <= len(calls) else (calls * (m // len(calls) + 1))[:m]
-                    for conf, (_, base) in servers.items():  # back to back: the same machine load
+                    for conf, (proc, base) in servers.items():  # back to back: the same machine load
                         if ep == "report_explain" and conf != "current" and n_patients > args.baseline_explain_max:
                             continue
-                        load0 = os.getloadavg()[0]
+                        load0, cpu0 = os.getloadavg()[0], cpu_seconds(proc.pid)
                         stats = drive(base, token, todo, c)
                         stats["load_avg_1m"] = [round(load0, 2), round(os.getloadavg()[0], 2)]  # before, after
+                        # the server's CPU time per request: what it costs, whatever else the machine runs
+                        stats["server_cpu_ms_per_request"] = round(
+                            1000 * (cpu_seconds(proc.pid) - cpu0) / stats["requests"], 2)
                         log(f"{name} {conf} {ep} clients={c}: p50 {stats['p50_ms']} ms, p99 {stats['p99_ms']} ms, "
-                            f"{stats['requests_per_s']} req/s (load {stats['load_avg_1m']})")
+                            f"{stats['requests_per_s']} req/s, server CPU {stats['server_cpu_ms_per_request']} ms/request "
+                            f"(load {stats['load_avg_1m']})")
                         (row["endpoints"] if conf == "current" else row[conf])[ep].append(stats)
             if not args.no_cli:
                 row["cli"] = cli_times(name, run, ids[0], bodies[0], work, env,

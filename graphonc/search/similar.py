@@ -17,6 +17,7 @@ name each column by its original header (``GraphRun.column_names``), as the user
 """
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -166,6 +167,12 @@ class CohortFacts:
         # every neighbour, and a pandas row lookup costs ~100 µs each
         self.pathway_info = {pid: tuple(_none(r.get(c)) for c in ("name", "source", "n_genes"))
                              for pid, r in zip(self.pathway.index, self.pathway.to_dict("records"))}
+        # every pathway's place in the reasons' order among pathways sharing as many genes (small,
+        # specific ones first, then by id), so a neighbour's top pathways need no sort of them all
+        every = set(self.pathway_info).union(*self.pathways_of_gene.values())
+        size = {pw: self.pathway_info.get(pw, (None, None, None))[2] for pw in every}
+        self.pathway_rank = {pw: i for i, pw in enumerate(
+            sorted(every, key=lambda pw: (size[pw] if size[pw] is not None else 1e9, pw)))}
         rec = run.edges(S.RECEIVED) if S.RECEIVED in types else pd.DataFrame(columns=[S.SRC, S.DST])
         self.treatments_of = {k: sorted(v) for k, v in _groups(rec, S.SRC, S.DST).items()}
         tr = run.nodes(S.TREATMENT) if S.TREATMENT in nt else pd.DataFrame(columns=[S.ID])
@@ -424,16 +431,24 @@ def explain_pair(facts: CohortFacts, q: Profile, nb: Profile, query_pathways: di
     shared_m = sorted(q.mutations & nb.mutations)
     shared_g = sorted(q.genes & nb.genes)
     pq = query_pathways if query_pathways is not None else _pathways(facts, q.genes)
-    pn = _pathways(facts, nb.genes)
-    both = set(pq) & set(pn)
-    info = {pw: facts.pathway_info.get(pw, (None, None, None)) for pw in both}
-    shared = {pw: pq[pw] & pn[pw] for pw in both}
-    # most informative first: hit through the same gene, then small (specific) pathways; only the
+    of_gene = facts.pathways_of_gene
+    both = pq.keys() & set().union(*(of_gene.get(g, ()) for g in nb.genes))
+    # a pathway's shared genes are the genes both patients carry that lie in it
+    common = q.genes & nb.genes
+    n_shared: dict[str, int] = {}
+    for g in common:
+        for pw in of_gene.get(g, ()):
+            n_shared[pw] = n_shared.get(pw, 0) + 1
+    # most informative first: hit through the same gene(s), then small (specific) pathways; only the
     # rows kept are spelt out (hundreds of pathways are shared through one common gene)
-    order = sorted(both, key=lambda pw: (-len(shared[pw]), info[pw][2] if info[pw][2] is not None else 1e9, pw))
-    rows = [{"id": pw, "name": info[pw][0], "source": info[pw][1], "n_genes": info[pw][2],
-             "shared_genes": sorted(shared[pw]), "query_genes": sorted(pq[pw]), "neighbour_genes": sorted(pn[pw])}
-            for pw in order[:MAX_PATHWAYS]]
+    rank = facts.pathway_rank
+    rows = []
+    for pw in heapq.nsmallest(MAX_PATHWAYS, both, key=lambda pw: (-n_shared.get(pw, 0), rank[pw])):
+        name, source, n_genes = facts.pathway_info.get(pw, (None, None, None))
+        rows.append({"id": pw, "name": name, "source": source, "n_genes": n_genes,
+                     "shared_genes": sorted(g for g in common if pw in of_gene.get(g, ())),
+                     "query_genes": sorted(pq[pw]), "neighbour_genes": sorted(g for g in nb.genes
+                                                                              if pw in of_gene.get(g, ()))})
     sim, diff = [], []
     for c in (*facts.numeric, *facts.categorical):
         a, b = q.clinical.get(facts.shown(c)), nb.clinical.get(facts.shown(c))
