@@ -139,9 +139,12 @@ def drive(base: str, token: str, calls: list, clients: int) -> dict:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (Linux /proc), children excluded."""
+    """User + system CPU time so far of process ``pid`` and its live descendants (the workers; Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = [int(c) for c in children.read_text().split()] if children.exists() else []
+    return own + sum(cpu_seconds(k) for k in kids)
 
 
 def cli_seconds(args: list[str], env: dict) -> float:
@@ -177,10 +180,13 @@ def cli_times(name: str, run: Path, pid: str, body: dict, work: Path, env: dict,
     return out
 
 
-def start_server(tree: Path, runs: dict[str, Path], state_dir: Path, env: dict) -> tuple[subprocess.Popen, str]:
+def start_server(tree: Path, runs: dict[str, Path], state_dir: Path, env: dict, workers: int | None = None
+                 ) -> tuple[subprocess.Popen, str]:
     """``graphonc serve`` from the source tree ``tree`` (its graphonc first on the path) on a free port."""
     port = free_port()
     cmd = [sys.executable, "-m", "graphonc.cli", "-q", "serve", "--port", str(port), "--state-dir", str(state_dir)]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
     for r in runs.values():
         cmd += ["--run", str(r)]
     # cwd = the tree: `python -m` puts the working directory ahead of PYTHONPATH
@@ -221,6 +227,9 @@ def main(argv: list[str] | None = None) -> dict:
                          "the local explanation it ran over the whole graph: minutes per request at 100k)")
     ap.add_argument("--endpoints", default="cohort_similar,new_similar,report,report_explain",
                     help="which endpoints to measure (comma-separated)")
+    ap.add_argument("--workers", type=int, default=2, help="server processes of this tree's server (serve --workers)")
+    ap.add_argument("--baseline-workers", type=int, default=None,
+                    help="serve --workers of the baseline (default: not passed; trees before it lack the option)")
     ap.add_argument("--epochs", type=int, default=10, help="training epochs of the small models")
     ap.add_argument("--workdir", type=Path, default=None, help="keep runs here (reused when present)")
     ap.add_argument("--no-cli", action="store_true", help="skip the CLI timings")
@@ -251,7 +260,8 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         for conf, tree in trees.items():  # one at a time: two start-ups at once would time each other's load
             t1 = time.perf_counter()
-            servers[conf] = start_server(tree, runs, work / f"state-{conf}", env)
+            servers[conf] = start_server(tree, runs, work / f"state-{conf}", env,
+                                         args.workers if conf == "current" else args.baseline_workers)
             wait_up(*servers[conf], token)
             start_s[conf] = round(time.perf_counter() - t1, 1)
             log(f"{conf} server up in {start_s[conf]:.0f} s")
@@ -304,7 +314,9 @@ def main(argv: list[str] | None = None) -> dict:
         for proc, _ in servers.values():
             proc.wait(30)
     report = {"benchmark": "serve", "goals": GOALS, "server_start_s": start_s, "configurations": {
-                  k: str(v) for k, v in trees.items()},
+                  "current": {"tree": str(REPO), "workers": args.workers}} | (
+                  {"baseline": {"tree": str(trees["baseline"]), "workers": args.baseline_workers}}
+                  if "baseline" in trees else {}),
               "machine": {"cpu_count": os.cpu_count(), "cpu_usable": len(os.sched_getaffinity(0)),
                           "load_avg_1m": os.getloadavg()[0]},
               "results": results, "goals_met": goals_met(results)}
