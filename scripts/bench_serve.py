@@ -17,6 +17,13 @@ the index (``auto``: exact below 50k patients, HNSW above), then
 Endpoints: cohort-patient similar, new-patient similar (a real patient's model inputs and
 variants as a new patient), the report page without and with the explanation.
 
+Before/after in one run: ``--baseline DIR`` serves another source tree (``git archive COMMIT |
+tar -x -C DIR``) and ``--compare-workers 2`` this tree with ``serve --workers 2``; every
+measurement then runs on each server back to back, so all see the same machine load. Each
+measurement records the 1-minute load average before and after it and the server's CPU time
+per request (its process tree's user + system time), which other jobs on a shared machine
+do not inflate the way they inflate latency.
+
 Prints one JSON object (progress to stderr). Goals (issue #14, 2-core machine, 8 clients,
 100k patients): cohort similar p99 < 50 ms, new-patient similar p99 < 250 ms, report
 without explanation < 1 s, with < 5 s. Example::
@@ -227,7 +234,10 @@ def main(argv: list[str] | None = None) -> dict:
                          "the local explanation it ran over the whole graph: minutes per request at 100k)")
     ap.add_argument("--endpoints", default="cohort_similar,new_similar,report,report_explain",
                     help="which endpoints to measure (comma-separated)")
-    ap.add_argument("--workers", type=int, default=2, help="server processes of this tree's server (serve --workers)")
+    ap.add_argument("--workers", type=int, default=1, help="server processes of this tree's server (serve --workers)")
+    ap.add_argument("--compare-workers", default="",
+                    help="also serve this tree with these --workers counts (comma-separated), measured side by side "
+                         "as configurations current_workersN")
     ap.add_argument("--baseline-workers", type=int, default=None,
                     help="serve --workers of the baseline (default: not passed; trees before it lack the option)")
     ap.add_argument("--epochs", type=int, default=10, help="training epochs of the small models")
@@ -253,15 +263,19 @@ def main(argv: list[str] | None = None) -> dict:
         runs[name] = prepare(config, work / name, args.epochs)
     token = secrets.token_urlsafe(24)
     env = {**os.environ, "GRAPHONC_API_TOKEN": token, "PYTHONPATH": str(REPO)}
-    trees = {"current": REPO} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
+    # configuration → (source tree, --workers or None)
+    trees = {"current": (REPO, args.workers)}
+    for w in [int(w) for w in args.compare_workers.split(",") if w]:
+        trees[f"current_workers{w}"] = (REPO, w)
+    if args.baseline:
+        trees["baseline"] = (args.baseline.resolve(), args.baseline_workers)
     servers: dict[str, tuple[subprocess.Popen, str]] = {}
     t0 = time.perf_counter()
     start_s = {}
     try:
-        for conf, tree in trees.items():  # one at a time: two start-ups at once would time each other's load
+        for conf, (tree, workers) in trees.items():  # one at a time: start-ups at once would slow each other
             t1 = time.perf_counter()
-            servers[conf] = start_server(tree, runs, work / f"state-{conf}", env,
-                                         args.workers if conf == "current" else args.baseline_workers)
+            servers[conf] = start_server(tree, runs, work / f"state-{conf}", env, workers)
             wait_up(*servers[conf], token)
             start_s[conf] = round(time.perf_counter() - t1, 1)
             log(f"{conf} server up in {start_s[conf]:.0f} s")
@@ -291,7 +305,7 @@ def main(argv: list[str] | None = None) -> dict:
                     m = max(count, c)
                     todo = calls[:m] if m <= len(calls) else (calls * (m // len(calls) + 1))[:m]
                     for conf, (proc, base) in servers.items():  # back to back: the same machine load
-                        if ep == "report_explain" and conf != "current" and n_patients > args.baseline_explain_max:
+                        if ep == "report_explain" and conf == "baseline" and n_patients > args.baseline_explain_max:
                             continue
                         load0, cpu0 = os.getloadavg()[0], cpu_seconds(proc.pid)
                         stats = drive(base, token, todo, c)
@@ -314,9 +328,7 @@ def main(argv: list[str] | None = None) -> dict:
         for proc, _ in servers.values():
             proc.wait(30)
     report = {"benchmark": "serve", "goals": GOALS, "server_start_s": start_s, "configurations": {
-                  "current": {"tree": str(REPO), "workers": args.workers}} | (
-                  {"baseline": {"tree": str(trees["baseline"]), "workers": args.baseline_workers}}
-                  if "baseline" in trees else {}),
+                  k: {"tree": str(tree), "workers": w} for k, (tree, w) in trees.items()},
               "machine": {"cpu_count": os.cpu_count(), "cpu_usable": len(os.sched_getaffinity(0)),
                           "load_avg_1m": os.getloadavg()[0]},
               "results": results, "goals_met": goals_met(results)}
