@@ -61,8 +61,9 @@ def clinical_column(feature: str) -> str:
     return feature.split("=", 1)[0].split("__", 1)[0]
 
 
-def _output(model: PatientGNN, x_rest: dict, edges: dict, vocab: dict, row: int, target: str, cls: int):
-    """f(patient feature row, node states...) → the scalar output, for captum (batch of 1)."""
+def _output(model: PatientGNN, x_rest: dict, edges: dict, vocab: dict, row: int, cls: int):
+    """f(patient feature rows (B, F), node states (B, N_t, H)...) → (B, 2) outputs (risk, log-probability
+    of class ``cls``), one whole-graph pass per row."""
     # node types the model's graph links (at diagnosis no RECEIVED edges: Treatment states reach no one)
     linked_types = {t for e in edges for t in (e[0], e[2])}
     kinds = [t for t in NODE_KINDS if t in x_rest and t in linked_types]
@@ -78,7 +79,7 @@ def _output(model: PatientGNN, x_rest: dict, edges: dict, vocab: dict, row: int,
             for t, s in zip(kinds, states):
                 h[t] = s[b]
             z, logits, risk = model.heads(model.propagate(h, edges)[S.PATIENT][row:row + 1])
-            outs.append(risk[0] if target == "risk" else torch.log_softmax(logits, -1)[0, cls])
+            outs.append(torch.stack([risk[0], torch.log_softmax(logits, -1)[0, cls]]))
         return torch.stack(outs)
 
     return forward, kinds
@@ -97,14 +98,14 @@ def explain_row(model: PatientGNN, x: dict, edges: dict, vocab: dict, row: int, 
         h0 = model.input_states(x, vocab)
         _, logits, _ = model.heads(model.propagate(h0, edges)[S.PATIENT][row:row + 1])
     cls = int(logits.argmax(-1)) if classes else -1
-    kinds = _output(model, x, edges, vocab, row, "risk", cls)[1]
+    forward, kinds = _output(model, x, edges, vocab, row, cls)
     inputs = (x[S.PATIENT][row:row + 1].clone(), *(h0[t].detach()[None] for t in kinds))
     # node baseline = the average state of its type: an all-zero graph sits where LayerNorm is
     # steepest, which makes the path integral inaccurate; "an average gene" is also easier to read
     baselines = (torch.zeros_like(inputs[0]), *(s.mean(1, keepdim=True).expand_as(s) for s in inputs[1:]))
-    frames, outputs = _attribute(lambda target: _output(model, x, edges, vocab, row, target, cls)[0], inputs,
-                                 baselines, kinds, {t: np.arange(len(ids[t])) for t in kinds}, _linked(edges, row),
-                                 feature_names=feature_names, ids=ids, classes=classes, steps=steps, batch=1)
+    frames, outputs = _attribute(forward, inputs, baselines, kinds, {t: np.arange(len(ids[t])) for t in kinds},
+                                 _linked(edges, row), feature_names=feature_names, ids=ids, classes=classes,
+                                 steps=steps, batch=1)
     return _table(frames, patient_values, node_values), outputs, classes[cls] if classes else None
 
 
@@ -121,39 +122,52 @@ def explain_local(graph: PatientGraph, *, feature_names: list[str], ids: dict[st
     inputs = (graph.x_row.clone(), *(graph.states(t)[None] for t in kinds))
     baselines = (torch.zeros_like(inputs[0]), *(local.mean[t].expand_as(s) for t, s in zip(kinds, inputs[1:])))
 
-    def output(target: str):
-        def forward(x_row: torch.Tensor, *states: torch.Tensor) -> torch.Tensor:
-            _, logits, risk = graph.forward(x_row, dict(zip(kinds, states)))
-            return risk if target == "risk" else torch.log_softmax(logits, -1)[:, cls]
-        return forward
+    def forward(x_row: torch.Tensor, *states: torch.Tensor) -> torch.Tensor:
+        _, logits, risk = graph.forward(x_row, dict(zip(kinds, states)))
+        return torch.stack([risk, torch.log_softmax(logits, -1)[:, cls]], 1)
 
-    frames, outputs = _attribute(output, inputs, baselines, kinds, {t: graph.nodes[t].numpy() for t in kinds},
+    frames, outputs = _attribute(forward, inputs, baselines, kinds, {t: graph.nodes[t].numpy() for t in kinds},
                                  graph.linked, feature_names=feature_names, ids=ids, classes=classes, steps=steps,
                                  batch=None)
     return _table(frames, patient_values, node_values), outputs, classes[cls] if classes else None
 
 
-def _attribute(output, inputs: tuple, baselines: tuple, kinds: list[str], rows: dict[str, np.ndarray],
+def _attribute(forward, inputs: tuple, baselines: tuple, kinds: list[str], rows: dict[str, np.ndarray],
                linked: dict[str, set[int]], *, feature_names, ids, classes, steps: int, batch: int | None):
-    """Integrated gradients per target → (frames of the table, outputs).
+    """Integrated gradients of every target → (frames of the table, outputs).
 
-    ``output(target)``: f(patient row (B, F), node states (B, N_t, H) of ``kinds``...) → (B,);
-    ``rows[t]``: the global row of each node of the inputs; ``batch``: steps per forward call.
+    ``forward``: f(patient rows (B, F), node states (B, N_t, H) of ``kinds``...) → (B, 2) outputs
+    (risk, log-probability of the predicted class); ``rows[t]``: the global row of each node of
+    the inputs; ``batch``: integration steps per forward call (None: all at once).
+
+    Both targets are integrated in one pass: each input is given once per target (batch row i
+    of captum's scaled inputs belongs to target i mod T, since captum lays the steps out
+    step-major), and the forward hands row i its target's output. The completeness gap
+    ``delta`` is computed from the attributions and two forward passes (value, baseline), as
+    captum's ``return_convergence_delta`` would, without its extra passes.
     """
+    targets = list(TARGETS if classes else ("risk",))
+    n = len(targets)
+
+    def per_row(*batch_inputs: torch.Tensor) -> torch.Tensor:
+        out = forward(*batch_inputs)
+        return out[torch.arange(len(out)), torch.arange(len(out)) % n]
+
+    repeat = lambda ts: tuple(t.expand(n, *t.shape[1:]).contiguous() for t in ts)  # noqa: E731
+    attrs = IntegratedGradients(per_row).attribute(repeat(inputs), baselines=repeat(baselines), n_steps=steps,
+                                                   internal_batch_size=None if batch is None else batch * n)
+    with torch.no_grad():
+        value, base = forward(*inputs)[0], forward(*baselines)[0]
     frames, outputs = [], {}
-    for target in TARGETS if classes else ("risk",):
-        forward = output(target)
-        ig = IntegratedGradients(forward)
-        attrs, delta = ig.attribute(inputs, baselines=baselines, n_steps=steps, internal_batch_size=batch,
-                                    return_convergence_delta=True)
-        with torch.no_grad():
-            value, base = float(forward(*inputs)[0]), float(forward(*baselines)[0])
-        outputs[target] = {"value": value, "baseline": base, "delta": float(delta.abs().max())}
-        clin = pd.Series(attrs[0][0].detach().numpy(), index=feature_names).groupby(clinical_column, sort=False).sum()
+    for i, target in enumerate(targets):
+        total = sum(float(a[i].detach().sum()) for a in attrs)
+        change = float(value[i] - base[i])
+        outputs[target] = {"value": float(value[i]), "baseline": float(base[i]), "delta": abs(total - change)}
+        clin = pd.Series(attrs[0][i].detach().numpy(), index=feature_names).groupby(clinical_column, sort=False).sum()
         frames.append(pd.DataFrame({"target": target, "kind": "clinical", "name": clin.index,
                                     "attribution": clin.to_numpy(), "linked": True}))
         for t, a in zip(kinds, attrs[1:]):
-            per_node = a[0].detach().sum(-1).numpy()
+            per_node = a[i].detach().sum(-1).numpy()
             frames.append(pd.DataFrame({"target": target, "kind": NODE_KINDS[t], "name": ids[t][rows[t]],
                                         "attribution": per_node,
                                         "linked": np.isin(rows[t], list(linked.get(t, ())))}))
@@ -202,7 +216,7 @@ def explain_patient(run_dir: Path, patient_id: str, model_dir: Path | None = Non
     return explain_loaded(lm, run, patient_id, steps=steps)
 
 
-def _node_values(run: GraphRun) -> dict[str, pd.Series]:
+def node_display_values(run: GraphRun) -> dict[str, pd.Series]:
     """What is shown next to a node: a gene's role, a pathway's name."""
     values = {}
     if S.GENE in run.node_types():
@@ -230,7 +244,7 @@ def explain_loaded(lm: LoadedModel, run: GraphRun, patient_id: str, steps: int =
     table, outputs, predicted = explain_local(
         graph, feature_names=g.encoder.feature_names_, ids=g.ids, classes=g.label_classes,
         patient_values=patients.loc[patient_id],
-        node_values=node_values if node_values is not None else _node_values(run), steps=steps)
+        node_values=node_values if node_values is not None else node_display_values(run), steps=steps)
     clinical = table["kind"] == "clinical"  # features by the column names users know, not the tables' keys
     shown = run.column_names()
     table.loc[clinical, "name"] = table.loc[clinical, "name"].map(lambda c: shown.get(c, c))
@@ -250,5 +264,5 @@ def explain_new(lm: LoadedModel, run: GraphRun, new, steps: int = 32, node_value
     table, outputs, predicted = explain_local(
         graph, feature_names=g.encoder.feature_names_, ids=g.ids, classes=g.label_classes,
         patient_values=new.patients.iloc[0],
-        node_values=node_values if node_values is not None else _node_values(run), steps=steps)
+        node_values=node_values if node_values is not None else node_display_values(run), steps=steps)
     return Explanation(str(new.patients[S.ID].iloc[0]), table, outputs, predicted)

@@ -159,6 +159,7 @@ class LocalModel:
         edges: dict[EdgeType, list[torch.Tensor]] = {}
         folded: dict[EdgeType, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         found: list = []  # (hop, edge type, global src, global dst) of hops 1-2, for `linked`
+        within = [dict(count)]  # per hop: nodes of each type at most that many hops away (a prefix)
         for hop in range(1, layers + 1):
             got = {}
             for e in self.edge_types:
@@ -193,7 +194,9 @@ class LocalModel:
                 edges.setdefault(e, []).append(torch.stack([src_local[real], dst_local[real]]))
                 if not bool(real.all()):
                     folded.setdefault(e, []).append((src[~real], dst_local[~real]))
+            within.append(dict(count))
         return PatientGraph(self, {t: torch.cat(v) for t, v in nodes.items()},
+                            {t: [w.get(t, 0) for w in within] for t in nodes},
                             {e: torch.cat(v, 1) for e, v in edges.items()},
                             {e: (torch.cat([a for a, _ in v]), torch.cat([b for _, b in v])) for e, v in folded.items()},
                             x_row, row, _linked(found))
@@ -217,7 +220,10 @@ class PatientGraph:
     """One patient's computation graph (local index = position in ``nodes[t]``; the patient is Patient 0).
 
     Attributes:
-        nodes: per type, the global rows of its local nodes (Patient 0 of a new patient: -1).
+        nodes: per type, the global rows of its local nodes (Patient 0 of a new patient: -1), nearest first.
+        within: per type, ``within[t][d]`` = how many of its local nodes are at most d hops away (a
+            prefix of ``nodes[t]``): layer l only updates the nodes at most L - 1 - l hops away,
+            the only ones whose later states reach the patient.
         edges: per edge type, (2, E) local edges into nodes fewer than L hops from the patient.
         folded: per edge type, (global source patient rows (M,), local destinations (M,)): the
             messages of patients L hops away, aggregated once (module doc).
@@ -227,6 +233,7 @@ class PatientGraph:
 
     local: LocalModel
     nodes: dict[str, torch.Tensor]
+    within: dict[str, list[int]]
     edges: dict[EdgeType, torch.Tensor]
     folded: dict[EdgeType, tuple[torch.Tensor, torch.Tensor]]
     x_row: torch.Tensor
@@ -242,7 +249,7 @@ class PatientGraph:
                 msgs = h0[e[0]][src][None]
                 if conv.project:
                     msgs = conv.lin(msgs).relu()
-                self.constant[e] = partial(self.local.kinds[0][e], conv, msgs, dst, len(self.nodes[e[2]]))
+                self.constant[e] = partial(self.local.kinds[0][e], conv, msgs, dst, self.within[e[2]][-2])
 
     def states(self, t: str) -> torch.Tensor:
         """(N_t, H) layer-0 states of the local nodes of type t (the explanation's inputs)."""
@@ -264,24 +271,29 @@ class PatientGraph:
         for t, rows in self.nodes.items():
             if t != P:
                 h[t] = states[t] if t in states else local.h0[t][rows].expand(b, -1, -1)
+        layers = len(model.convs)
         for i, conv_i in enumerate(model.convs):
+            keep = {t: self.within[t][layers - 1 - i] for t in h}  # nodes whose state after layer i is needed
             out: dict[str, torch.Tensor] = {}
             for e in local.edge_types:
-                if e[2] not in h:
+                n_dst = keep.get(e[2], 0)
+                if not n_dst:
                     continue
                 conv, kind = conv_i.convs[e], local.kinds[i][e]
                 ei = self.edges.get(e, torch.empty((2, 0), dtype=torch.long))
+                if i:
+                    ei = ei[:, ei[1] < n_dst]
                 x_src = h[e[0]] if e[0] in h else h[e[2]][:, :0]
                 if conv.project:
                     x_src = conv.lin(x_src).relu()
-                p = partial(kind, conv, x_src[:, ei[0]], ei[1], h[e[2]].shape[1])
+                p = partial(kind, conv, x_src[:, ei[0]], ei[1], n_dst)
                 if i == 0 and e in self.constant:
                     p = combine(kind, p, self.constant[e])
                 o = conv.lin_l(finish(kind, p))
                 if conv.root_weight:
-                    o = o + conv.lin_r(h[e[2]])
+                    o = o + conv.lin_r(h[e[2]][:, :n_dst])
                 if conv.normalize:
                     o = F.normalize(o, p=2.0, dim=-1)
                 out[e[2]] = out[e[2]] + o if e[2] in out else o
-            h = model.update(i, h, out)
+            h = model.update(i, {t: h[t][:, :n] for t, n in keep.items() if n}, out)
         return model.heads(h[P][:, 0])

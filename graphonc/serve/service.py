@@ -40,17 +40,27 @@ def similar_new(state: RunState, body: NewPatient, k: int, filters: Filters) -> 
     return NewPatientAnswer(similar_embedded(state.index, state.facts, emb, k, filters)[0], notes, tables)
 
 
+def _node_values(state: RunState) -> dict:
+    """What an explanation shows next to a gene or pathway, read from the run once (not per request)."""
+    from graphonc.model.explain import node_display_values
+
+    if "node_values" not in state.facts.memo:
+        state.facts.memo["node_values"] = node_display_values(state.run)
+    return state.facts.memo["node_values"]
+
+
 def explain_cohort(state: RunState, patient_id: str, steps: int = EXPLAIN_STEPS):
     from graphonc.model.explain import explain_loaded
 
     return explain_loaded(state.frozen.lm, state.run, patient_id, steps=steps, patients=state.facts.patients,
-                          local=state.local)
+                          node_values=_node_values(state), local=state.local)
 
 
 def explain_new(state: RunState, answer: NewPatientAnswer, steps: int = EXPLAIN_STEPS):
     from graphonc.model.explain import explain_new as _explain_new
 
-    return _explain_new(state.frozen.lm, state.run, answer.tables, steps=steps, local=state.local)
+    return _explain_new(state.frozen.lm, state.run, answer.tables, steps=steps, node_values=_node_values(state),
+                        local=state.local)
 
 
 def sections(state: RunState, res: SimilarResult, explanation=None, notes: NewPatientNotes | None = None) -> list[str]:
