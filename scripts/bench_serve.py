@@ -341,18 +341,22 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def goals_met(results: list[dict]) -> dict:
-    """Per run, each goal's p99 at the goal's client count (this tree's server) and whether it is met."""
+    """Per run and configuration, each goal's p99 at the goal's client count and whether it is met."""
     keys = {"cohort_similar": "cohort_similar_p99_ms", "new_similar": "new_similar_p99_ms", "report": "report_p99_ms",
             "report_explain": "report_explain_p99_ms"}
     out = {}
     for row in results:
-        got = {}
-        for ep, goal in keys.items():
-            at = [s for s in row["endpoints"].get(ep, []) if s["clients"] == GOALS["n_clients"]]
-            if at:
-                got[ep] = {"p99_ms": at[0]["p99_ms"], "goal_ms": GOALS[goal], "met": at[0]["p99_ms"] < GOALS[goal],
-                           "load_avg_1m": at[0]["load_avg_1m"]}
-        out[row["run"]] = got
+        confs = {"current": row["endpoints"]} | {k: v for k, v in row.items() if k not in (
+            "run", "n_patients", "endpoints", "cli")}
+        out[row["run"]] = {}
+        for conf, eps in confs.items():
+            got = {}
+            for ep, goal in keys.items():
+                at = [s for s in eps.get(ep, []) if s["clients"] == GOALS["n_clients"]]
+                if at:
+                    got[ep] = {"p99_ms": at[0]["p99_ms"], "goal_ms": GOALS[goal], "met": at[0]["p99_ms"] < GOALS[goal],
+                               "load_avg_1m": at[0]["load_avg_1m"]}
+            out[row["run"]][conf] = got
     return out
 
 
