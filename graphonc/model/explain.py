@@ -91,7 +91,7 @@ def explain_row(model: PatientGNN, x: dict, edges: dict, vocab: dict, row: int, 
     """Attributions of patient ``row`` of the given graph tensors, over the whole graph (see :class:`Explanation`).
 
     The reference computation: :func:`explain_local` gives the same table from the patient's
-    computation graph alone (``tests/test_explain.py``).
+    computation graph alone (``tests/test_explain_local.py``).
     """
     model.eval()
     with torch.no_grad():

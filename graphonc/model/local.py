@@ -22,11 +22,14 @@ attention   gate max m, Σ exp(g - m) z, Σ exp(g - m)·x s rescaled to the larg
 =========== ============================================ ==========================================
 
 So one step costs a pass over the patient's non-patient neighbourhood (genes, pathways,
-mutations: bounded by the vocabularies, not the cohort) and the fold is one gather over the
-hubs' patient edges. The steps run as one batch: node states are (B, N, H), B = steps.
+mutations: bounded by the vocabularies, not the cohort), and layer l updates only the nodes at
+most L - 1 - l hops away (the others' later states never reach the patient); the fold is one
+gather over the hubs' patient edges. Inputs carry a leading batch dimension: node states are
+(B, N, H), so the integration steps of both explained outputs run as one batch.
 
-The result equals the whole-graph computation (``tests/test_explain.py`` checks attributions on
-METABRIC for each aggregation); :class:`LocalModel` refuses convolutions it does not reproduce.
+The result equals the whole-graph computation (``tests/test_explain_local.py`` checks
+attributions on METABRIC for each aggregation and for 3 layers); :class:`LocalModel` refuses
+convolutions it does not reproduce.
 """
 from __future__ import annotations
 
