@@ -14,6 +14,10 @@ category" for one-hots; for each graph node the average state of its type) to th
 to ``f(input) - f(baseline)`` (completeness; ``delta`` reports the numerical gap).
 
 Positive = pushes the output up (higher risk / more evidence for the predicted class).
+
+:func:`explain_loaded` and :func:`explain_new` integrate on the patient's computation graph
+(:mod:`graphonc.model.local`), at a cost that does not grow with the cohort;
+:func:`explain_row` is the whole-graph reference they equal.
 """
 from __future__ import annotations
 
