@@ -632,12 +632,14 @@ def serve_cmd(
     state_dir: Path = typer.Option(None, "--state-dir", help="Where the API token and the audit log live "
                                    "(default ~/.local/share/graphonc/serve)."),
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads (default: the CPUs this process may use)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Server processes, each with the runs in memory "
+                                "(about one core each; see docs/serve.md, Speed)."),
 ) -> None:
     """The tumour-board web app and JSON API (token required; see docs/serve.md)."""
     from graphonc.serve.app import serve
 
 
-    serve(run, host=host, port=port, state_dir=state_dir, threads=threads)
+    serve(run, host=host, port=port, state_dir=state_dir, threads=threads, workers=workers)
 
 
 @app.command("evaluate-similarity", epilog=example("graphonc evaluate-similarity --run runs/metabric --folds 5 -k 10 "

@@ -17,6 +17,13 @@ the index (``auto``: exact below 50k patients, HNSW above), then
 Endpoints: cohort-patient similar, new-patient similar (a real patient's model inputs and
 variants as a new patient), the report page without and with the explanation.
 
+Before/after in one run: ``--baseline DIR`` serves another source tree (``git archive COMMIT |
+tar -x -C DIR``) and ``--compare-workers 2`` this tree with ``serve --workers 2``; every
+measurement then runs on each server back to back, so all see the same machine load. Each
+measurement records the 1-minute load average before and after it and the server's CPU time
+per request (its process tree's user + system time), which other jobs on a shared machine
+do not inflate the way they inflate latency.
+
 Prints one JSON object (progress to stderr). Goals (issue #14, 2-core machine, 8 clients,
 100k patients): cohort similar p99 < 50 ms, new-patient similar p99 < 250 ms, report
 without explanation < 1 s, with < 5 s. Example::
@@ -138,6 +145,15 @@ def drive(base: str, token: str, calls: list, clients: int) -> dict:
             "requests_per_s": round(len(a) / wall, 2), "errors": errors[:3], "n_errors": len(errors)}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of process ``pid`` and its live descendants (the workers; Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = [int(c) for c in children.read_text().split()] if children.exists() else []
+    return own + sum(cpu_seconds(k) for k in kids)
+
+
 def cli_seconds(args: list[str], env: dict) -> float:
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "graphonc.cli", "-q", *args], capture_output=True, text=True,
@@ -171,6 +187,35 @@ def cli_times(name: str, run: Path, pid: str, body: dict, work: Path, env: dict,
     return out
 
 
+def start_server(tree: Path, runs: dict[str, Path], state_dir: Path, env: dict, workers: int | None = None
+                 ) -> tuple[subprocess.Popen, str]:
+    """``graphonc serve`` from the source tree ``tree`` (its graphonc first on the path) on a free port."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "graphonc.cli", "-q", "serve", "--port", str(port), "--state-dir", str(state_dir)]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
+    for r in runs.values():
+        cmd += ["--run", str(r)]
+    # cwd = the tree: `python -m` puts the working directory ahead of PYTHONPATH
+    proc = subprocess.Popen(cmd, env={**env, "PYTHONPATH": str(tree)}, cwd=tree, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_up(proc: subprocess.Popen, base: str, token: str) -> None:
+    import httpx
+
+    while True:
+        try:
+            if httpx.get(base + "/api/health", headers={"Authorization": f"Bearer {token}"}).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.5)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--synthetic", type=int, default=100_000, help="synthetic cohort size (0 = METABRIC only)")
@@ -180,8 +225,21 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--explain-requests", type=int, default=8, help="... for the report with explanation")
     ap.add_argument("--explain-clients", default="1,8", help="concurrency levels of the report with explanation")
     ap.add_argument("--cli-explain-max", type=int, default=10_000,
-                    help="time the CLI's report with explanation only for cohorts up to this size (it runs "
-                         "integrated gradients over the whole graph: minutes at 100k patients)")
+                    help="time the CLI's report with explanation only for cohorts up to this size")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another graphonc source tree (e.g. `git archive COMMIT | tar -x -C DIR`) served next to "
+                         "this one: every measurement runs on both servers back to back, under the same load")
+    ap.add_argument("--baseline-explain-max", type=int, default=10_000,
+                    help="measure the baseline's report with explanation only for cohorts up to this size (before "
+                         "the local explanation it ran over the whole graph: minutes per request at 100k)")
+    ap.add_argument("--endpoints", default="cohort_similar,new_similar,report,report_explain",
+                    help="which endpoints to measure (comma-separated)")
+    ap.add_argument("--workers", type=int, default=1, help="server processes of this tree's server (serve --workers)")
+    ap.add_argument("--compare-workers", default="",
+                    help="also serve this tree with these --workers counts (comma-separated), measured side by side "
+                         "as configurations current_workersN")
+    ap.add_argument("--baseline-workers", type=int, default=None,
+                    help="serve --workers of the baseline (default: not passed; trees before it lack the option)")
     ap.add_argument("--epochs", type=int, default=10, help="training epochs of the small models")
     ap.add_argument("--workdir", type=Path, default=None, help="keep runs here (reused when present)")
     ap.add_argument("--no-cli", action="store_true", help="skip the CLI timings")
@@ -205,31 +263,27 @@ def main(argv: list[str] | None = None) -> dict:
         runs[name] = prepare(config, work / name, args.epochs)
     token = secrets.token_urlsafe(24)
     env = {**os.environ, "GRAPHONC_API_TOKEN": token, "PYTHONPATH": str(REPO)}
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "graphonc.cli", "-q", "serve", "--port", str(port), "--state-dir", str(work / "state")]
-    for r in runs.values():
-        cmd += ["--run", str(r)]
+    # configuration → (source tree, --workers or None)
+    trees = {"current": (REPO, args.workers)}
+    for w in [int(w) for w in args.compare_workers.split(",") if w]:
+        trees[f"current_workers{w}"] = (REPO, w)
+    if args.baseline:
+        trees["baseline"] = (args.baseline.resolve(), args.baseline_workers)
+    servers: dict[str, tuple[subprocess.Popen, str]] = {}
     t0 = time.perf_counter()
-    server = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    import httpx
-
+    start_s = {}
     try:
-        while True:
-            try:
-                if httpx.get(base + "/api/health", headers={"Authorization": f"Bearer {token}"}).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None:
-                raise RuntimeError(f"the server exited: {server.stderr.read()[-2000:]}")
-            time.sleep(0.5)
-        start_s = time.perf_counter() - t0
-        log(f"server up in {start_s:.0f} s")
+        for conf, (tree, workers) in trees.items():  # one at a time: start-ups at once would slow each other
+            t1 = time.perf_counter()
+            servers[conf] = start_server(tree, runs, work / f"state-{conf}", env, workers)
+            wait_up(*servers[conf], token)
+            start_s[conf] = round(time.perf_counter() - t1, 1)
+            log(f"{conf} server up in {start_s[conf]:.0f} s")
         results = []
         for name, run in runs.items():
             n = max(args.requests, args.report_requests, args.explain_requests)
             ids, bodies = new_patient_bodies(run, n, args.seed)
+            n_patients = _n_patients(run)
             endpoints = {
                 "cohort_similar": ([("GET", f"/api/runs/{name}/patients/{i}/similar", None) for i in ids],
                                    args.requests),
@@ -239,34 +293,71 @@ def main(argv: list[str] | None = None) -> dict:
                 "report_explain": ([("GET", f"/api/runs/{name}/patients/{i}/report?explain=true", None)
                                     for i in ids], args.explain_requests),
             }
-            row = {"run": name, "n_patients": _n_patients(run), "endpoints": {}}
+            row = {"run": name, "n_patients": n_patients, "endpoints": {}}
+            for conf in servers:
+                if conf != "current":
+                    row[conf] = {}
+            endpoints = {ep: v for ep, v in endpoints.items() if ep in args.endpoints.split(",")}
             for ep, (calls, count) in endpoints.items():
-                row["endpoints"][ep] = []
+                for conf in servers:
+                    (row["endpoints"] if conf == "current" else row[conf])[ep] = []
                 for c in (explain_clients if ep == "report_explain" else clients):
                     m = max(count, c)
-                    stats = drive(base, token, calls[:m] if m <= len(calls) else (calls * (m // len(calls) + 1))[:m],
-                                  c)
-                    log(f"{name} {ep} clients={c}: p50 {stats['p50_ms']} ms, p99 {stats['p99_ms']} ms, "
-                        f"{stats['requests_per_s']} req/s")
-                    row["endpoints"][ep].append(stats)
+                    todo = calls[:m] if m <= len(calls) else (calls * (m // len(calls) + 1))[:m]
+                    for conf, (proc, base) in servers.items():  # back to back: the same machine load
+                        if ep == "report_explain" and conf == "baseline" and n_patients > args.baseline_explain_max:
+                            continue
+                        load0, cpu0 = os.getloadavg()[0], cpu_seconds(proc.pid)
+                        stats = drive(base, token, todo, c)
+                        stats["load_avg_1m"] = [round(load0, 2), round(os.getloadavg()[0], 2)]  # before, after
+                        # the server's CPU time per request: what it costs, whatever else the machine runs
+                        stats["server_cpu_ms_per_request"] = round(
+                            1000 * (cpu_seconds(proc.pid) - cpu0) / stats["requests"], 2)
+                        log(f"{name} {conf} {ep} clients={c}: p50 {stats['p50_ms']} ms, p99 {stats['p99_ms']} ms, "
+                            f"{stats['requests_per_s']} req/s, server CPU {stats['server_cpu_ms_per_request']} ms/request "
+                            f"(load {stats['load_avg_1m']})")
+                        (row["endpoints"] if conf == "current" else row[conf])[ep].append(stats)
             if not args.no_cli:
                 row["cli"] = cli_times(name, run, ids[0], bodies[0], work, env,
-                                       explain=_n_patients(run) <= args.cli_explain_max)
+                                       explain=n_patients <= args.cli_explain_max)
                 log(f"{name} CLI: {row['cli']}")
             results.append(row)
     finally:
-        server.terminate()
-        server.wait(30)
-    report = {"benchmark": "serve", "goals": GOALS, "server_start_s": round(start_s, 1),
+        for proc, _ in servers.values():
+            proc.terminate()
+        for proc, _ in servers.values():
+            proc.wait(30)
+    report = {"benchmark": "serve", "goals": GOALS, "server_start_s": start_s, "configurations": {
+                  k: {"tree": str(tree), "workers": w} for k, (tree, w) in trees.items()},
               "machine": {"cpu_count": os.cpu_count(), "cpu_usable": len(os.sched_getaffinity(0)),
                           "load_avg_1m": os.getloadavg()[0]},
-              "results": results}
+              "results": results, "goals_met": goals_met(results)}
     text = json.dumps(report, indent=1)
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(text + "\n")
     print(text)
     return report
+
+
+def goals_met(results: list[dict]) -> dict:
+    """Per run and configuration, each goal's p99 at the goal's client count and whether it is met."""
+    keys = {"cohort_similar": "cohort_similar_p99_ms", "new_similar": "new_similar_p99_ms", "report": "report_p99_ms",
+            "report_explain": "report_explain_p99_ms"}
+    out = {}
+    for row in results:
+        confs = {"current": row["endpoints"]} | {k: v for k, v in row.items() if k not in (
+            "run", "n_patients", "endpoints", "cli")}
+        out[row["run"]] = {}
+        for conf, eps in confs.items():
+            got = {}
+            for ep, goal in keys.items():
+                at = [s for s in eps.get(ep, []) if s["clients"] == GOALS["n_clients"]]
+                if at:
+                    got[ep] = {"p99_ms": at[0]["p99_ms"], "goal_ms": GOALS[goal], "met": at[0]["p99_ms"] < GOALS[goal],
+                               "load_avg_1m": at[0]["load_avg_1m"]}
+            out[row["run"]][conf] = got
+    return out
 
 
 def _n_patients(run: Path) -> int:

@@ -14,6 +14,10 @@ category" for one-hots; for each graph node the average state of its type) to th
 to ``f(input) - f(baseline)`` (completeness; ``delta`` reports the numerical gap).
 
 Positive = pushes the output up (higher risk / more evidence for the predicted class).
+
+:func:`explain_loaded` and :func:`explain_new` integrate on the patient's computation graph
+(:mod:`graphonc.model.local`), at a cost that does not grow with the cohort;
+:func:`explain_row` is the whole-graph reference they equal.
 """
 from __future__ import annotations
 
@@ -28,8 +32,9 @@ from captum.attr import IntegratedGradients
 from graphonc.errors import unknown_patient
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
-from graphonc.model.gnn import GNNEnsemble, PatientGNN, members
+from graphonc.model.gnn import GNNEnsemble, PatientGNN, combine, members
 from graphonc.model.io import LoadedModel, load_model
+from graphonc.model.local import LocalModel, PatientGraph, local_models
 
 TARGETS = ("risk", "diagnosis")
 #: Node types whose layer-0 states are attributed (when the graph has them).
@@ -60,8 +65,9 @@ def clinical_column(feature: str) -> str:
     return feature.split("=", 1)[0].split("__", 1)[0]
 
 
-def _output(model: PatientGNN, x_rest: dict, edges: dict, vocab: dict, row: int, target: str, cls: int):
-    """f(patient feature row, node states...) → the scalar output, for captum (batch of 1)."""
+def _output(model: PatientGNN, x_rest: dict, edges: dict, vocab: dict, row: int, cls: int):
+    """f(patient feature rows (B, F), node states (B, N_t, H)...) → (B, 2) outputs (risk, log-probability
+    of class ``cls``), one whole-graph pass per row."""
     # node types the model's graph links (at diagnosis no RECEIVED edges: Treatment states reach no one)
     linked_types = {t for e in edges for t in (e[0], e[2])}
     kinds = [t for t in NODE_KINDS if t in x_rest and t in linked_types]
@@ -77,58 +83,140 @@ def _output(model: PatientGNN, x_rest: dict, edges: dict, vocab: dict, row: int,
             for t, s in zip(kinds, states):
                 h[t] = s[b]
             z, logits, risk = model.heads(model.propagate(h, edges)[S.PATIENT][row:row + 1], xp[row:row + 1])
-            outs.append(risk[0] if target == "risk" else torch.log_softmax(logits, -1)[0, cls])
+            outs.append(torch.stack([risk[0], torch.log_softmax(logits, -1)[0, cls]]))
         return torch.stack(outs)
 
     return forward, kinds
 
 
-def explain_row(model: PatientGNN | GNNEnsemble, x: dict, edges: dict, vocab: dict, row: int, *, feature_names: list[str],
-                ids: dict[str, pd.Index], classes: list[str], patient_values: pd.Series | None = None,
-                node_values: dict[str, pd.Series] | None = None, steps: int = 24, target_class: int | None = None
-                ) -> tuple[pd.DataFrame, dict, str | None]:
-    """Attributions of patient ``row`` of the given graph tensors (see :class:`Explanation`).
+def explain_row(model: PatientGNN | GNNEnsemble, x: dict, edges: dict, vocab: dict, row: int, *,
+                feature_names: list[str], ids: dict[str, pd.Index], classes: list[str],
+                patient_values: pd.Series | None = None, node_values: dict[str, pd.Series] | None = None,
+                steps: int = 24, target_class: int | None = None) -> tuple[pd.DataFrame, dict, str | None]:
+    """Attributions of patient ``row`` of the given graph tensors, over the whole graph (see :class:`Explanation`).
 
-    For an ensemble, each member explains the ensemble's predicted class and the attributions and
-    outputs are averaged (integrated gradients is linear in the model output, and the ensemble's
-    risk is the mean of the members' risks).
+    The reference computation: :func:`explain_local` gives the same table from the patient's
+    computation graph alone (``tests/test_explain_local.py``). For an ensemble each member
+    explains the ensemble's predicted class and the members' tables are averaged
+    (:func:`_mean_explanation`). ``target_class``: the class to explain (default: the predicted).
     """
     model.eval()
     if isinstance(model, GNNEnsemble):
         with torch.no_grad():
             _, logits, _ = model(x, edges, vocab)
         cls = int(logits[row].argmax(-1)) if classes else -1
-        parts = [explain_row(net, x, edges, vocab, row, feature_names=feature_names, ids=ids, classes=classes,
-                             patient_values=patient_values, node_values=node_values, steps=steps, target_class=cls)
-                 for net in members(model)]
-        return _mean_explanation(parts)
+        return _mean_explanation([explain_row(net, x, edges, vocab, row, feature_names=feature_names, ids=ids,
+                                              classes=classes, patient_values=patient_values,
+                                              node_values=node_values, steps=steps, target_class=cls)
+                                  for net in members(model)])
     with torch.no_grad():
         h0 = model.input_states(x, vocab)
-        _, logits, _ = model.heads(model.propagate(h0, edges)[S.PATIENT][row:row + 1],
-                                   x[S.PATIENT][row:row + 1])
+        _, logits, _ = model.heads(model.propagate(h0, edges)[S.PATIENT][row:row + 1], x[S.PATIENT][row:row + 1])
     cls = target_class if target_class is not None else int(logits.argmax(-1)) if classes else -1
-    linked = _linked(edges, row)
+    forward, kinds = _output(model, x, edges, vocab, row, cls)
+    inputs = (x[S.PATIENT][row:row + 1].clone(), *(h0[t].detach()[None] for t in kinds))
+    # node baseline = the average state of its type: an all-zero graph sits where LayerNorm is
+    # steepest, which makes the path integral inaccurate; "an average gene" is also easier to read
+    baselines = (torch.zeros_like(inputs[0]), *(s.mean(1, keepdim=True).expand_as(s) for s in inputs[1:]))
+    frames, outputs = _attribute(forward, inputs, baselines, kinds, {t: np.arange(len(ids[t])) for t in kinds},
+                                 _linked(edges, row), feature_names=feature_names, ids=ids, classes=classes,
+                                 steps=steps, batch=1)
+    return _table(frames, patient_values, node_values), outputs, classes[cls] if classes else None
+
+
+def explain_local(graph: PatientGraph, *, feature_names: list[str], ids: dict[str, pd.Index], classes: list[str],
+                  patient_values: pd.Series | None = None, node_values: dict[str, pd.Series] | None = None,
+                  steps: int = 24, target_class: int | None = None) -> tuple[pd.DataFrame, dict, str | None]:
+    """:func:`explain_row` on the patient's computation graph (:mod:`graphonc.model.local`): the
+    same attributions, at a cost that does not grow with the cohort; the steps run as one batch."""
+    local = graph.local
+    with torch.no_grad():
+        _, logits, _ = graph.forward(graph.x_row, {})
+    cls = target_class if target_class is not None else int(logits.argmax(-1)) if classes else -1
+    kinds = [t for t in NODE_KINDS if t in graph.nodes and t in local.x]
+    inputs = (graph.x_row.clone(), *(graph.states(t)[None] for t in kinds))
+    baselines = (torch.zeros_like(inputs[0]), *(local.mean[t].expand_as(s) for t, s in zip(kinds, inputs[1:])))
+
+    def forward(x_row: torch.Tensor, *states: torch.Tensor) -> torch.Tensor:
+        _, logits, risk = graph.forward(x_row, dict(zip(kinds, states)))
+        return torch.stack([risk, torch.log_softmax(logits, -1)[:, cls]], 1)
+
+    frames, outputs = _attribute(forward, inputs, baselines, kinds, {t: graph.nodes[t].numpy() for t in kinds},
+                                 graph.linked, feature_names=feature_names, ids=ids, classes=classes, steps=steps,
+                                 batch=None)
+    return _table(frames, patient_values, node_values), outputs, classes[cls] if classes else None
+
+
+def _explain_graphs(graphs: list[PatientGraph], *, classes: list[str], **kw) -> tuple[pd.DataFrame, dict, str | None]:
+    """:func:`explain_local` of one patient's computation graph per ensemble member: each explains the
+    ensemble's predicted class, and the tables are averaged (:func:`_mean_explanation`)."""
+    if len(graphs) == 1:
+        return explain_local(graphs[0], classes=classes, **kw)
+    with torch.no_grad():
+        _, logits, _ = combine([g.forward(g.x_row, {}) for g in graphs])
+    cls = int(logits[0].argmax(-1)) if classes else -1
+    return _mean_explanation([explain_local(g, classes=classes, target_class=cls, **kw) for g in graphs])
+
+
+def _mean_explanation(parts: list[tuple[pd.DataFrame, dict, str | None]]) -> tuple[pd.DataFrame, dict, str | None]:
+    """The members' explanations averaged: attributions and outputs by mean (a node a member did not
+    list, out of its reach, counts 0; the completeness gap by max), ``linked`` when any member links it."""
+    n = len(parts)
+    table = pd.concat([p[0] for p in parts], ignore_index=True)
+    table = table.groupby(["target", "kind", "name"], sort=False, dropna=False).agg(
+        attribution=("attribution", lambda a: a.sum() / n), linked=("linked", "any"), value=("value", "first")
+    ).reset_index()
+    table = table.assign(_abs=table["attribution"].abs()).sort_values(
+        ["target", "_abs"], ascending=[True, False], kind="stable").drop(columns="_abs").reset_index(drop=True)
+    outputs = {t: {k: float(max(p[1][t][k] for p in parts)) if k == "delta" else float(np.mean([p[1][t][k] for p in parts]))
+                   for k in parts[0][1][t]} for t in parts[0][1]}
+    return table, outputs, parts[0][2]
+
+
+def _attribute(forward, inputs: tuple, baselines: tuple, kinds: list[str], rows: dict[str, np.ndarray],
+               linked: dict[str, set[int]], *, feature_names, ids, classes, steps: int, batch: int | None):
+    """Integrated gradients of every target → (frames of the table, outputs).
+
+    ``forward``: f(patient rows (B, F), node states (B, N_t, H) of ``kinds``...) → (B, 2) outputs
+    (risk, log-probability of the predicted class); ``rows[t]``: the global row of each node of
+    the inputs; ``batch``: integration steps per forward call (None: all at once).
+
+    Both targets are integrated in one pass: each input is given once per target (batch row i
+    of captum's scaled inputs belongs to target i mod T, since captum lays the steps out
+    step-major), and the forward hands row i its target's output. The completeness gap
+    ``delta`` is computed from the attributions and two forward passes (value, baseline), as
+    captum's ``return_convergence_delta`` would, without its extra passes.
+    """
+    targets = list(TARGETS if classes else ("risk",))
+    n = len(targets)
+
+    def per_row(*batch_inputs: torch.Tensor) -> torch.Tensor:
+        out = forward(*batch_inputs)
+        return out[torch.arange(len(out)), torch.arange(len(out)) % n]
+
+    repeat = lambda ts: tuple(t.expand(n, *t.shape[1:]).contiguous() for t in ts)  # noqa: E731
+    attrs = IntegratedGradients(per_row).attribute(repeat(inputs), baselines=repeat(baselines), n_steps=steps,
+                                                   internal_batch_size=None if batch is None else batch * n)
+    with torch.no_grad():
+        value, base = forward(*inputs)[0], forward(*baselines)[0]
     frames, outputs = [], {}
-    for target in TARGETS if classes else ("risk",):
-        forward, kinds = _output(model, x, edges, vocab, row, target, cls)
-        inputs = (x[S.PATIENT][row:row + 1].clone(), *(h0[t].detach()[None] for t in kinds))
-        # node baseline = the average state of its type: an all-zero graph sits where LayerNorm is
-        # steepest, which makes the path integral inaccurate; "an average gene" is also easier to read
-        baselines = (torch.zeros_like(inputs[0]), *(s.mean(1, keepdim=True).expand_as(s) for s in inputs[1:]))
-        ig = IntegratedGradients(forward)
-        attrs, delta = ig.attribute(inputs, baselines=baselines, n_steps=steps, internal_batch_size=1,
-                                    return_convergence_delta=True)
-        with torch.no_grad():
-            value, base = float(forward(*inputs)[0]), float(forward(*baselines)[0])
-        outputs[target] = {"value": value, "baseline": base, "delta": float(delta.abs().max())}
-        clin = pd.Series(attrs[0][0].numpy(), index=feature_names).groupby(clinical_column, sort=False).sum()
+    for i, target in enumerate(targets):
+        total = sum(float(a[i].detach().sum()) for a in attrs)
+        change = float(value[i] - base[i])
+        outputs[target] = {"value": float(value[i]), "baseline": float(base[i]), "delta": abs(total - change)}
+        clin = pd.Series(attrs[0][i].detach().numpy(), index=feature_names).groupby(clinical_column, sort=False).sum()
         frames.append(pd.DataFrame({"target": target, "kind": "clinical", "name": clin.index,
                                     "attribution": clin.to_numpy(), "linked": True}))
         for t, a in zip(kinds, attrs[1:]):
-            per_node = a[0].sum(-1).numpy()
-            frames.append(pd.DataFrame({"target": target, "kind": NODE_KINDS[t], "name": ids[t],
+            per_node = a[i].detach().sum(-1).numpy()
+            frames.append(pd.DataFrame({"target": target, "kind": NODE_KINDS[t], "name": ids[t][rows[t]],
                                         "attribution": per_node,
-                                        "linked": np.isin(np.arange(len(ids[t])), list(linked.get(t, ())))}))
+                                        "linked": np.isin(rows[t], list(linked.get(t, ())))}))
+    return frames, outputs
+
+
+def _table(frames: list[pd.DataFrame], patient_values: pd.Series | None, node_values: dict | None) -> pd.DataFrame:
+    """The :class:`Explanation` table from the attribution frames."""
     table = pd.concat(frames, ignore_index=True)
     table = table[(table["attribution"] != 0) | (table["kind"] == "clinical")]  # nodes out of the patient's reach
     table["value"] = None
@@ -139,25 +227,8 @@ def explain_row(model: PatientGNN | GNNEnsemble, x: dict, edges: dict, vocab: di
     for t, values in (node_values or {}).items():
         rows = table["kind"] == NODE_KINDS[t]
         table.loc[rows, "value"] = table.loc[rows, "name"].map(values)
-    table = table.assign(_abs=table["attribution"].abs()).sort_values(
+    return table.assign(_abs=table["attribution"].abs()).sort_values(
         ["target", "_abs"], ascending=[True, False], kind="stable").drop(columns="_abs").reset_index(drop=True)
-    return table, outputs, classes[cls] if classes else None
-
-
-def _mean_explanation(parts: list[tuple[pd.DataFrame, dict, str | None]]) -> tuple[pd.DataFrame, dict, str | None]:
-    """The members' explanations averaged: attribution and outputs by mean (a node a member did not
-    list, out of its reach, counts 0), ``linked`` when any member links it."""
-    n = len(parts)
-    keys = ["target", "kind", "name"]
-    table = pd.concat([p[0] for p in parts], ignore_index=True)
-    table = table.groupby(keys, sort=False, dropna=False).agg(
-        attribution=("attribution", lambda a: a.sum() / n), linked=("linked", "any"), value=("value", "first")
-    ).reset_index()
-    table = table.assign(_abs=table["attribution"].abs()).sort_values(
-        ["target", "_abs"], ascending=[True, False], kind="stable").drop(columns="_abs").reset_index(drop=True)
-    outputs = {t: {k: float(np.mean([p[1][t][k] for p in parts])) if k != "delta" else
-                   float(max(p[1][t][k] for p in parts)) for k in parts[0][1][t]} for t in parts[0][1]}
-    return table, outputs, parts[0][2]
 
 
 def _linked(edges: dict, row: int) -> dict[str, set[int]]:
@@ -186,7 +257,7 @@ def explain_patient(run_dir: Path, patient_id: str, model_dir: Path | None = Non
     return explain_loaded(lm, run, patient_id, steps=steps)
 
 
-def _node_values(run: GraphRun) -> dict[str, pd.Series]:
+def node_display_values(run: GraphRun) -> dict[str, pd.Series]:
     """What is shown next to a node: a gene's role, a pathway's name."""
     values = {}
     if S.GENE in run.node_types():
@@ -197,41 +268,43 @@ def _node_values(run: GraphRun) -> dict[str, pd.Series]:
 
 
 def explain_loaded(lm: LoadedModel, run: GraphRun, patient_id: str, steps: int = 32,
-                   patients: pd.DataFrame | None = None, node_values: dict | None = None) -> Explanation:
+                   patients: pd.DataFrame | None = None, node_values: dict | None = None,
+                   local: list[LocalModel] | None = None) -> Explanation:
     """:func:`explain_patient` with the model already loaded (the service keeps it in memory).
 
-    ``patients`` (the Patient table indexed by id) and ``node_values`` are read from the run
+    ``patients`` (the Patient table indexed by id), ``node_values`` and ``local`` (the model's
+    :func:`~graphonc.model.local.local_models`, one per ensemble member) are read or made here
     unless given.
     """
-    g, d = lm.graph, lm.graph.data
+    g = lm.graph
     pid = g.ids[S.PATIENT]
     if patient_id not in pid:
         raise unknown_patient(patient_id, pid, str(run.root))
     row = int(pid.get_loc(patient_id))
-    x = {t: d[t].x for t in d.node_types if "x" in d[t]}
-    edges = {e: d[e].edge_index for e in d.edge_types}
     patients = patients if patients is not None else run.nodes(S.PATIENT).set_index(S.ID)
-    table, outputs, predicted = explain_row(
-        lm.model, x, edges, g.vocab_dict, row, feature_names=g.encoder.feature_names_, ids=g.ids,
-        classes=g.label_classes, patient_values=patients.loc[patient_id],
-        node_values=node_values if node_values is not None else _node_values(run), steps=steps)
+    graphs = [m.of_patient(row) for m in (local or local_models(lm))]
+    table, outputs, predicted = _explain_graphs(
+        graphs, feature_names=g.encoder.feature_names_, ids=g.ids, classes=g.label_classes,
+        patient_values=patients.loc[patient_id],
+        node_values=node_values if node_values is not None else node_display_values(run), steps=steps)
     clinical = table["kind"] == "clinical"  # features by the column names users know, not the tables' keys
     shown = run.column_names()
     table.loc[clinical, "name"] = table.loc[clinical, "name"].map(lambda c: shown.get(c, c))
     return Explanation(patient_id, table, outputs, predicted)
 
 
-def explain_new(lm: LoadedModel, run: GraphRun, new, steps: int = 32, node_values: dict | None = None) -> Explanation:
+def explain_new(lm: LoadedModel, run: GraphRun, new, steps: int = 32, node_values: dict | None = None,
+                local: list[LocalModel] | None = None) -> Explanation:
     """Explain the model's outputs for the first patient of ``new`` (a NewPatients), attached receive-only."""
-    from graphonc.model.embed import attach  # embed imports the build stage; only needed here
+    from graphonc.model.embed import links  # embed imports the build stage; only needed here
 
     g = lm.graph
-    x, edges, rows, _ = attach(lm, new)
-    row = int(rows[0])
-    ids = dict(g.ids)
-    ids[S.PATIENT] = g.ids[S.PATIENT].append(pd.Index(new.patients[S.ID]))
-    table, outputs, predicted = explain_row(
-        lm.model, x, edges, g.vocab_dict, row, feature_names=g.encoder.feature_names_, ids=ids,
-        classes=g.label_classes, patient_values=new.patients.iloc[0],
-        node_values=node_values if node_values is not None else _node_values(run), steps=steps)
+    linked, _ = links(lm, new)
+    query_in = {e: torch.from_numpy(nodes[patients == 0]) for e, (nodes, patients) in linked.items()}
+    x_row = torch.from_numpy(g.encoder.transform(new.patients.iloc[:1]))
+    graphs = [m.of_new(x_row, query_in) for m in (local or local_models(lm))]
+    table, outputs, predicted = _explain_graphs(
+        graphs, feature_names=g.encoder.feature_names_, ids=g.ids, classes=g.label_classes,
+        patient_values=new.patients.iloc[0],
+        node_values=node_values if node_values is not None else node_display_values(run), steps=steps)
     return Explanation(str(new.patients[S.ID].iloc[0]), table, outputs, predicted)

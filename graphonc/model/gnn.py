@@ -88,7 +88,11 @@ class PatientGNN(nn.Module):
     def layer(self, i: int, h: dict[str, torch.Tensor], edges: dict) -> dict[str, torch.Tensor]:
         """Message-passing layer ``i``: the new state of every node type in ``h`` that receives
         along ``edges``; the other types keep their state (residual everywhere)."""
-        out = self.convs[i](h, edges)
+        return self.update(i, h, self.convs[i](h, edges))
+
+    def update(self, i: int, h: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Layer ``i``'s residual + LayerNorm step, given the summed convolution outputs ``out``
+        (a local computation graph computes ``out`` itself: :mod:`graphonc.model.local`)."""
         return {t: self.norms[i][t](h[t] + F.dropout(F.relu(out[t]), self.cfg.dropout, self.training))
                 if t in out else h[t] for t in h}
 

@@ -30,7 +30,7 @@ class SampledGraph:
         return {t: v[self.nodes[t]] for t, v in x.items() if t in self.nodes}
 
 
-class _Incoming:
+class Incoming:
     """CSR of one edge type by destination: sources of node d are src[ptr[d]:ptr[d+1]]."""
 
     def __init__(self, edge_index: torch.Tensor, num_dst: int) -> None:
@@ -72,7 +72,7 @@ class NeighborSampler:
     def __init__(self, edge_index_dict: dict, num_nodes: dict[str, int], fanouts: list[int], seed: int = 0) -> None:
         self.num_nodes = dict(num_nodes)
         self.fanouts = list(fanouts)
-        self.incoming = {e: _Incoming(ei.cpu(), num_nodes[e[2]]) for e, ei in edge_index_dict.items()}
+        self.incoming = {e: Incoming(ei.cpu(), num_nodes[e[2]]) for e, ei in edge_index_dict.items()}
         self.gen = torch.Generator().manual_seed(seed)
 
     def sample(self, seeds: torch.Tensor, node_type: str = S.PATIENT) -> SampledGraph:

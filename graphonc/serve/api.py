@@ -164,7 +164,9 @@ def runs_of(request: Request) -> dict[str, RunState]:
     return request.app.state.runs
 
 
-def run_state(run: str, request: Request) -> RunState:
+# The dependencies are ``async``: they only look things up, and a sync dependency costs each
+# request an extra hop through the thread pool (measured: see docs/serve.md, Speed).
+async def run_state(run: str, request: Request) -> RunState:
     state = runs_of(request).get(run)
     if state is None:
         raise HTTPException(404, f"no run {run!r}; runs: {sorted(runs_of(request))}")
@@ -172,7 +174,7 @@ def run_state(run: str, request: Request) -> RunState:
     return state
 
 
-def filters_query(same_label: bool = Query(False, description="only neighbours with the query's label "
+async def filters_query(same_label: bool = Query(False, description="only neighbours with the query's label "
                                            "(a new patient: its predicted label)"),
                   treated_with: list[str] = Query([], description="only neighbours who received all of these "
                                                   "treatments (Treatment ids)"),

@@ -7,7 +7,9 @@ OpenAPI schema is at ``/openapi.json`` (token required like everything else).
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -126,8 +128,33 @@ def create_app(runs: list[Path] | dict[str, RunState], *, token: Token | None = 
     return app
 
 
+#: Environment variable carrying ``serve --workers N``'s settings (run folders, state dir, body limit,
+#: threads; no secret: each worker reads the token as the parent did) to the worker processes.
+WORKER_SETTINGS = "GRAPHONC_SERVE_WORKER"
+
+
+def _request_threads(threads: int | None) -> int:
+    """Threads for start-up work (FAISS, BLAS); torch runs each request on one thread (see :func:`serve`)."""
+    import torch
+
+    from graphonc.threads import set_threads
+
+    n = set_threads(threads)
+    torch.set_num_threads(1)
+    return n
+
+
+def worker_app() -> FastAPI:
+    """The app of one ``serve --workers N`` process: uvicorn's factory, settings from :data:`WORKER_SETTINGS`."""
+    settings = json.loads(os.environ[WORKER_SETTINGS])
+    _request_threads(settings["threads"])
+    state_dir = Path(settings["state_dir"])
+    return create_app([Path(r) for r in settings["runs"]], token=resolve_token(state_dir), state_dir=state_dir,
+                      max_body=settings["max_body"])
+
+
 def serve(runs: list[Path], host: str = "127.0.0.1", port: int = 8000, state_dir: Path | None = None,
-          max_body: int = MAX_BODY_BYTES, threads: int | None = None) -> None:
+          max_body: int = MAX_BODY_BYTES, threads: int | None = None, workers: int = 1) -> None:
     """Load the runs, print where to log in (and a newly generated token, once), run uvicorn.
 
     ``threads`` (default: the CPUs the process may use, :func:`graphonc.threads.set_threads`)
@@ -135,20 +162,27 @@ def serve(runs: list[Path], host: str = "127.0.0.1", port: int = 8000, state_dir
     a few small tensor operations whose OpenMP hand-offs cost more than they save (measured:
     166 ms vs 16 ms for a new patient's embedding on a busy 2-core machine), while uvicorn's
     thread pool runs requests side by side.
+
+    ``workers`` > 1 runs that many server processes on the one port (uvicorn's supervisor), each
+    with its own copy of the runs in memory: a request's Python work holds its process's GIL, so
+    one process answers on about one core however many threads it has. The token is resolved
+    (generated and printed once) here, before the workers start; they read the same file or
+    variable. The audit log takes whole-line appends from every process.
     """
-    import torch
     import uvicorn
-
-    from graphonc.threads import set_threads
-
-    n = set_threads(threads)
-    torch.set_num_threads(1)
 
     state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
     token = resolve_token(state_dir)
-    app = create_app(runs, token=token, state_dir=state_dir, max_body=max_body)
-    print(f"graphonc serve: http://{host}:{port}/  ({n} CPU threads; audit log {state_dir / 'audit.jsonl'})",
-          flush=True)
+    if workers > 1:
+        os.environ[WORKER_SETTINGS] = json.dumps({"runs": [str(Path(r).resolve()) for r in runs],
+                                                  "state_dir": str(state_dir.resolve()), "max_body": max_body,
+                                                  "threads": threads})
+        target, kwargs = "graphonc.serve.app:worker_app", {"factory": True, "workers": workers}
+    else:
+        n = _request_threads(threads)
+        target, kwargs = create_app(runs, token=token, state_dir=state_dir, max_body=max_body), {}
+    print(f"graphonc serve: http://{host}:{port}/  ({f'{workers} processes' if workers > 1 else f'{n} CPU threads'}; "
+          f"audit log {state_dir / 'audit.jsonl'})", flush=True)
     if token.generated:
         print(f"Generated API token (stored in {token.source}, mode 0600, shown once): {token.value}", flush=True)
     else:
@@ -156,4 +190,4 @@ def serve(runs: list[Path], host: str = "127.0.0.1", port: int = 8000, state_dir
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: anyone who can reach this address and has the token can read patient data; "
                     "put TLS in front of it", host)
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning", server_header=False)
+    uvicorn.run(target, host=host, port=port, access_log=False, log_level="warning", server_header=False, **kwargs)

@@ -40,10 +40,20 @@ def similar_new(state: RunState, body: NewPatient, k: int, filters: Filters) -> 
     return NewPatientAnswer(similar_embedded(state.index, state.facts, emb, k, filters)[0], notes, tables)
 
 
+def _node_values(state: RunState) -> dict:
+    """What an explanation shows next to a gene or pathway, read from the run once (not per request)."""
+    from graphonc.model.explain import node_display_values
+
+    if "node_values" not in state.facts.memo:
+        state.facts.memo["node_values"] = node_display_values(state.run)
+    return state.facts.memo["node_values"]
+
+
 def explain_cohort(state: RunState, patient_id: str, steps: int = EXPLAIN_STEPS):
     from graphonc.model.explain import explain_loaded
 
-    return explain_loaded(state.frozen.lm, state.run, patient_id, steps=steps, patients=state.facts.patients)
+    return explain_loaded(state.frozen.lm, state.run, patient_id, steps=steps, patients=state.facts.patients,
+                          node_values=_node_values(state), local=state.local)
 
 
 def explain_new(state: RunState, answer: NewPatientAnswer, steps: int = EXPLAIN_STEPS):
@@ -61,7 +71,8 @@ def explain_new(state: RunState, answer: NewPatientAnswer, steps: int = EXPLAIN_
         has = edges[S.HAS_FUSION]
         edges[S.HAS_FUSION] = has[~has[S.DST].isin(new_ids)]
         tables = replace(tables, edges=edges, fusions=None)
-    return _explain_new(state.frozen.lm, state.run, tables, steps=steps)
+    return _explain_new(state.frozen.lm, state.run, tables, steps=steps, node_values=_node_values(state),
+                        local=state.local)
 
 
 def sections(state: RunState, res: SimilarResult, explanation=None, notes: NewPatientNotes | None = None) -> list[str]:

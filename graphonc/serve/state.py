@@ -59,6 +59,7 @@ class RunState:
     predictions: pd.DataFrame | None
     risks: np.ndarray | None            # every cohort patient's predicted risk, sorted (percentiles)
     frozen: object | None = None        # graphonc.model.embed.FrozenGraph (None: no trained model)
+    local: list | None = None           # graphonc.model.local.local_models (explanations; with the model)
     config: object | None = None        # the run's GraphConfig
     symbols: object | None = None       # the run's gene SymbolMap
     fields: list[InputField] = field(default_factory=list)
@@ -142,9 +143,11 @@ def load_run(root: Path, name: str | None = None) -> RunState:
         from graphonc.graph.build import symbol_map
         from graphonc.model.embed import FrozenGraph, run_config
         from graphonc.model.io import load_model
+        from graphonc.model.local import local_models
 
         lm = load_model(run.layout.model_dir, run)
         state.frozen = FrozenGraph(lm)
+        state.local = local_models(lm)
         state.config = run_config(run)
         state.symbols = symbol_map(state.config)
         state.fields = input_fields(lm.graph.encoder, facts.patients, run.patient_columns().get("units", {}))
