@@ -62,7 +62,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def prepare(config: Path, out: Path, epochs: int) -> Path:
+def prepare(config: Path, out: Path, epochs: int, ensemble: int | None = None) -> Path:
     """Build, train (small) and index a run unless ``out`` already holds one."""
     from graphonc.graph.build import build_run
     from graphonc.model.stages import train_stage
@@ -74,7 +74,8 @@ def prepare(config: Path, out: Path, epochs: int) -> Path:
         log(f"built {out} in {time.perf_counter() - t0:.0f} s")
     if not (out / "model" / "weights.pt").exists():
         t0 = time.perf_counter()
-        train_stage(out, hidden=32, embedding_dim=16, epochs=epochs, patience=epochs)
+        extra = {"ensemble": ensemble} if ensemble else {}
+        train_stage(out, hidden=32, embedding_dim=16, epochs=epochs, patience=epochs, **extra)
         log(f"trained {out} in {time.perf_counter() - t0:.0f} s")
     if not (out / "index" / "index.json").exists():
         build_index(out, "auto", device="cpu")
@@ -241,6 +242,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--baseline-workers", type=int, default=None,
                     help="serve --workers of the baseline (default: not passed; trees before it lack the option)")
     ap.add_argument("--epochs", type=int, default=10, help="training epochs of the small models")
+    ap.add_argument("--ensemble", type=int, default=None,
+                    help="networks per model (default: the product default, model.ensemble)")
     ap.add_argument("--workdir", type=Path, default=None, help="keep runs here (reused when present)")
     ap.add_argument("--no-cli", action="store_true", help="skip the CLI timings")
     ap.add_argument("--json-out", type=Path, default=None)
@@ -250,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
     explain_clients = [int(c) for c in args.explain_clients.split(",")]
     work = args.workdir or Path(tempfile.mkdtemp(prefix="graphonc-bench-serve-"))
     work.mkdir(parents=True, exist_ok=True)
-    runs = {"metabric": prepare(REPO / "configs" / "metabric.yaml", work / "metabric", args.epochs)}
+    runs = {"metabric": prepare(REPO / "configs" / "metabric.yaml", work / "metabric", args.epochs, args.ensemble)}
     if args.synthetic:
         from bench_build import Metabric, generate_study
 
@@ -260,7 +263,7 @@ def main(argv: list[str] | None = None) -> dict:
                                        work / f"{name}_src", args.seed, 3.0)
         else:
             config = None
-        runs[name] = prepare(config, work / name, args.epochs)
+        runs[name] = prepare(config, work / name, args.epochs, args.ensemble)
     token = secrets.token_urlsafe(24)
     env = {**os.environ, "GRAPHONC_API_TOKEN": token, "PYTHONPATH": str(REPO)}
     # configuration → (source tree, --workers or None)
