@@ -140,6 +140,32 @@ def test_model_sees_amplifications_apart_from_deletions(prostate_run):
     assert {"cna_profiled", "sv_profiled"} <= set(hg.feature_names[S.PATIENT])
 
 
+def test_baselines_see_the_copy_number_and_fusions_the_graph_holds(prostate_run):
+    """A fair comparison: the tabular baselines (and kNN / SNF / Jaccard) get amp/homdel/fusion columns,
+    with a vocabulary fitted on the training patients only."""
+    import numpy as np
+
+    from graphonc.model.tabular import TabularFeatures
+    from graphonc.search.quality import gene_sets
+
+    ids = sorted(prostate_run.nodes(S.PATIENT)[S.ID])
+    train, test = ids[: len(ids) // 2], ids[len(ids) // 2:]
+    tf = TabularFeatures(min_patients=5).fit(prostate_run, train)
+    cna, fus = prostate_run.edges(S.HAS_CNA), prostate_run.edges(S.HAS_FUSION)
+    assert {"amp:AR", "homdel:PTEN", "fusion:TMPRSS2::ERG"} <= set(tf.alterations_)
+    for name in tf.alterations_:  # each kept column: >= 5 training carriers
+        kind, key = name.split(":", 1)
+        carriers = (set(fus.loc[fus[S.DST] == key, S.SRC]) if kind == "fusion" else
+                    set(cna.loc[(cna[S.DST] == key) & (cna["call"] == kind.upper()), S.SRC]))
+        assert len(carriers & set(train)) >= 5, name
+    X = tf.transform(prostate_run, test)
+    col = tf.feature_names_.index("amp:AR")
+    want = np.isin(test, cna.loc[(cna[S.DST] == "AR") & (cna["call"] == "AMP"), S.SRC])
+    assert (X[:, col] == want).all()
+    patient = cna.loc[(cna[S.DST] == "AR") & (cna["call"] == "AMP"), S.SRC].iloc[0]
+    assert "amp:AR" in gene_sets(prostate_run)[patient]
+
+
 def test_reasons_name_shared_amplification_and_fusion(prostate_run):
     facts = CohortFacts(prostate_run)
     cna = prostate_run.edges(S.HAS_CNA)

@@ -9,6 +9,12 @@ Columns, in order:
   the patient has at least one (kept) mutation in the gene. The vocabulary is the genes
   mutated in at least ``min_patients`` **training** patients, sorted by symbol, so a gene seen
   only in test patients never becomes a column.
+* with ``mutations=True`` and where the run has them, the other alterations the GNN sees, as
+  0/1 columns: ``amp:<SYMBOL>`` / ``homdel:<SYMBOL>`` (copy number, HAS_CNA edges) and
+  ``fusion:<A::B>`` (structural variants, HAS_FUSION edges), each kept when at least
+  ``min_patients`` training patients carry it. So a baseline sees what the graph holds, and
+  "the GNN beats the baselines" never means "the GNN saw the copy number and they did not"
+  (the ``cna_profiled`` / ``sv_profiled`` flags come with the clinical encoding).
 
 Gene panels: a patient whose panel does not cover a gene, or who was not sequenced at all,
 gets 0 for it — the same value as "covered and wild-type". No per-gene "assayed" indicator
@@ -35,6 +41,9 @@ from graphonc.model.inputs import ModelInputs, fit_inputs, model_inputs
 #: Feature sets understood by :class:`TabularFeatures` / the baseline registry.
 FEATURE_SETS = ("clinical", "clinical+mutations")
 GENE_PREFIX = "gene:"
+#: Alteration columns beyond mutated genes: (edge type, column prefix, edge attribute filter).
+ALTERATIONS = ((S.HAS_CNA, "amp:", ("call", "AMP")), (S.HAS_CNA, "homdel:", ("call", "HOMDEL")),
+               (S.HAS_FUSION, "fusion:", None))
 
 
 def patient_rows(run: GraphRun, patient_ids, patients: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -50,6 +59,23 @@ def patient_rows(run: GraphRun, patient_ids, patients: pd.DataFrame | None = Non
         missing = want[pos < 0].unique().tolist()
         raise KeyError(f"{len(missing)} patient id(s) not in run {run.root}: {missing[:5]}")
     return p.iloc[pos].reset_index(drop=True)
+
+
+def patient_alteration_pairs(run: GraphRun) -> pd.DataFrame:
+    """Distinct (patient, column name) pairs of the copy-number and fusion columns (see module doc);
+    empty where the run has neither."""
+    frames = []
+    have = set(map(tuple, run.edge_types()))
+    for edge, prefix, keep in ALTERATIONS:
+        if tuple(edge) not in have:
+            continue
+        df = run.edges(edge)
+        if keep is not None and keep[0] in df.columns:
+            df = df[df[keep[0]] == keep[1]]
+        frames.append(pd.DataFrame({"patient": df[S.SRC].to_numpy(), "gene": prefix + df[S.DST].astype(str)}))
+    if not frames:
+        return pd.DataFrame({"patient": [], "gene": []}, dtype=object)
+    return pd.concat(frames, ignore_index=True).drop_duplicates(ignore_index=True)
 
 
 def patient_gene_pairs(run: GraphRun) -> pd.DataFrame:
@@ -109,7 +135,13 @@ class TabularFeatures:
         self.encoder_ = fitted.encoder
         self.n_clinical_ = len(self.encoder_.feature_names_)
         self.genes_: list[str] = fitted.genes if self.mutations else []
-        self.feature_names_ = self.encoder_.feature_names_ + [GENE_PREFIX + g for g in self.genes_]
+        self.alterations_: list[str] = []
+        if self.mutations:
+            alt = patient_alteration_pairs(run)
+            counts = alt[alt["patient"].isin(set(ids))]["gene"].value_counts()
+            self.alterations_ = sorted(counts.index[counts >= self.min_patients])
+        self.feature_names_ = (self.encoder_.feature_names_ + [GENE_PREFIX + g for g in self.genes_]
+                               + self.alterations_)
         return self
 
     def transform(self, run: GraphRun, patient_ids) -> np.ndarray:
@@ -119,20 +151,27 @@ class TabularFeatures:
         ids = list(patient_ids)
         rows = patient_rows(run, ids)
         clinical = self.encoder_.transform(rows)
-        if not self.genes_:
+        alterations = getattr(self, "alterations_", [])
+        if not self.genes_ and not alterations:
             return clinical
-        pairs = patient_gene_pairs(run)
-        gene_col = pd.Index(self.genes_).get_indexer(pairs["gene"])
-        pairs = pairs[gene_col >= 0].assign(col=gene_col[gene_col >= 0])
-        # patient id -> every row position it occupies in `ids` (duplicates allowed)
-        pos = pd.DataFrame({"patient": ids, "row": np.arange(len(ids))})
-        hit = pos.merge(pairs, on="patient", how="inner")
-        genes = np.zeros((len(ids), len(self.genes_)), np.float32)
-        genes[hit["row"].to_numpy(), hit["col"].to_numpy()] = 1.0
-        return np.hstack([clinical, genes])
+        return np.hstack([clinical, _indicators(ids, patient_gene_pairs(run), self.genes_),
+                          _indicators(ids, patient_alteration_pairs(run), alterations)])
 
     def fit_transform(self, run: GraphRun, patient_ids) -> np.ndarray:
         return self.fit(run, patient_ids).transform(run, patient_ids)
+
+
+def _indicators(ids: list, pairs: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """(len(ids), len(columns)) 0/1: 1 where (patient, column) is a row of ``pairs`` (columns patient, gene)."""
+    out = np.zeros((len(ids), len(columns)), np.float32)
+    if not columns or pairs.empty:
+        return out
+    col = pd.Index(columns).get_indexer(pairs["gene"])
+    pairs = pairs[col >= 0].assign(col=col[col >= 0])
+    # patient id -> every row position it occupies in `ids` (duplicates allowed)
+    hit = pd.DataFrame({"patient": ids, "row": np.arange(len(ids))}).merge(pairs, on="patient", how="inner")
+    out[hit["row"].to_numpy(), hit["col"].to_numpy()] = 1.0
+    return out
 
 
 # ---------------------------------------------------------------------------- targets

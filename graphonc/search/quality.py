@@ -10,7 +10,8 @@ training patients' statistics:
   of an ``evaluate`` run on the same fold plan, they are reused instead of training again.
 * ``knn_features``: cosine kNN on the raw features (standardised clinical + mutated-gene
   indicators, :class:`graphonc.model.tabular.TabularFeatures` fitted on the training fold).
-* ``jaccard_genes``: Jaccard similarity of the sets of mutated genes (ties broken by id).
+* ``jaccard_genes``: Jaccard similarity of the sets of altered genes (mutated; amplified, deeply
+  deleted and fused where the run has copy number / structural variants; ties broken by id).
 * ``snf``: similarity network fusion (snfpy) of a clinical and a mutation view, fused over
   database + queries (SNF is transductive and unsupervised: it sees the queries' features,
   never their labels or outcomes).
@@ -84,9 +85,11 @@ def cosine_neighbours(db: np.ndarray, q: np.ndarray, k: int, db_ids: np.ndarray)
 
 
 def gene_sets(run: GraphRun) -> dict[str, set[str]]:
-    from graphonc.model.tabular import patient_gene_pairs
+    """Per patient, its altered genes: mutated genes, plus ``amp:``/``homdel:`` genes and ``fusion:``
+    ids where the run has copy number / structural variants (what the GNN's graph links)."""
+    from graphonc.model.tabular import patient_alteration_pairs, patient_gene_pairs
 
-    pairs = patient_gene_pairs(run)
+    pairs = pd.concat([patient_gene_pairs(run), patient_alteration_pairs(run)], ignore_index=True)
     return {p: set(g) for p, g in pairs.groupby("patient")["gene"]}
 
 
