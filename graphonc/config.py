@@ -219,10 +219,12 @@ class ClinicalSpec(BaseModel):
                                  "a column is one or the other: remove it from clinical.numeric/categorical")
         numeric = self.numeric_features()
         for col, unit in self.units.items():
-            if col not in numeric:
-                close = difflib.get_close_matches(col, numeric, n=1)
+            # a units key close to a numeric entry: one of the two is misspelt and only the data's
+            # header can tell which, so build-graph checks it after reading the columns
+            # (graphonc.graph.clinical.patient_table); a key close to nothing is refused here
+            if col not in numeric and not difflib.get_close_matches(col, numeric, n=1):
                 raise ValueError(f"units names {col!r}, which is not a numeric column (clinical.numeric or "
-                                 "clinical.ordinal)" + (f". Did you mean {close[0]!r}?" if close else ""))
+                                 "clinical.ordinal)")
             if not _UNIT.match(unit):
                 raise ValueError(f"units.{col}: {unit!r} is not a unit: up to 20 letters, digits, spaces and "
                                  "% / . ^ ² ³ µ (e.g. years, mm, mmol/L)")

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import Iterator, Mapping
 
 from graphonc.errors import InputError
+from graphonc.threads import THREAD_ENV
 
 log = logging.getLogger("graphonc")
 
@@ -132,8 +133,11 @@ def extraction_client(scheduler: str | None, n_workers: int,
                              "each machine) or leave out --scheduler to use a local cluster.") from None
     else:
         with dask.config.set(dict(settings)):  # read when the scheduler and nannies start; nannies pass it on
+            # one BLAS/OpenMP thread per worker even when this process exported more (set_threads):
+            # the nanny's own default yields to the parent's environment
             cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+                                   dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
+                                   env={var: "1" for var in THREAD_ENV})
         client = Client(cluster, set_as_default=False)
     try:
         info = client.scheduler_info()
