@@ -218,7 +218,8 @@ class Trainer:
             vloss, vce, vcx = self.loss(logits, risk, val_t, class_weight, norm=norms["val"])
         return (loss.item(), ce, cx), (float(vloss), vce, vcx)
 
-    def fit(self, fit_idx: np.ndarray, val_idx: np.ndarray, progress: bool = False) -> tuple[list[dict], int]:
+    def fit(self, fit_idx: np.ndarray, val_idx: np.ndarray, progress: bool = False, label: str = "train"
+            ) -> tuple[list[dict], int]:
         cfg = self.cfg
         fit_t, val_t = _targets(self.graph, fit_idx), _targets(self.graph, val_idx)
         class_weight = None
@@ -236,7 +237,7 @@ class Trainer:
         best, best_epoch, best_state, history = float("inf"), 0, None, []
         task_best = {"ce": (float("inf"), 0), "cox": (float("inf"), 0)}
         with make_progress(progress) as bar:
-            task = bar.add_task("train", total=cfg.epochs)
+            task = bar.add_task(label, total=cfg.epochs)
             for epoch in range(1, cfg.epochs + 1):
                 if cfg.batch_size:
                     (loss, ce, cx) = self._minibatch_pass(fit_idx, class_weight, opt, gen, norms["fit"])
@@ -247,7 +248,7 @@ class Trainer:
                 history.append({"epoch": epoch, "train_loss": loss, "train_ce": ce, "train_cox": cx,
                                 "val_loss": vloss, "val_ce": vce, "val_cox": vcx,
                                 "val_ce_rel": vce / norms["val"][0], "val_cox_rel": vcx / norms["val"][1]})
-                bar.update(task, advance=1, description=f"train (val loss {vloss:.3f})")
+                bar.update(task, advance=1, description=f"{label} (val loss {vloss:.3f})")
                 for key, v in (("ce", vce), ("cox", vcx)):
                     if v < task_best[key][0] - 1e-4:
                         task_best[key] = (v, epoch)
@@ -314,7 +315,8 @@ def fit_model(run: GraphRun, train_ids: list[str], cfg: ModelConfig, progress: b
         member_cfg = cfg.model_copy(update={"seed": cfg.seed + i})
         seed_everything(member_cfg.seed)
         trainer = Trainer(graph, member_cfg, device)
-        runs.append((*trainer.fit(fit_idx, val_idx, progress), getattr(trainer, "task_best_epochs", {})))
+        label = f"train network {i + 1}/{cfg.ensemble}" if cfg.ensemble > 1 else "train"
+        runs.append((*trainer.fit(fit_idx, val_idx, progress, label), getattr(trainer, "task_best_epochs", {})))
         nets.append(trainer.model.cpu())
     history, best_epoch, task_best = runs[0]
     model = nets[0] if len(nets) == 1 else GNNEnsemble(nets)
