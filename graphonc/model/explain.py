@@ -111,8 +111,10 @@ def explain_row(model: PatientGNN | GNNEnsemble, x: dict, edges: dict, vocab: di
                                   for net in members(model)])
     with torch.no_grad():
         h0 = model.input_states(x, vocab)
-        _, logits, _ = model.heads(model.propagate(h0, edges)[S.PATIENT][row:row + 1], x[S.PATIENT][row:row + 1])
-    cls = target_class if target_class is not None else int(logits.argmax(-1)) if classes else -1
+        cls = target_class
+        if cls is None:  # an ensemble's members are told the ensemble's class
+            _, logits, _ = model.heads(model.propagate(h0, edges)[S.PATIENT][row:row + 1], x[S.PATIENT][row:row + 1])
+            cls = int(logits.argmax(-1)) if classes else -1
     forward, kinds = _output(model, x, edges, vocab, row, cls)
     inputs = (x[S.PATIENT][row:row + 1].clone(), *(h0[t].detach()[None] for t in kinds))
     # node baseline = the average state of its type: an all-zero graph sits where LayerNorm is
@@ -130,9 +132,11 @@ def explain_local(graph: PatientGraph, *, feature_names: list[str], ids: dict[st
     """:func:`explain_row` on the patient's computation graph (:mod:`graphonc.model.local`): the
     same attributions, at a cost that does not grow with the cohort; the steps run as one batch."""
     local = graph.local
-    with torch.no_grad():
-        _, logits, _ = graph.forward(graph.x_row, {})
-    cls = target_class if target_class is not None else int(logits.argmax(-1)) if classes else -1
+    cls = target_class
+    if cls is None:  # an ensemble's members are told the ensemble's class
+        with torch.no_grad():
+            _, logits, _ = graph.forward(graph.x_row, {})
+        cls = int(logits.argmax(-1)) if classes else -1
     kinds = [t for t in NODE_KINDS if t in graph.nodes and t in local.x]
     inputs = (graph.x_row.clone(), *(graph.states(t)[None] for t in kinds))
     baselines = (torch.zeros_like(inputs[0]), *(local.mean[t].expand_as(s) for t, s in zip(kinds, inputs[1:])))
@@ -166,11 +170,9 @@ def _mean_explanation(parts: list[tuple[pd.DataFrame, dict, str | None]]) -> tup
     table = table.groupby(["target", "kind", "name"], sort=False, dropna=False).agg(
         attribution=("attribution", lambda a: a.sum() / n), linked=("linked", "any"), value=("value", "first")
     ).reset_index()
-    table = table.assign(_abs=table["attribution"].abs()).sort_values(
-        ["target", "_abs"], ascending=[True, False], kind="stable").drop(columns="_abs").reset_index(drop=True)
     outputs = {t: {k: float(max(p[1][t][k] for p in parts)) if k == "delta" else float(np.mean([p[1][t][k] for p in parts]))
                    for k in parts[0][1][t]} for t in parts[0][1]}
-    return table, outputs, parts[0][2]
+    return _by_size(table), outputs, parts[0][2]
 
 
 def _attribute(forward, inputs: tuple, baselines: tuple, kinds: list[str], rows: dict[str, np.ndarray],
@@ -227,6 +229,11 @@ def _table(frames: list[pd.DataFrame], patient_values: pd.Series | None, node_va
     for t, values in (node_values or {}).items():
         rows = table["kind"] == NODE_KINDS[t]
         table.loc[rows, "value"] = table.loc[rows, "name"].map(values)
+    return _by_size(table)
+
+
+def _by_size(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows by target, then largest |attribution| first (stable)."""
     return table.assign(_abs=table["attribution"].abs()).sort_values(
         ["target", "_abs"], ascending=[True, False], kind="stable").drop(columns="_abs").reset_index(drop=True)
 
