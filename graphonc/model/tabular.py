@@ -70,7 +70,7 @@ def patient_alteration_pairs(run: GraphRun) -> pd.DataFrame:
         if tuple(edge) not in have:
             continue
         df = run.edges(edge)
-        if keep is not None and keep[0] in df.columns:
+        if keep is not None:
             df = df[df[keep[0]] == keep[1]]
         frames.append(pd.DataFrame({"patient": df[S.SRC].to_numpy(), "gene": prefix + df[S.DST].astype(str)}))
     if not frames:
@@ -151,11 +151,10 @@ class TabularFeatures:
         ids = list(patient_ids)
         rows = patient_rows(run, ids)
         clinical = self.encoder_.transform(rows)
-        alterations = getattr(self, "alterations_", [])
-        if not self.genes_ and not alterations:
+        if not self.genes_ and not self.alterations_:
             return clinical
         return np.hstack([clinical, _indicators(ids, patient_gene_pairs(run), self.genes_),
-                          _indicators(ids, patient_alteration_pairs(run), alterations)])
+                          _indicators(ids, patient_alteration_pairs(run), self.alterations_)])
 
     def fit_transform(self, run: GraphRun, patient_ids) -> np.ndarray:
         return self.fit(run, patient_ids).transform(run, patient_ids)
