@@ -230,7 +230,6 @@ class Trainer:
         gen = torch.Generator().manual_seed(cfg.seed)
         fit_all = torch.as_tensor(fit_idx, dtype=torch.long)
         norms = {"fit": self.chance_losses(fit_t), "val": self.chance_losses(val_t)}
-        self.val_targets = val_t
         # Early stopping restores the epoch of the best (balanced) validation loss, but only stops
         # once NO task has improved for `patience` epochs: a summed loss can stall while one task
         # still learns (a falling cross-entropy hidden under a rising Cox term).
@@ -316,7 +315,7 @@ def fit_model(run: GraphRun, train_ids: list[str], cfg: ModelConfig, progress: b
         seed_everything(member_cfg.seed)
         trainer = Trainer(graph, member_cfg, device)
         label = f"train network {i + 1}/{cfg.ensemble}" if cfg.ensemble > 1 else "train"
-        runs.append((*trainer.fit(fit_idx, val_idx, progress, label), getattr(trainer, "task_best_epochs", {})))
+        runs.append((*trainer.fit(fit_idx, val_idx, progress, label), trainer.task_best_epochs))
         nets.append(trainer.model.cpu())
     history, best_epoch, task_best = runs[0]
     model = nets[0] if len(nets) == 1 else GNNEnsemble(nets)
