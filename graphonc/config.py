@@ -217,18 +217,24 @@ class ClinicalSpec(BaseModel):
             if clash:
                 raise ValueError(f"columns {sorted(clash)} are listed in clinical.{key} and as model features; "
                                  "a column is one or the other: remove it from clinical.numeric/categorical")
-        numeric = self.numeric_features()
-        for col, unit in self.units.items():
-            # a units key close to a numeric entry: one of the two is misspelt and only the data's
-            # header can tell which, so build-graph checks it after reading the columns
-            # (graphonc.graph.clinical.patient_table); a key close to nothing is refused here
-            if col not in numeric and not difflib.get_close_matches(col, numeric, n=1):
+        # a units key close to a numeric entry: one of the two is misspelt and only the data's
+        # header can tell which, so build-graph checks it after reading the columns
+        # (graphonc.graph.clinical.patient_table); a key close to nothing is refused here
+        for col, close in self.units_not_numeric():
+            if close is None:
                 raise ValueError(f"units names {col!r}, which is not a numeric column (clinical.numeric or "
                                  "clinical.ordinal)")
+        for col, unit in self.units.items():
             if not _UNIT.match(unit):
                 raise ValueError(f"units.{col}: {unit!r} is not a unit: up to 20 letters, digits, spaces and "
                                  "% / . ^ ² ³ µ (e.g. years, mm, mmol/L)")
         return self
+
+    def units_not_numeric(self) -> list[tuple[str, str | None]]:
+        """(units key, the closest numeric column or None) for each units key that is not a numeric column."""
+        numeric = self.numeric_features()
+        return [(col, next(iter(difflib.get_close_matches(col, numeric, n=1)), None))
+                for col in self.units if col not in numeric]
 
     def numeric_features(self) -> list[str]:
         """Numeric model features: the numeric columns, then the ordinal ones."""

@@ -7,8 +7,6 @@ whatever the source unit, so 5- and 10-year horizons mean the same thing for eve
 """
 from __future__ import annotations
 
-import difflib
-
 import re
 
 import numpy as np
@@ -149,13 +147,10 @@ def patient_table(raw: RawCohort, spec: ClinicalSpec, cohort: str) -> pd.DataFra
         df[col] = raw.column(col, Table.numeric, "clinical.numeric")
     for col, how in spec.ordinal.items():
         df[col] = raw.column(col, lambda t, c, how=how: ordinal(t, c, how), "clinical.ordinal")
-    numeric = spec.numeric_features()  # every one is a column of the data now
-    for col in spec.units:
-        if col not in numeric:
-            close = difflib.get_close_matches(col, numeric, n=1)
-            raise ConfigError(f"clinical.units names {col!r}, which is not a numeric column (clinical.numeric or "
-                              "clinical.ordinal)" + (f"; did you mean {close[0]!r}?" if close else "") +
-                              " Fix the key in clinical.units.")
+    for col, close in spec.units_not_numeric():  # every numeric column is one of the data's now
+        raise ConfigError(f"clinical.units names {col!r}, which is not a numeric column (clinical.numeric or "
+                          "clinical.ordinal)" + (f"; did you mean {close!r}?" if close else "") +
+                          " Fix the key in clinical.units.")
     for col in spec.stored_text_columns():
         df[col] = raw.column(col, Table.text, "clinical.categorical/display").astype("string")
     if spec.label is not None:
