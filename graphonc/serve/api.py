@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from graphonc.search.similar import Filters, SimilarResult, parse_filters
 from graphonc.serve import service
+from graphonc.serve.lanes import lanes
 from graphonc.serve.newpatient import NewPatient
 from graphonc.serve.state import RunState
 
@@ -226,13 +227,13 @@ def _needs_model(state: RunState) -> None:
 
 
 @router.get("/health", response_model=Health)
-def health(request: Request) -> dict:
+async def health(request: Request) -> dict:
     return {"status": "ok", "version": graphonc.__version__, "runs": sorted(runs_of(request))}
 
 
 @router.get("/runs", response_model=list[CohortSummary])
-def runs(request: Request) -> list[dict]:
-    return [summary(s) for s in runs_of(request).values()]
+async def runs(request: Request) -> list[dict]:
+    return await lanes(request).run(lambda: [summary(s) for s in runs_of(request).values()])
 
 
 def summary(state: RunState) -> dict:
@@ -259,12 +260,12 @@ def summary(state: RunState) -> dict:
 
 
 @router.get("/runs/{run}", response_model=CohortSummary)
-def cohort_summary(state: RunState = Depends(run_state)) -> dict:
-    return summary(state)
+async def cohort_summary(request: Request, state: RunState = Depends(run_state)) -> dict:
+    return await lanes(request).run(summary, state)
 
 
 @router.get("/runs/{run}/patients", response_model=list[PatientHit])
-def search_patients(request: Request, state: RunState = Depends(run_state),
+async def search_patients(request: Request, state: RunState = Depends(run_state),
                     prefix: str = Query(..., min_length=1, max_length=100, description="start of a patient id"),
                     limit: int = Query(20, ge=1, le=200)) -> list[dict]:
     hits = state.search_hits(prefix, limit)
@@ -273,63 +274,87 @@ def search_patients(request: Request, state: RunState = Depends(run_state),
 
 
 @router.get("/runs/{run}/patients/{patient_id}", response_model=Profile)
-def patient(patient_id: str, request: Request, state: RunState = Depends(run_state)) -> dict:
+async def patient(patient_id: str, request: Request, state: RunState = Depends(run_state)) -> dict:
     pid = _cohort_patient(state, patient_id, request)
+    return await lanes(request).run(_profile, state, pid)
+
+
+def _profile(state: RunState, pid: str) -> dict:
     prof = asdict(state.facts.profile(pid))
     prof["mutations"], prof["genes"] = sorted(prof["mutations"]), sorted(prof["genes"])
     return prof
 
 
 @router.get("/runs/{run}/patients/{patient_id}/similar", response_model=Similar)
-def similar(patient_id: str, request: Request, state: RunState = Depends(run_state),
-            k: int = Query(10, ge=1, le=500), filters: Filters = Depends(filters_query)) -> dict:
+async def similar(patient_id: str, request: Request, state: RunState = Depends(run_state),
+                  k: int = Query(10, ge=1, le=500), filters: Filters = Depends(filters_query)) -> dict:
     pid = _cohort_patient(state, patient_id, request)
-    return similar_out(state, service.similar_cohort(state, pid, k, filters))
+    return await lanes(request).run(lambda: similar_out(state, service.similar_cohort(state, pid, k, filters)))
 
 
 @router.post("/runs/{run}/new-patient/similar", response_model=NewSimilar)
-def similar_new(body: NewPatient, request: Request, state: RunState = Depends(run_state),
-                k: int = Query(10, ge=1, le=500), filters: Filters = Depends(filters_query)) -> dict:
+async def similar_new(body: NewPatient, request: Request, state: RunState = Depends(run_state),
+                      k: int = Query(10, ge=1, le=500), filters: Filters = Depends(filters_query)) -> dict:
     request.state.audit["new_patient"] = True
-    ans = service.similar_new(state, body, k, filters)
-    return {**similar_out(state, ans.result), "notes": asdict(ans.notes)}
+
+    def answer() -> dict:
+        ans = service.similar_new(state, body, k, filters)
+        return {**similar_out(state, ans.result), "notes": asdict(ans.notes)}
+
+    return await lanes(request).run(answer)
 
 
 @router.get("/runs/{run}/patients/{patient_id}/explanation", response_model=Explanation)
-def explanation(patient_id: str, request: Request, state: RunState = Depends(run_state),
-                top: int = Query(8, ge=1, le=100), steps: int = Query(service.EXPLAIN_STEPS, ge=4, le=64)) -> dict:
+async def explanation(patient_id: str, request: Request, state: RunState = Depends(run_state),
+                      top: int = Query(8, ge=1, le=100),
+                      steps: int = Query(service.EXPLAIN_STEPS, ge=4, le=64)) -> dict:
     pid = _cohort_patient(state, patient_id, request)
     _needs_model(state)
-    return explanation_out(service.explain_cohort(state, pid, steps), top)
+    return await lanes(request).run(lambda: explanation_out(service.explain_cohort(state, pid, steps), top),
+                                    explain=True)
 
 
 @router.post("/runs/{run}/new-patient/explanation", response_model=Explanation)
-def explanation_new(body: NewPatient, request: Request, state: RunState = Depends(run_state),
-                    top: int = Query(8, ge=1, le=100), steps: int = Query(service.EXPLAIN_STEPS, ge=4, le=64)) -> dict:
+async def explanation_new(body: NewPatient, request: Request, state: RunState = Depends(run_state),
+                          top: int = Query(8, ge=1, le=100),
+                          steps: int = Query(service.EXPLAIN_STEPS, ge=4, le=64)) -> dict:
     request.state.audit["new_patient"] = True
-    ans = service.similar_new(state, body, 1, Filters())
-    return explanation_out(service.explain_new(state, ans, steps), top)
+
+    def answer() -> dict:
+        ans = service.similar_new(state, body, 1, Filters())
+        return explanation_out(service.explain_new(state, ans, steps), top)
+
+    return await lanes(request).run(answer, explain=True)
 
 
 @router.get("/runs/{run}/patients/{patient_id}/report", response_class=HTMLResponse)
-def report(patient_id: str, request: Request, state: RunState = Depends(run_state),
-           k: int = Query(10, ge=1, le=500), filters: Filters = Depends(filters_query),
-           explain: bool = Query(False, description="include the model's explanation (seconds)")) -> HTMLResponse:
+async def report(patient_id: str, request: Request, state: RunState = Depends(run_state),
+                 k: int = Query(10, ge=1, le=500), filters: Filters = Depends(filters_query),
+                 explain: bool = Query(False, description="include the model's explanation (seconds)")
+                 ) -> HTMLResponse:
     """The self-contained report page (what `graphonc report` writes)."""
     pid = _cohort_patient(state, patient_id, request)
-    res = service.similar_cohort(state, pid, k, filters)
-    exp = service.explain_cohort(state, pid) if explain and state.has_model else None
-    return HTMLResponse(service.report_page(state, res, exp))
+    explain = explain and state.has_model
+
+    def page() -> str:
+        res = service.similar_cohort(state, pid, k, filters)
+        return service.report_page(state, res, service.explain_cohort(state, pid) if explain else None)
+
+    return HTMLResponse(await lanes(request).run(page, explain=explain))
 
 
 @router.post("/runs/{run}/new-patient/report", response_class=HTMLResponse)
-def report_new(body: NewPatient, request: Request, state: RunState = Depends(run_state),
-               k: int = Query(10, ge=1, le=500), filters: Filters = Depends(filters_query),
-               explain: bool = Query(False)) -> HTMLResponse:
+async def report_new(body: NewPatient, request: Request, state: RunState = Depends(run_state),
+                     k: int = Query(10, ge=1, le=500), filters: Filters = Depends(filters_query),
+                     explain: bool = Query(False)) -> HTMLResponse:
     request.state.audit["new_patient"] = True
-    ans = service.similar_new(state, body, k, filters)
-    exp = service.explain_new(state, ans) if explain else None
-    return HTMLResponse(service.report_page(state, ans.result, exp, ans.notes))
+
+    def page() -> str:
+        ans = service.similar_new(state, body, k, filters)
+        exp = service.explain_new(state, ans) if explain else None
+        return service.report_page(state, ans.result, exp, ans.notes)
+
+    return HTMLResponse(await lanes(request).run(page, explain=explain))
 
 
 __all__ = ["router", "summary", "run_state", "filters_query"]

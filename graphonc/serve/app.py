@@ -7,10 +7,12 @@ OpenAPI schema is at ``/openapi.json`` (token required like everything else).
 """
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -20,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 from graphonc.errors import GraphoncError
 from graphonc.serve.api import router as api_router
+from graphonc.serve.lanes import Lanes
 from graphonc.serve.newpatient import FieldErrors
 from graphonc.serve.security import (COOKIE, MAX_BODY_BYTES, AuditLog, BodyLimit, Token, default_state_dir,
                                      resolve_token, token_matches)
@@ -46,6 +49,18 @@ def _given_token(request: Request) -> str | None:
     return request.cookies.get(COOKIE)
 
 
+def freeze_loaded_objects() -> None:
+    """Move everything alive now (the loaded runs) out of the cyclic garbage collector's sight.
+
+    A run at 100k patients is millions of long-lived Python objects (cohort facts, id maps);
+    every full collection walked them all: 350 ms pauses, a few per minute under load, which
+    were the service's whole p99 (cohort similar at 8 clients: p99 387 ms, p50 34 ms). Frozen
+    objects are never collected, which is what they are: the runs live as long as the process.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(runs: list[Path] | dict[str, RunState], *, token: Token | None = None, state_dir: Path | None = None,
                audit_path: Path | None = None, max_body: int = MAX_BODY_BYTES) -> FastAPI:
     """The service over ``runs`` (run folders, or runs already loaded by :func:`load_runs`)."""
@@ -55,10 +70,18 @@ def create_app(runs: list[Path] | dict[str, RunState], *, token: Token | None = 
     token = token or resolve_token(state_dir)
     audit = AuditLog(audit_path or state_dir / "audit.jsonl")
     loaded = runs if isinstance(runs, dict) else load_runs([Path(r) for r in runs])
+    freeze_loaded_objects()
+    lanes = Lanes()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        lanes.shutdown()
+
     app = FastAPI(title="graphonc", version=__import__("graphonc").__version__,
                   summary="Similar patients for the tumour board: neighbours, reasons, outcomes.",
-                  docs_url=None, redoc_url=None)
-    app.state.runs, app.state.token, app.state.audit = loaded, token, audit
+                  docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.runs, app.state.token, app.state.audit, app.state.lanes = loaded, token, audit, lanes
 
     @app.middleware("http")
     async def guard(request: Request, call_next):

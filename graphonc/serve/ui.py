@@ -26,6 +26,7 @@ from graphonc.report.html import CSS
 from graphonc.search.similar import Filters
 from graphonc.serve import service
 from graphonc.serve.api import filters_query, run_state, summary
+from graphonc.serve.lanes import lanes
 from graphonc.serve.newpatient import FieldErrors, NewPatient, maf_upload_text
 from graphonc.serve.security import COOKIE, token_matches
 from graphonc.serve.state import RunState
@@ -77,12 +78,13 @@ def logout() -> RedirectResponse:
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request) -> HTMLResponse:
-    return _render(request, "index.html", runs=[summary(s) for s in request.app.state.runs.values()])
+async def home(request: Request) -> HTMLResponse:
+    runs = await lanes(request).run(lambda: [summary(s) for s in request.app.state.runs.values()])
+    return _render(request, "index.html", runs=runs)
 
 
 @router.get("/ui/{run}/search", response_class=HTMLResponse)
-def search(request: Request, q: str = "", state: RunState = Depends(run_state)) -> HTMLResponse:
+async def search(request: Request, q: str = "", state: RunState = Depends(run_state)) -> HTMLResponse:
     q = q.strip()[:100]
     hits = state.search_hits(q, 50) if q else []
     request.state.audit["patient_ids"] = [i for i, _ in hits]
@@ -96,18 +98,23 @@ def _filters_form(state: RunState, f: Filters, k: int) -> dict:
 
 
 @router.get("/ui/{run}/patients/{patient_id}", response_class=HTMLResponse)
-def patient_page(patient_id: str, request: Request, state: RunState = Depends(run_state), k: int = 10,
-                 filters: Filters = Depends(filters_query), explain: bool = False, print: bool = False):
+async def patient_page(patient_id: str, request: Request, state: RunState = Depends(run_state), k: int = 10,
+                       filters: Filters = Depends(filters_query), explain: bool = False, print: bool = False):
     request.state.audit["patient_ids"] = [patient_id]
     k = max(1, min(int(k), 500))
     if patient_id not in state.facts.patients.index:
         return error_page(request, 404, [f"patient {patient_id!r} is not in run {state.name!r}"])
-    res = service.similar_cohort(state, patient_id, k, filters)
-    exp = service.explain_cohort(state, patient_id) if explain and state.has_model else None
-    sections = [Markup(s) for s in service.sections(state, res, exp)]  # escaped by graphonc.report.html
+    explained = explain and state.has_model
+
+    def page_sections() -> tuple[list[Markup], int]:
+        res = service.similar_cohort(state, patient_id, k, filters)
+        exp = service.explain_cohort(state, patient_id) if explained else None
+        return [Markup(s) for s in service.sections(state, res, exp)], len(res.neighbours)  # escaped there
+
+    sections, n = await lanes(request).run(page_sections, explain=explained)
     return _render(request, "patient.html", run=state.name, cohort=state.run.cohort, pid=patient_id,
                    sections=sections, print_view=print, explain=explain, has_model=state.has_model,
-                   n=len(res.neighbours), **_filters_form(state, filters, k))
+                   n=n, **_filters_form(state, filters, k))
 
 
 # ---------------------------------------------------------------------------------- new patient
@@ -195,7 +202,7 @@ async def new_submit(request: Request, state: RunState = Depends(run_state)) -> 
     request.state.audit["new_patient"] = True
     form, upload = await _new_patient_form(request)
     try:
-        return _new_answer(request, state, form, upload)
+        return await lanes(request).run(_new_answer, request, state, form, upload, explain="explain" in form)
     except FieldErrors as exc:
         if form.get("body_json"):
             raise
