@@ -130,6 +130,28 @@ def test_cohort_patient_neighbours_equal_the_cli(api, served_run):
         assert pd.notna(p.loc[n["id"], "os_months"])
 
 
+def test_concurrent_requests_get_the_answers_of_sequential_ones(server):
+    """Eight clients at once (the requests queue in the service's lanes) get exactly what one client gets."""
+    ids = ["MB-0010", "MB-0035", "MB-0100", "MB-0140", "MB-0200", "MB-0244"]
+    calls = [("GET", f"/api/runs/metabric/patients/{i}/similar", None) for i in ids]
+    calls += [("POST", "/api/runs/metabric/new-patient/similar", NEW), ("GET", "/api/runs/metabric", None)]
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+
+    def ask(call):
+        method, path, body = call
+        with httpx.Client(base_url=server.url, headers=headers, timeout=120) as c:
+            r = c.request(method, path, json=body)
+            assert r.status_code == 200, r.text
+            return r.json()
+
+    alone = [ask(c) for c in calls]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(ask, calls * 3))
+    assert together == alone * 3
+
+
 def test_lookup_summary_profile_and_health(api, served_run):
     assert api.get("/api/health").json()["runs"] == ["metabric"]
     hits = api.get("/api/runs/metabric/patients", params={"prefix": "MB-001"}).json()
