@@ -53,6 +53,13 @@ class ModelConfig(BaseModel):
     ensemble: int = Field(5, ge=1)
     #: Wide and deep: the heads add a linear risk / linear logits on the patient's own features.
     wide: bool = True
+    #: Knots (in training standard deviations) of the wide part's linear splines: each numeric
+    #: clinical column z also enters the wide heads as max(z - knot, 0) for every knot, so an
+    #: effect may bend (risk rising with age faster after 70; a tumour size that stops mattering).
+    #: A penalised Cox model with these hinges gained C on all four cohorts (5x3 folds: METABRIC
+    #: 0.666 -> 0.676, MSK prostate 0.631 -> 0.643, CESC 0.557 -> 0.563, HNSC 0.587 -> 0.617).
+    #: Empty: straight lines only.
+    wide_knots: list[float] = [-1.0, -0.5, 0.0, 0.5, 1.0]
     use_graph: bool = True
     #: How a node aggregates its neighbours' messages in each SAGE layer (PyG aggregation name).
     #: "max" lets one driver mutation stand out among passengers instead of being averaged away

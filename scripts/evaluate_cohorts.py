@@ -74,6 +74,9 @@ def main() -> None:
     ap.add_argument("--patience", type=int)
     ap.add_argument("-k", type=int, default=10)
     ap.add_argument("--threads", type=int, help="torch threads (default: the CPUs this process may use, at most 2)")
+    ap.add_argument("--baselines-from", type=Path,
+                    help="an earlier output folder of this script on the same fold plan: its baseline rows are "
+                         "reused and only the GNN and the MLP are trained (a changed model, unchanged baselines)")
     ap.add_argument("--summarise", action="store_true")
     ap.add_argument("--markdown", action="store_true", help="with --summarise: Markdown tables instead of JSON")
     args = ap.parse_args()
@@ -89,6 +92,12 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     plan = read_plan(args.folds_file, run) if args.folds_file else make_plan(run, args.folds, args.repeats, cfg.seed)
     write_plan(plan, args.out / "folds.csv")
+    stored_baselines = None
+    if args.baselines_from:
+        if not pd.read_csv(args.baselines_from / "folds.csv").equals(pd.read_csv(args.out / "folds.csv")):
+            raise SystemExit(f"{args.baselines_from}/folds.csv is another fold plan: its baseline rows do not apply")
+        stored_baselines = {name: (lambda df: df[~df["model"].isin(["gnn", "mlp"])])(
+            pd.read_csv(args.baselines_from / f"{name}.csv")) for name in ("per_fold", "similarity")}
     done = set()
     if (args.out / "per_fold.csv").exists():
         done = set(map(tuple, pd.read_csv(args.out / "per_fold.csv")[["repeat", "fold"]].drop_duplicates().values))
@@ -97,17 +106,23 @@ def main() -> None:
         if (split.repeat, split.fold) in done:
             continue
         stored = []
-        rows = evaluate(run, [split], cfg, baseline_params=rsf,
+        rows = evaluate(run, [split], cfg, baseline_params=rsf, baselines=stored_baselines is None,
                         keep=lambda n, s, p: stored.append(pd.DataFrame(
                             {"model": n, "repeat": s.repeat, "fold": s.fold, "id": p.ids,
                              "embedding": list(p.embedding)})) if n in ("gnn", "mlp") else None)
         emb = pd.concat(stored, ignore_index=True)
         methods = {m: (lambda m=m: Q.StoredEmbeddings(m, emb[emb["model"] == m]).for_split(split))
                    for m in ("gnn", "mlp")}
-        methods |= {"knn_features": lambda: Q.FeatureSpace(cfg), "jaccard_genes": Q.GeneSets,
-                    "snf": lambda: Q.SNF(cfg), "random": lambda: Q.RandomNeighbours(cfg.seed + 100 * split.repeat
-                                                                                    + split.fold)}
+        if stored_baselines is None:
+            methods |= {"knn_features": lambda: Q.FeatureSpace(cfg), "jaccard_genes": Q.GeneSets,
+                        "snf": lambda: Q.SNF(cfg),
+                        "random": lambda: Q.RandomNeighbours(cfg.seed + 100 * split.repeat + split.fold)}
         sim = cross_validate(run, [split], methods, (Q.NeighbourScorer(run, args.k),))
+        if stored_baselines is not None:
+            this = {name: df[(df["repeat"] == split.repeat) & (df["fold"] == split.fold)]
+                    for name, df in stored_baselines.items()}
+            rows, sim = pd.concat([rows, this["per_fold"]], ignore_index=True), \
+                pd.concat([sim, this["similarity"]], ignore_index=True)
         for df, name in ((rows, "per_fold"), (sim, "similarity")):
             f = args.out / f"{name}.csv"
             df.to_csv(f, mode="a", header=not f.exists(), index=False)

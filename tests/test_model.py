@@ -100,3 +100,28 @@ def test_model_graph_rejects_unknown_patients(metabric_run):
     g = model_graph(metabric_run, ["MB-0002"])
     with pytest.raises(KeyError):
         g.patient_index(["NOPE"])
+
+
+def test_wide_splines_bend_the_numeric_columns_only(metabric_run, fitted):
+    """The wide heads see each standardised numeric column z also as max(z - knot, 0) per knot
+    (a linear spline); missing flags and one-hot columns enter straight."""
+    from graphonc.model.gnn import spline_columns
+
+    enc, model = fitted.graph.encoder, fitted.model
+    cols = spline_columns(enc.feature_names_, enc.numeric)
+    assert [enc.feature_names_[i] for i in cols] == list(enc.numeric) and cols  # AGE_AT_DIAGNOSIS, TUMOR_SIZE, ...
+    assert model.spline_index.tolist() == cols and model.knots.tolist() == FAST.wide_knots
+    x = fitted.graph.data[S.PATIENT].x
+    wide = model.wide_inputs(x)
+    n_feat, k = x.shape[1], len(FAST.wide_knots)
+    assert wide.shape == (x.shape[0], n_feat + len(cols) * k)
+    torch.testing.assert_close(wide[:, :n_feat], x)
+    for c, col in enumerate(cols):
+        for t, knot in enumerate(FAST.wide_knots):
+            torch.testing.assert_close(wide[:, n_feat + c * k + t], torch.clamp(x[:, col] - knot, min=0))
+    # the spline weights are real parameters of both wide heads (trained, saved with the model)
+    assert model.wide_cox.weight.shape[1] == wide.shape[1] == model.wide_classifier.weight.shape[1]
+    straight = fit_model(metabric_run, fitted.train_ids[:300], FAST.model_copy(update={"wide_knots": [], "epochs": 1}))
+    x_straight = straight.graph.data[S.PATIENT].x
+    assert straight.model.wide_cox.weight.shape[1] == x_straight.shape[1]
+    assert straight.model.wide_inputs(x_straight) is x_straight

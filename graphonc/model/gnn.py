@@ -25,7 +25,7 @@ from torch_geometric.nn.aggr import AttentionalAggregation
 from graphonc.graph import schema as S
 from graphonc.model_config import ModelConfig
 
-__all__ = ["ModelConfig", "PatientGNN", "GNNEnsemble", "EMBEDDED_TYPES", "combine", "members"]
+__all__ = ["ModelConfig", "PatientGNN", "GNNEnsemble", "EMBEDDED_TYPES", "combine", "members", "spline_columns"]
 
 
 def _aggregation(name: str, h: int):
@@ -40,9 +40,26 @@ def _aggregation(name: str, h: int):
 EMBEDDED_TYPES = (S.GENE, S.PATHWAY, S.MUTATION)
 
 
+def spline_columns(feature_names: list[str], numeric: list[str]) -> list[int]:
+    """Positions of the standardised numeric columns among the patient features (the wide part's
+    splines bend these; their missing flags and one-hot columns stay straight)."""
+    numeric = set(numeric)
+    return [i for i, name in enumerate(feature_names) if name in numeric]
+
+
 class PatientGNN(nn.Module):
+    """Args:
+        in_dims: feature width F_t of each node type.
+        edge_types: the (src, relation, dst) types message passing uses.
+        vocab_sizes: learnable-embedding vocabulary size per node type.
+        num_classes: diagnosis classes K (0: no label task).
+        cfg: the model settings.
+        spline_columns: patient feature columns that get the wide part's hinges (``cfg.wide_knots``);
+            see :func:`spline_columns`.
+    """
+
     def __init__(self, in_dims: dict[str, int], edge_types: list[tuple[str, str, str]], vocab_sizes: dict[str, int],
-                 num_classes: int, cfg: ModelConfig) -> None:
+                 num_classes: int, cfg: ModelConfig, spline_columns: list[int] | None = None) -> None:
         super().__init__()
         self.cfg = cfg
         h = cfg.hidden
@@ -62,8 +79,21 @@ class PatientGNN(nn.Module):
         # patient's own features, so the network contains penalised Cox / logistic regression and
         # message passing has to add to it, not rediscover it (small cohorts, few events).
         f = in_dims.get(S.PATIENT, 0)
-        self.wide_cox = nn.Linear(f, 1, bias=False) if cfg.wide and f else None
-        self.wide_classifier = nn.Linear(f, max(num_classes, 1)) if cfg.wide and f else None
+        splines = list(spline_columns or []) if cfg.wide and f else []
+        self.register_buffer("spline_index", torch.tensor(splines, dtype=torch.long), persistent=False)
+        self.register_buffer("knots", torch.tensor(cfg.wide_knots if splines else [], dtype=torch.float32),
+                             persistent=False)
+        f_wide = f + len(splines) * len(self.knots)
+        self.wide_cox = nn.Linear(f_wide, 1, bias=False) if cfg.wide and f else None
+        self.wide_classifier = nn.Linear(f_wide, max(num_classes, 1)) if cfg.wide and f else None
+
+    def wide_inputs(self, x_patient: torch.Tensor) -> torch.Tensor:
+        """(N, F) patient features → (N, F + C·T): the features and, for each of the C spline columns
+        and T knots, the hinge max(x - knot, 0): a linear spline per numeric column."""
+        if not len(self.knots):
+            return x_patient
+        z = x_patient[:, self.spline_index]
+        return torch.cat([x_patient, F.relu(z.unsqueeze(-1) - self.knots).flatten(1)], dim=1)
 
     def input_states(self, x_dict: dict[str, torch.Tensor], vocab_dict: dict[str, torch.Tensor]
                      ) -> dict[str, torch.Tensor]:
@@ -109,8 +139,9 @@ class PatientGNN(nn.Module):
         if self.wide_cox is not None:
             if x_patient is None:
                 raise ValueError("a wide model needs the patients' input features for its heads")
-            logits = logits + self.wide_classifier(x_patient)
-            risk = risk + self.wide_cox(x_patient).squeeze(-1)
+            x_wide = self.wide_inputs(x_patient)
+            logits = logits + self.wide_classifier(x_wide)
+            risk = risk + self.wide_cox(x_wide).squeeze(-1)
         return z, logits, risk
 
     def forward(self, x_dict, edge_index_dict, vocab_dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -20,7 +20,7 @@ from graphonc.graph import lineage
 from graphonc.graph.hetero import PatientFeatureEncoder
 from graphonc.graph.run import GraphRun
 from graphonc.model.data import ModelGraph, model_graph
-from graphonc.model.gnn import GNNEnsemble, ModelConfig, PatientGNN
+from graphonc.model.gnn import GNNEnsemble, ModelConfig, PatientGNN, spline_columns
 from graphonc.model.inputs import ModelInputs
 from graphonc.model.train import FitResult
 
@@ -40,6 +40,7 @@ def save_model(fit: FitResult, folder: Path) -> None:
         "inputs": asdict(g.inputs) if g.inputs is not None else None,
         "label_classes": g.label_classes,
         "in_dims": {t: int(g.data[t].x.shape[1]) for t in g.data.node_types if "x" in g.data[t]},
+        "spline_columns": spline_columns(g.encoder.feature_names_, g.encoder.numeric),
         "edge_types": [list(e) for e in fit.model.edge_types],
         "train_ids": fit.train_ids,
         "val_ids": fit.val_ids,
@@ -72,7 +73,8 @@ def load_model(folder: Path, run: GraphRun) -> LoadedModel:
                         spec=ModelInputs(**meta["inputs"]) if meta.get("inputs") else None)
     graph.label_classes = meta["label_classes"]
     nets = [PatientGNN(meta["in_dims"], [tuple(e) for e in meta["edge_types"]],
-                       {t: len(v) for t, v in meta["vocab"].items()}, len(meta["label_classes"]), cfg)
+                       {t: len(v) for t, v in meta["vocab"].items()}, len(meta["label_classes"]), cfg,
+                       meta.get("spline_columns"))  # absent in models saved before the wide splines
             for _ in range(cfg.ensemble)]
     model = nets[0] if len(nets) == 1 else GNNEnsemble(nets)
     model.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))

@@ -22,7 +22,7 @@ from torchsurv.loss.cox import neg_partial_log_likelihood
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.model.data import MUTATED_IN, ModelGraph, model_graph, reverse
-from graphonc.model.gnn import GNNEnsemble, ModelConfig, PatientGNN
+from graphonc.model.gnn import GNNEnsemble, ModelConfig, PatientGNN, spline_columns
 from graphonc.model.sampling import NeighborSampler
 from graphonc.progress import make_progress
 
@@ -109,7 +109,8 @@ class Trainer:
         self.sampler: NeighborSampler | None = None  # built on first mini-batch pass
         in_dims = {t: x.shape[1] for t, x in self.x.items()}
         self.model = PatientGNN(in_dims, list(self.edges), {t: len(v) for t, v in graph.vocab.items()},
-                                len(graph.label_classes), cfg).to(device)
+                                len(graph.label_classes), cfg,
+                                spline_columns(graph.encoder.feature_names_, graph.encoder.numeric)).to(device)
 
     def loss(self, logits, risk, t: Targets, class_weight, rows: torch.Tensor | None = None,
              norm: tuple[float, float] = (1.0, 1.0)) -> tuple[torch.Tensor, float, float]:
