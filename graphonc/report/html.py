@@ -1,7 +1,8 @@
 """The tumour-board page: one self-contained HTML file per query patient.
 
-No JavaScript, no external resources: CSS is inline and the plots are PNGs embedded as
-base64 ``data:`` URIs, so the file can be mailed or opened offline. Every value taken from
+No JavaScript, no external resources: CSS is inline and the plots are inline SVG
+(:mod:`graphonc.report.km_svg`, :mod:`graphonc.report.bars_svg`), so the file can be mailed
+or opened offline. Every value taken from
 the data is HTML-escaped.
 
 Sections: the query patient's profile (clinical values, mutations with gene roles,
@@ -12,11 +13,8 @@ treatment outcomes among the neighbours, and the model's explanation for this pa
 """
 from __future__ import annotations
 
-import base64
 import html
 import logging
-import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -33,8 +31,6 @@ from graphonc.search.similar import CNA_WORDS, CohortFacts, Filters, SimilarResu
 
 log = logging.getLogger("graphonc")
 
-#: matplotlib's pyplot is not thread-safe: the service renders reports in a thread pool.
-PLOT_LOCK = threading.Lock()
 #: The absolute estimate shown beside the curves: survival at this many months (5 years).
 LANDMARK_MONTHS = 60.0
 
@@ -58,10 +54,6 @@ def esc(v) -> str:
     if isinstance(v, float):
         return html.escape(f"{v:.4g}")
     return html.escape(str(v))
-
-
-def _png_data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric: Iterable[int] = (), cls: str = "") -> str:
@@ -305,9 +297,9 @@ def _treatment_section(res: SimilarResult, facts: CohortFacts) -> str:
 <p class='note'>Counts, not effects: treatment was not randomised and the neighbour set is small.</p>"""
 
 
-def _explanation_section(exp, workdir: Path, top: int = 12) -> str:
+def _explanation_section(exp, top: int = 12) -> str:
     """The model's explanation (a :class:`graphonc.model.explain.Explanation`) as bars and tables."""
-    from graphonc.plots.search import attribution_bars
+    from graphonc.report import bars_svg
 
     patient_id = exp.patient
     table = exp.table
@@ -320,12 +312,12 @@ def _explanation_section(exp, workdir: Path, top: int = 12) -> str:
         t = t.reindex(t["attribution"].abs().sort_values(ascending=False).index).head(top)
         label = "risk (log partial hazard)" if target == "risk" else \
             f"diagnosis: {exp.predicted_label}"
-        with PLOT_LOCK:
-            png = attribution_bars(t, workdir / f"explain_{target}.png", f"{patient_id}: {label}")
+        bars = bars_svg.svg([f"{k}: {n}" for k, n in zip(t["kind"], t["name"])], t["attribution"].to_numpy(),
+                            f"{patient_id}: {label}")
         rows = [(esc(r.kind), esc(r.name), esc(r.value), f"{r.attribution:+.4f}")
                 for r in t.itertuples()]
-        parts.append(f"<div><h3>{esc(label)}</h3><img alt='attributions for {esc(target)}' "
-                     f"src='{_png_data_uri(png)}'>{_table(['kind', 'input', 'value', 'attribution'], rows, [3])}</div>")
+        parts.append(f"<div><h3>{esc(label)}</h3>{bars}{_table(['kind', 'input', 'value', 'attribution'], rows, [3])}"
+                     "</div>")
     parts.append("</div>")
     return "".join(parts)
 
@@ -369,12 +361,10 @@ def notes_section(notes) -> str:
 def report_sections(facts: CohortFacts, res: SimilarResult, risk_pct: float | None, explanation=None,
                     notes=None) -> list[str]:
     """The report's sections as escaped HTML snippets (the CLI's file and the service's pages share them)."""
-    with tempfile.TemporaryDirectory(prefix="graphonc-report-") as tmp:
-        work = Path(tmp)
-        body = [_profile_section(res, facts, risk_pct), notes_section(notes), _neighbour_section(res),
-                _km_section(res, facts), _treatment_section(res, facts), _graph_section(facts.run)]
-        if explanation is not None:
-            body.append(_explanation_section(explanation, work))
+    body = [_profile_section(res, facts, risk_pct), notes_section(notes), _neighbour_section(res),
+            _km_section(res, facts), _treatment_section(res, facts), _graph_section(facts.run)]
+    if explanation is not None:
+        body.append(_explanation_section(explanation))
     return [b for b in body if b]
 
 

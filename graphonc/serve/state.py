@@ -5,9 +5,9 @@ its FAISS index, the model's predictions, and (when the run has a trained model)
 model with every non-patient node state precomputed (:class:`~graphonc.model.embed.FrozenGraph`)
 and the run's config and gene symbol map, so a request does no disk reads and loads no model.
 
-Requests run in FastAPI's thread pool. FAISS searches and torch inference on these shared
-objects only read them; matplotlib is not thread-safe, so the report's plots take
-:data:`graphonc.report.html.PLOT_LOCK`.
+Requests run in the service's lanes (:mod:`graphonc.serve.lanes`): a quick and an explain
+thread per process. FAISS searches and torch inference on these shared objects only read them;
+the report's figures are SVG text (no matplotlib, no plot lock).
 """
 from __future__ import annotations
 
