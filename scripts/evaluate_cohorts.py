@@ -77,6 +77,8 @@ def main() -> None:
     ap.add_argument("--baselines-from", type=Path,
                     help="an earlier output folder of this script on the same fold plan: its baseline rows are "
                          "reused and only the GNN and the MLP are trained (a changed model, unchanged baselines)")
+    ap.add_argument("--with-expression-derived", action="store_true",
+                    help="the sensitivity row: every model also sees the config's clinical.expression_derived columns")
     ap.add_argument("--summarise", action="store_true")
     ap.add_argument("--markdown", action="store_true", help="with --summarise: Markdown tables instead of JSON")
     args = ap.parse_args()
@@ -88,7 +90,8 @@ def main() -> None:
 
     set_threads(args.threads)
     run = GraphRun.open(args.run)
-    cfg = model_config(run, None, epochs=args.epochs, patience=args.patience)
+    cfg = model_config(run, None, epochs=args.epochs, patience=args.patience,
+                       with_expression_derived=args.with_expression_derived or None)
     args.out.mkdir(parents=True, exist_ok=True)
     plan = read_plan(args.folds_file, run) if args.folds_file else make_plan(run, args.folds, args.repeats, cfg.seed)
     write_plan(plan, args.out / "folds.csv")
