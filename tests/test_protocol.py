@@ -263,16 +263,18 @@ def test_paired_interval_is_the_corrected_resampled_t_interval():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue #18, open: on TCGA CESC histology every model, the baselines too, is "
-                   "near chance (5-member GNN ensemble AUROC 0.64 / 0.55 / 0.48 over these 3 folds, mean 0.56; "
-                   "baselines 0.53-0.58); strict, so the day the GNN learns it this test fails and the mark must go")
 def test_whole_exome_cohort_learns_its_label(cesc_run):
-    """TCGA CESC (whole exome, ~350 mutations a patient): the GNN ranks the histology above chance."""
+    """TCGA CESC (whole exome, ~350 mutations a patient): the GNN ranks the histology above chance.
+
+    Until the wide part's linear splines this was a strict xfail (5-member ensemble AUROC 0.64 /
+    0.55 / 0.48 on these folds, mean 0.56); with them 0.63 / 0.55 / 0.72, mean 0.63 (the 15-split
+    protocol: 0.617 ± 0.106, logistic regression 0.580). Under shuffled labels a 3-fold mean has an
+    sd of about 0.05 (see the next test), so 0.6 is two of those above chance."""
     cfg = ModelConfig(hidden=32, embedding_dim=16, epochs=60, patience=15, gene_min_patients=5, seed=0)
     plan = make_plan(cesc_run, 3, 1, 0)
     real = cross_validate(cesc_run, splits(plan), {"gnn": lambda: GNNModel(cfg)})
     print("\nreal:", real[["auroc", "balanced_accuracy", "harrell_c", "at_chance"]].round(3).to_string())
-    assert real["auroc"].mean() > 0.62
+    assert real["auroc"].mean() > 0.60
 
 
 @pytest.mark.slow
