@@ -181,6 +181,13 @@ class CohortFacts:
         size = {pw: self.pathway_info.get(pw, (None, None, None))[2] for pw in every}
         self.pathway_rank = {pw: i for i, pw in enumerate(
             sorted(every, key=lambda pw: (size[pw] if size[pw] is not None else 1e9, pw)))}
+        self.pathway_by_rank = sorted(self.pathway_rank, key=self.pathway_rank.get)
+        self.ranked_pathways_of_gene = {g: sorted(pws, key=self.pathway_rank.get)
+                                        for g, pws in self.pathways_of_gene.items()}
+        # each gene's pathways as a bit mask over those ranks: the pathways two patients both hit
+        # (each through any of its genes) are an AND of two ORs, counted without building sets
+        self.pathway_mask_of_gene = {g: _bit_mask([self.pathway_rank[pw] for pw in pws], len(every))
+                                     for g, pws in self.pathways_of_gene.items()}
         rec = run.edges(S.RECEIVED) if S.RECEIVED in types else pd.DataFrame(columns=[S.SRC, S.DST])
         self.treatments_of = {k: sorted(v) for k, v in _groups(rec, S.SRC, S.DST).items()}
         tr = run.nodes(S.TREATMENT) if S.TREATMENT in nt else pd.DataFrame(columns=[S.ID])
@@ -405,6 +412,28 @@ def survival_status(months: float | None, event: float | None) -> str:
     return f"died at {months:.0f} months" if event == 1 else f"alive at last follow-up ({months:.0f} months)"
 
 
+def _bit_mask(positions: list[int], n_bits: int) -> int:
+    """An int with the given bits set (built through numpy: one step, not one big-int copy per bit)."""
+    bits = np.zeros(max(n_bits, 1), dtype=np.uint8)
+    bits[positions] = 1
+    return int.from_bytes(np.packbits(bits, bitorder="little").tobytes(), "little")
+
+
+def _set_bits(mask: int):
+    """Positions of the set bits of ``mask``, lowest first."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
+
+
+def _pathway_mask(facts: CohortFacts, genes) -> int:
+    mask = 0
+    for g in genes:
+        mask |= facts.pathway_mask_of_gene.get(g, 0)
+    return mask
+
+
 def _pathways(facts: CohortFacts, genes: set[str]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for g in genes:
@@ -441,18 +470,30 @@ def explain_pair(facts: CohortFacts, q: Profile, nb: Profile, query_pathways: di
     shared_g = sorted(q.genes & nb.genes)
     pq = query_pathways if query_pathways is not None else _pathways(facts, q.genes)
     of_gene = facts.pathways_of_gene
-    both = pq.keys() & set().union(*(of_gene.get(g, ()) for g in nb.genes))
+    # the pathways both hit, each through any of its genes (bits = pathway ranks)
+    both = _pathway_mask(facts, q.genes) & _pathway_mask(facts, nb.genes)
     # a pathway's shared genes are the genes both patients carry that lie in it
     common = q.genes & nb.genes
-    n_shared: dict[str, int] = {}
-    for g in common:
-        for pw in of_gene.get(g, ()):
-            n_shared[pw] = n_shared.get(pw, 0) + 1
-    # most informative first: hit through the same gene(s), then small (specific) pathways; only the
-    # rows kept are spelt out (hundreds of pathways are shared through one common gene)
-    rank = facts.pathway_rank
+    # most informative first: hit through more of the same genes, then small (specific) pathways;
+    # only the rows kept are spelt out (hundreds of pathways are shared through one common gene).
+    # Pathways hit through different genes of each patient come after all of those, in rank order
+    # (= bit order).
+    if len(common) == 1:  # the usual case: every pathway of that gene is shared through one gene
+        top = facts.ranked_pathways_of_gene.get(next(iter(common)), [])[:MAX_PATHWAYS]
+    else:
+        n_shared: dict[str, int] = {}
+        for g in common:
+            for pw in of_gene.get(g, ()):
+                n_shared[pw] = n_shared.get(pw, 0) + 1
+        rank = facts.pathway_rank
+        top = heapq.nsmallest(MAX_PATHWAYS, n_shared, key=lambda pw: (-n_shared[pw], rank[pw]))
+    if len(top) < MAX_PATHWAYS:
+        for bit in _set_bits(both & ~_pathway_mask(facts, common)):
+            top.append(facts.pathway_by_rank[bit])
+            if len(top) == MAX_PATHWAYS:
+                break
     rows = []
-    for pw in heapq.nsmallest(MAX_PATHWAYS, both, key=lambda pw: (-n_shared.get(pw, 0), rank[pw])):
+    for pw in top:
         name, source, n_genes = facts.pathway_info.get(pw, (None, None, None))
         rows.append({"id": pw, "name": name, "source": source, "n_genes": n_genes,
                      "shared_genes": sorted(g for g in common if pw in of_gene.get(g, ())),
@@ -475,7 +516,7 @@ def explain_pair(facts: CohortFacts, q: Profile, nb: Profile, query_pathways: di
     cn, fu = shared_alterations(q, nb)
     return {"shared_mutations": shared_m,
             "shared_genes": [{"gene": g, "role": _none(facts.gene_role.get(g))} for g in shared_g],
-            "shared_pathways": rows, "n_shared_pathways": len(both),
+            "shared_pathways": rows, "n_shared_pathways": both.bit_count(),
             "clinical_similar": sim, "clinical_different": diff,
             "shared_treatments": sorted(set(q.treatments) & set(nb.treatments)), "shared_phenotypes": ph,
             "shared_copy_number": cn, "shared_fusions": fu}
