@@ -29,7 +29,7 @@ def test_attribution_bars_one_bar_per_input_coloured_by_sign_and_escaped():
 
 
 def test_attribution_bars_of_zeros_and_of_one_input():
-    for values in ([0.0, 0.0], [-3.5]):
+    for values in ([0.0, 0.0], [-3.5], [float("nan"), 0.2]):
         ET.fromstring(bars_svg.svg([f"x{i}" for i in range(len(values))], values, "t"))
 
 

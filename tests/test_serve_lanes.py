@@ -67,3 +67,16 @@ def test_errors_raised_in_a_lane_reach_the_caller():
         assert asyncio.run(main()) == "no such patient"
     finally:
         lanes.shutdown()
+
+
+def test_lanes_shut_down_serve_again():
+    lanes = Lanes()
+
+    async def ask():
+        return await lanes.run(lambda: threading.current_thread().name)
+
+    first = asyncio.run(ask())
+    lanes.shutdown()  # the app's lifespan ends (a test client leaving its `with` block)
+    second = asyncio.run(ask())  # served again: a fresh quick lane
+    lanes.shutdown()
+    assert first.startswith("graphonc-quick") and second.startswith("graphonc-quick")

@@ -48,7 +48,10 @@ def spline_columns(feature_names: list[str], numeric: list[str]) -> list[int]:
 
 
 class PatientGNN(nn.Module):
-    """Args:
+    """Node encoders → ``cfg.layers`` hetero SAGE layers → patient embedding → diagnosis and Cox heads,
+    plus the wide part (linear heads on the patient's own features and their splines).
+
+    Args:
         in_dims: feature width F_t of each node type.
         edge_types: the (src, relation, dst) types message passing uses.
         vocab_sizes: learnable-embedding vocabulary size per node type.

@@ -36,8 +36,9 @@ def _label(text: str, limit: int = 34) -> str:
 
 
 def svg(labels: Sequence[str], values: Sequence[float], title: str, css_class: str = "bars") -> str:
-    """An SVG of one bar per (label, value), in the given order from the top."""
-    v = np.asarray(values, dtype=float)
+    """An SVG of one bar per (label, value), in the given order from the top (a value that is not
+    finite is drawn as no bar; the report's table beside the figure gives it as it is)."""
+    v = np.nan_to_num(np.asarray(values, dtype=float), nan=0.0, posinf=0.0, neginf=0.0)
     lo, hi = min(0.0, float(v.min(initial=0.0))), max(0.0, float(v.max(initial=0.0)))
     if hi - lo <= 0:
         hi = lo + 1.0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -25,21 +26,30 @@ from fastapi import Request
 
 
 class Lanes:
-    """The quick and the explain lane of one process."""
+    """The quick and the explain lane of one process (each thread started on first use, so an app
+    served again after a shutdown, as a test client may do, gets fresh lanes)."""
 
     def __init__(self) -> None:
-        self.quick = ThreadPoolExecutor(1, thread_name_prefix="graphonc-quick")
-        self.explain = ThreadPoolExecutor(1, thread_name_prefix="graphonc-explain")
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._lock = threading.Lock()
+
+    def _pool(self, name: str) -> ThreadPoolExecutor:
+        with self._lock:
+            if name not in self._pools:
+                self._pools[name] = ThreadPoolExecutor(1, thread_name_prefix=f"graphonc-{name}")
+            return self._pools[name]
 
     async def run(self, fn: Callable[..., Any], *args: Any, explain: bool = False, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)`` in the explain lane if ``explain``, else in the quick lane."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.explain if explain else self.quick,
+        return await loop.run_in_executor(self._pool("explain" if explain else "quick"),
                                           functools.partial(fn, *args, **kwargs))
 
     def shutdown(self) -> None:
-        self.quick.shutdown(wait=False, cancel_futures=True)
-        self.explain.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def lanes(request: Request) -> Lanes:
