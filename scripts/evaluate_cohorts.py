@@ -77,6 +77,10 @@ def main() -> None:
     ap.add_argument("--baselines-from", type=Path,
                     help="an earlier output folder of this script on the same fold plan: its baseline rows are "
                          "reused and only the GNN and the MLP are trained (a changed model, unchanged baselines)")
+    ap.add_argument("--tune", action="store_true",
+                    help="choose the GNN's (and MLP's) hyper-parameters by nested CV inside every training fold")
+    ap.add_argument("--tune-budget", type=float, help="seconds per tuning (default: the config's tune_budget_s)")
+    ap.add_argument("--no-mlp", action="store_true", help="skip the MLP ablation")
     ap.add_argument("--with-expression-derived", action="store_true",
                     help="the sensitivity row: every model also sees the config's clinical.expression_derived columns")
     ap.add_argument("--summarise", action="store_true")
@@ -91,7 +95,7 @@ def main() -> None:
     set_threads(args.threads)
     run = GraphRun.open(args.run)
     cfg = model_config(run, None, epochs=args.epochs, patience=args.patience,
-                       with_expression_derived=args.with_expression_derived or None)
+                       with_expression_derived=args.with_expression_derived or None, tune_budget_s=args.tune_budget)
     args.out.mkdir(parents=True, exist_ok=True)
     plan = read_plan(args.folds_file, run) if args.folds_file else make_plan(run, args.folds, args.repeats, cfg.seed)
     write_plan(plan, args.out / "folds.csv")
@@ -110,12 +114,13 @@ def main() -> None:
             continue
         stored = []
         rows = evaluate(run, [split], cfg, baseline_params=rsf, baselines=stored_baselines is None,
+                        tune=args.tune, mlp=not args.no_mlp,
                         keep=lambda n, s, p: stored.append(pd.DataFrame(
                             {"model": n, "repeat": s.repeat, "fold": s.fold, "id": p.ids,
                              "embedding": list(p.embedding)})) if n in ("gnn", "mlp") else None)
         emb = pd.concat(stored, ignore_index=True)
         methods = {m: (lambda m=m: Q.StoredEmbeddings(m, emb[emb["model"] == m]).for_split(split))
-                   for m in ("gnn", "mlp")}
+                   for m in ("gnn", "mlp") if m in set(emb["model"])}
         if stored_baselines is None:
             methods |= {"knn_features": lambda: Q.FeatureSpace(cfg), "jaccard_genes": Q.GeneSets,
                         "snf": lambda: Q.SNF(cfg),
