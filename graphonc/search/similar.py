@@ -18,6 +18,7 @@ name each column by its original header (``GraphRun.column_names``), as the user
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -182,8 +183,6 @@ class CohortFacts:
         self.pathway_rank = {pw: i for i, pw in enumerate(
             sorted(every, key=lambda pw: (size[pw] if size[pw] is not None else 1e9, pw)))}
         self.pathway_by_rank = sorted(self.pathway_rank, key=self.pathway_rank.get)
-        self.ranked_pathways_of_gene = {g: sorted(pws, key=self.pathway_rank.get)
-                                        for g, pws in self.pathways_of_gene.items()}
         # each gene's pathways as a bit mask over those ranks: the pathways two patients both hit
         # (each through any of its genes) are an AND of two ORs, counted without building sets
         self.pathway_mask_of_gene = {g: _bit_mask([self.pathway_rank[pw] for pw in pws], len(every))
@@ -478,8 +477,9 @@ def explain_pair(facts: CohortFacts, q: Profile, nb: Profile, query_pathways: di
     # only the rows kept are spelt out (hundreds of pathways are shared through one common gene).
     # Pathways hit through different genes of each patient come after all of those, in rank order
     # (= bit order).
+    through_common = _pathway_mask(facts, common)
     if len(common) == 1:  # the usual case: every pathway of that gene is shared through one gene
-        top = facts.ranked_pathways_of_gene.get(next(iter(common)), [])[:MAX_PATHWAYS]
+        top = [facts.pathway_by_rank[b] for b in itertools.islice(_set_bits(through_common), MAX_PATHWAYS)]
     else:
         n_shared: dict[str, int] = {}
         for g in common:
@@ -487,11 +487,8 @@ def explain_pair(facts: CohortFacts, q: Profile, nb: Profile, query_pathways: di
                 n_shared[pw] = n_shared.get(pw, 0) + 1
         rank = facts.pathway_rank
         top = heapq.nsmallest(MAX_PATHWAYS, n_shared, key=lambda pw: (-n_shared[pw], rank[pw]))
-    if len(top) < MAX_PATHWAYS:
-        for bit in _set_bits(both & ~_pathway_mask(facts, common)):
-            top.append(facts.pathway_by_rank[bit])
-            if len(top) == MAX_PATHWAYS:
-                break
+    top += [facts.pathway_by_rank[b]
+            for b in itertools.islice(_set_bits(both & ~through_common), MAX_PATHWAYS - len(top))]
     rows = []
     for pw in top:
         name, source, n_genes = facts.pathway_info.get(pw, (None, None, None))
