@@ -198,8 +198,10 @@ def start_server(tree: Path, runs: dict[str, Path], state_dir: Path, env: dict, 
     for r in runs.values():
         cmd += ["--run", str(r)]
     # cwd = the tree: `python -m` puts the working directory ahead of PYTHONPATH
-    proc = subprocess.Popen(cmd, env={**env, "PYTHONPATH": str(tree)}, cwd=tree, stdout=subprocess.DEVNULL,
-                            stderr=open(state_dir.parent / f"server-{state_dir.name}.err", "w"), text=True)
+    # stderr to a file, never an unread pipe: a server that logs enough would block on a full pipe
+    with open(state_dir.parent / f"server-{state_dir.name}.err", "w") as err:
+        proc = subprocess.Popen(cmd, env={**env, "PYTHONPATH": str(tree)}, cwd=tree, stdout=subprocess.DEVNULL,
+                                stderr=err, text=True)
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -213,7 +215,7 @@ def wait_up(proc: subprocess.Popen, base: str, token: str) -> None:
         except httpx.HTTPError:
             pass
         if proc.poll() is not None:
-            raise RuntimeError(f"the server exited (its stderr is in the work folder)")
+            raise RuntimeError("the server exited (its stderr: server-state-*.err in the work folder)")
         time.sleep(0.5)
 
 

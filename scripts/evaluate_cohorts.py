@@ -103,8 +103,10 @@ def main() -> None:
     if args.baselines_from:
         if not pd.read_csv(args.baselines_from / "folds.csv").equals(pd.read_csv(args.out / "folds.csv")):
             raise SystemExit(f"{args.baselines_from}/folds.csv is another fold plan: its baseline rows do not apply")
-        stored_baselines = {name: (lambda df: df[~df["model"].isin(["gnn", "mlp"])])(
-            pd.read_csv(args.baselines_from / f"{name}.csv")) for name in ("per_fold", "similarity")}
+        stored_baselines = {}
+        for name in ("per_fold", "similarity"):
+            df = pd.read_csv(args.baselines_from / f"{name}.csv")
+            stored_baselines[name] = df[~df["model"].isin(["gnn", "mlp"])]
     done = set()
     if (args.out / "per_fold.csv").exists():
         done = set(map(tuple, pd.read_csv(args.out / "per_fold.csv")[["repeat", "fold"]].drop_duplicates().values))
