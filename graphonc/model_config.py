@@ -53,7 +53,17 @@ class ModelConfig(BaseModel):
     ensemble: int = Field(5, ge=1)
     #: Wide and deep: the heads add a linear risk / linear logits on the patient's own features.
     wide: bool = True
-    #: Knots (in training standard deviations) of the wide part's linear splines: each numeric
+    #: Fit the wide heads to convergence as penalised Cox / logistic regression before training,
+    #: deep heads starting at zero: early stopping starts from that linear model (epoch 0).
+    wide_warm_start: bool = True
+    #: How numeric clinical columns are scaled for every model (statistics from training patients):
+    #: "rank_gauss" maps a value to the normal score of its training rank (skewed columns such as
+    #: TMB or MSI score spread evenly, outliers bounded); "standard" is (value - mean) / sd.
+    #: Penalised Cox / logistic regression on MSK prostate's clinical columns, 5x3 folds: C 0.631 ->
+    #: 0.672, AUROC 0.696 -> 0.763 (better on 15 of 15 splits); METABRIC +0.003 / +0.001, TCGA
+    #: CESC -0.007 / -0.001, HNSC +0.001 (scripts/numeric_scaling_linear.py).
+    numeric_scaling: Literal["rank_gauss", "standard"] = "rank_gauss"
+    #: Knots (in training standard-normal scores) of the wide part's linear splines: each numeric
     #: clinical column z also enters the wide heads as max(z - knot, 0) for every knot, so an
     #: effect may bend (risk rising with age faster after 70; a tumour size that stops mattering).
     #: A penalised Cox model with these hinges gained C on all four cohorts (5x3 folds: METABRIC

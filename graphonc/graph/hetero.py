@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
+from scipy.special import ndtri
 from torch_geometric.data import HeteroData
 
 from graphonc import layout as L
@@ -34,8 +35,13 @@ SV_CLASSES = ("DELETION", "DUPLICATION", "INSERTION", "INVERSION", "TRANSLOCATIO
 class PatientFeatureEncoder:
     """Clinical columns → a dense float32 matrix.
 
-    Numeric columns are imputed with the training median, standardised with the training
-    mean/sd, and get a 0/1 missing indicator. Categorical columns are one-hot over the
+    Numeric columns are imputed with the training median, scaled (``scaling``) and get a 0/1
+    missing indicator. ``"rank_gauss"`` (default) maps a value to the normal score of its rank
+    among the training values (:func:`rank_gauss`: the training median → 0, a value beyond the
+    training range → a bounded end score), so a skewed column (tumour mutational
+    burden, MSI score, lymph nodes) is spread evenly and one outlier cannot dominate a linear
+    term; ``"standard"`` subtracts the training mean and divides by the training sd (the
+    encoding of models saved before the option existed). Categorical columns are one-hot over the
     categories seen in training plus a missing indicator (unseen categories → all zeros).
     A ``mutations_assayed`` flag marks patients whose mutation modality is present.
     ``radiomics`` columns (``rad_*``, the harmonised radiomic feature vector) are standardised
@@ -56,10 +62,16 @@ class PatientFeatureEncoder:
     assays: list[str] = field(default_factory=list)
     pool_rare: int = 0
     treatments: list[dict] = field(default_factory=list)
+    scaling: str = "rank_gauss"
     median_: dict[str, float] = field(default_factory=dict)
     mean_: dict[str, float] = field(default_factory=dict)
     scale_: dict[str, float] = field(default_factory=dict)
     categories_: dict[str, list[str]] = field(default_factory=dict)
+    quantiles_: dict[str, list[float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.scaling not in SCALINGS:
+            raise ValueError(f"numeric scaling {self.scaling!r} is not one of {SCALINGS}")
 
     def _check(self, df: pd.DataFrame) -> None:
         missing = [c for c in self.numeric + self.categorical + self.radiomics + [t["column"] for t in self.treatments]
@@ -76,6 +88,8 @@ class PatientFeatureEncoder:
             sd = float(v.std(ddof=0)) if v.notna().sum() > 1 else 0.0
             self.median_[c], self.mean_[c] = med, float(v.mean()) if v.notna().any() else 0.0
             self.scale_[c] = sd if sd > 0 else 1.0
+            if self.scaling == "rank_gauss":
+                self.quantiles_[c] = training_quantiles(v.dropna().to_numpy())
         for c in self.categorical:
             counts = df[c].dropna().astype(str).value_counts()
             kept = sorted(counts[counts >= self.pool_rare].index.tolist())
@@ -110,7 +124,9 @@ class PatientFeatureEncoder:
             v = pd.to_numeric(df[c], errors="coerce").astype("float64").to_numpy()
             miss = np.isnan(v)
             v = np.where(miss, self.median_[c], v)
-            cols += [(v - self.mean_[c]) / self.scale_[c], miss.astype(np.float64)]
+            z = rank_gauss(v, self.quantiles_[c]) if self.scaling == "rank_gauss" \
+                else (v - self.mean_[c]) / self.scale_[c]
+            cols += [z, miss.astype(np.float64)]
         for c in self.categorical:
             s = df[c].astype("string")
             known = [v for v in self.categories_[c] if v != OTHER]
@@ -142,12 +158,45 @@ class PatientFeatureEncoder:
     def to_dict(self) -> dict:
         return {"numeric": self.numeric, "categorical": self.categorical, "radiomics": self.radiomics,
                 "assays": self.assays, "pool_rare": self.pool_rare, "treatments": self.treatments,
-                "median_": self.median_,
-                "mean_": self.mean_, "scale_": self.scale_, "categories_": self.categories_}
+                "scaling": self.scaling, "median_": self.median_, "mean_": self.mean_, "scale_": self.scale_,
+                "categories_": self.categories_, "quantiles_": self.quantiles_}
 
     @classmethod
     def from_dict(cls, d: dict) -> "PatientFeatureEncoder":
-        return cls(**d)
+        # an encoder saved before ``scaling`` existed standardised its numeric columns
+        return cls(**{"scaling": "standard", **d})
+
+
+#: Numeric-column scalings of :class:`PatientFeatureEncoder`.
+SCALINGS = ("rank_gauss", "standard")
+#: Most quantiles a rank-gauss column keeps (a percentile grid, fine for any cohort size).
+MAX_QUANTILES = 201
+
+
+def training_quantiles(values: np.ndarray) -> list[float]:
+    """The quantile grid :func:`rank_gauss` maps through: ``min(n, MAX_QUANTILES)`` evenly spaced
+    quantiles of the training values (empty for a column without any)."""
+    values = np.asarray(values, dtype=np.float64)
+    if not len(values):
+        return []
+    return np.quantile(values, np.linspace(0, 1, min(len(values), MAX_QUANTILES))).tolist()
+
+
+def rank_gauss(values: np.ndarray, quantiles: list[float]) -> np.ndarray:
+    """Normal scores of ``values`` (n,) by their rank among the training values, given as the grid
+    of :func:`training_quantiles` (m,). Rank u in [0, 1] is interpolated on the grid, averaged over
+    both directions so tied training values (a discrete score, many zeros) share the middle rank
+    of their run; u is kept within [1/2m, 1 - 1/2m], so a value at or beyond either end of the
+    training range gets a bounded score (about ±2.8 for m = 201), never an unbounded one. No quantiles
+    (a column never observed in training) → 0."""
+    v = np.asarray(values, dtype=np.float64)
+    q = np.asarray(quantiles, dtype=np.float64)
+    if len(q) < 2 or q[0] == q[-1]:
+        return np.zeros_like(v)
+    p = np.linspace(0, 1, len(q))
+    u = 0.5 * (np.interp(v, q, p) - np.interp(-v, -q[::-1], -p[::-1]))
+    lo = 0.5 / len(q)
+    return ndtri(np.clip(u, lo, 1 - lo))
 
 
 def _one_hot(values: pd.Series, vocab: list[str] | tuple[str, ...], other: bool = True) -> np.ndarray:

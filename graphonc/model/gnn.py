@@ -41,7 +41,7 @@ EMBEDDED_TYPES = (S.GENE, S.PATHWAY, S.MUTATION)
 
 
 def spline_columns(feature_names: list[str], numeric: list[str]) -> list[int]:
-    """Positions of the standardised numeric columns among the patient features (the wide part's
+    """Positions of the scaled numeric columns among the patient features (the wide part's
     splines bend these; their missing flags and one-hot columns stay straight)."""
     numeric = set(numeric)
     return [i for i, name in enumerate(feature_names) if name in numeric]

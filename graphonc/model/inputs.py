@@ -11,7 +11,7 @@ the two rules of the evaluation hold for all of them at once:
   is kept apart from "not received"); ``with_expression_derived`` adds the expression calls
   (a sensitivity analysis).
 * **statistics from training patients only**: :func:`fit_inputs` is the only function that
-  fits anything on patients (feature encoder: medians, means, sds, categories; gene
+  fits anything on patients (feature encoder: medians, quantiles, means, sds, categories; gene
   vocabulary: mutation counts). It takes the training ids of a fold and nothing else.
 """
 from __future__ import annotations
@@ -39,6 +39,7 @@ class ModelInputs:
     assays: list[str] = field(default_factory=list)
     pool_rare: int = 0
     gene_min_patients: int = 1
+    numeric_scaling: str = "rank_gauss"
 
     def allows(self, edge: tuple[str, str, str]) -> bool:
         """Whether a model may see this run edge type (RECEIVED only after diagnosis)."""
@@ -58,7 +59,8 @@ def model_inputs(run: GraphRun, cfg: ModelConfig | None = None) -> ModelInputs:
         categorical += [c for c in cols.get("expression_derived", []) if c not in categorical]
     return ModelInputs(list(cols["numeric"]), categorical, list(cols.get("radiomics", [])), treatments,
                        received_edges=not cfg.at_diagnosis, gene_min_patients=cfg.gene_min_patients,
-                       assays=list(cols.get("assays", [])), pool_rare=int(cols.get("pool_rare", 0) or 0))
+                       assays=list(cols.get("assays", [])), pool_rare=int(cols.get("pool_rare", 0) or 0),
+                       numeric_scaling=cfg.numeric_scaling)
 
 
 @dataclass
@@ -98,7 +100,7 @@ def fit_inputs(run: GraphRun, train_ids, spec: ModelInputs, gene_min_patients: i
     if not ids:
         raise ValueError("fit_inputs: no training patients")
     enc = PatientFeatureEncoder(spec.numeric, spec.categorical, spec.radiomics, spec.assays, spec.pool_rare,
-                                treatments=spec.treatments)
+                                treatments=spec.treatments, scaling=spec.numeric_scaling)
     enc.fit(patient_rows(run, ids))
     n = spec.gene_min_patients if gene_min_patients is None else gene_min_patients
     return FittedInputs(spec, enc, gene_vocabulary(run, ids, n, drivers), ids)

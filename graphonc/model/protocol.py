@@ -117,7 +117,7 @@ class TabularModel:
     :class:`graphonc.model.tabular.TabularFeatures` (same input policy as the GNN).
 
     A survival estimator predicts ``risk``; a classifier ``proba``. The embedding is the
-    standardised feature vector (what a feature-space kNN compares).
+    scaled feature vector (what a feature-space kNN compares).
     """
 
     def __init__(self, name: str, estimator, task: str, features: str, cfg: ModelConfig,

@@ -2,7 +2,7 @@
 
 Columns, in order:
 
-* the clinical encoding of :class:`graphonc.graph.hetero.PatientFeatureEncoder` (standardised
+* the clinical encoding of :class:`graphonc.graph.hetero.PatientFeatureEncoder` (scaled
   numerics + missing flags, one-hot categoricals + missing flags, ``mutations_assayed``),
   fitted on the training patients only;
 * with ``mutations=True``, one 0/1 column ``gene:<SYMBOL>`` per gene of the vocabulary: 1 if

@@ -142,6 +142,35 @@ class Trainer:
             cx0 = float(cox_loss(zero, self.time[t.surv_idx], self.event[t.surv_idx])) or 1.0
         return ce0, cx0
 
+    def warm_start_wide(self, fit_t: Targets, class_weight: torch.Tensor | None) -> None:
+        """Fit the wide heads alone on the fit patients before the network trains, as graphonc's
+        linear baselines are fitted: the wide Cox head as penalised Cox (mean partial likelihood
+        + 0.05·‖β‖², lifelines' L2 penalizer 0.1) and the wide classifier as logistic regression
+        (weighted mean cross-entropy + ‖W‖² / (2·C·n), scikit-learn's C = 0.1), both to
+        convergence (L-BFGS). The deep heads start at zero, so before the first step the network
+        *is* that linear model (with splines); early stopping can keep it, and message passing
+        has to improve on it. Without this the wide part trained only as far as early stopping
+        let it (10-30 epochs on some cohorts), short of the penalised fit it is meant to contain.
+        """
+        m = self.model
+        if m.wide_cox is None:
+            return
+        x = m.wide_inputs(self.x[S.PATIENT]).detach()
+        with torch.no_grad():
+            for head in (m.classifier, m.cox):
+                for p in head.parameters():
+                    p.zero_()
+        s = fit_t.surv_idx
+        if self.time is not None and len(s) > 1 and self.event[s].sum() > 0:
+            w = m.wide_cox.weight
+            _lbfgs([w], lambda: cox_loss((x[s] @ w.T).squeeze(-1), self.time[s], self.event[s])
+                   + 0.05 * w.pow(2).sum())
+        lab = fit_t.label_idx
+        if self.y is not None and len(lab) and len(self.graph.label_classes) > 1:
+            head, n = m.wide_classifier, len(lab)
+            _lbfgs(list(head.parameters()), lambda: F.cross_entropy(head(x[lab]), self.y[lab], weight=class_weight)
+                   + head.weight.pow(2).sum() / (2 * WARM_START_C * n))
+
     def _dropped_edges(self, fit_idx: torch.Tensor, gen: torch.Generator) -> tuple[dict, dict]:
         """Hide the mutation modality of a random share of training patients (missing-modality training)."""
         n = int(round(len(fit_idx) * self.cfg.modality_dropout))
@@ -203,6 +232,16 @@ class Trainer:
             n += len(seeds)
         return tuple(totals / max(n, 1))
 
+    def _validation_loss(self, val_idx: np.ndarray, val_t: Targets, class_weight, norm) -> tuple[float, float, float]:
+        """(loss, ce, cox) on the validation patients with the current weights."""
+        if self.cfg.batch_size:
+            return self._minibatch_pass(val_idx, class_weight, norm=norm)
+        self.model.eval()
+        with torch.no_grad():
+            _, logits, risk = self.model(self.x, self.edges, self.vocab)
+            vloss, vce, vcx = self.loss(logits, risk, val_t, class_weight, norm=norm)
+        return float(vloss), vce, vcx
+
     def _full_batch_epoch(self, fit_all: torch.Tensor, fit_t: Targets, val_t: Targets, class_weight, opt,
                           gen: torch.Generator, norms: dict) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
         """One optimiser step on the whole graph, then the validation loss; ((loss, ce, cox), (val...))."""
@@ -213,11 +252,7 @@ class Trainer:
         loss, ce, cx = self.loss(logits, risk, fit_t, class_weight, norm=norms["fit"])
         loss.backward()
         opt.step()
-        self.model.eval()
-        with torch.no_grad():
-            _, logits, risk = self.model(self.x, self.edges, self.vocab)
-            vloss, vce, vcx = self.loss(logits, risk, val_t, class_weight, norm=norms["val"])
-        return (loss.item(), ce, cx), (float(vloss), vce, vcx)
+        return (loss.item(), ce, cx), self._validation_loss(None, val_t, class_weight, norms["val"])
 
     def fit(self, fit_idx: np.ndarray, val_idx: np.ndarray, progress: bool = False, label: str = "train"
             ) -> tuple[list[dict], int]:
@@ -236,12 +271,17 @@ class Trainer:
         # still learns (a falling cross-entropy hidden under a rising Cox term).
         best, best_epoch, best_state, history = float("inf"), 0, None, []
         task_best = {"ce": (float("inf"), 0), "cox": (float("inf"), 0)}
+        if cfg.wide and cfg.wide_warm_start:
+            self.warm_start_wide(fit_t, class_weight)
+            vloss, vce, vcx = self._validation_loss(val_idx, val_t, class_weight, norms["val"])
+            best, best_state = vloss, copy.deepcopy(self.model.state_dict())  # epoch 0: the linear fit
+            task_best = {"ce": (vce, 0), "cox": (vcx, 0)}
         with make_progress(progress) as bar:
             task = bar.add_task(label, total=cfg.epochs)
             for epoch in range(1, cfg.epochs + 1):
                 if cfg.batch_size:
                     (loss, ce, cx) = self._minibatch_pass(fit_idx, class_weight, opt, gen, norms["fit"])
-                    (vloss, vce, vcx) = self._minibatch_pass(val_idx, class_weight, norm=norms["val"])
+                    (vloss, vce, vcx) = self._validation_loss(val_idx, val_t, class_weight, norms["val"])
                 else:
                     (loss, ce, cx), (vloss, vce, vcx) = self._full_batch_epoch(fit_all, fit_t, val_t,
                                                                                class_weight, opt, gen, norms)
@@ -262,6 +302,23 @@ class Trainer:
         self.model.eval()
         self.task_best_epochs = {k: e for k, (_, e) in task_best.items() if e}
         return history, best_epoch
+
+
+#: Inverse L2 strength of the wide classifier's warm start (scikit-learn's C, as the logreg baseline).
+WARM_START_C = 0.1
+
+
+def _lbfgs(params: list[torch.Tensor], objective, max_iter: int = 200) -> None:
+    """Minimise ``objective()`` over ``params`` in place (full-batch L-BFGS, strong-Wolfe line search)."""
+    opt = torch.optim.LBFGS(params, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = objective()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
 
 
 #: A task head counts as "at chance" when, on the validation patients, the balanced accuracy is

@@ -415,7 +415,7 @@ def write_feature_embeddings(run_dir: Path) -> Path:
     """``<run>/features/embeddings.parquet``: each patient's encoded input features as its vector.
 
     For cohorts a model cannot be trained on (no diagnosis label, no survival: e.g. an imaging
-    cohort without outcomes), similarity falls back to the standardised clinical (+ radiomic)
+    cohort without outcomes), similarity falls back to the scaled clinical (+ radiomic)
     feature vector, the encoding the GNN itself starts from (fitted on all patients here: there
     is no held-out set to protect). Same format as ``<run>/model/embeddings.parquet``.
     """

@@ -8,7 +8,7 @@ training patients' statistics:
 * ``gnn`` / ``mlp``: one model fit per fold; test patients are receive-only in the fold graph,
   so their embeddings are inductive. Cosine kNN. When ``<run>/eval`` holds the fold embeddings
   of an ``evaluate`` run on the same fold plan, they are reused instead of training again.
-* ``knn_features``: cosine kNN on the raw features (standardised clinical + mutated-gene
+* ``knn_features``: cosine kNN on the raw features (scaled clinical + mutated-gene
   indicators, :class:`graphonc.model.tabular.TabularFeatures` fitted on the training fold).
 * ``jaccard_genes``: Jaccard similarity of the sets of altered genes (mutated; amplified, deeply
   deleted and fused where the run has copy number / structural variants; ties broken by id).
@@ -153,7 +153,7 @@ def score_neighbours(nb: np.ndarray, q_label, db_label, q_time, q_event, db_resi
 
 
 class FeatureSpace:
-    """``knn_features``: the standardised clinical + mutated-gene features (fitted on the training
+    """``knn_features``: the scaled clinical + mutated-gene features (fitted on the training
     patients, same input policy as every model) as the embedding."""
 
     tasks = ("similarity",)
