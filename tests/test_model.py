@@ -30,10 +30,8 @@ def fitted(metabric_run, split):
 def test_training_decreases_loss(fitted):
     h = fitted.history
     assert len(h) == FAST.epochs
-    # epoch 1 starts from the warm-started linear heads (model.wide_warm_start): the network
-    # still has to improve on that penalised logistic / Cox fit
-    assert h[-1]["train_ce"] < 0.9 * h[0]["train_ce"]  # diagnosis head learns
-    assert h[-1]["train_cox"] < h[0]["train_cox"]  # Cox partial likelihood improves on the penalised fit
+    assert h[-1]["train_ce"] < 0.8 * h[0]["train_ce"]  # diagnosis head learns
+    assert h[-1]["train_cox"] < h[0]["train_cox"] - 0.05  # Cox partial likelihood improves (~log n scale)
     assert min(r["val_loss"] for r in h) < h[0]["val_loss"]
 
 
@@ -171,3 +169,17 @@ def test_wide_warm_start_is_the_penalised_linear_fit(metabric_run, split):
     ours = risk.numpy()[te]
     assert spearmanr(ours, baseline).statistic > 0.95
     assert _harrell(p.event.numpy()[te].astype(bool), p.time.numpy()[te], ours) > 0.62
+    # with model.wide_warm_start, training keeps the linear fit unless an epoch beats it on validation
+    from graphonc.model.train import split_validation
+
+    fit_ids, val_ids = split_validation(train, 0.2, 0)
+    fit_idx, val_idx = graph.patient_index(fit_ids), graph.patient_index(val_ids)
+    warm = Trainer(graph, FAST.model_copy(update={"wide_warm_start": True, "epochs": 3, "class_weight": False}), torch.device("cpu"))
+    history, best_epoch = warm.fit(fit_idx, val_idx)
+    val_t = _targets(graph, val_idx)
+    norm = warm.chance_losses(val_t)
+    after = warm._validation_loss(val_idx, val_t, None, norm)[0]
+    warm.warm_start_wide(_targets(graph, fit_idx), None)
+    start = warm._validation_loss(val_idx, val_t, None, norm)[0]
+    assert len(history) == 3 and 0 <= best_epoch <= 3
+    assert after <= start + 1e-4 and (best_epoch > 0 or abs(after - start) < 1e-4)
