@@ -164,7 +164,8 @@ def test_wide_warm_start_is_the_penalised_linear_fit(metabric_run, split):
     te = graph.patient_index(test)
     te = te[p.has_survival.numpy()[te]]
     tr = s.numpy()
-    y = np.array(list(zip(p.event.numpy()[tr].astype(bool), p.time.numpy()[tr])), dtype=[("event", "?"), ("time", "<f8")])
+    y = np.array(list(zip(p.event.numpy()[tr].astype(bool), p.time.numpy()[tr])),
+                 dtype=[("event", "?"), ("time", "<f8")])
     baseline = CoxPHBaseline(0.1).fit(wide[tr].detach().numpy(), y).predict(wide[te].detach().numpy())
     ours = risk.numpy()[te]
     assert spearmanr(ours, baseline).statistic > 0.95
@@ -174,7 +175,8 @@ def test_wide_warm_start_is_the_penalised_linear_fit(metabric_run, split):
 
     fit_ids, val_ids = split_validation(train, 0.2, 0)
     fit_idx, val_idx = graph.patient_index(fit_ids), graph.patient_index(val_ids)
-    warm = Trainer(graph, FAST.model_copy(update={"wide_warm_start": True, "epochs": 3, "class_weight": False}), torch.device("cpu"))
+    warm_cfg = FAST.model_copy(update={"wide_warm_start": True, "epochs": 3, "class_weight": False})
+    warm = Trainer(graph, warm_cfg, torch.device("cpu"))
     history, best_epoch = warm.fit(fit_idx, val_idx)
     val_t = _targets(graph, val_idx)
     norm = warm.chance_losses(val_t)

@@ -9,9 +9,10 @@ of the predicted class) we attribute the output to
   treatments, gene panels (their features plus learnable embedding).
 
 Captum's :class:`~captum.attr.IntegratedGradients` integrates the gradient from a baseline
-(for the patient an all-zero feature vector: the training median for rank-gauss numbers, the mean for standardised ones, "no
-category" for one-hots; for each graph node the average state of its type) to the actual input, so the attributions of all inputs add up
-to ``f(input) - f(baseline)`` (completeness; ``delta`` reports the numerical gap).
+(for the patient an all-zero feature vector: the training median for rank-gauss numbers, the
+mean for standardised ones, "no category" for one-hots; for each graph node the average state
+of its type) to the actual input, so the attributions of all inputs add up to
+``f(input) - f(baseline)`` (completeness; ``delta`` reports the numerical gap).
 
 Positive = pushes the output up (higher risk / more evidence for the predicted class).
 

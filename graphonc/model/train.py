@@ -145,8 +145,9 @@ class Trainer:
     def warm_start_wide(self, fit_t: Targets, class_weight: torch.Tensor | None) -> None:
         """Fit the wide heads alone on the fit patients before the network trains, as graphonc's
         linear baselines are fitted: the wide Cox head as penalised Cox (mean partial likelihood
-        + 0.05·‖β‖², lifelines' L2 penalizer 0.1) and the wide classifier as logistic regression
-        (weighted mean cross-entropy + ‖W‖² / (2·C·n), scikit-learn's C = 0.1), both to
+        + ½·0.1·‖β‖², the Cox baseline's L2 penalizer; lifelines applies it to standardised
+        columns, so the fits agree closely, not exactly) and the wide classifier as logistic
+        regression (weighted mean cross-entropy + ‖W‖² / (2·C·n), scikit-learn's C = 0.1), both to
         convergence (L-BFGS). The deep heads start at zero, so before the first step the network
         *is* that linear model (with splines); early stopping can keep it, and message passing
         has to improve on it. Without this the wide part trained only as far as early stopping
@@ -232,8 +233,10 @@ class Trainer:
             n += len(seeds)
         return tuple(totals / max(n, 1))
 
-    def _validation_loss(self, val_idx: np.ndarray, val_t: Targets, class_weight, norm) -> tuple[float, float, float]:
-        """(loss, ce, cox) on the validation patients with the current weights."""
+    def _validation_loss(self, val_idx: np.ndarray | None, val_t: Targets, class_weight, norm
+                         ) -> tuple[float, float, float]:
+        """(loss, ce, cox) on the validation patients with the current weights (``val_idx`` for
+        mini-batches; full batch reads the patients from ``val_t``)."""
         if self.cfg.batch_size:
             return self._minibatch_pass(val_idx, class_weight, norm=norm)
         self.model.eval()
