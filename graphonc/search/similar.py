@@ -22,7 +22,7 @@ import itertools
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -433,12 +433,19 @@ def _pathway_mask(facts: CohortFacts, genes) -> int:
     return mask
 
 
-def _pathways(facts: CohortFacts, genes: set[str]) -> dict[str, set[str]]:
+class QueryPathways(NamedTuple):
+    """A query patient's pathways, worked out once per query and shared by its k neighbours' reasons."""
+
+    genes_in: dict[str, set[str]]  # pathway -> the query's genes in it
+    mask: int                      # the same pathways as bits over CohortFacts.pathway_rank
+
+
+def _query_pathways(facts: CohortFacts, genes: set[str]) -> QueryPathways:
     out: dict[str, set[str]] = {}
     for g in genes:
         for pw in facts.pathways_of_gene.get(g, ()):
             out.setdefault(pw, set()).add(g)
-    return out
+    return QueryPathways(out, _pathway_mask(facts, genes))
 
 
 #: How a copy-number call reads in a reason ("both carry an AR amplification").
@@ -459,18 +466,19 @@ def _article(word: str) -> str:
     return "an" if word[:1].upper() in "AEIOU" else "a"
 
 
-def explain_pair(facts: CohortFacts, q: Profile, nb: Profile, query_pathways: dict[str, set[str]] | None = None
+def explain_pair(facts: CohortFacts, q: Profile, nb: Profile, query_pathways: QueryPathways | None = None
                  ) -> dict:
     """What ``q`` and ``nb`` share (see :class:`Neighbour` for the keys).
 
-    ``query_pathways``: ``_pathways(facts, q.genes)`` when the caller has it (one per query, not per neighbour).
+    ``query_pathways``: ``_query_pathways(facts, q.genes)`` when the caller has it (one per query, not per
+    neighbour).
     """
     shared_m = sorted(q.mutations & nb.mutations)
     shared_g = sorted(q.genes & nb.genes)
-    pq = query_pathways if query_pathways is not None else _pathways(facts, q.genes)
+    pq = query_pathways if query_pathways is not None else _query_pathways(facts, q.genes)
     of_gene = facts.pathways_of_gene
     # the pathways both hit, each through any of its genes (bits = pathway ranks)
-    both = _pathway_mask(facts, q.genes) & _pathway_mask(facts, nb.genes)
+    both = pq.mask & _pathway_mask(facts, nb.genes)
     # a pathway's shared genes are the genes both patients carry that lie in it
     common = q.genes & nb.genes
     # most informative first: hit through more of the same genes, then small (specific) pathways;
@@ -494,7 +502,7 @@ def explain_pair(facts: CohortFacts, q: Profile, nb: Profile, query_pathways: di
         name, source, n_genes = facts.pathway_info.get(pw, (None, None, None))
         rows.append({"id": pw, "name": name, "source": source, "n_genes": n_genes,
                      "shared_genes": sorted(g for g in common if pw in of_gene.get(g, ())),
-                     "query_genes": sorted(pq[pw]), "neighbour_genes": sorted(g for g in nb.genes
+                     "query_genes": sorted(pq.genes_in[pw]), "neighbour_genes": sorted(g for g in nb.genes
                                                                               if pw in of_gene.get(g, ()))})
     sim, diff = [], []
     for c in (*facts.numeric, *facts.categorical):
@@ -561,7 +569,7 @@ def _fields(obj) -> dict:
 
 
 def _neighbour(facts: CohortFacts, q: Profile, pid: str, rank: int, score: float,
-               query_pathways: dict[str, set[str]] | None = None) -> Neighbour:
+               query_pathways: QueryPathways | None = None) -> Neighbour:
     nb = facts.profile(pid)
     why = explain_pair(facts, q, nb, query_pathways)
     return Neighbour(rank=rank, id=pid, score=float(score), label=nb.label, phenotypes=nb.phenotypes,
@@ -617,7 +625,7 @@ def _results(index, facts, profiles, q, pos, k, filters, preds) -> list[SimilarR
     hits = neighbours_of_rows(index, pos, k, allowed) if q is None else neighbours(index, q, k, pos, allowed)
     out = []
     for i, prof in enumerate(profiles):
-        pq = _pathways(facts, prof.genes)
+        pq = _query_pathways(facts, prof.genes)
         nbs = [_neighbour(facts, prof, pid, rank + 1, s, pq)
                for rank, (pid, s) in enumerate(zip(index.ids_at(hits.rows[i]), hits.scores[i])) if pid is not None]
         out.append(SimilarResult(prof, nbs, k, filters, index.kind, preds[i]))
