@@ -136,6 +136,7 @@ def test_wide_warm_start_is_the_penalised_linear_fit(metabric_run, split):
     from graphonc.model.baselines import CoxPHBaseline
     from graphonc.model.inputs import fit_inputs, model_inputs
     from graphonc.model.metrics import _harrell
+    from graphonc.model.tabular import patient_rows, survival_target
     from graphonc.model.train import Trainer, _targets, cox_loss
 
     train, test = split
@@ -164,8 +165,7 @@ def test_wide_warm_start_is_the_penalised_linear_fit(metabric_run, split):
     te = graph.patient_index(test)
     te = te[p.has_survival.numpy()[te]]
     tr = s.numpy()
-    y = np.array(list(zip(p.event.numpy()[tr].astype(bool), p.time.numpy()[tr])),
-                 dtype=[("event", "?"), ("time", "<f8")])
+    y = survival_target(patient_rows(metabric_run, graph.ids[S.PATIENT][tr]))
     baseline = CoxPHBaseline(0.1).fit(wide[tr].detach().numpy(), y).predict(wide[te].detach().numpy())
     ours = risk.numpy()[te]
     assert spearmanr(ours, baseline).statistic > 0.95
