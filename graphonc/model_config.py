@@ -52,6 +52,12 @@ class ModelConfig(BaseModel):
     #: Networks trained from seeds seed, seed+1, ... on the same graph and averaged (GNNEnsemble):
     #: removes the seed-to-seed variance of one early-stopped network on small cohorts.
     ensemble: int = Field(5, ge=1)
+    #: Early stopping's validation patients: "own" = each ensemble member holds out its own
+    #: share (val_fraction, drawn with the member's seed), receive-only while it trains; every
+    #: training patient is a sender of the graph and in the input statistics, so the ensemble
+    #: learns from all of them. "shared" = one share for all members, kept out of the graph's
+    #: senders and of the statistics (a sixth of the training patients unused but for stopping).
+    member_validation: Literal["own", "shared"] = "own"
     #: Wide and deep: the heads add a linear risk / linear logits on the patient's own features.
     wide: bool = True
     #: Fit the wide heads to convergence as penalised Cox / logistic regression before training,

@@ -185,3 +185,54 @@ def test_wide_warm_start_is_the_penalised_linear_fit(metabric_run, split):
     start = warm._validation_loss(val_idx, val_t, None, norm)[0]
     assert len(history) == 3 and 0 <= best_epoch <= 3
     assert after <= start + 1e-4 and (best_epoch > 0 or abs(after - start) < 1e-4)
+
+
+def test_each_member_holds_out_its_own_validation_share(metabric_run, split):
+    """member_validation "own" (default): every training patient sends in the trained graph, each
+    member trained with its own validation share unable to send, and the validation predictions
+    are out-of-bag: a held-out patient's risk is the mean over the members that held it out, each
+    computed on the graph without that member's share's outgoing edges."""
+    from graphonc.model.gnn import members
+    from graphonc.model.train import Trainer, _without_senders, split_validation
+
+    cfg = FAST.model_copy(update={"ensemble": 2, "epochs": 4, "patience": 4})
+    assert cfg.member_validation == "own"
+    fit = fit_model(metabric_run, split[0], cfg)
+    g, d = fit.graph, fit.graph.data
+    n = d[S.PATIENT].num_nodes
+    assert fit.train_ids == sorted(split[0])
+    assert g.senders[g.patient_index(split[0])].all() and not g.senders[g.patient_index(split[1])].any()
+    shares = [split_validation(split[0], cfg.val_fraction, cfg.seed + i)[1] for i in range(cfg.ensemble)]
+    assert shares[0] != shares[1] and fit.val_ids == sorted(set(shares[0]) | set(shares[1]))
+    # a member in training: its share receives (mutation messages) but sends nothing
+    rows = g.patient_index(shares[1])
+    trainer = Trainer(g, cfg, torch.device("cpu"), held_out=rows)
+    for e, ei in trainer.edges.items():
+        if e[0] == S.PATIENT:
+            assert not np.isin(ei[0].numpy(), rows).any(), e
+    assert np.isin(trainer.edges[reverse(S.HAS_MUTATION)][1].numpy(), rows).any()
+    x = {t: d[t].x for t in d.node_types if "x" in d[t]}
+    total, count = np.zeros(n), np.zeros(n)
+    with torch.no_grad():
+        for net, share in zip(members(fit.model), shares):
+            idx = g.patient_index(share)
+            edges = _without_senders({e: d[e].edge_index for e in d.edge_types}, idx, n)
+            total[idx] += net.eval()(x, edges, g.vocab_dict)[2].numpy()[idx]
+            count[idx] += 1
+    held = count > 0
+    assert (count == 2).any() and (count == 1).any()
+    np.testing.assert_allclose(fit.val_risk[held], total[held] / count[held], rtol=1e-5, atol=1e-6)
+    assert np.isnan(fit.val_risk[~held]).all() and np.isfinite(fit.val_proba[held]).all()
+    _, _, whole = predict(fit.model, g)  # on the whole graph the shares send too: other values
+    assert not np.allclose(whole[held], fit.val_risk[held], atol=1e-4)
+
+
+def test_shared_validation_share_stays_out_of_the_graph(metabric_run, split):
+    """member_validation "shared": one validation share for every member, never a sender."""
+    from graphonc.model.train import split_validation
+
+    cfg = FAST.model_copy(update={"epochs": 2, "patience": 2, "member_validation": "shared"})
+    fit = fit_model(metabric_run, split[0], cfg)
+    fit_ids, val_ids = split_validation(split[0], cfg.val_fraction, cfg.seed)
+    assert fit.train_ids == fit_ids and fit.val_ids == val_ids
+    assert not fit.graph.senders[fit.graph.patient_index(val_ids)].any()

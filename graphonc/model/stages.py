@@ -78,8 +78,10 @@ def train_stage(run_dir: Path, config_path: Path | None = None, progress: bool =
     split = pd.Series("unlabelled", index=pid)
     split[fit.train_ids] = "train"
     split[fit.val_ids] = "validation"
-    metrics = score_model(run, fit.train_ids, fit.val_ids, proba, risk, fit.graph.label_classes,
-                          fit.graph.patient_index)
+    # held-out patients are scored out-of-bag (by the members that did not train on them)
+    held = ~np.isnan(fit.val_risk)
+    metrics = score_model(run, fit.train_ids, fit.val_ids, np.where(held[:, None], fit.val_proba, proba),
+                          np.where(held, fit.val_risk, risk), fit.graph.label_classes, fit.graph.patient_index)
     metrics = {"validation": metrics, "best_epoch": fit.best_epoch, "task_best_epochs": fit.task_best_epochs,
                "epochs_run": len(fit.history), "at_chance": fit.at_chance,
                "n_train": len(fit.train_ids), "n_validation": len(fit.val_ids), "train_seconds": round(seconds, 2),
@@ -95,12 +97,14 @@ def train_stage(run_dir: Path, config_path: Path | None = None, progress: bool =
         pd.DataFrame(fit.history).to_csv(tmp / "history.csv", index=False)
         if trials is not None:
             trials.to_csv(tmp / "tuning.csv", index=False)
-        _plots(run, fit, proba, risk, tmp / "plots")
+        _plots(run, fit, tmp / "plots")
         lineage.record(tmp, "train", consumed, run_root=run.root)  # refuses if the run was rebuilt meanwhile
     return metrics
 
 
-def _plots(run: GraphRun, fit, proba: np.ndarray, risk: np.ndarray, folder: Path) -> None:
+def _plots(run: GraphRun, fit, folder: Path) -> None:
+    """Loss curves; survival by risk group and calibration of the out-of-bag validation predictions."""
+    proba, risk = fit.val_proba, fit.val_risk
     plots.loss_curves(fit.history, folder / "loss.png", fit.best_epoch)
     p = run.nodes(S.PATIENT).set_index(S.ID)
     val = fit.graph.patient_index(fit.val_ids)

@@ -73,6 +73,8 @@ class FitResult:
     cfg: ModelConfig
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
+    #: The graph's sender patients (every training patient, or with member_validation "shared"
+    #: those outside the shared validation share) and the patients some member held out.
     train_ids: list[str] = field(default_factory=list)
     val_ids: list[str] = field(default_factory=list)
     #: Task heads still at chance on the validation patients after training (see chance_heads).
@@ -80,6 +82,10 @@ class FitResult:
     task_best_epochs: dict = field(default_factory=dict)
     #: Best epoch of each ensemble member (``best_epoch`` and ``history`` are the first member's).
     member_best_epochs: list[int] = field(default_factory=list)
+    #: Validation predictions, one row per graph patient (NaN outside ``val_ids``): each held-out
+    #: patient's class probabilities and risk averaged over the members that did not train on it.
+    val_proba: np.ndarray | None = None
+    val_risk: np.ndarray | None = None
 
 
 def split_validation(ids: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
@@ -95,11 +101,17 @@ def split_validation(ids: list[str], fraction: float, seed: int) -> tuple[list[s
 class Trainer:
     """Fits a :class:`PatientGNN` on one set of training patients (see :func:`fit_model`)."""
 
-    def __init__(self, graph: ModelGraph, cfg: ModelConfig, device: torch.device) -> None:
+    def __init__(self, graph: ModelGraph, cfg: ModelConfig, device: torch.device,
+                 held_out: np.ndarray | None = None) -> None:
+        """``held_out``: patient rows that send no messages while this network trains (its own
+        validation share, attached receive-only like test patients) although the graph has them
+        as senders; the trained network then runs on the whole graph."""
         self.graph, self.cfg, self.device = graph, cfg, device
         d = graph.data
         self.x = {t: d[t].x.to(device) for t in d.node_types if "x" in d[t]}
-        self.edges = {e: d[e].edge_index.to(device) for e in d.edge_types}
+        self.edges_cpu = _without_senders({e: d[e].edge_index for e in d.edge_types}, held_out,
+                                          d[S.PATIENT].num_nodes)
+        self.edges = {e: ei.to(device) for e, ei in self.edges_cpu.items()}
         self.vocab = {t: v.to(device) for t, v in graph.vocab_dict.items()}
         p = d[S.PATIENT]
         self.y = p.y.to(device) if "y" in p else None
@@ -200,7 +212,7 @@ class Trainer:
         """
         cfg, d = self.cfg, self.graph.data
         if self.sampler is None:
-            self.sampler = NeighborSampler({e: d[e].edge_index for e in d.edge_types},
+            self.sampler = NeighborSampler(self.edges_cpu,
                                            {t: d[t].num_nodes for t in d.node_types}, cfg.fanouts, cfg.seed)
         x_cpu = {t: d[t].x for t in d.node_types if "x" in d[t]}  # the graph's own (CPU) tensors: sampling
         vocab_cpu = self.graph.vocab_dict                             # selects rows there, then moves them
@@ -306,6 +318,25 @@ class Trainer:
         self.task_best_epochs = {k: e for k, (_, e) in task_best.items() if e}
         return history, best_epoch
 
+    @torch.no_grad()
+    def predict_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(class probabilities (len(rows), K), risk (len(rows),)) of patient ``rows`` on the graph
+        this network trained on (its held-out patients receive-only): out-of-bag predictions."""
+        self.model.eval()
+        _, logits, risk = self.model(self.x, self.edges, self.vocab)
+        rows_t = torch.as_tensor(rows, dtype=torch.long, device=logits.device)
+        return torch.softmax(logits[rows_t], -1).cpu().numpy(), risk[rows_t].cpu().numpy()
+
+
+def _without_senders(edges: dict, rows: np.ndarray | None, n_patients: int) -> dict:
+    """``edges`` with the outgoing (Patient→*) edges of patient ``rows`` removed: those patients
+    still receive messages but send none (receive-only, see :mod:`graphonc.model.data`)."""
+    if rows is None or len(rows) == 0:
+        return edges
+    mask = torch.zeros(n_patients, dtype=torch.bool)
+    mask[torch.as_tensor(rows, dtype=torch.long)] = True
+    return {e: ei[:, ~mask[ei[0]]] if e[0] == S.PATIENT else ei for e, ei in edges.items()}
+
 
 #: Inverse L2 strength of the wide classifier's warm start (scikit-learn's C, as the logreg baseline).
 WARM_START_C = 0.1
@@ -356,39 +387,57 @@ def chance_heads(graph: ModelGraph, val_idx: np.ndarray, proba: np.ndarray, risk
 def fit_model(run: GraphRun, train_ids: list[str], cfg: ModelConfig, progress: bool = False) -> FitResult:
     """Train on ``train_ids`` (a share held out receive-only for early stopping).
 
+    ``cfg.member_validation``: "own" (default): every training patient is a sender of the graph
+    and inside the input statistics, and each ensemble member holds out its own validation share
+    (seed + i) for early stopping, receive-only while that member trains; so the ensemble learns
+    from every training patient, and its validation predictions are out-of-bag (each held-out
+    patient scored by the members that did not train on it). "shared": one validation share for
+    every member, left out of the graph's senders and of the input statistics.
     Every other patient of the run is in the graph receive-only, so its embedding can be read
     off afterwards without having influenced training. Inputs follow ``cfg``'s policy
-    (:func:`graphonc.model.inputs.model_inputs`), fitted on the training share only. A task
-    head still at chance on the validation share is logged as a warning and listed in
+    (:func:`graphonc.model.inputs.model_inputs`), fitted on the senders only. A task head still
+    at chance on the validation predictions is logged as a warning and listed in
     ``FitResult.at_chance``.
     """
     from graphonc.model.inputs import fit_inputs, model_inputs
 
     seed_everything(cfg.seed)
-    fit_ids, val_ids = split_validation(train_ids, cfg.val_fraction, cfg.seed)
-    inputs = fit_inputs(run, fit_ids, model_inputs(run, cfg))
-    graph = model_graph(run, fit_ids, min_patients=cfg.mutation_min_patients, inputs=inputs)
+    own = cfg.member_validation == "own"
+    shared = split_validation(train_ids, cfg.val_fraction, cfg.seed)
+    senders = sorted(train_ids) if own else shared[0]
+    inputs = fit_inputs(run, senders, model_inputs(run, cfg))
+    graph = model_graph(run, senders, min_patients=cfg.mutation_min_patients, inputs=inputs)
     device = pick_device(cfg.device)
-    fit_idx, val_idx = graph.patient_index(fit_ids), graph.patient_index(val_ids)
+    n, k = graph.data[S.PATIENT].num_nodes, len(graph.label_classes)
+    oob_proba, oob_risk, oob_n = np.zeros((n, k)), np.zeros(n), np.zeros(n)
     nets, runs = [], []
     for i in range(cfg.ensemble):
         member_cfg = cfg.model_copy(update={"seed": cfg.seed + i})
+        fit_ids, val_ids = split_validation(train_ids, cfg.val_fraction, member_cfg.seed) if own else shared
+        fit_idx, val_idx = graph.patient_index(fit_ids), graph.patient_index(val_ids)
         seed_everything(member_cfg.seed)
-        trainer = Trainer(graph, member_cfg, device)
+        trainer = Trainer(graph, member_cfg, device, held_out=val_idx if own else None)
         label = f"train network {i + 1}/{cfg.ensemble}" if cfg.ensemble > 1 else "train"
         runs.append((*trainer.fit(fit_idx, val_idx, progress, label), trainer.task_best_epochs))
+        proba, risk = trainer.predict_rows(val_idx)
+        oob_proba[val_idx] += proba
+        oob_risk[val_idx] += risk
+        oob_n[val_idx] += 1
         nets.append(trainer.model.cpu())
     history, best_epoch, task_best = runs[0]
     model = nets[0] if len(nets) == 1 else GNNEnsemble(nets)
-    _, proba, risk = predict(model, graph)
-    at_chance = chance_heads(graph, val_idx, proba, risk)
+    held = np.flatnonzero(oob_n)
+    val_proba, val_risk = np.full((n, k), np.nan), np.full(n, np.nan)
+    val_proba[held], val_risk[held] = oob_proba[held] / oob_n[held, None], oob_risk[held] / oob_n[held]
+    at_chance = chance_heads(graph, held, val_proba, val_risk)
+    val_ids = sorted(graph.ids[S.PATIENT][held])
     if at_chance:
         log.warning("%s: the %s head(s) stayed at chance on the %d validation patients (best epoch %d); "
                     "its predictions and embeddings carry little signal for that task — try `graphonc train "
                     "--tune`, more patients, or a smaller gene vocabulary (model.gene_min_patients)",
                     "GNN" if cfg.use_graph else "MLP", "/".join(at_chance), len(val_ids), best_epoch)
-    return FitResult(model, graph, cfg, history, best_epoch, fit_ids, val_ids, at_chance, task_best,
-                     [r[1] for r in runs])
+    return FitResult(model, graph, cfg, history, best_epoch, senders, val_ids, at_chance, task_best,
+                     [r[1] for r in runs], val_proba, val_risk)
 
 
 @torch.no_grad()
