@@ -181,7 +181,8 @@ def train_cmd(
     m = api.train(run, config=config, progress=settings.progress, epochs=epochs, device=device, tune=tune,
                   tune_budget_s=tune_budget)
     if not settings.quiet:
-        t = Table(title=f"validation metrics (best epoch {m['best_epoch']}, {m['n_validation']} held-out patients)")
+        t = Table(title=f"out-of-bag validation metrics ({m['n_validation']} held-out patients, "
+                                f"best epoch {m['best_epoch']})")
         t.add_column("metric")
         t.add_column("value", justify="right")
         for k, v in m["validation"].items():

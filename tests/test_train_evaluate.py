@@ -13,6 +13,7 @@ import pytest
 from graphonc.graph.run import GraphRun, write_parquet
 from graphonc.model.evaluate import evaluate_gnn, make_folds
 from graphonc.model.gnn import ModelConfig
+from graphonc.model.metrics import _harrell
 
 from conftest import FAST_MODEL as FAST
 
@@ -37,6 +38,16 @@ def test_train_writes_the_model_folder(trained):
     assert probs.shape[1] == 6 and np.allclose(probs.sum(1), 1, atol=1e-5)
     assert set(pred["split"]) == {"train", "validation", "unlabelled"}
     assert 0.55 < metrics["validation"]["harrell_c"] < 0.85
+    # the validation metrics score the held-out patients' out-of-bag predictions, kept beside the model's
+    val = pred[pred["split"] == "validation"]
+    assert val["oob_risk"].notna().all() and pred.loc[pred["split"] != "validation", "oob_risk"].isna().all()
+    assert len(val) == metrics["n_validation"] and not np.allclose(val["oob_risk"], val["risk"])
+    p = run.nodes("Patient").set_index("id").loc[val["id"]]
+    ok = p["os_months"].notna().to_numpy() & p["os_event"].notna().to_numpy()
+    c = _harrell(p["os_event"].to_numpy()[ok].astype(bool), p["os_months"].to_numpy()[ok],
+                 val["oob_risk"].to_numpy()[ok])
+    assert c == pytest.approx(metrics["validation"]["harrell_c"], abs=1e-9)
+    assert np.allclose(val.filter(like="oob_prob_").sum(1), 1, atol=1e-5)
     assert json.loads((m / "metrics.json").read_text())["best_epoch"] == metrics["best_epoch"]
 
 

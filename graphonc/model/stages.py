@@ -1,8 +1,9 @@
 """The ``train`` and ``evaluate`` stages: read a run folder, write ``model/`` or ``eval/`` into it.
 
 ``<run>/model/``: weights.pt, model.json (see :mod:`graphonc.model.io`), config.yaml (the
-exact model config), metrics.json (held-out validation metrics), embeddings.parquet,
-predictions.parquet, plots/{loss,km_risk_groups,calibration}.png.
+exact model config), metrics.json (out-of-bag validation metrics), embeddings.parquet,
+predictions.parquet (with the validation patients' out-of-bag predictions), plots/{loss,
+km_risk_groups,calibration}.png.
 
 ``<run>/eval/``: folds.csv (the fold plan used: patient_id, repeat, fold — reusable with
 ``--folds-file``), per_fold.parquet (one row per model, repeat and fold), summary.json and
@@ -45,12 +46,18 @@ def model_config(run: GraphRun, config_path: Path | None = None, **overrides) ->
 
 
 def _prediction_table(ids: pd.Index, proba: np.ndarray, risk: np.ndarray, classes: list[str],
-                      split: pd.Series) -> pd.DataFrame:
-    df = pd.DataFrame({S.ID: ids, "split": split.to_numpy(), "risk": risk.astype("float64")})
+                      split: pd.Series, val_proba: np.ndarray, val_risk: np.ndarray) -> pd.DataFrame:
+    """The trained model's risk and class probabilities for every patient, and for the patients
+    held out for early stopping (split "validation") their out-of-bag ones, ``oob_risk`` and
+    ``oob_prob_<class>`` (NaN elsewhere): the predictions metrics.json's validation scores."""
+    df = pd.DataFrame({S.ID: ids, "split": split.to_numpy(), "risk": risk.astype("float64"),
+                       "oob_risk": val_risk.astype("float64")})
     if classes:
         for i, c in enumerate(classes):
             df[f"p_{c}"] = proba[:, i].astype("float64")
         df["predicted_label"] = np.asarray(classes, dtype=object)[proba.argmax(1)]
+        for i, c in enumerate(classes):
+            df[f"oob_prob_{c}"] = val_proba[:, i].astype("float64")
     return df
 
 
@@ -92,8 +99,8 @@ def train_stage(run_dir: Path, config_path: Path | None = None, progress: bool =
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float), encoding="utf-8")
         emb = pd.DataFrame({S.ID: pid, "split": split.to_numpy(), "embedding": list(z.astype(np.float32))})
         write_parquet(emb, tmp / L.EMBEDDINGS)
-        write_parquet(_prediction_table(pid, proba, risk, fit.graph.label_classes, split),
-                      tmp / L.PREDICTIONS)
+        write_parquet(_prediction_table(pid, proba, risk, fit.graph.label_classes, split, fit.val_proba,
+                                        fit.val_risk), tmp / L.PREDICTIONS)
         pd.DataFrame(fit.history).to_csv(tmp / "history.csv", index=False)
         if trials is not None:
             trials.to_csv(tmp / "tuning.csv", index=False)
