@@ -2,10 +2,12 @@
 
 Leakage-free by construction. Only *sender* patients (the training patients of a fold) have
 their outgoing edges (Patient→Mutation/Gene/Treatment/GenePanel) in the graph; every other
-patient (validation, test, new) is attached *receive-only*: it gets messages from the
+patient (test, new) is attached *receive-only*: it gets messages from the
 mutations, genes and treatments it is linked to but never sends any, so it cannot change
 any other node's state. Its embedding is therefore exactly what it would be if it were the
-only new patient, i.e. inductive. The feature encoder and the mutation vocabulary are
+only new patient, i.e. inductive. (An ensemble member's validation patients are training
+patients that it holds out: their outgoing edges are masked while it trains, see
+:class:`graphonc.model.train.Trainer`.) The feature encoder and the mutation vocabulary are
 fitted on training patients only (:func:`graphonc.model.inputs.fit_inputs`), and so is the
 gene vocabulary: mutation edges into genes outside it (on whole-exome data, the thousands of
 genes hit by a single passenger) are left out, and with them the noise they would add to
