@@ -20,6 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd  # noqa: E402
+import pydantic  # noqa: E402
+import yaml  # noqa: E402
 import torch  # noqa: E402
 
 from graphonc.graph.run import GraphRun  # noqa: E402
@@ -63,6 +65,17 @@ def markdown(out: Path) -> str:
     return "\n".join(parts)
 
 
+def model_options(items: list[str]) -> dict:
+    """``--model-option KEY=VALUE`` items as a dict of model: overrides (values read as YAML)."""
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--model-option {item!r}: expected KEY=VALUE, e.g. dropout=0.5")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", type=Path)
@@ -83,6 +96,9 @@ def main() -> None:
     ap.add_argument("--no-mlp", action="store_true", help="skip the MLP ablation")
     ap.add_argument("--with-expression-derived", action="store_true",
                     help="the sensitivity row: every model also sees the config's clinical.expression_derived columns")
+    ap.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="override one key of the run's model: section (YAML value), e.g. "
+                         "member_validation=shared, dropout=0.5, aggr=attention; repeatable")
     ap.add_argument("--summarise", action="store_true")
     ap.add_argument("--markdown", action="store_true", help="with --summarise: Markdown tables instead of JSON")
     args = ap.parse_args()
@@ -94,8 +110,14 @@ def main() -> None:
 
     set_threads(args.threads)
     run = GraphRun.open(args.run)
-    cfg = model_config(run, None, epochs=args.epochs, patience=args.patience,
-                       with_expression_derived=args.with_expression_derived or None, tune_budget_s=args.tune_budget)
+    flags = {"epochs": args.epochs, "patience": args.patience, "tune_budget_s": args.tune_budget,
+             "with_expression_derived": args.with_expression_derived or None}
+    options = {**model_options(args.model_option), **{k: v for k, v in flags.items() if v is not None}}
+    try:
+        cfg = model_config(run, None, **options)
+    except pydantic.ValidationError as e:
+        err = e.errors()[0]
+        raise SystemExit(f"--model-option {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
     args.out.mkdir(parents=True, exist_ok=True)
     plan = read_plan(args.folds_file, run) if args.folds_file else make_plan(run, args.folds, args.repeats, cfg.seed)
     write_plan(plan, args.out / "folds.csv")
