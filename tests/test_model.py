@@ -193,7 +193,8 @@ def test_each_member_holds_out_its_own_validation_share(metabric_run, split):
     are out-of-bag: a held-out patient's risk is the mean over the members that held it out, each
     computed on the graph without that member's share's outgoing edges."""
     from graphonc.model.gnn import members
-    from graphonc.model.train import Trainer, _without_senders, split_validation
+    from graphonc.model.data import from_senders
+    from graphonc.model.train import Trainer, split_validation
 
     cfg = FAST.model_copy(update={"ensemble": 2, "epochs": 4, "patience": 4})
     assert cfg.member_validation == "own"
@@ -216,7 +217,9 @@ def test_each_member_holds_out_its_own_validation_share(metabric_run, split):
     with torch.no_grad():
         for net, share in zip(members(fit.model), shares):
             idx = g.patient_index(share)
-            edges = _without_senders({e: d[e].edge_index for e in d.edge_types}, idx, n)
+            sends = torch.ones(n, dtype=torch.bool)
+            sends[idx] = False
+            edges = from_senders({e: d[e].edge_index for e in d.edge_types}, sends)
             total[idx] += net.eval()(x, edges, g.vocab_dict)[2].numpy()[idx]
             count[idx] += 1
     held = count > 0

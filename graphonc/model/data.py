@@ -59,6 +59,12 @@ class ModelGraph:
         return idx
 
 
+def from_senders(edges: dict, is_sender: torch.Tensor) -> dict:
+    """``edges`` without the outgoing (Patient→*) edges of patients that do not send
+    (``is_sender``: bool per patient row); every other edge type unchanged."""
+    return {e: ei[:, is_sender[ei[0]]] if e[0] == S.PATIENT else ei for e, ei in edges.items()}
+
+
 def build_vocab(run: GraphRun, senders: set[str], min_patients: int) -> dict[str, dict[str, int]]:
     """Embedding indices (1-based; 0 = unknown): all genes and pathways, and the mutations
     carried by at least ``min_patients`` sender patients."""
@@ -116,9 +122,9 @@ def model_graph(run: GraphRun, senders: list[str], *, encoder: PatientFeatureEnc
         has = has[:, gene_of_mut[has[1]] >= 0]
         edges[S.HAS_MUTATION] = has
         edges[MUTATED_IN] = torch.unique(torch.stack([has[0], gene_of_mut[has[1]]]), dim=1)
-    sender_t = torch.from_numpy(is_sender)
+    sent = from_senders(edges, torch.from_numpy(is_sender))
     for e, ei in edges.items():
-        forward = ei[:, sender_t[ei[0]]] if e[0] == S.PATIENT else ei
+        forward = sent[e]
         if forward.shape[1]:
             data[e].edge_index = forward
         data[reverse(e)].edge_index = ei.flip(0)  # every patient receives

@@ -21,7 +21,7 @@ from torchsurv.loss.cox import neg_partial_log_likelihood
 
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
-from graphonc.model.data import MUTATED_IN, ModelGraph, model_graph, reverse
+from graphonc.model.data import MUTATED_IN, ModelGraph, from_senders, model_graph, reverse
 from graphonc.model.gnn import GNNEnsemble, ModelConfig, PatientGNN, spline_columns
 from graphonc.model.sampling import NeighborSampler
 from graphonc.progress import make_progress
@@ -109,8 +109,11 @@ class Trainer:
         self.graph, self.cfg, self.device = graph, cfg, device
         d = graph.data
         self.x = {t: d[t].x.to(device) for t in d.node_types if "x" in d[t]}
-        self.edges_cpu = _without_senders({e: d[e].edge_index for e in d.edge_types}, held_out,
-                                          d[S.PATIENT].num_nodes)
+        self.edges_cpu = {e: d[e].edge_index for e in d.edge_types}
+        if held_out is not None and len(held_out):
+            sends = torch.ones(d[S.PATIENT].num_nodes, dtype=torch.bool)
+            sends[torch.as_tensor(held_out, dtype=torch.long)] = False
+            self.edges_cpu = from_senders(self.edges_cpu, sends)
         self.edges = {e: ei.to(device) for e, ei in self.edges_cpu.items()}
         self.vocab = {t: v.to(device) for t, v in graph.vocab_dict.items()}
         p = d[S.PATIENT]
@@ -326,16 +329,6 @@ class Trainer:
         _, logits, risk = self.model(self.x, self.edges, self.vocab)
         rows_t = torch.as_tensor(rows, dtype=torch.long, device=logits.device)
         return torch.softmax(logits[rows_t], -1).cpu().numpy(), risk[rows_t].cpu().numpy()
-
-
-def _without_senders(edges: dict, rows: np.ndarray | None, n_patients: int) -> dict:
-    """``edges`` with the outgoing (Patient→*) edges of patient ``rows`` removed: those patients
-    still receive messages but send none (receive-only, see :mod:`graphonc.model.data`)."""
-    if rows is None or len(rows) == 0:
-        return edges
-    mask = torch.zeros(n_patients, dtype=torch.bool)
-    mask[torch.as_tensor(rows, dtype=torch.long)] = True
-    return {e: ei[:, ~mask[ei[0]]] if e[0] == S.PATIENT else ei for e, ei in edges.items()}
 
 
 #: Inverse L2 strength of the wide classifier's warm start (scikit-learn's C, as the logreg baseline).
