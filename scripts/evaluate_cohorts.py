@@ -6,7 +6,12 @@ fold models just trained — and appends the rows to ``<out>/per_fold.csv`` and
 ``<out>/similarity.csv``, so a long run that is stopped still leaves every finished split.
 ``--summarise`` prints (JSON) the mean ± sd tables and the comparisons with the best baseline.
 
+``--reuse DIR --fit NAMES`` trains only the named models and takes every other model's rows
+from an earlier output on the same fold plan (a changed GNN against unchanged baselines, or a
+new baseline against unchanged models); ``--baselines-from DIR`` is ``--reuse DIR --fit gnn,mlp``.
+
     python scripts/evaluate_cohorts.py --run RUN --out DIR [--folds 5 --repeats 3] [--epochs 80]
+    python scripts/evaluate_cohorts.py --run RUN --out NEW --folds-file OLD/folds.csv --reuse OLD --fit coxph_splines
     python scripts/evaluate_cohorts.py --out DIR --summarise
 """
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -25,9 +31,9 @@ import yaml  # noqa: E402
 import torch  # noqa: E402
 
 from graphonc.graph.run import GraphRun  # noqa: E402
-from graphonc.model.evaluate import compare_to_best_baseline, evaluate, summary_table  # noqa: E402
+from graphonc.model.evaluate import compare_to_best_baseline, summary_table  # noqa: E402
 from graphonc.model.folds import make_plan, read_plan, splits, write_plan  # noqa: E402
-from graphonc.model.protocol import cross_validate  # noqa: E402
+from graphonc.model.protocol import cross_validate, prediction_scorer, standard_models  # noqa: E402
 from graphonc.model.stages import model_config  # noqa: E402
 from graphonc.search import quality as Q  # noqa: E402
 
@@ -76,6 +82,32 @@ def model_options(items: list[str]) -> dict:
     return options
 
 
+#: The similarity baselines of ``evaluate-similarity`` (the GNN's and MLP's come from their fold models).
+SIMILARITY_BASELINES = ("knn_features", "jaccard_genes", "snf", "random")
+
+
+def models_to_fit(fit: str | None, known: list[str]) -> set[str]:
+    """``--fit`` (comma-separated model names) as a set; every known model when not given."""
+    if fit is None:
+        return set(known)
+    names = {n.strip() for n in fit.split(",") if n.strip()}
+    unknown = sorted(names - set(known))
+    if unknown or not names:
+        raise SystemExit(f"--fit {fit!r}: unknown model(s) {unknown or '(none given)'}; expected some of "
+                         f"{', '.join(known)}")
+    return names
+
+
+def append_rows(f: Path, df: pd.DataFrame) -> None:
+    """Add ``df``'s rows to the CSV ``f`` (created if absent); columns are aligned by name, so a
+    split whose models differ from the earlier splits' never lands under the wrong header."""
+    if f.exists():
+        df = pd.concat([pd.read_csv(f), df], ignore_index=True)
+    tmp = f.with_suffix(".csv.tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(f)  # a stopped run leaves the old file or the new one, never half of one
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", type=Path)
@@ -87,9 +119,15 @@ def main() -> None:
     ap.add_argument("--patience", type=int)
     ap.add_argument("-k", type=int, default=10)
     ap.add_argument("--threads", type=int, help="torch threads (default: the CPUs this process may use, at most 2)")
+    ap.add_argument("--reuse", type=Path,
+                    help="an earlier output folder of this script on the same fold plan: the rows of every model "
+                         "not named by --fit are taken from it")
+    ap.add_argument("--fit", metavar="NAMES",
+                    help="comma-separated models to train (default: all: gnn, mlp, the baselines and the "
+                         "similarity methods), e.g. --fit coxph_splines with --reuse")
     ap.add_argument("--baselines-from", type=Path,
-                    help="an earlier output folder of this script on the same fold plan: its baseline rows are "
-                         "reused and only the GNN and the MLP are trained (a changed model, unchanged baselines)")
+                    help="shorthand for --reuse DIR --fit gnn,mlp: a changed model against the stored baseline "
+                         "rows of the same fold plan")
     ap.add_argument("--tune", action="store_true",
                     help="choose the GNN's (and MLP's) hyper-parameters by nested CV inside every training fold")
     ap.add_argument("--tune-budget", type=float, help="seconds per tuning (default: the config's tune_budget_s)")
@@ -109,6 +147,10 @@ def main() -> None:
     from graphonc.threads import set_threads
 
     set_threads(args.threads)
+    if args.baselines_from:
+        if args.reuse or args.fit:
+            raise SystemExit("--baselines-from is --reuse DIR --fit gnn,mlp: give either it or --reuse/--fit")
+        args.reuse, args.fit = args.baselines_from, "gnn" if args.no_mlp else "gnn,mlp"
     run = GraphRun.open(args.run)
     flags = {"epochs": args.epochs, "patience": args.patience, "tune_budget_s": args.tune_budget,
              "with_expression_derived": args.with_expression_derived or None}
@@ -118,46 +160,53 @@ def main() -> None:
     except pydantic.ValidationError as e:
         err = e.errors()[0]
         raise SystemExit(f"--model-option {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-    args.out.mkdir(parents=True, exist_ok=True)
+    rsf = {"rsf": {"n_estimators": 100, "n_jobs": 1}}
+    own = standard_models(run, cfg, mlp=not args.no_mlp, tune=args.tune, baseline_params=rsf)
+    fit = models_to_fit(args.fit, [*own, *SIMILARITY_BASELINES])
+    if args.reuse and args.fit is None:
+        raise SystemExit("--reuse needs --fit NAMES: the models to train (every other model's rows are reused)")
+    if fit != set(own) | set(SIMILARITY_BASELINES) and not args.reuse:
+        raise SystemExit("--fit without --reuse would leave the other models' rows out: give --reuse DIR")
     plan = read_plan(args.folds_file, run) if args.folds_file else make_plan(run, args.folds, args.repeats, cfg.seed)
+    stored = None
+    if args.reuse:  # checked before anything is written
+        with tempfile.TemporaryDirectory() as tmp:
+            write_plan(plan, Path(tmp) / "folds.csv")
+            if not pd.read_csv(args.reuse / "folds.csv").equals(pd.read_csv(Path(tmp) / "folds.csv")):
+                raise SystemExit(f"{args.reuse}/folds.csv is another fold plan: its rows do not apply")
+        stored = {name: (df := pd.read_csv(args.reuse / f"{name}.csv"))[~df["model"].isin(fit)]
+                  for name in ("per_fold", "similarity")}
+        missing = sorted((set(own) - fit - set(stored["per_fold"]["model"]))
+                         | (set(SIMILARITY_BASELINES) - fit - set(stored["similarity"]["model"])))
+        if missing:
+            raise SystemExit(f"{args.reuse} has no rows of {', '.join(missing)}: add them to --fit")
+    args.out.mkdir(parents=True, exist_ok=True)
     write_plan(plan, args.out / "folds.csv")
-    stored_baselines = None
-    if args.baselines_from:
-        if not pd.read_csv(args.baselines_from / "folds.csv").equals(pd.read_csv(args.out / "folds.csv")):
-            raise SystemExit(f"{args.baselines_from}/folds.csv is another fold plan: its baseline rows do not apply")
-        stored_baselines = {}
-        for name in ("per_fold", "similarity"):
-            df = pd.read_csv(args.baselines_from / f"{name}.csv")
-            stored_baselines[name] = df[~df["model"].isin(["gnn", "mlp"])]
     done = set()
     if (args.out / "per_fold.csv").exists():
         done = set(map(tuple, pd.read_csv(args.out / "per_fold.csv")[["repeat", "fold"]].drop_duplicates().values))
-    rsf = {"rsf": {"n_estimators": 100, "n_jobs": 1}}
     for split in splits(plan):
         if (split.repeat, split.fold) in done:
             continue
-        stored = []
-        rows = evaluate(run, [split], cfg, baseline_params=rsf, baselines=stored_baselines is None,
-                        tune=args.tune, mlp=not args.no_mlp,
-                        keep=lambda n, s, p: stored.append(pd.DataFrame(
-                            {"model": n, "repeat": s.repeat, "fold": s.fold, "id": p.ids,
-                             "embedding": list(p.embedding)})) if n in ("gnn", "mlp") else None)
-        emb = pd.concat(stored, ignore_index=True)
+        kept = []
+        rows = cross_validate(run, [split], {n: make for n, make in own.items() if n in fit}, (prediction_scorer,),
+                              keep=lambda n, s, p: kept.append(pd.DataFrame(
+                                  {"model": n, "repeat": s.repeat, "fold": s.fold, "id": p.ids,
+                                   "embedding": list(p.embedding)})) if n in ("gnn", "mlp") else None)
+        emb = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=["model"])
         methods = {m: (lambda m=m: Q.StoredEmbeddings(m, emb[emb["model"] == m]).for_split(split))
                    for m in ("gnn", "mlp") if m in set(emb["model"])}
-        if stored_baselines is None:
-            methods |= {"knn_features": lambda: Q.FeatureSpace(cfg), "jaccard_genes": Q.GeneSets,
-                        "snf": lambda: Q.SNF(cfg),
-                        "random": lambda: Q.RandomNeighbours(cfg.seed + 100 * split.repeat + split.fold)}
+        methods |= {m: make for m, make in {
+            "knn_features": lambda: Q.FeatureSpace(cfg), "jaccard_genes": Q.GeneSets, "snf": lambda: Q.SNF(cfg),
+            "random": lambda: Q.RandomNeighbours(cfg.seed + 100 * split.repeat + split.fold)}.items() if m in fit}
         sim = cross_validate(run, [split], methods, (Q.NeighbourScorer(run, args.k),))
-        if stored_baselines is not None:
+        if stored is not None:
             this = {name: df[(df["repeat"] == split.repeat) & (df["fold"] == split.fold)]
-                    for name, df in stored_baselines.items()}
-            rows, sim = pd.concat([rows, this["per_fold"]], ignore_index=True), \
-                pd.concat([sim, this["similarity"]], ignore_index=True)
+                    for name, df in stored.items()}
+            rows = pd.concat([rows, this["per_fold"]], ignore_index=True)
+            sim = pd.concat([sim, this["similarity"]], ignore_index=True)
         for df, name in ((rows, "per_fold"), (sim, "similarity")):
-            f = args.out / f"{name}.csv"
-            df.to_csv(f, mode="a", header=not f.exists(), index=False)
+            append_rows(args.out / f"{name}.csv", df)
     print(json.dumps(summarise(args.out), indent=1, default=str))
 
 

@@ -4,8 +4,8 @@ On each (repeat, fold) of a fold plan (``evaluate_cohorts.py``'s ``folds.csv``),
 penalised Cox baseline (lifelines, L2 0.1) on the training patients' clinical features
 (:class:`graphonc.model.tabular.TabularFeatures`, fitted on training patients only), once as
 they are and once with the wide part's hinges max(z - knot, 0) of every standardised numeric
-column (:meth:`graphonc.model.gnn.PatientGNN.wide_inputs`' transform), and a random survival
-forest on the same columns for reference; prints JSON: Harrell's C per model (mean, sd) and the
+column (the ``clinical+splines`` feature set: the ``coxph_splines`` baseline), and a random
+survival forest on the same columns for reference; prints JSON: Harrell's C per model (mean, sd) and the
 hinged-minus-straight paired differences.
 
     python scripts/wide_splines_cox.py --run RUN --folds-file DIR/folds.csv [--knots -1,-0.5,0,0.5,1]
@@ -19,20 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sksurv.metrics import concordance_index_censored  # noqa: E402
 
 from graphonc.graph.run import GraphRun  # noqa: E402
 from graphonc.model.baselines import CoxPHBaseline, RSFBaseline  # noqa: E402
 from graphonc.model.folds import read_plan, splits  # noqa: E402
-from graphonc.model.gnn import spline_columns  # noqa: E402
 from graphonc.model.tabular import TabularFeatures, has_survival, patient_rows, survival_target  # noqa: E402
-
-
-def hinges(x: np.ndarray, columns: list[int], knots: list[float]) -> np.ndarray:
-    """(n, F) → (n, F + C·T): the wide part's input (features, then each column's hinges)."""
-    return np.hstack([x, np.maximum(x[:, columns, None] - np.asarray(knots), 0.0).reshape(len(x), -1)])
 
 
 def main() -> None:
@@ -51,14 +44,12 @@ def main() -> None:
             ok = has_survival(df)
             ids[part] = ([i for i, m in zip(pids, ok) if m], survival_target(df[ok]))
         (tr, y_tr), (te, y_te) = ids["train"], ids["test"]
-        tf = TabularFeatures.for_feature_set("clinical").fit(run, tr)
-        x_tr, x_te = tf.transform(run, tr), tf.transform(run, te)
-        cols = spline_columns(tf.encoder_.feature_names_, tf.encoder_.numeric)
-        designs = {"cox": (CoxPHBaseline(0.1), x_tr, x_te),
-                   "cox_hinges": (CoxPHBaseline(0.1), hinges(x_tr, cols, knots), hinges(x_te, cols, knots)),
-                   "rsf": (RSFBaseline(100, n_jobs=1, random_state=0), x_tr, x_te)}
-        for name, (model, a, b) in designs.items():
-            risk = model.fit(a, y_tr).predict(b)
+        straight = TabularFeatures.for_feature_set("clinical").fit(run, tr)
+        hinged = TabularFeatures.for_feature_set("clinical+splines", knots=knots).fit(run, tr)
+        designs = {"cox": (CoxPHBaseline(0.1), straight), "cox_hinges": (CoxPHBaseline(0.1), hinged),
+                   "rsf": (RSFBaseline(100, n_jobs=1, random_state=0), straight)}
+        for name, (model, tf) in designs.items():
+            risk = model.fit(tf.transform(run, tr), y_tr).predict(tf.transform(run, te))
             rows.append({"repeat": split.repeat, "fold": split.fold, "model": name,
                          "harrell_c": concordance_index_censored(y_te["event"], y_te["time"], risk)[0]})
         print(f"repeat {split.repeat} fold {split.fold}: " + ", ".join(

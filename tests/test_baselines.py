@@ -159,13 +159,15 @@ def test_targets(metabric_run, cohort):
 @pytest.mark.slow  # five folds of penalised Cox and logistic regression
 def test_five_fold_coxph_and_logreg_in_fair_ranges(metabric_run, cohort):
     _, _, folds = cohort
-    df = run_baselines(metabric_run, folds, seed=0, models=["coxph", "logreg"])
+    df = run_baselines(metabric_run, folds, seed=0, models=["coxph", "coxph_splines", "logreg"])
     print("\n" + df[["model", "fold", "n_test", "harrell_c", "uno_c", "ibs", "auc_60", "auc_120",
                      "macro_f1", "balanced_accuracy", "auroc"]].round(3).to_string())
     cox = df[df.model == "coxph"]
     lr = df[df.model == "logreg"]
-    assert len(cox) == len(lr) == 5
+    splines = df[df.model == "coxph_splines"]
+    assert len(cox) == len(lr) == len(splines) == 5
     assert 0.60 <= cox["harrell_c"].mean() <= 0.72 and (cox["harrell_c"] > 0.58).all()
+    assert 0.60 <= splines["harrell_c"].mean() <= 0.72 and np.isfinite(splines["ibs"]).all()
     assert 0.58 <= cox["uno_c"].mean() <= 0.75 and 0.10 < cox["ibs"].mean() < 0.25
     assert 0.35 <= lr["macro_f1"].mean() <= 0.55 and lr["auroc"].mean() > 0.7
     # only patients with survival / labels were scored
@@ -202,6 +204,29 @@ def test_shuffled_survival_gives_chance_concordance(metabric_run, cohort):
     assert all(abs(c - 0.5) < 0.06 for c in cs)
 
 
+def test_the_splines_feature_set_is_the_gnn_wide_input(metabric_run, cohort):
+    """coxph_splines sees what the GNN's wide Cox head sees: the clinical columns, then each
+    numeric column's hinges max(z - knot, 0) at model.wide_knots, column by column."""
+    import torch
+
+    from graphonc.graph.hetero import spline_columns
+    from graphonc.model.gnn import PatientGNN
+    from graphonc.model_config import ModelConfig
+
+    _, _, folds = cohort
+    tr_ids, te_ids = folds[0]
+    plain = TabularFeatures.for_feature_set("clinical").fit(metabric_run, tr_ids)
+    hinged = TabularFeatures.for_feature_set("clinical+splines").fit(metabric_run, tr_ids)
+    x, xh = plain.transform(metabric_run, te_ids), hinged.transform(metabric_run, te_ids)
+    cols, knots = spline_columns(plain.encoder_.feature_names_, plain.encoder_.numeric), ModelConfig().wide_knots
+    assert cols and xh.shape == (len(te_ids), x.shape[1] + len(cols) * len(knots))
+    assert hinged.n_clinical_ == len(hinged.feature_names_) == xh.shape[1]
+    assert hinged.feature_names_[x.shape[1]] == f"{plain.feature_names_[cols[0]]}>{knots[0]:g}"
+    np.testing.assert_array_equal(xh[:, :x.shape[1]], x)
+    net = PatientGNN({S.PATIENT: x.shape[1]}, [], {}, 0, ModelConfig(), cols)
+    np.testing.assert_allclose(net.wide_inputs(torch.from_numpy(x)).numpy(), xh, atol=1e-6)
+
+
 def test_estimators_validate_and_predict_survival(metabric_run, cohort):
     _, ids, folds = cohort
     tr_ids, te_ids = folds[0]
@@ -224,5 +249,6 @@ def test_estimators_validate_and_predict_survival(metabric_run, cohort):
     with pytest.raises(ValueError):  # a patient in both train and test is leakage
         run_baselines(metabric_run, [(tr_ids, te_ids + tr_ids[:1])], models=["coxph"])
     assert {k: (v.task, v.features) for k, v in BASELINES.items()} == {
-        "coxph": ("survival", "clinical"), "rsf": ("survival", "clinical+mutations"),
+        "coxph": ("survival", "clinical"), "coxph_splines": ("survival", "clinical+splines"),
+        "rsf": ("survival", "clinical+mutations"),
         "logreg": ("diagnosis", "clinical"), "gboost": ("diagnosis", "clinical+mutations")}

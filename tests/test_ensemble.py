@@ -35,6 +35,7 @@ def test_members_differ_and_the_ensemble_averages_them(ensemble):
     fit, _, _ = ensemble
     assert isinstance(fit.model, GNNEnsemble) and len(members(fit.model)) == 2
     assert len(fit.member_best_epochs) == 2
+    assert len(fit.member_risk) == 2 and set(fit.member_risk) <= {"network", "linear"}
     g = fit.graph
     outs = [predict(net, g) for net in members(fit.model)]
     assert not np.allclose(outs[0][2], outs[1][2])  # different seeds, different networks

@@ -30,3 +30,64 @@ def test_a_wrong_model_option_is_refused_in_one_line(script, metabric_run, tmp_p
     with pytest.raises(SystemExit, match=message) as e:
         script.main()
     assert "\n" not in str(e.value) and not (tmp_path / "out").exists()
+
+
+OTHERS = ["gnn", "mlp", "coxph", "rsf", "logreg", "gboost"]
+SIMILARITY = ["gnn", "mlp", "knn_features", "jaccard_genes", "snf", "random"]
+
+
+@pytest.fixture()
+def stored(metabric_run, tmp_path):
+    """An earlier output on a 2-fold plan: every model's rows but coxph_splines'."""
+    import pandas as pd
+
+    from graphonc.model.folds import make_plan, write_plan
+
+    old = tmp_path / "old"
+    old.mkdir()
+    write_plan(make_plan(metabric_run, 2, 1, 0), old / "folds.csv")
+    pd.DataFrame([{"model": m, "repeat": 0, "fold": f, "harrell_c": 0.6 + i / 100}
+                  for i, m in enumerate(OTHERS) for f in (0, 1)]).to_csv(old / "per_fold.csv", index=False)
+    pd.DataFrame([{"model": m, "repeat": 0, "fold": f, "c_index": 0.5 + i / 100}
+                  for i, m in enumerate(SIMILARITY) for f in (0, 1)]).to_csv(old / "similarity.csv", index=False)
+    return old
+
+
+def _argv(run, out, *extra):
+    return ["evaluate_cohorts.py", "--run", str(run.root), "--out", str(out), "--threads", "1", *map(str, extra)]
+
+
+def test_a_new_baseline_joins_the_stored_rows_of_the_same_plan(script, metabric_run, stored, tmp_path, monkeypatch):
+    import pandas as pd
+
+    new = tmp_path / "new"
+    monkeypatch.setattr(sys, "argv", _argv(metabric_run, new, "--folds-file", stored / "folds.csv", "--reuse", stored,
+                                           "--fit", "coxph_splines"))
+    script.main()
+    rows = pd.read_csv(new / "per_fold.csv")
+    assert sorted(set(rows["model"])) == sorted(OTHERS + ["coxph_splines"])
+    kept = rows[rows["model"] != "coxph_splines"].sort_values(["model", "fold"])
+    old = pd.read_csv(stored / "per_fold.csv").sort_values(["model", "fold"])
+    assert kept["harrell_c"].tolist() == old["harrell_c"].tolist()  # reused, not retrained
+    fitted = rows[rows["model"] == "coxph_splines"]
+    assert len(fitted) == 2 and fitted["harrell_c"].between(0.6, 0.75).all() and fitted["n_train"].gt(900).all()
+    sim = pd.read_csv(new / "similarity.csv")
+    assert sorted(sim["c_index"]) == sorted(pd.read_csv(stored / "similarity.csv")["c_index"])
+    assert pd.read_csv(new / "folds.csv").equals(pd.read_csv(stored / "folds.csv"))
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--fit", "coxph_spline"], "unknown model(s) ['coxph_spline']"),
+    (["--fit", "coxph_splines"], "--fit without --reuse"),
+    (["--reuse", "{old}"], "--reuse needs --fit NAMES"),
+    (["--reuse", "{old}", "--fit", "gnn"], "has no rows of coxph_splines: add them to --fit"),
+    (["--baselines-from", "{old}"], "has no rows of coxph_splines: add them to --fit"),
+])
+def test_what_cannot_be_reused_is_refused_before_anything_is_written(script, metabric_run, stored, tmp_path,
+                                                                     monkeypatch, extra, message):
+    out = tmp_path / "new"
+    extra = [e.format(old=stored) for e in extra]
+    monkeypatch.setattr(sys, "argv", _argv(metabric_run, out, "--folds-file", stored / "folds.csv", *extra))
+    with pytest.raises(SystemExit) as e:
+        script.main()
+    assert message in str(e.value) and "\n" not in str(e.value) and not out.exists()

@@ -187,6 +187,41 @@ def test_wide_warm_start_is_the_penalised_linear_fit(metabric_run, split):
     assert after <= start + 1e-4 and (best_epoch > 0 or abs(after - start) < 1e-4)
 
 
+def test_a_member_keeps_the_risk_that_does_better_on_its_validation_share(metabric_run, split):
+    """risk_fallback: after training, the member's risk becomes penalised Cox with splines on its
+    fit patients exactly when that has the lower validation Cox loss; embeddings and class
+    probabilities stay as trained. A network trained for one epoch loses to the linear fit."""
+    from graphonc.model.inputs import fit_inputs, model_inputs
+    from graphonc.model.train import Trainer, _targets, cox_loss, split_validation
+
+    train, _ = split
+    graph = model_graph(metabric_run, train, inputs=fit_inputs(metabric_run, train, model_inputs(metabric_run, FAST)))
+    fit_ids, val_ids = split_validation(train, 0.2, 0)
+    fit_idx, val_idx = graph.patient_index(fit_ids), graph.patient_index(val_ids)
+    fit_t, val_t = _targets(graph, fit_idx), _targets(graph, val_idx)
+    cfg = FAST.model_copy(update={"epochs": 1, "risk_fallback": False})
+    trainer = Trainer(graph, cfg, torch.device("cpu"), held_out=val_idx)
+    trainer.fit(fit_idx, val_idx)
+    assert trainer.risk_source == "network"  # the check is off
+    m, v = trainer.model, val_t.surv_idx
+    with torch.no_grad():
+        z0, logits0, risk0 = m(trainer.x, trainer.edges, trainer.vocab)
+        w = trainer.penalised_wide_cox(fit_t.surv_idx)
+        linear = (m.wide_inputs(trainer.x[S.PATIENT]) @ w.T).squeeze(-1)
+    losses = {name: float(cox_loss(r[v], trainer.time[v], trainer.event[v]))
+              for name, r in (("network", risk0), ("linear", linear))}
+    assert losses["linear"] < losses["network"]  # one epoch: the network is far from the linear fit
+    # no survival in the validation share: nothing to compare, nothing changes
+    assert trainer.keep_better_risk(fit_t, _targets(graph, val_idx[:0])) == "network"
+    assert trainer.keep_better_risk(fit_t, val_t) == "linear"
+    with torch.no_grad():
+        z1, logits1, risk1 = m(trainer.x, trainer.edges, trainer.vocab)
+    torch.testing.assert_close(z1, z0)
+    torch.testing.assert_close(logits1, logits0)
+    torch.testing.assert_close(risk1, linear)
+    assert not m.cox.weight.any()
+
+
 def test_each_member_holds_out_its_own_validation_share(metabric_run, split):
     """member_validation "own" (default): every training patient sends in the trained graph, each
     member trained with its own validation share unable to send, and the validation predictions

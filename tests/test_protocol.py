@@ -106,7 +106,7 @@ def test_every_model_sees_the_same_folds_and_the_plan_is_written(cesc_run, tmp_p
     per_fold = cross_validate(run, splits(plan), models,
                               keep=lambda name, split, pred: seen.setdefault((split.repeat, split.fold), {}).update(
                                   {name: sorted(pred.ids)}))
-    assert set(per_fold["model"]) == {"gnn", "mlp", "coxph", "rsf", "logreg", "gboost"}
+    assert set(per_fold["model"]) == {"gnn", "mlp", "coxph", "coxph_splines", "rsf", "logreg", "gboost"}
     for split in splits(plan):
         ids = sorted(split.train + split.test)
         assert all(v == ids for v in seen[(split.repeat, split.fold)].values())

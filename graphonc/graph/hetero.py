@@ -167,6 +167,14 @@ class PatientFeatureEncoder:
         return cls(**{"scaling": "standard", **d})
 
 
+def spline_columns(feature_names: list[str], numeric: list[str]) -> list[int]:
+    """Positions of the scaled numeric columns among the patient features: the columns the
+    GNN's wide part (and the ``coxph_splines`` baseline) bend with linear-spline hinges; their
+    missing flags and one-hot columns stay straight."""
+    numeric = set(numeric)
+    return [i for i, name in enumerate(feature_names) if name in numeric]
+
+
 #: Numeric-column scalings of :class:`PatientFeatureEncoder`.
 SCALINGS = ("rank_gauss", "standard")
 #: Most quantiles a rank-gauss column keeps (a percentile grid, fine for any cohort size).

@@ -294,6 +294,9 @@ class BaselineSpec:
 
 BASELINES: dict[str, BaselineSpec] = {
     "coxph": BaselineSpec(CoxPHBaseline, SURVIVAL, "clinical", {"penalizer": 0.1, "l1_ratio": 0.0}),
+    # the same penalised Cox with linear splines of the numeric columns (the GNN's wide part):
+    # the strongest survival baseline on TCGA HNSC (docs/evaluation.md)
+    "coxph_splines": BaselineSpec(CoxPHBaseline, SURVIVAL, "clinical+splines", {"penalizer": 0.1, "l1_ratio": 0.0}),
     "rsf": BaselineSpec(RSFBaseline, SURVIVAL, "clinical+mutations",
                         {"n_estimators": 200, "min_samples_leaf": 15, "max_features": "sqrt", "n_jobs": 2}),
     "logreg": BaselineSpec(LogisticBaseline, DIAGNOSIS, "clinical", {"C": 0.1}),

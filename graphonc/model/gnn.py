@@ -23,6 +23,7 @@ from torch_geometric.nn import HeteroConv, SAGEConv
 from torch_geometric.nn.aggr import AttentionalAggregation
 
 from graphonc.graph import schema as S
+from graphonc.graph.hetero import spline_columns
 from graphonc.model_config import ModelConfig
 
 __all__ = ["ModelConfig", "PatientGNN", "GNNEnsemble", "EMBEDDED_TYPES", "combine", "members", "spline_columns"]
@@ -38,13 +39,6 @@ def _aggregation(name: str, h: int):
 
 #: Node types that get a learnable per-node embedding on top of their features.
 EMBEDDED_TYPES = (S.GENE, S.PATHWAY, S.MUTATION)
-
-
-def spline_columns(feature_names: list[str], numeric: list[str]) -> list[int]:
-    """Positions of the scaled numeric columns among the patient features (the wide part's
-    splines bend these; their missing flags and one-hot columns stay straight)."""
-    numeric = set(numeric)
-    return [i for i, name in enumerate(feature_names) if name in numeric]
 
 
 class PatientGNN(nn.Module):

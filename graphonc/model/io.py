@@ -46,6 +46,7 @@ def save_model(fit: FitResult, folder: Path) -> None:
         "val_ids": fit.val_ids,
         "best_epoch": fit.best_epoch,
         "member_best_epochs": fit.member_best_epochs,
+        "member_risk": fit.member_risk,
     }
     torch.save(fit.model.state_dict(), folder / WEIGHTS)
     (folder / META).write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")

@@ -106,6 +106,7 @@ class GNNModel:
         """Per-fit facts for the fold row (best epoch, heads at chance)."""
         f = self.fit_
         return {"best_epoch": f.best_epoch, "at_chance": ",".join(f.at_chance),
+                "linear_risk": f.member_risk.count("linear"),
                 "n_genes": len(f.graph.genes) if f.graph.genes is not None else np.nan}
 
 
@@ -132,7 +133,8 @@ class TabularModel:
                                             patient_rows, survival_target)
 
         ids = list(train_ids)
-        self.tf_ = TabularFeatures.for_feature_set(self.features, min_patients=self.min_patients,
+        self.tf_ = TabularFeatures.for_feature_set(self.features, knots=self.cfg.wide_knots,
+                                                   min_patients=self.min_patients,
                                                    inputs=model_inputs(run, self.cfg)).fit(run, ids)
         X = self.tf_.transform(run, ids)
         rows = patient_rows(run, ids)

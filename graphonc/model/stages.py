@@ -90,7 +90,7 @@ def train_stage(run_dir: Path, config_path: Path | None = None, progress: bool =
     metrics = score_model(run, fit.train_ids, fit.val_ids, np.where(held[:, None], fit.val_proba, proba),
                           np.where(held, fit.val_risk, risk), fit.graph.label_classes, fit.graph.patient_index)
     metrics = {"validation": metrics, "best_epoch": fit.best_epoch, "task_best_epochs": fit.task_best_epochs,
-               "epochs_run": len(fit.history), "at_chance": fit.at_chance,
+               "epochs_run": len(fit.history), "at_chance": fit.at_chance, "member_risk": fit.member_risk,
                "n_train": len(fit.train_ids), "n_validation": len(fit.val_ids), "train_seconds": round(seconds, 2),
                "device": str(pick_device(cfg.device)), "tuned": bool(tune)}
     with atomic_dir(run.layout.model_dir) as tmp:

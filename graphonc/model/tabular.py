@@ -16,6 +16,10 @@ Columns, in order:
   "the GNN beats the baselines" never means "the GNN saw the copy number and they did not"
   (the ``cna_profiled`` / ``sv_profiled`` flags come with the clinical encoding).
 
+* with ``knots`` (the ``clinical+splines`` feature set), after the clinical encoding, the
+  hinges max(z - knot, 0) of every scaled numeric column z for every knot: the linear splines
+  of the GNN's wide part (``model.wide_knots``), so penalised Cox can bend an effect too.
+
 Gene panels: a patient whose panel does not cover a gene, or who was not sequenced at all,
 gets 0 for it — the same value as "covered and wild-type". No per-gene "assayed" indicator
 is added (on single-panel cohorts such as METABRIC it would be constant); only the
@@ -28,6 +32,7 @@ well under a second beyond reading the Parquet tables.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,11 +40,13 @@ from sksurv.util import Surv
 
 from graphonc import layout as L
 from graphonc.graph import schema as S
+from graphonc.graph.hetero import spline_columns
 from graphonc.graph.run import GraphRun
 from graphonc.model.inputs import ModelInputs, fit_inputs, model_inputs
+from graphonc.model_config import ModelConfig
 
 #: Feature sets understood by :class:`TabularFeatures` / the baseline registry.
-FEATURE_SETS = ("clinical", "clinical+mutations")
+FEATURE_SETS = ("clinical", "clinical+mutations", "clinical+splines")
 GENE_PREFIX = "gene:"
 #: Alteration columns beyond mutated genes: (edge type, column prefix, edge attribute filter).
 ALTERATIONS = ((S.HAS_CNA, "amp:", ("call", "AMP")), (S.HAS_CNA, "homdel:", ("call", "HOMDEL")),
@@ -105,7 +112,8 @@ class TabularFeatures:
     """
 
     def __init__(self, numeric: list[str] | None = None, categorical: list[str] | None = None, *,
-                 mutations: bool = True, min_patients: int = 5, inputs: ModelInputs | None = None) -> None:
+                 mutations: bool = True, min_patients: int = 5, inputs: ModelInputs | None = None,
+                 knots: Sequence[float] = ()) -> None:
         if min_patients < 1:
             raise ValueError("min_patients must be >= 1")
         self.numeric = numeric
@@ -113,12 +121,16 @@ class TabularFeatures:
         self.mutations = mutations
         self.min_patients = int(min_patients)
         self.inputs = inputs
+        self.knots = [float(k) for k in knots]
 
     @classmethod
-    def for_feature_set(cls, name: str, **kwargs) -> "TabularFeatures":
-        """``"clinical"`` or ``"clinical+mutations"``."""
+    def for_feature_set(cls, name: str, knots: Sequence[float] | None = None, **kwargs) -> "TabularFeatures":
+        """``"clinical"``, ``"clinical+mutations"`` or ``"clinical+splines"`` (clinical columns
+        and their hinges at ``knots``, default ``model.wide_knots``'s default)."""
         if name not in FEATURE_SETS:
             raise ValueError(f"unknown feature set {name!r}; expected one of {FEATURE_SETS}")
+        if name == "clinical+splines":
+            kwargs["knots"] = ModelConfig().wide_knots if knots is None else knots
         return cls(mutations=name == "clinical+mutations", **kwargs)
 
     def fit(self, run: GraphRun, patient_ids) -> "TabularFeatures":
@@ -133,15 +145,17 @@ class TabularFeatures:
                            categorical=list(spec.categorical if self.categorical is None else self.categorical))
         fitted = fit_inputs(run, ids, spec, gene_min_patients=self.min_patients, drivers=False)
         self.encoder_ = fitted.encoder
-        self.n_clinical_ = len(self.encoder_.feature_names_)
+        names = self.encoder_.feature_names_
+        self.spline_columns_ = spline_columns(names, self.encoder_.numeric) if self.knots else []
+        names = names + [f"{names[c]}>{k:g}" for c in self.spline_columns_ for k in self.knots]
+        self.n_clinical_ = len(names)
         self.genes_: list[str] = fitted.genes if self.mutations else []
         self.alterations_: list[str] = []
         if self.mutations:
             alt = patient_alteration_pairs(run)
             counts = alt[alt["patient"].isin(set(ids))]["gene"].value_counts()
             self.alterations_ = sorted(counts.index[counts >= self.min_patients])
-        self.feature_names_ = (self.encoder_.feature_names_ + [GENE_PREFIX + g for g in self.genes_]
-                               + self.alterations_)
+        self.feature_names_ = names + [GENE_PREFIX + g for g in self.genes_] + self.alterations_
         return self
 
     def transform(self, run: GraphRun, patient_ids) -> np.ndarray:
@@ -151,6 +165,8 @@ class TabularFeatures:
         ids = list(patient_ids)
         rows = patient_rows(run, ids)
         clinical = self.encoder_.transform(rows)
+        if self.spline_columns_:
+            clinical = hinges(clinical, self.spline_columns_, self.knots)
         if not self.genes_ and not self.alterations_:
             return clinical
         return np.hstack([clinical, _indicators(ids, patient_gene_pairs(run), self.genes_),
@@ -158,6 +174,14 @@ class TabularFeatures:
 
     def fit_transform(self, run: GraphRun, patient_ids) -> np.ndarray:
         return self.fit(run, patient_ids).transform(run, patient_ids)
+
+
+def hinges(x: np.ndarray, columns: list[int], knots: Sequence[float]) -> np.ndarray:
+    """(n, F) → (n, F + C·T): the features, then for each of the C ``columns`` and T ``knots``
+    the hinge max(x - knot, 0) (column-major: a column's hinges side by side), as
+    :meth:`graphonc.model.gnn.PatientGNN.wide_inputs` builds the wide part's input."""
+    z = x[:, columns, None] - np.asarray(knots, dtype=x.dtype)
+    return np.hstack([x, np.maximum(z, 0.0).reshape(len(x), -1)]).astype(x.dtype, copy=False)
 
 
 def _indicators(ids: list, pairs: pd.DataFrame, columns: list[str]) -> np.ndarray:
