@@ -188,6 +188,10 @@ def train_cmd(
         for k, v in m["validation"].items():
             t.add_row(k, f"{v:.3f}")
         out_console.print(t)
+        linear = m.get("member_risk", []).count("linear")
+        if linear:
+            out_console.print(term(f"risk from penalised Cox with splines in {linear} of {len(m['member_risk'])} "
+                                   "networks (model.risk_fallback)"))
         if m.get("at_chance"):
             err_console.print(term(f"warning: the {', '.join(m['at_chance'])} head(s) stayed at chance on the "
                                    "validation patients (flagged in metrics.json); try --tune"))

@@ -49,6 +49,10 @@ def test_train_writes_the_model_folder(trained):
     assert c == pytest.approx(metrics["validation"]["harrell_c"], abs=1e-9)
     assert np.allclose(val.filter(like="oob_prob_").sum(1), 1, atol=1e-5)
     assert json.loads((m / "metrics.json").read_text())["best_epoch"] == metrics["best_epoch"]
+    # each member's risk source (model.risk_fallback) is recorded beside the model
+    saved = json.loads((m / "model.json").read_text())
+    assert metrics["member_risk"] == saved["member_risk"] and set(metrics["member_risk"]) <= {"network", "linear"}
+    assert len(metrics["member_risk"]) == len(saved["member_best_epochs"]) >= 1
 
 
 def test_reload_in_a_fresh_process_is_bit_identical(trained):
