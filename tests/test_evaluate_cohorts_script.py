@@ -57,6 +57,7 @@ def _argv(run, out, *extra):
     return ["evaluate_cohorts.py", "--run", str(run.root), "--out", str(out), "--threads", "1", *map(str, extra)]
 
 
+@pytest.mark.slow  # fits a baseline on two METABRIC folds
 def test_a_new_baseline_joins_the_stored_rows_of_the_same_plan(script, metabric_run, stored, tmp_path, monkeypatch):
     import pandas as pd
 
@@ -76,6 +77,7 @@ def test_a_new_baseline_joins_the_stored_rows_of_the_same_plan(script, metabric_
     assert pd.read_csv(new / "folds.csv").equals(pd.read_csv(stored / "folds.csv"))
 
 
+@pytest.mark.slow  # opens the METABRIC run once per case
 @pytest.mark.parametrize("extra, message", [
     (["--fit", "coxph_spline"], "unknown model(s) ['coxph_spline']"),
     (["--fit", "coxph_splines"], "--fit without --reuse"),

@@ -94,6 +94,7 @@ def test_evaluate_cli_folds_file_and_bad_file_exit_code(cesc_run, tmp_path):
 # ------------------------------------------------------------------------------------------ protocol
 
 
+@pytest.mark.slow  # fits every model of the registry (7 s): the fast tier keeps under 2 minutes
 def test_every_model_sees_the_same_folds_and_the_plan_is_written(cesc_run, tmp_path):
     root = tmp_path / "cesc"
     shutil.copytree(cesc_run.root, root)
