@@ -149,6 +149,7 @@ def test_baselines_are_sklearn_estimators_and_run_through_the_same_loop(cesc_run
     assert list(df["model"]) == ["coxph", "logreg"] * 2 and set(df["task"]) == {"survival", "diagnosis"}
 
 
+@pytest.mark.slow  # two whole-exome fits (15 s): the fast tier keeps under 2 minutes
 def test_statistics_come_from_training_patients_only(cesc_run, tmp_path):
     """Changing every test patient's clinical values and mutations changes no fitted statistic,
     and no prediction for a training patient (the rule lives in inputs.fit_inputs)."""
