@@ -451,7 +451,7 @@ def fit_model(run: GraphRun, train_ids: list[str], cfg: ModelConfig, progress: b
     device = pick_device(cfg.device)
     n, k = graph.data[S.PATIENT].num_nodes, len(graph.label_classes)
     oob_proba, oob_risk, oob_n = np.zeros((n, k)), np.zeros(n), np.zeros(n)
-    nets, runs = [], []
+    nets, runs, member_risk = [], [], []
     for i in range(cfg.ensemble):
         member_cfg = cfg.model_copy(update={"seed": cfg.seed + i})
         fit_ids, val_ids = split_validation(train_ids, cfg.val_fraction, member_cfg.seed) if own else shared
@@ -459,14 +459,14 @@ def fit_model(run: GraphRun, train_ids: list[str], cfg: ModelConfig, progress: b
         seed_everything(member_cfg.seed)
         trainer = Trainer(graph, member_cfg, device, held_out=val_idx if own else None)
         label = f"train network {i + 1}/{cfg.ensemble}" if cfg.ensemble > 1 else "train"
-        runs.append((*trainer.fit(fit_idx, val_idx, progress, label), trainer.task_best_epochs,
-                     trainer.risk_source))
+        runs.append((*trainer.fit(fit_idx, val_idx, progress, label), trainer.task_best_epochs))
+        member_risk.append(trainer.risk_source)
         proba, risk = trainer.predict_rows(val_idx)
         oob_proba[val_idx] += proba
         oob_risk[val_idx] += risk
         oob_n[val_idx] += 1
         nets.append(trainer.model.cpu())
-    history, best_epoch, task_best, _ = runs[0]
+    history, best_epoch, task_best = runs[0]
     model = nets[0] if len(nets) == 1 else GNNEnsemble(nets)
     held = np.flatnonzero(oob_n)
     val_proba, val_risk = np.full((n, k), np.nan), np.full(n, np.nan)
@@ -479,7 +479,7 @@ def fit_model(run: GraphRun, train_ids: list[str], cfg: ModelConfig, progress: b
                     "--tune`, more patients, or a smaller gene vocabulary (model.gene_min_patients)",
                     "GNN" if cfg.use_graph else "MLP", "/".join(at_chance), len(val_ids), best_epoch)
     return FitResult(model, graph, cfg, history, best_epoch, senders, val_ids, at_chance, task_best,
-                     [r[1] for r in runs], [r[3] for r in runs], val_proba, val_risk)
+                     [r[1] for r in runs], member_risk, val_proba, val_risk)
 
 
 @torch.no_grad()
