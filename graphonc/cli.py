@@ -293,9 +293,11 @@ def explain_cmd(
     t = e.table
     if as_json:
         doc = {"patient": e.patient, "predicted_label": e.predicted_label, "outputs": e.outputs,
-               "attributions": json.loads(t.to_json(orient="records"))}
+               "notes": e.notes, "attributions": json.loads(t.to_json(orient="records"))}
         print(json.dumps(doc, indent=1))
         return
+    for note in e.notes:
+        out_console.print(term(note))
     for target, out in e.outputs.items():
         what = "risk (log hazard)" if target == "risk" else f"log p({e.predicted_label})"
         tab = Table(title=term(f"{patient}: {what} {out['value']:.3f} vs baseline {out['baseline']:.3f} "

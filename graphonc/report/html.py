@@ -306,7 +306,8 @@ def _explanation_section(exp, top: int = 12) -> str:
     parts = ["<h2>Why the model says this</h2>",
              "<p class='sub'>Integrated-gradients attributions: positive values push the output up (higher risk, "
              "or more evidence for the predicted class). Clinical inputs are grouped by column; graph inputs are the "
-             "mutations, genes, pathways and treatments the patient's embedding can see.</p><div class='grid'>"]
+             "mutations, genes, pathways and treatments the patient's embedding can see.</p>",
+             *(f"<p class='sub'>{esc(note)}</p>" for note in exp.notes), "<div class='grid'>"]
     for target in [t for t in ("risk", "diagnosis") if t in set(table["target"])]:
         t = table[table["target"] == target]
         t = t.reindex(t["attribution"].abs().sort_values(ascending=False).index).head(top)

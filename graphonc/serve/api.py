@@ -15,7 +15,7 @@ from graphonc import layout as L
 import graphonc
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from graphonc.search.similar import Filters, SimilarResult, parse_filters
 from graphonc.serve import service
@@ -155,6 +155,8 @@ class Explanation(BaseModel):
     patient: str
     predicted_label: str | None
     outputs: dict[str, dict[str, float]]
+    notes: list[str] = Field(default_factory=list, description="what the reader needs to read the attributions "
+                             "right, e.g. that the risk is the linear fallback (model.risk_fallback)")
     attributions: list[Attribution]
 
 
@@ -206,7 +208,7 @@ def explanation_out(exp, top: int) -> dict:
         r["name"] = str(r["name"])
         r["value"] = None if r.get("value") is None else str(r["value"])
     return {"patient": exp.patient, "predicted_label": exp.predicted_label, "outputs": exp.outputs,
-            "attributions": rows}
+            "notes": exp.notes, "attributions": rows}
 
 
 def _cohort_patient(state: RunState, patient_id: str, request: Request) -> str:
