@@ -498,3 +498,29 @@ def test_evaluate_similarity_is_leakage_free_and_scores_what_it_claims(metabric_
     mean = pf.groupby("model")[["precision_at_k", "c_index"]].mean()
     assert mean.loc["knn_features", "precision_at_k"] > mean.loc["random", "precision_at_k"] + 0.05
     assert pf["c_index"].between(0, 1).all() and pf["precision_at_k"].between(0, 1).all()
+
+
+def test_neighbour_ranks_do_not_depend_on_row_position_or_threads(metabric_run):
+    """Patients with the same feature row are one tie, broken by id, wherever they sit in the
+    database and however many threads BLAS uses (the MLP's scores once moved between runs so)."""
+    from threadpoolctl import threadpool_limits
+
+    from graphonc.model_config import ModelConfig
+    from graphonc.search.quality import FeatureSpace, cosine_neighbours
+
+    ids = sorted(metabric_run.nodes(S.PATIENT)[S.ID])[:400]
+    x = FeatureSpace(ModelConfig()).fit(metabric_run, ids).predict(metabric_run, ids).embedding
+    # the database: 300 real rows, then 100 of them again under later ids (twins)
+    db = np.concatenate([x[:300], x[:100]])
+    db_ids = np.array([f"a{i:03d}" for i in range(300)] + [f"b{i:03d}" for i in range(100)], dtype=object)
+    q = x[300:]
+    runs = []
+    for threads in (1, 2):
+        with threadpool_limits(threads):
+            runs.append(cosine_neighbours(db, q, 10, db_ids))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    ranked = db_ids[runs[0]]
+    for row in ranked.tolist():  # a twin ranks after its original (the lower id), never before it
+        for j, name in enumerate(row):
+            if name.startswith("b"):
+                assert "a" + name[1:] in row[:j]

@@ -73,15 +73,25 @@ def _snf():
 # ---------------------------------------------------------------------------------- similarities
 
 
+#: Similarities closer than this are one tie (broken by id order). Identical database rows do not
+#: get bit-identical dot products: BLAS sums a column differently by where it falls in a block and
+#: by the thread count (float32: 8% of the duplicate pairs of a test differed in the last bits), so
+#: patients with the same clinical row were ranked by position and the scores moved between runs.
+TIE_DECIMALS = 9
+
+
 def top_k(sim: np.ndarray, k: int, db_ids: np.ndarray) -> np.ndarray:
-    """Column indices of the k largest entries per row of ``sim`` (m, n), ties broken by id order."""
+    """Column indices of the k largest entries per row of ``sim`` (m, n); similarities equal to
+    ``TIE_DECIMALS`` decimals are ties, broken by id order."""
+    sim = np.round(np.asarray(sim, dtype=np.float64), TIE_DECIMALS)
     order = np.lexsort((np.broadcast_to(np.argsort(np.argsort(db_ids)), sim.shape), -sim), axis=1)
     return order[:, :k]
 
 
 def cosine_neighbours(db: np.ndarray, q: np.ndarray, k: int, db_ids: np.ndarray) -> np.ndarray:
-    """(m, k) database rows nearest (cosine) to each query row; exact."""
-    return top_k(normalised(q) @ normalised(db).T, k, db_ids)
+    """(m, k) database rows nearest (cosine) to each query row; exact. The dot products are float64
+    so that rounding to ``TIE_DECIMALS`` merges only rounding noise (float64's is ~1e-16)."""
+    return top_k(normalised(q).astype(np.float64) @ normalised(db).astype(np.float64).T, k, db_ids)
 
 
 def gene_sets(run: GraphRun) -> dict[str, set[str]]:
