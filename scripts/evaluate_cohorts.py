@@ -115,6 +115,9 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--folds-file", type=Path)
+    ap.add_argument("--plan-seed", type=int,
+                    help="seed of the fold plan (default: the run's config seed); another seed is an untouched "
+                         "plan to confirm results on (docs/evaluation.md, session 12)")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--patience", type=int)
     ap.add_argument("-k", type=int, default=10)
@@ -167,7 +170,10 @@ def main() -> None:
         raise SystemExit("--reuse needs --fit NAMES: the models to train (every other model's rows are reused)")
     if fit != set(own) | set(SIMILARITY_BASELINES) and not args.reuse:
         raise SystemExit("--fit without --reuse would leave the other models' rows out: give --reuse DIR")
-    plan = read_plan(args.folds_file, run) if args.folds_file else make_plan(run, args.folds, args.repeats, cfg.seed)
+    if args.folds_file and args.plan_seed is not None:
+        raise SystemExit("--plan-seed makes a plan and --folds-file reads one: give one of them")
+    plan = (read_plan(args.folds_file, run) if args.folds_file else
+            make_plan(run, args.folds, args.repeats, cfg.seed if args.plan_seed is None else args.plan_seed))
     stored = None
     if args.reuse:  # checked before anything is written
         with tempfile.TemporaryDirectory() as tmp:

@@ -84,6 +84,7 @@ def test_a_new_baseline_joins_the_stored_rows_of_the_same_plan(script, metabric_
     (["--reuse", "{old}"], "--reuse needs --fit NAMES"),
     (["--reuse", "{old}", "--fit", "gnn"], "has no rows of coxph_splines: add them to --fit"),
     (["--baselines-from", "{old}"], "has no rows of coxph_splines: add them to --fit"),
+    (["--plan-seed", "100"], "--plan-seed makes a plan and --folds-file reads one"),
 ])
 def test_what_cannot_be_reused_is_refused_before_anything_is_written(script, metabric_run, stored, tmp_path,
                                                                      monkeypatch, extra, message):
@@ -93,3 +94,19 @@ def test_what_cannot_be_reused_is_refused_before_anything_is_written(script, met
     with pytest.raises(SystemExit) as e:
         script.main()
     assert message in str(e.value) and "\n" not in str(e.value) and not out.exists()
+
+
+@pytest.mark.slow  # opens the METABRIC run
+def test_another_plan_seed_is_another_plan(script, metabric_run, stored, tmp_path, monkeypatch):
+    """--plan-seed 0 (the config's) makes the stored plan again; --plan-seed 100 a different one,
+    which the stored rows do not apply to."""
+    out = tmp_path / "new"
+    monkeypatch.setattr(sys, "argv", _argv(metabric_run, out, "--folds", 2, "--repeats", 1, "--plan-seed", 100,
+                                           "--reuse", stored, "--fit", "coxph_splines"))
+    with pytest.raises(SystemExit, match="is another fold plan"):
+        script.main()
+    assert not out.exists()
+    monkeypatch.setattr(sys, "argv", _argv(metabric_run, out, "--folds", 2, "--repeats", 1, "--plan-seed", 0,
+                                           "--reuse", stored, "--fit", "gnn"))
+    with pytest.raises(SystemExit, match="has no rows of coxph_splines"):  # the plan matched; the rows did not
+        script.main()
