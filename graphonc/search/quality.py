@@ -75,7 +75,7 @@ def _snf():
 
 #: Similarities closer than this are one tie (broken by id order). Identical database rows do not
 #: get bit-identical dot products: BLAS sums a column differently by where it falls in a block and
-#: by the thread count (float32: 8% of the duplicate pairs of a test differed in the last bits), so
+#: by the thread count (float32: 8% of the pairs of 100 duplicated random rows differed in the last bits), so
 #: patients with the same clinical row were ranked by position and the scores moved between runs.
 TIE_DECIMALS = 9
 
