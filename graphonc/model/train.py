@@ -189,15 +189,19 @@ class Trainer:
             _lbfgs(list(head.parameters()), lambda: F.cross_entropy(head(x[lab]), self.y[lab], weight=class_weight)
                    + head.weight.pow(2).sum() / (2 * WARM_START_C * n))
 
+    def _cox_defined(self, rows: torch.Tensor) -> bool:
+        """Whether patients ``rows`` can fit or score a Cox model: survival data, two patients, an event."""
+        return self.time is not None and len(rows) >= 2 and bool(self.event[rows].sum() > 0)
+
     def penalised_wide_cox(self, rows: torch.Tensor) -> torch.Tensor | None:
         """Weights (1, F_wide) of penalised Cox on the wide part's inputs (the patient's features
         and their splines) of patients ``rows``, fitted to convergence: mean partial likelihood +
         ½·0.1·‖β‖², the Cox baseline's L2 penalizer (lifelines applies it to standardised columns,
         so the fits agree closely, not exactly). None without two patients or an event."""
         m = self.model
-        if m.wide_cox is None or self.time is None or len(rows) < 2 or self.event[rows].sum() == 0:
+        if m.wide_cox is None or not self._cox_defined(rows):
             return None
-        x = m.wide_inputs(self.x[S.PATIENT]).detach()[rows]
+        x = m.wide_inputs(self.x[S.PATIENT][rows]).detach()  # row-wise: only these rows' hinges
         time, event = self.time[rows], self.event[rows]
         w = torch.zeros_like(m.wide_cox.weight, requires_grad=True)
         _lbfgs([w], lambda: cox_loss((x @ w.T).squeeze(-1), time, event) + 0.05 * w.pow(2).sum())
@@ -216,7 +220,7 @@ class Trainer:
         (TCGA HNSC, 5x3 folds: C 0.617 vs 0.582, docs/evaluation.md item 13).
         """
         m, v = self.model, val_t.surv_idx
-        if len(v) < 2 or self.event[v].sum() == 0:
+        if not self._cox_defined(v):
             return "network"
         w = self.penalised_wide_cox(fit_t.surv_idx)
         if w is None:
@@ -225,7 +229,7 @@ class Trainer:
         with torch.no_grad():
             _, _, risk = m(self.x, self.edges, self.vocab)
             network = float(cox_loss(risk[v], self.time[v], self.event[v]))
-            x = m.wide_inputs(self.x[S.PATIENT])[v]
+            x = m.wide_inputs(self.x[S.PATIENT][v])
             linear = float(cox_loss((x @ w.T).squeeze(-1), self.time[v], self.event[v]))
             if linear >= network:
                 return "network"
