@@ -524,3 +524,26 @@ def test_neighbour_ranks_do_not_depend_on_row_position_or_threads(metabric_run):
         for j, name in enumerate(row):
             if name.startswith("b"):
                 assert "a" + name[1:] in row[:j]
+
+
+def test_search_ranks_twins_by_id_in_one_query_and_in_a_batch(trained_run):
+    """The product's search (FAISS, float32, BLAS from 20 queries up) ranks patients with the same
+    embedding by id, wherever they sit in the index, and a batch ranks as one query does."""
+    from graphonc.search.similar import neighbours
+
+    idx = load_index(trained_run.root, device="cpu")
+    x = idx.vectors(np.arange(min(idx.n, 400)))
+    # 300 real embeddings, then 100 of them again at later rows under *lower* ids: row order
+    # and id order disagree, so a tie broken by position shows
+    db = np.concatenate([x[:300], x[:100]])
+    db_ids = np.array([f"b{i:03d}" for i in range(300)] + [f"a{i:03d}" for i in range(100)], dtype=object)
+    twins = PatientIndex.build(db, db_ids, "flat")
+    q = np.concatenate([x[300:], x[:50]])  # outsiders, and queries that have twins themselves
+    batch = neighbours(twins, q, 10)
+    for i, row in enumerate(db_ids[batch.rows].tolist()):
+        for j, name in enumerate(row):  # an original ranks after its twin (the lower id), never before
+            if name.startswith("b") and int(name[1:]) < 100:
+                assert "a" + name[1:] in row[:j], (i, row)
+        one = neighbours(twins, q[i:i + 1], 10)
+        np.testing.assert_array_equal(one.rows[0], batch.rows[i])
+        np.testing.assert_array_equal(one.scores[0], batch.scores[i])

@@ -157,6 +157,14 @@ class IndexParams:
                            self.pq_bits)
 
 
+#: Similarities equal to this many decimals are one tie (broken by patient id). Identical
+#: database rows do not get bit-identical dot products: BLAS sums a column differently by where it
+#: falls in a block and by the thread count (float32: 8% of the pairs of 100 duplicated random rows
+#: differed in the last bits), so patients with the same embedding were ranked by position and
+#: scores moved between runs. Scores are float64 before rounding, whose noise (~1e-16) this merges.
+TIE_DECIMALS = 9
+
+
 def normalised(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm, float32 C-contiguous copy, shape (n, d). Zero rows stay zero."""
     x = np.array(x, dtype=np.float32, copy=True, order="C")
@@ -282,6 +290,34 @@ class PatientIndex:
         if self.kind == "hnsw" and self.index.hnsw.efSearch < k:  # HNSW finds at most efSearch neighbours
             self.set_ef_search(k)
         return self._searcher(k).search(q, k)
+
+    def rescored(self, queries: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The candidates ``rows`` (m, c) of a :meth:`search`, scored exactly and ranked the same way
+        whatever the batch, thread count or row position: (scores (m, c) float64, rows (m, c)).
+
+        FAISS scores in float32, and BLAS (batches of 20 queries and more) gives two identical
+        stored vectors slightly different scores depending on where they sit, so twins (patients
+        with the same embedding) came back in row order, and a batch could rank near-ties unlike
+        a single query. Here each score is the float64 cosine of the query with the stored
+        vector, rounded to ``TIE_DECIMALS`` decimals; rows sort by score, ties by patient id;
+        −1 rows (no result) go last with score −inf.
+        """
+        rows = np.asarray(rows, np.int64)
+        q = normalised(queries).astype(np.float64)
+        valid = rows >= 0
+        v = np.zeros(rows.shape + (self.dim,), np.float64)
+        if valid.any():
+            v[valid] = self._reconstructor.reconstruct_batch(rows[valid])
+        s = np.round(np.einsum("md,mcd->mc", q, v), TIE_DECIMALS)
+        s[~valid] = -np.inf
+        rank = np.where(valid, self._id_rank[np.clip(rows, 0, None)], len(self._id_rank))
+        order = np.lexsort((rank, -s), axis=1)
+        return np.take_along_axis(s, order, 1), np.take_along_axis(rows, order, 1)
+
+    @functools.cached_property
+    def _id_rank(self) -> np.ndarray:
+        """Each index row's place in patient-id order (how ties are broken)."""
+        return np.argsort(np.argsort(self.ids.astype(str), kind="stable"), kind="stable")
 
     def _searcher(self, k: int = 1):
         """The FAISS index a search of ``k`` neighbours runs on: the GPU clone when there is one and k fits."""

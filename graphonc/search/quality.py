@@ -45,7 +45,7 @@ from graphonc.model.evaluate import compare_to_best_baseline, summary_table
 from graphonc.model.folds import Split, eligible_patients, make_plan, read_plan, splits, write_plan
 from graphonc.model.protocol import GNNModel, Prediction, cross_validate
 from graphonc.model_config import ModelConfig
-from graphonc.search.index import normalised
+from graphonc.search.index import TIE_DECIMALS, normalised
 
 log = logging.getLogger("graphonc")
 
@@ -71,13 +71,6 @@ def _snf():
 
 
 # ---------------------------------------------------------------------------------- similarities
-
-
-#: Similarities closer than this are one tie (broken by id order). Identical database rows do not
-#: get bit-identical dot products: BLAS sums a column differently by where it falls in a block and
-#: by the thread count (float32: 8% of the pairs of 100 duplicated random rows differed in the last bits), so
-#: patients with the same clinical row were ranked by position and the scores moved between runs.
-TIE_DECIMALS = 9
 
 
 def top_k(sim: np.ndarray, k: int, db_ids: np.ndarray) -> np.ndarray:

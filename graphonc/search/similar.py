@@ -33,6 +33,11 @@ from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.search.index import PatientIndex, load_index
 
+#: Extra candidates every search asks FAISS for, so that a tie at the k-th place is seen whole.
+TIE_MARGIN = 4
+#: How far FAISS's float32 cosines may stray from the exact ones (d·ε₃₂ for d up to ~1000).
+FLOAT32_NOISE = 1e-4
+
 #: A numeric clinical value counts as "similar" when the two patients differ by at most this
 #: many cohort standard deviations.
 NUMERIC_SIMILAR_SD = 0.5
@@ -348,19 +353,27 @@ def neighbours(index: PatientIndex, queries: np.ndarray, k: int, exclude_rows: n
     if allowed is not None:  # oversample by the share that passes, then double as needed
         share = max(allowed.mean(), 1.0 / n)
         kk = int(math.ceil(kk / share * 1.2)) + 8
+    kk += TIE_MARGIN
     out_rows = np.full((m, k), -1, np.int64)
     out_scores = np.full((m, k), np.nan, np.float32)
     todo = np.arange(m)
     while len(todo):
         kk = min(kk, n)
-        s, r = index.search(queries[todo], kk)
+        _, r = index.search(queries[todo], kk)
+        s, r = index.rescored(queries[todo], r)
         keep = (r >= 0) & (r != excl[todo, None])
         if allowed is not None:
             keep &= allowed[todo[:, None], np.clip(r, 0, n - 1)]
-        done = (keep.sum(1) >= k) | (kk >= n)
         # compact each row's kept columns to the front, order preserved (stable sort on "not kept")
-        order = np.argsort(~keep[done], axis=1, kind="stable")[:, :k]
-        kept = np.take_along_axis(keep[done], order, 1)
+        order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+        kept = np.take_along_axis(keep, order, 1)
+        # done when k are kept and no candidate beyond the kk searched can reach the k-th: FAISS
+        # ranked by float32 scores, so one that ties the k-th (a twin) may lie just past kk
+        full = kept.sum(1) >= k
+        kth = np.where(full, np.take_along_axis(s, order[:, -1:], 1)[:, 0], np.inf)
+        last = np.where(r >= 0, s, np.inf).min(1)
+        done = (full & (kth > last + FLOAT32_NOISE)) | (kk >= n)
+        order, kept = order[done], kept[done]
         w = order.shape[1]
         out_rows[todo[done], :w] = np.where(kept, np.take_along_axis(r[done], order, 1), -1)
         out_scores[todo[done], :w] = np.where(kept, np.take_along_axis(s[done], order, 1), np.nan)
