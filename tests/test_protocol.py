@@ -312,3 +312,31 @@ def test_tuning_is_nested_inside_the_training_patients_and_honours_its_budget(ce
     assert grid[0] == {k: getattr(cfg, k) for k in grid[0]} and len(grid) == 1 + 64  # off-grid current + grid
     best, trials = tune(cesc_run, train, cfg, budget_s=0.0)  # budget spent: only the current config
     assert len(trials) == 1 and best == cfg and np.isfinite(trials["score"]).all()
+    assert trials["round"].tolist() == ["screen"]  # one network: the screen is the full evaluation
+
+
+def test_tuning_screens_with_one_network_and_confirms_the_best_third_with_the_ensemble(cesc_run):
+    from graphonc.model.tune import SCREEN_SHARE, tune
+
+    cfg = TINY.model_copy(update={"epochs": 2, "tune_folds": 2, "ensemble": 2})
+    train = splits(make_plan(cesc_run, 5, 1, 0))[0].train
+    best, trials = tune(cesc_run, train, cfg, budget_s=0.0)  # budget spent: the current config, screened
+    assert trials["round"].tolist() == ["screen"] and best == cfg  # no challenger: nothing to confirm
+    # a budget for a few screens: the best third of them confirmed, best screen first, and the
+    # winner is the best confirmed one, with the configured ensemble
+    t_screen = trials["seconds"].iloc[0]
+    best, trials = tune(cesc_run, train, cfg, budget_s=5.5 * t_screen / SCREEN_SHARE)
+    screen, confirm = trials[trials["round"] == "screen"], trials[trials["round"] == "confirm"]
+    keys = [k for k in trials.columns if k not in ("round", "score", "seconds")]
+    current = screen[keys].iloc[0].to_dict()  # the current config is screened first
+    assert current == {k: getattr(cfg, k) for k in keys} and len(screen) >= 3
+    top = screen.sort_values("score", ascending=False, kind="stable")[keys].head(-(-len(screen) // 3))
+    challengers = [c for c in top.to_dict("records") if c != current]
+    if not challengers:  # the current config screened best: it stays
+        assert confirm.empty and best == cfg
+        return
+    # confirmed: the current config first, then the challengers best first
+    assert 2 <= len(confirm) <= 1 + len(challengers)
+    assert confirm[keys].to_dict("records") == [current] + challengers[:len(confirm) - 1]
+    winner = confirm.loc[confirm["score"].idxmax(), keys].to_dict()
+    assert {k: getattr(best, k) for k in keys} == winner and best.ensemble == 2

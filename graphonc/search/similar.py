@@ -344,6 +344,8 @@ def neighbours(index: PatientIndex, queries: np.ndarray, k: int, exclude_rows: n
     Returns:
         :class:`Hits` with (m, k) arrays; a row with fewer than k admissible patients is padded with −1/NaN.
     """
+    if k < 1:
+        raise GraphoncError(f"-k must be at least 1, got {k}")
     m, n = len(queries), index.n
     excl = np.full(m, -1, np.int64) if exclude_rows is None else np.asarray(exclude_rows, np.int64)
     if allowed is not None:
