@@ -3,9 +3,11 @@
 Two layers:
 
 * :func:`neighbours` — the one search path, batched: query vectors → the k most similar *other*
-  patients that pass the filters (rows, cosine scores), through FAISS's ``Index.search``. With
-  filters it searches more candidates (doubling) until k pass or the whole index has been seen,
-  so k are returned whenever k exist.
+  patients that pass the filters (rows, cosine scores), through FAISS's ``Index.search``, its
+  candidates rescored exactly and ties broken by patient id (:meth:`PatientIndex.rescored`).
+  With filters, or when the k-th could tie with a candidate not yet seen, it searches more
+  candidates (doubling) until k pass or the whole index has been seen, so k are returned
+  whenever k exist.
 * :func:`explain_pair` / :func:`similar_patients` — per neighbour, what the two patients share
   in the graph (mutations, genes with their role, pathways, treatments, radiomic phenotypes),
   their clinical similarities and differences, and what happened to the neighbour.
