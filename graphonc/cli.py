@@ -188,6 +188,11 @@ def train_cmd(
         for k, v in m["validation"].items():
             t.add_row(k, f"{v:.3f}")
         out_console.print(t)
+        if m.get("tuning"):
+            tn = m["tuning"]
+            changed = ", ".join(f"{k}={v}" for k, v in tn["changed"].items()) or "none: the config's values won"
+            out_console.print(term(f"tuning: {tn['screened']} candidates screened, {tn['confirmed']} confirmed with "
+                                   f"the ensemble in {tn['seconds']:.0f} s; changed: {changed} (model/tuning.csv)"))
         linear = m.get("member_risk", []).count("linear")
         if linear:
             out_console.print(term(f"risk from penalised Cox with splines in {linear} of {len(m['member_risk'])} "

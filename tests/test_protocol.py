@@ -82,6 +82,7 @@ def test_evaluate_cli_folds_file_and_bad_file_exit_code(cesc_run, tmp_path):
     from typer.testing import CliRunner
 
     from graphonc.cli import app
+    from graphonc.model.stages import model_config
 
     root = tmp_path / "cesc"
     shutil.copytree(cesc_run.root, root)
@@ -340,3 +341,31 @@ def test_tuning_screens_with_one_network_and_confirms_the_best_third_with_the_en
     assert confirm[keys].to_dict("records") == [current] + challengers[:len(confirm) - 1]
     winner = confirm.loc[confirm["score"].idxmax(), keys].to_dict()
     assert {k: getattr(best, k) for k in keys} == winner and best.ensemble == 2
+
+
+@pytest.mark.slow
+def test_train_tune_cli_says_what_tuning_chose_and_keeps_the_trials(cesc_run, tmp_path):
+    """`graphonc train --tune`: metrics.json and the CLI say how many candidates were screened and
+    confirmed and which values changed; model/tuning.csv holds every scored round."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from graphonc.cli import app
+    from graphonc.model.stages import model_config
+
+    root = tmp_path / "cesc"
+    shutil.copytree(cesc_run.root, root)
+    res = CliRunner().invoke(app, ["train", "--run", str(root), "--epochs", "2", "--device", "cpu", "--tune",
+                                   "--tune-budget", "4"])
+    assert res.exit_code == 0, res.output
+    model = GraphRun.open(root).layout.model_dir
+    tn = json.loads((model / "metrics.json").read_text())["tuning"]
+    trials = pd.read_csv(model / "tuning.csv")
+    assert tn["screened"] == (trials["round"] == "screen").sum() >= 1
+    assert tn["confirmed"] == (trials["round"] == "confirm").sum()
+    cfg = ModelConfig(**json.loads((model / "model.json").read_text())["config"])
+    assert tn["chosen"] == {k: getattr(cfg, k) for k in tn["chosen"]}  # the model trained with what was chosen
+    before = model_config(GraphRun.open(root))  # the run's own model: section
+    assert tn["changed"] == {k: v for k, v in tn["chosen"].items() if v != getattr(before, k)}
+    assert f"tuning: {tn['screened']} candidates screened, {tn['confirmed']} confirmed" in " ".join(res.output.split())

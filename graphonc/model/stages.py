@@ -73,11 +73,13 @@ def train_stage(run_dir: Path, config_path: Path | None = None, progress: bool =
     cfg = model_config(run, config_path, **overrides)
     ids = eligible_patients(run)[S.ID].tolist()
     t0 = time.perf_counter()
-    trials = None
+    trials = tuning = None
     if tune:
-        from graphonc.model.tune import tune as tune_cfg
+        from graphonc.model.tune import tune as tune_cfg, tuning_summary
 
+        before = cfg
         cfg, trials = tune_cfg(run, ids, cfg, progress=progress)
+        tuning = tuning_summary(before, cfg, trials)
     fit = fit_model(run, ids, cfg, progress=progress)
     seconds = time.perf_counter() - t0
     z, proba, risk = predict(fit.model, fit.graph)
@@ -93,6 +95,8 @@ def train_stage(run_dir: Path, config_path: Path | None = None, progress: bool =
                "epochs_run": len(fit.history), "at_chance": fit.at_chance, "member_risk": fit.member_risk,
                "n_train": len(fit.train_ids), "n_validation": len(fit.val_ids), "train_seconds": round(seconds, 2),
                "device": str(pick_device(cfg.device)), "tuned": bool(tune)}
+    if tuning is not None:
+        metrics["tuning"] = tuning
     with atomic_dir(run.layout.model_dir) as tmp:
         save_model(fit, tmp)
         (tmp / L.MODEL_CONFIG).write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=True), encoding="utf-8")

@@ -130,3 +130,14 @@ def tune(run: GraphRun, train_ids: Sequence[str], cfg: ModelConfig, progress: bo
     log.info("tune: %d screened, %d confirmed in %.0f s, best %s", len(screens),
              sum(r["round"] == "confirm" for r in rows), time.perf_counter() - t0, best)
     return best_cfg, pd.DataFrame(rows)
+
+
+def tuning_summary(before: ModelConfig, after: ModelConfig, trials: pd.DataFrame) -> dict:
+    """What a tuning run did, for ``metrics.json`` and the CLI: candidates screened and confirmed,
+    the values chosen, and those that differ from the config it started from."""
+    keys = sorted(before.tune_space.model_dump())
+    rounds = trials["round"].value_counts() if len(trials) else pd.Series(dtype=int)
+    return {"screened": int(rounds.get("screen", 0)), "confirmed": int(rounds.get("confirm", 0)),
+            "chosen": {k: getattr(after, k) for k in keys},
+            "changed": {k: getattr(after, k) for k in keys if getattr(after, k) != getattr(before, k)},
+            "seconds": float(trials["seconds"].max()) if len(trials) else 0.0}
