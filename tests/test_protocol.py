@@ -314,6 +314,9 @@ def test_tuning_is_nested_inside_the_training_patients_and_honours_its_budget(ce
     best, trials = tune(cesc_run, train, cfg, budget_s=0.0)  # budget spent: only the current config
     assert len(trials) == 1 and best == cfg and np.isfinite(trials["score"]).all()
     assert trials["round"].tolist() == ["screen"]  # one network: the screen is the full evaluation
+    # inside the protocol the fold row says what tuning changed ("": the config's values won)
+    gnn = GNNModel(cfg.model_copy(update={"tune_budget_s": 1e-3}), tune=True).fit(cesc_run, train)
+    assert gnn.info()["tuned"] == "" and gnn.tuning_["screened"] == 1
 
 
 def test_tuning_screens_with_one_network_and_confirms_the_best_third_with_the_ensemble(cesc_run):

@@ -85,11 +85,12 @@ class GNNModel:
         from graphonc.model.train import fit_model
 
         cfg = self.cfg
-        self.trials_ = None
+        self.trials_ = self.tuning_ = None
         if self.tune:
-            from graphonc.model.tune import tune
+            from graphonc.model.tune import tune, tuning_summary
 
             cfg, self.trials_ = tune(run, list(train_ids), cfg)
+            self.tuning_ = tuning_summary(self.cfg, cfg, self.trials_)
         self.fit_ = fit_model(run, list(train_ids), cfg)
         return self
 
@@ -105,9 +106,12 @@ class GNNModel:
     def info(self) -> dict:
         """Per-fit facts for the fold row (best epoch, heads at chance)."""
         f = self.fit_
-        return {"best_epoch": f.best_epoch, "at_chance": ",".join(f.at_chance),
-                "linear_risk": f.member_risk.count("linear"),
-                "n_genes": len(f.graph.genes) if f.graph.genes is not None else np.nan}
+        out = {"best_epoch": f.best_epoch, "at_chance": ",".join(f.at_chance),
+               "linear_risk": f.member_risk.count("linear"),
+               "n_genes": len(f.graph.genes) if f.graph.genes is not None else np.nan}
+        if self.tuning_ is not None:  # what tuning changed in this fold ("" = the config's values won)
+            out["tuned"] = ";".join(f"{k}={v}" for k, v in self.tuning_["changed"].items())
+        return out
 
 
 # ---------------------------------------------------------------------------- tabular baselines
