@@ -320,16 +320,18 @@ def test_tuning_is_nested_inside_the_training_patients_and_honours_its_budget(ce
 
 
 def test_tuning_screens_with_one_network_and_confirms_the_best_third_with_the_ensemble(cesc_run):
-    from graphonc.model.tune import SCREEN_SHARE, tune
+    from graphonc.model.tune import FULL_COST_PER_MEMBER, tune
 
     cfg = TINY.model_copy(update={"epochs": 2, "tune_folds": 2, "ensemble": 2})
     train = splits(make_plan(cesc_run, 5, 1, 0))[0].train
     best, trials = tune(cesc_run, train, cfg, budget_s=0.0)  # budget spent: the current config, screened
     assert trials["round"].tolist() == ["screen"] and best == cfg  # no challenger: nothing to confirm
-    # a budget for a few screens: the best third of them confirmed, best screen first, and the
-    # winner is the best confirmed one, with the configured ensemble
+    # a budget for about 6 screens and 2 full candidates: the current config and the best third
+    # of the screens confirmed, best screen first; the winner is the best confirmed one, with the
+    # configured ensemble
     t_screen = trials["seconds"].iloc[0]
-    best, trials = tune(cesc_run, train, cfg, budget_s=5.5 * t_screen / SCREEN_SHARE)
+    budget = (6 + 2 * 2 * FULL_COST_PER_MEMBER) * t_screen
+    best, trials = tune(cesc_run, train, cfg, budget_s=budget)
     screen, confirm = trials[trials["round"] == "screen"], trials[trials["round"] == "confirm"]
     keys = [k for k in trials.columns if k not in ("round", "score", "seconds")]
     current = screen[keys].iloc[0].to_dict()  # the current config is screened first

@@ -6,18 +6,18 @@ outer test patients are never seen), in two rounds of successive halving:
 
 1. **Screen**: candidates one at a time, the current config first and then the rest of the
    grid in a seeded random order, each scored with one network per inner fold instead of the
-   ``model.ensemble`` members (an ensemble's cost divided by its size), until
-   ``SCREEN_SHARE`` of ``model.tune_budget_s`` has passed;
+   ``model.ensemble`` members (an ensemble's cost divided by its size), while one more screen
+   and two full evaluations (estimated from the screens' time) still fit the budget;
 2. **Confirm**: the current config, then the others among the best third of the screened
-   candidates (at least one), best first, scored again with the configured ensemble until the
-   budget is spent (the current config and one challenger always are, so a budget may be
-   overrun by one candidate); the best confirmed wins. Without a challenger in the best third
-   the current config stays, unconfirmed.
+   candidates, best first, scored again with the configured ensemble: the current config and
+   one challenger always, more while the budget lasts; the best confirmed wins. Without a
+   challenger in the best third the current config stays, unconfirmed (and a budget too small
+   for a second screen is said in a warning with the budget that would do).
 
 Screening first is what makes a budget useful: a candidate's screen costs about a sixth of
 its full evaluation with the default 5-member ensemble (MSK prostate, one outer training fold:
 32 s against 190 s), so 600 s, which scored 4 candidates in full (the last one started just
-before 600 s), now screen 10 of the grid's 64 and confirm 2.
+before 600 s), now screen 7 of the grid's 64 and confirm 2, within the budget.
 One network is noisier than an ensemble (its early-stopped epoch depends on its seed), hence
 the confirmation rather than taking the best screen, and the current config confirmed beside
 it: the defaults are left only for a candidate that beats them at full strength.
@@ -83,8 +83,10 @@ def _finite(scored: tuple[float, dict]) -> float:
     return scored[0] if np.isfinite(scored[0]) else -np.inf
 
 
-#: Share of the tuning budget spent screening candidates with one network (the rest confirms).
-SCREEN_SHARE = 0.5
+#: A full candidate (``model.ensemble`` networks per inner fold) costs about this many times its
+#: screen per network: the ensemble's out-of-bag bookkeeping and predictions on top (MSK prostate,
+#: one outer training fold: 190 s against 32 s for 5 members).
+FULL_COST_PER_MEMBER = 1.2
 
 
 def tune(run: GraphRun, train_ids: Sequence[str], cfg: ModelConfig, progress: bool = False,
@@ -97,20 +99,28 @@ def tune(run: GraphRun, train_ids: Sequence[str], cfg: ModelConfig, progress: bo
     inner = _inner_splits(run, train_ids, cfg.tune_folds, cfg.seed)
     n_classes = run.nodes(S.PATIENT)[L.LABEL].nunique() if run.patient_columns().get("label") else 0
     t0, rows = time.perf_counter(), []
+    elapsed = lambda: time.perf_counter() - t0  # noqa: E731
 
     def score(cand: dict, rnd: str, trial: ModelConfig) -> float:
         df = cross_validate(run, inner, {"gnn": lambda: GNNModel(trial)}, (prediction_scorer,), progress=progress)
         value = float(np.nanmean([gain_over_chance(r, n_classes) for r in df.to_dict("records")]))
-        rows.append({**cand, "round": rnd, "score": value, "seconds": round(time.perf_counter() - t0, 1)})
+        rows.append({**cand, "round": rnd, "score": value, "seconds": round(elapsed(), 1)})
         log.info("tune (%s): %s -> %.3f", rnd, cand, value)
         return value
 
-    screens = []
+    # screen while one more screen and the two confirmations a decision needs still fit the budget
+    screens: list[tuple[float, dict]] = []
+    full = lambda: elapsed() / len(screens) * max(cfg.ensemble * FULL_COST_PER_MEMBER, 1.0)  # noqa: E731
+    confirms = 2 if cfg.ensemble > 1 else 0
     for cand in candidates(cfg):
-        if screens and time.perf_counter() - t0 > budget * SCREEN_SHARE:
+        if screens and elapsed() * (1 + 1 / len(screens)) + confirms * full() > budget:
             break
         screens.append((score(cand, "screen", cfg.model_copy(update={**cand, "ensemble": 1})), cand))
-    current = screens[0][1]
+    current, per_full = screens[0][1], full()
+    if len(screens) == 1:
+        log.warning("tune: a budget of %.0f s left room for the current config's screen only; kept it. Fix: "
+                    "raise --tune-budget / model.tune_budget_s to about %.0f s or more", budget,
+                    elapsed() * 3 + confirms * per_full)
     top = sorted(screens, key=_finite, reverse=True)[:max(1, -(-len(screens) // 3))]
     challengers = [c for _, c in top if c != current]
     if cfg.ensemble == 1:  # the screen was the full evaluation
@@ -119,16 +129,16 @@ def tune(run: GraphRun, train_ids: Sequence[str], cfg: ModelConfig, progress: bo
         best = current
     else:
         # the current config is the reference every switch must beat at full strength, and at
-        # least one challenger is confirmed beside it, budget or not (the overshoot: one candidate)
+        # least one challenger is confirmed beside it (the screens left room for both)
         confirmed = []
         for cand in [current] + challengers:
-            if len(confirmed) >= 2 and time.perf_counter() - t0 > budget:
+            if len(confirmed) >= 2 and elapsed() + per_full > budget:
                 break
             confirmed.append((score(cand, "confirm", cfg.model_copy(update=cand)), cand))
         best = max(confirmed, key=_finite)[1]
     best_cfg = cfg.model_copy(update=best)
     log.info("tune: %d screened, %d confirmed in %.0f s, best %s", len(screens),
-             sum(r["round"] == "confirm" for r in rows), time.perf_counter() - t0, best)
+             sum(r["round"] == "confirm" for r in rows), elapsed(), best)
     return best_cfg, pd.DataFrame(rows)
 
 
