@@ -17,7 +17,7 @@ outer test patients are never seen), in two rounds of successive halving:
 Screening first is what makes a budget useful: a candidate's screen costs about a sixth of
 its full evaluation with the default 5-member ensemble (MSK prostate, one outer training fold:
 32 s against 190 s), so 600 s, which scored 4 candidates in full (the last one started just
-before 600 s), now screen 7 of the grid's 64 and confirm 2, within the budget.
+before 600 s), now screen 7 of the grid's 64 and confirm 2, in 616 s.
 One network is noisier than an ensemble (its early-stopped epoch depends on its seed), hence
 the confirmation rather than taking the best screen, and the current config confirmed beside
 it: the defaults are left only for a candidate that beats them at full strength.
