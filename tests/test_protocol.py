@@ -319,6 +319,7 @@ def test_tuning_is_nested_inside_the_training_patients_and_honours_its_budget(ce
     assert gnn.info()["tuned"] == "" and gnn.tuning_["screened"] == 1
 
 
+@pytest.mark.slow
 def test_tuning_screens_with_one_network_and_confirms_the_best_third_with_the_ensemble(cesc_run):
     from graphonc.model.tune import FULL_COST_PER_MEMBER, tune
 
