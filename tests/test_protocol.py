@@ -320,13 +320,14 @@ def test_tuning_is_nested_inside_the_training_patients_and_honours_its_budget(ce
 
 
 @pytest.mark.slow
-def test_tuning_screens_with_one_network_and_confirms_the_best_third_with_the_ensemble(cesc_run):
+def test_tuning_screens_with_one_network_and_confirms_the_best_third_with_the_ensemble(cesc_run, caplog):
     from graphonc.model.tune import FULL_COST_PER_MEMBER, tune
 
     cfg = TINY.model_copy(update={"epochs": 2, "tune_folds": 2, "ensemble": 2})
     train = splits(make_plan(cesc_run, 5, 1, 0))[0].train
     best, trials = tune(cesc_run, train, cfg, budget_s=0.0)  # budget spent: the current config, screened
     assert trials["round"].tolist() == ["screen"] and best == cfg  # no challenger: nothing to confirm
+    assert "left room for the current config's screen only" in caplog.text  # the user is told, with a budget
     # a budget for about 6 screens and 2 full candidates: the current config and the best third
     # of the screens confirmed, best screen first; the winner is the best confirmed one, with the
     # configured ensemble

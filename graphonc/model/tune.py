@@ -99,7 +99,9 @@ def tune(run: GraphRun, train_ids: Sequence[str], cfg: ModelConfig, progress: bo
     inner = _inner_splits(run, train_ids, cfg.tune_folds, cfg.seed)
     n_classes = run.nodes(S.PATIENT)[L.LABEL].nunique() if run.patient_columns().get("label") else 0
     t0, rows = time.perf_counter(), []
-    elapsed = lambda: time.perf_counter() - t0  # noqa: E731
+
+    def elapsed() -> float:
+        return time.perf_counter() - t0
 
     def score(cand: dict, rnd: str, trial: ModelConfig) -> float:
         df = cross_validate(run, inner, {"gnn": lambda: GNNModel(trial)}, (prediction_scorer,), progress=progress)
@@ -108,16 +110,21 @@ def tune(run: GraphRun, train_ids: Sequence[str], cfg: ModelConfig, progress: bo
         log.info("tune (%s): %s -> %.3f", rnd, cand, value)
         return value
 
-    # screen while one more screen and the two confirmations a decision needs still fit the budget
     screens: list[tuple[float, dict]] = []
-    full = lambda: elapsed() / len(screens) * max(cfg.ensemble * FULL_COST_PER_MEMBER, 1.0)  # noqa: E731
+
+    def full() -> float:
+        """Estimated seconds of one full evaluation, from the mean screen so far."""
+        return elapsed() / len(screens) * max(cfg.ensemble * FULL_COST_PER_MEMBER, 1.0)
+
+    # screen while one more screen and the two confirmations a decision needs still fit the budget
     confirms = 2 if cfg.ensemble > 1 else 0
-    for cand in candidates(cfg):
+    grid = candidates(cfg)
+    for cand in grid:
         if screens and elapsed() * (1 + 1 / len(screens)) + confirms * full() > budget:
             break
         screens.append((score(cand, "screen", cfg.model_copy(update={**cand, "ensemble": 1})), cand))
     current, per_full = screens[0][1], full()
-    if len(screens) == 1:
+    if len(screens) == 1 < len(grid):
         log.warning("tune: a budget of %.0f s left room for the current config's screen only; kept it. Fix: "
                     "raise --tune-budget / model.tune_budget_s to about %.0f s or more", budget,
                     elapsed() * 3 + confirms * per_full)
