@@ -526,7 +526,7 @@ def test_neighbour_ranks_do_not_depend_on_row_position_or_threads(metabric_run):
                 assert "a" + name[1:] in row[:j]
 
 
-def test_search_ranks_twins_by_id_in_one_query_and_in_a_batch(trained_run):
+def test_search_ranks_twins_by_id_in_one_query_and_in_a_batch(trained_run, monkeypatch):
     """The product's search (FAISS, float32, BLAS from 20 queries up) ranks patients with the same
     embedding by id, wherever they sit in the index, and a batch ranks as one query does."""
     from graphonc.search.similar import neighbours
@@ -547,3 +547,10 @@ def test_search_ranks_twins_by_id_in_one_query_and_in_a_batch(trained_run):
         one = neighbours(twins, q[i:i + 1], 10)
         np.testing.assert_array_equal(one.rows[0], batch.rows[i])
         np.testing.assert_array_equal(one.scores[0], batch.scores[i])
+    # rescoring a few queries at a time (what bounds its memory on large batches) changes nothing
+    import graphonc.search.index as index_module
+
+    monkeypatch.setattr(index_module, "RESCORE_BLOCK", 3 * 20 * twins.dim)
+    blocks = neighbours(twins, q, 10)
+    np.testing.assert_array_equal(blocks.rows, batch.rows)
+    np.testing.assert_array_equal(blocks.scores, batch.scores)

@@ -165,6 +165,10 @@ class IndexParams:
 TIE_DECIMALS = 9
 
 
+#: Candidate vector values :meth:`PatientIndex.rescored` holds at once (16M float64: 128 MB).
+RESCORE_BLOCK = 1 << 24
+
+
 def normalised(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm, float32 C-contiguous copy, shape (n, d). Zero rows stay zero."""
     x = np.array(x, dtype=np.float32, copy=True, order="C")
@@ -305,11 +309,16 @@ class PatientIndex:
         rows = np.asarray(rows, np.int64)
         q = normalised(queries).astype(np.float64)
         valid = rows >= 0
-        v = np.zeros(rows.shape + (self.dim,), np.float64)
-        if valid.any():
-            v[valid] = self._reconstructor.reconstruct_batch(rows[valid])
-        s = np.round(np.einsum("md,mcd->mc", q, v), TIE_DECIMALS)
-        s[~valid] = -np.inf
+        s = np.full(rows.shape, -np.inf)
+        # the candidates' vectors a block of queries at a time: a batch with filters may ask for
+        # thousands of candidates each, and (m, c, d) float64 at once would take gigabytes
+        step = max(1, RESCORE_BLOCK // max(rows.shape[1] * self.dim, 1))
+        for i in range(0, len(rows), step):
+            r, ok = rows[i:i + step], valid[i:i + step]
+            v = np.zeros(r.shape + (self.dim,), np.float64)
+            if ok.any():
+                v[ok] = self._reconstructor.reconstruct_batch(r[ok])
+            s[i:i + step] = np.where(ok, np.round(np.einsum("md,mcd->mc", q[i:i + step], v), TIE_DECIMALS), -np.inf)
         rank = np.where(valid, self._id_rank[np.clip(rows, 0, None)], len(self._id_rank))
         order = np.lexsort((rank, -s), axis=1)
         return np.take_along_axis(s, order, 1), np.take_along_axis(rows, order, 1)
