@@ -165,6 +165,17 @@ class IndexParams:
 TIE_DECIMALS = 9
 
 
+def id_ranks(ids) -> np.ndarray:
+    """Each id's place in sorted id order (ids unique): what breaks a tie of similarities."""
+    return np.argsort(np.argsort(np.asarray(ids).astype(str), kind="stable"), kind="stable")
+
+
+def best_first(scores: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """Column order of each row of ``scores`` (m, c), highest first; scores equal to
+    ``TIE_DECIMALS`` decimals are a tie, broken by ``ranks`` (m, c) (see :func:`id_ranks`)."""
+    return np.lexsort((ranks, -np.round(np.asarray(scores, dtype=np.float64), TIE_DECIMALS)), axis=1)
+
+
 #: Candidate vector values :meth:`PatientIndex.rescored` holds at once (16M float64: 128 MB).
 RESCORE_BLOCK = 1 << 24
 
@@ -320,13 +331,13 @@ class PatientIndex:
                 v[ok] = self._reconstructor.reconstruct_batch(r[ok])
             s[i:i + step] = np.where(ok, np.round(np.einsum("md,mcd->mc", q[i:i + step], v), TIE_DECIMALS), -np.inf)
         rank = np.where(valid, self._id_rank[np.clip(rows, 0, None)], len(self._id_rank))
-        order = np.lexsort((rank, -s), axis=1)
+        order = best_first(s, rank)
         return np.take_along_axis(s, order, 1), np.take_along_axis(rows, order, 1)
 
     @functools.cached_property
     def _id_rank(self) -> np.ndarray:
         """Each index row's place in patient-id order (how ties are broken)."""
-        return np.argsort(np.argsort(self.ids.astype(str), kind="stable"), kind="stable")
+        return id_ranks(self.ids)
 
     def _searcher(self, k: int = 1):
         """The FAISS index a search of ``k`` neighbours runs on: the GPU clone when there is one and k fits."""

@@ -45,7 +45,7 @@ from graphonc.model.evaluate import compare_to_best_baseline, summary_table
 from graphonc.model.folds import Split, eligible_patients, make_plan, read_plan, splits, write_plan
 from graphonc.model.protocol import GNNModel, Prediction, cross_validate
 from graphonc.model_config import ModelConfig
-from graphonc.search.index import TIE_DECIMALS, normalised
+from graphonc.search.index import best_first, id_ranks, normalised
 
 log = logging.getLogger("graphonc")
 
@@ -76,9 +76,8 @@ def _snf():
 def top_k(sim: np.ndarray, k: int, db_ids: np.ndarray) -> np.ndarray:
     """Column indices of the k largest entries per row of ``sim`` (m, n); similarities equal to
     ``TIE_DECIMALS`` decimals are ties, broken by id order."""
-    sim = np.round(np.asarray(sim, dtype=np.float64), TIE_DECIMALS)
-    order = np.lexsort((np.broadcast_to(np.argsort(np.argsort(db_ids)), sim.shape), -sim), axis=1)
-    return order[:, :k]
+    sim = np.asarray(sim)
+    return best_first(sim, np.broadcast_to(id_ranks(db_ids), sim.shape))[:, :k]
 
 
 def cosine_neighbours(db: np.ndarray, q: np.ndarray, k: int, db_ids: np.ndarray) -> np.ndarray:
