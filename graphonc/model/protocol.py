@@ -73,13 +73,14 @@ class GNNModel:
     """The heterogeneous GNN (``use_graph=False``: the MLP ablation) behind the protocol.
 
     ``tune=True`` chooses hyper-parameters by nested CV inside the training ids first
-    (:func:`graphonc.model.tune.tune`, within ``cfg.tune_budget_s``).
+    (:func:`graphonc.model.tune.tune`, within ``cfg.tune_budget_s``). ``quiet=True`` does not log
+    a head at chance (tuning's inner fits: :func:`~graphonc.model.tune.tune` counts them instead).
     """
 
     tasks = (SURVIVAL, DIAGNOSIS)
 
-    def __init__(self, cfg: ModelConfig, name: str = "gnn", tune: bool = False) -> None:
-        self.cfg, self.name, self.tune = cfg, name, tune
+    def __init__(self, cfg: ModelConfig, name: str = "gnn", tune: bool = False, quiet: bool = False) -> None:
+        self.cfg, self.name, self.tune, self.quiet = cfg, name, tune, quiet
 
     def fit(self, run: GraphRun, train_ids: Sequence[str]) -> "GNNModel":
         from graphonc.model.train import fit_model
@@ -87,11 +88,10 @@ class GNNModel:
         cfg = self.cfg
         self.trials_ = self.tuning_ = None
         if self.tune:
-            from graphonc.model.tune import tune, tuning_summary
+            from graphonc.model.tune import tuned
 
-            cfg, self.trials_ = tune(run, list(train_ids), cfg)
-            self.tuning_ = tuning_summary(self.cfg, cfg, self.trials_)
-        self.fit_ = fit_model(run, list(train_ids), cfg)
+            cfg, self.trials_, self.tuning_ = tuned(run, list(train_ids), cfg)
+        self.fit_ = fit_model(run, list(train_ids), cfg, warn_chance=not self.quiet)
         return self
 
     def predict(self, run: GraphRun, ids: Sequence[str]) -> Prediction:

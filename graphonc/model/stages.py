@@ -75,11 +75,9 @@ def train_stage(run_dir: Path, config_path: Path | None = None, progress: bool =
     t0 = time.perf_counter()
     trials = tuning = None
     if tune:
-        from graphonc.model.tune import tune as tune_cfg, tuning_summary
+        from graphonc.model.tune import tuned
 
-        before = cfg
-        cfg, trials = tune_cfg(run, ids, cfg, progress=progress)
-        tuning = tuning_summary(before, cfg, trials)
+        cfg, trials, tuning = tuned(run, ids, cfg, progress=progress)
     fit = fit_model(run, ids, cfg, progress=progress)
     seconds = time.perf_counter() - t0
     z, proba, risk = predict(fit.model, fit.graph)

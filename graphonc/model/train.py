@@ -429,7 +429,8 @@ def chance_heads(graph: ModelGraph, val_idx: np.ndarray, proba: np.ndarray, risk
     return out
 
 
-def fit_model(run: GraphRun, train_ids: list[str], cfg: ModelConfig, progress: bool = False) -> FitResult:
+def fit_model(run: GraphRun, train_ids: list[str], cfg: ModelConfig, progress: bool = False,
+              warn_chance: bool = True) -> FitResult:
     """Train on ``train_ids`` (a share held out receive-only for early stopping).
 
     ``cfg.member_validation``: "own" (default): every training patient is a sender of the graph
@@ -441,8 +442,8 @@ def fit_model(run: GraphRun, train_ids: list[str], cfg: ModelConfig, progress: b
     Every other patient of the run is in the graph receive-only, so its embedding can be read
     off afterwards without having influenced training. Inputs follow ``cfg``'s policy
     (:func:`graphonc.model.inputs.model_inputs`), fitted on the senders only. A task head still
-    at chance on the validation predictions is logged as a warning and listed in
-    ``FitResult.at_chance``.
+    at chance on the validation predictions is listed in ``FitResult.at_chance`` and, with
+    ``warn_chance`` (off for tuning's inner fits, which count them instead), logged as a warning.
     """
     from graphonc.model.inputs import fit_inputs, model_inputs
 
@@ -477,7 +478,7 @@ def fit_model(run: GraphRun, train_ids: list[str], cfg: ModelConfig, progress: b
     val_proba[held], val_risk[held] = oob_proba[held] / oob_n[held, None], oob_risk[held] / oob_n[held]
     at_chance = chance_heads(graph, held, val_proba, val_risk)
     val_ids = sorted(graph.ids[S.PATIENT][held])
-    if at_chance:
+    if at_chance and warn_chance:
         log.warning("%s: the %s head(s) stayed at chance on the %d validation patients (best epoch %d); "
                     "its predictions and embeddings carry little signal for that task — try `graphonc train "
                     "--tune`, more patients, or a smaller gene vocabulary (model.gene_min_patients)",

@@ -83,6 +83,9 @@ def _finite(scored: tuple[float, dict]) -> float:
     return scored[0] if np.isfinite(scored[0]) else -np.inf
 
 
+#: The tuner's clock (seconds). A module attribute so that a test can count work instead of time.
+clock = time.perf_counter
+
 #: A full candidate (``model.ensemble`` networks per inner fold) costs about this many times its
 #: screen per network: the ensemble's out-of-bag bookkeeping and predictions on top (MSK prostate,
 #: one outer training fold: 190 s against 32 s for 5 members).
@@ -92,21 +95,24 @@ FULL_COST_PER_MEMBER = 1.2
 def tune(run: GraphRun, train_ids: Sequence[str], cfg: ModelConfig, progress: bool = False,
          budget_s: float | None = None) -> tuple[ModelConfig, pd.DataFrame]:
     """(best config, one row per scored candidate and round: its values, ``round`` (screen |
-    confirm), inner-CV ``score`` and ``seconds`` since tuning began); see module doc."""
+    confirm), inner-CV ``score``, ``at_chance`` (inner fits with a task head at chance, counted
+    here rather than warned about once per fit) and ``seconds`` since tuning began); see module doc."""
     from graphonc.model.protocol import GNNModel, cross_validate, prediction_scorer
 
     budget = cfg.tune_budget_s if budget_s is None else budget_s
     inner = _inner_splits(run, train_ids, cfg.tune_folds, cfg.seed)
     n_classes = run.nodes(S.PATIENT)[L.LABEL].nunique() if run.patient_columns().get("label") else 0
-    t0, rows = time.perf_counter(), []
+    t0, rows = clock(), []
 
     def elapsed() -> float:
-        return time.perf_counter() - t0
+        return clock() - t0
 
     def score(cand: dict, rnd: str, trial: ModelConfig) -> float:
-        df = cross_validate(run, inner, {"gnn": lambda: GNNModel(trial)}, (prediction_scorer,), progress=progress)
+        df = cross_validate(run, inner, {"gnn": lambda: GNNModel(trial, quiet=True)}, (prediction_scorer,),
+                            progress=progress)
         value = float(np.nanmean([gain_over_chance(r, n_classes) for r in df.to_dict("records")]))
-        rows.append({**cand, "round": rnd, "score": value, "seconds": round(elapsed(), 1)})
+        rows.append({**cand, "round": rnd, "score": value, "at_chance": int(df["at_chance"].str.len().gt(0).sum()),
+                     "seconds": round(elapsed(), 1)})
         log.info("tune (%s): %s -> %.3f", rnd, cand, value)
         return value
 
@@ -144,9 +150,19 @@ def tune(run: GraphRun, train_ids: Sequence[str], cfg: ModelConfig, progress: bo
             confirmed.append((score(cand, "confirm", cfg.model_copy(update=cand)), cand))
         best = max(confirmed, key=_finite)[1]
     best_cfg = cfg.model_copy(update=best)
-    log.info("tune: %d screened, %d confirmed in %.0f s, best %s", len(screens),
-             sum(r["round"] == "confirm" for r in rows), elapsed(), best)
+    chance = sum(r["at_chance"] > 0 for r in rows)
+    log.info("tune: %d screened, %d confirmed in %.0f s, best %s%s", len(screens),
+             sum(r["round"] == "confirm" for r in rows), elapsed(), best,
+             f"; {chance} of {len(rows)} rounds had a head at chance in an inner fold" if chance else "")
     return best_cfg, pd.DataFrame(rows)
+
+
+def tuned(run: GraphRun, train_ids: Sequence[str], cfg: ModelConfig, progress: bool = False
+          ) -> tuple[ModelConfig, pd.DataFrame, dict]:
+    """:func:`tune` within ``cfg.tune_budget_s``, with its :func:`tuning_summary`: (best config,
+    trials, summary), what ``train --tune`` and ``evaluate --tune`` both record."""
+    best, trials = tune(run, train_ids, cfg, progress=progress)
+    return best, trials, tuning_summary(cfg, best, trials)
 
 
 def tuning_summary(before: ModelConfig, after: ModelConfig, trials: pd.DataFrame) -> dict:
