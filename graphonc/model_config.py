@@ -90,6 +90,12 @@ class ModelConfig(BaseModel):
     #: 0.666 -> 0.676, MSK prostate 0.631 -> 0.643, CESC 0.557 -> 0.563, HNSC 0.587 -> 0.617).
     #: Empty: straight lines only.
     wide_knots: list[float] = [-1.0, -0.5, 0.0, 0.5, 1.0]
+    #: Weight of gradient-boosted trees in the reported class probabilities:
+    #: (1 - w) · network + w · trees, the trees being the gboost baseline's estimator on the graph's
+    #: patient columns and alteration genes (graphonc/model/boosted.py); 0 = the network alone.
+    #: Embeddings, risk and explanations stay the network's. MSK prostate, 5x3 folds: AUROC 0.848
+    #: (network) -> 0.858, above gboost alone (0.841) on 15 of 15 splits; docs/evaluation.md item 17.
+    label_boosting: float = Field(0.5, ge=0, le=1)
     use_graph: bool = True
     #: How a node aggregates its neighbours' messages in each SAGE layer (PyG aggregation name).
     #: "max" lets one driver mutation stand out among passengers instead of being averaged away

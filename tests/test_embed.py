@@ -30,7 +30,7 @@ def fold_model(metabric_run, tmp_path_factory):
     folder = tmp_path_factory.mktemp("fold0") / "model"
     save_model(fit, folder)
     lineage.record(folder, "train", lineage.fingerprint(metabric_run.root), run_root=metabric_run.root)
-    z, proba, risk = predict(fit.model, fit.graph)
+    z, proba, risk = predict(fit.model, fit.graph, fit.booster)  # the label trees blended in, as embed does
     idx = fit.graph.patient_index(test_ids)
     return {"dir": folder, "train": train_ids, "test": test_ids, "z": z[idx], "proba": proba[idx], "risk": risk[idx],
             "classes": fit.graph.label_classes, "all": (proba, risk), "test_rows": idx,

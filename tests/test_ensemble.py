@@ -57,7 +57,8 @@ def test_reloaded_ensemble_reproduces_predictions(metabric_run, ensemble):
     fit, folder, _ = ensemble
     lm = load_model(folder, metabric_run)
     assert isinstance(lm.model, GNNEnsemble)
-    for a, b in zip(predict(fit.model, fit.graph), predict(lm.model, lm.graph)):
+    assert lm.booster is not None  # the label trees (model.label_boosting) come back from booster.skops
+    for a, b in zip(predict(fit.model, fit.graph, fit.booster), predict(lm.model, lm.graph, lm.booster)):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 

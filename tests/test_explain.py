@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from graphonc.cli import app
 from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
-from graphonc.model.explain import clinical_column, explain_patient, risk_notes, top
+from graphonc.model.explain import clinical_column, explain_patient, output_notes, top
 from graphonc.model.io import load_model
 
 
@@ -95,20 +95,26 @@ def test_top_and_unknown_patient(metabric_trained, explanation):
         explain_patient(run.root, "MB-000")
 
 
-def test_a_note_says_when_the_risk_is_the_linear_fallback(metabric_trained, explanation):
+def test_notes_say_when_the_risk_is_the_linear_fallback_and_the_label_has_trees(metabric_trained, explanation):
     """A member whose risk fell back to penalised Cox with splines explains its risk by clinical
-    columns only; the explanation says so, in every place it is shown, and only then."""
-    _, metrics = metabric_trained
+    columns only, and with label trees the attributions explain the network's part of the class
+    probabilities; the explanation says so, in every place it is shown, and only then."""
+    run, metrics = metabric_trained
     linear = metrics["member_risk"].count("linear")
-    assert len(explanation.notes) == (1 if linear else 0)
+    meta = json.loads((run.layout.model_dir / "model.json").read_text())
+    assert meta["booster_columns"]  # the default model has label trees (model.label_boosting 0.5)
+    assert len(explanation.notes) == (1 if linear else 0) + 1
     if linear:
         assert "model.risk_fallback" in explanation.notes[0]
-    assert risk_notes({"member_risk": ["network"] * 5, "label_classes": ["a", "b"]}) == []
-    assert risk_notes({}) == []  # a model saved before the fallback existed
-    mixed = risk_notes({"member_risk": ["linear", "network", "linear"], "label_classes": ["a", "b"]})
+    assert "model.label_boosting" in explanation.notes[-1] and "weight 0.5" in explanation.notes[-1]
+    assert output_notes({"member_risk": ["network"] * 5, "label_classes": ["a", "b"]}) == []
+    assert output_notes({}) == []  # a model saved before the fallback existed
+    mixed = output_notes({"member_risk": ["linear", "network", "linear"], "label_classes": ["a", "b"]})
     assert mixed[0].startswith("In 2 of 3 ensemble members the risk") and "diagnosis" in mixed[0]
-    only = risk_notes({"member_risk": ["linear"], "label_classes": []})  # survival-only cohort
+    only = output_notes({"member_risk": ["linear"], "label_classes": []})  # survival-only cohort
     assert only[0].startswith("The model's risk") and "diagnosis" not in only[0]
+    trees = output_notes({"member_risk": ["network"], "booster_columns": [0, 3], "config": {"label_boosting": 0.3}})
+    assert len(trees) == 1 and "weight 0.3 on the trees" in trees[0]
 
 
 def test_the_report_and_the_service_show_the_notes(metabric_trained, explanation):
@@ -117,7 +123,7 @@ def test_the_report_and_the_service_show_the_notes(metabric_trained, explanation
     from graphonc.report.html import _explanation_section
     from graphonc.serve.api import Explanation as ExplanationOut, explanation_out
 
-    noted = replace(explanation, notes=risk_notes({"member_risk": ["linear", "network"], "label_classes": ["x"]})
+    noted = replace(explanation, notes=output_notes({"member_risk": ["linear", "network"], "label_classes": ["x"]})
                     + ["<b>not markup</b>"])
     html = _explanation_section(noted)
     assert "In 1 of 2 ensemble members the risk" in html and "&lt;b&gt;not markup&lt;/b&gt;" in html
@@ -133,5 +139,5 @@ def test_explain_cli_json(metabric_trained, mutated_patient):
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["patient"] == mutated_patient and set(doc["outputs"]) == {"risk", "diagnosis"}
-    assert doc["notes"] == risk_notes(metabric_trained[1] | {"label_classes": ["any"]})
+    assert doc["notes"] == output_notes(json.loads((run.layout.model_dir / "model.json").read_text()))
     assert {r["kind"] for r in doc["attributions"]} >= {"clinical", "gene", "mutation"}

@@ -154,6 +154,7 @@ def test_an_amplification_changes_the_embedding_and_shows_in_the_reasons(api, tr
 
 
 def test_fusions_match_the_cohort_in_either_order_and_new_ones_link_to_their_partners(state):
+    from graphonc.model.boosted import tree_features
     from graphonc.model.embed import attach
 
     body = {"fusions": ["ERG-TMPRSS2", {"gene1": "AR", "gene2": "PTEN"}, "FOO1-BAR2"],
@@ -169,9 +170,16 @@ def test_fusions_match_the_cohort_in_either_order_and_new_ones_link_to_their_par
     lm = state.frozen.lm
     x, edges, rows, _ = attach(lm, new)
     with torch.no_grad():
-        z, _, risk = lm.model(x, edges, lm.graph.vocab_dict)
+        z, logits, risk = lm.model(x, edges, lm.graph.vocab_dict)
     np.testing.assert_allclose(emb.embeddings, z[rows].numpy(), atol=1e-5)
     np.testing.assert_allclose(emb.risk, risk[rows].numpy(), atol=1e-5)
+    # the label trees read the same links: the new fusion's partners (AR, PTEN) as fusion columns
+    feats = tree_features(x[S.PATIENT].numpy(), edges, lm.graph.data[S.GENE].num_nodes, x[S.FUSION].shape[0])[rows]
+    gene = {g: i for i, g in enumerate(lm.graph.ids[S.GENE])}
+    fused = feats[:, x[S.PATIENT].shape[1] + 3 * len(gene):].toarray()[0]
+    assert {lm.graph.ids[S.GENE][i] for i in np.flatnonzero(fused)} == {"AR", "PTEN", "TMPRSS2", "ERG"}
+    np.testing.assert_allclose(emb.proba, lm.booster.blend(torch.softmax(logits[rows], -1).numpy(), feats),
+                               atol=1e-5)
     # and the new fusion counts: without it the embedding moves
     other = embed(NewPatient.model_validate(dict(body, fusions=["ERG-TMPRSS2"])), state)[0]
     assert np.abs(other.embeddings - emb.embeddings).max() > 1e-4

@@ -71,12 +71,15 @@ def test_reload_in_a_fresh_process_is_bit_identical(trained):
         "from graphonc.graph.run import GraphRun\nfrom graphonc.model.io import load_model\n"
         "from graphonc.model.train import predict\n"
         "run = GraphRun.open(sys.argv[1]); lm = load_model(run.root / 'model', run)\n"
-        "z, p, r = predict(lm.model, lm.graph); np.save(sys.argv[2], r)\n"
+        "z, p, r = predict(lm.model, lm.graph, lm.booster); np.save(sys.argv[2], np.column_stack([r, p]))\n"
     )
-    out = run.root / "reloaded_risk.npy"
+    out = run.root / "reloaded.npy"
     subprocess.run([sys.executable, "-c", code, str(run.root), str(out)], check=True)
     pred = pd.read_parquet(run.root / "model" / "predictions.parquet")
-    assert np.array_equal(np.load(out).astype("float64"), pred["risk"].to_numpy())
+    got = np.load(out).astype("float64")
+    assert np.array_equal(got[:, 0], pred["risk"].to_numpy())
+    # the class probabilities, with the label trees reloaded from booster.skops
+    assert np.array_equal(got[:, 1:], pred[[c for c in pred.columns if c.startswith("p_")]].to_numpy())
 
 
 def test_folds_are_patient_level_and_deterministic(metabric_run):

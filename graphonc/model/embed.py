@@ -31,6 +31,7 @@ from graphonc.graph.clinical import patient_table
 from graphonc.graph.hetero import node_features, split_edges
 from graphonc.graph.mutations import add_assay_columns, filter_mutations, mutation_tables, panel_tables
 from graphonc.graph.run import GraphRun, atomic_dir, write_parquet
+from graphonc.model.boosted import GENE_KINDS, INTO_FUSION_CARRIER, tree_features
 from graphonc.model.data import MUTATED_IN, reverse
 from graphonc.model.gnn import combine, members
 from graphonc.model.io import LoadedModel, load_model
@@ -328,13 +329,29 @@ class FrozenGraph:
                         hf = out[S.FUSION][n_f:]
                 outputs.append(net.heads(hp, x[S.PATIENT]))
         z, logits, risk = combine(outputs)
-        return _embedded(lm, new, z, logits, risk, unmatched, m)
+        features = None
+        if lm.booster is not None:  # the label trees read the same links, as edges into rows 0..m-1
+            d = lm.graph.data
+            own = {e: np.vstack(linked[e]) for e in (*GENE_KINDS, INTO_FUSION_CARRIER) if e in linked}
+            old_f = d[S.FUSION].num_nodes if S.FUSION in d.node_types else 0
+            partners = [d[S.FUSION_PARTNER].edge_index.numpy()] if S.FUSION_PARTNER in d.edge_types else []
+            if reverse(S.FUSION_PARTNER) in linked:  # a new fusion's partners: (its row, gene row)
+                genes, pos = linked[reverse(S.FUSION_PARTNER)]
+                partners.append(np.vstack([old_f + pos, genes]))
+            if partners:
+                own[S.FUSION_PARTNER] = np.hstack(partners)
+            features = tree_features(x[S.PATIENT].numpy(), own, d[S.GENE].num_nodes,
+                                     old_f + len(new.new_nodes().get(S.FUSION, [])))
+        return _embedded(lm, new, z, logits, risk, unmatched, m, features)
 
 
-def _embedded(lm: LoadedModel, new: NewPatients, z, logits, risk, unmatched: pd.DataFrame, m: int
-              ) -> EmbeddedPatients:
-    """:class:`EmbeddedPatients` from the model outputs of the new patients (the last ``m`` rows given)."""
+def _embedded(lm: LoadedModel, new: NewPatients, z, logits, risk, unmatched: pd.DataFrame, m: int,
+              features=None) -> EmbeddedPatients:
+    """:class:`EmbeddedPatients` from the model outputs of the new patients (the last ``m`` rows
+    given) and, for the label trees (``lm.booster``), their :func:`~graphonc.model.boosted.tree_features`."""
     z, proba, risk = z[-m:].numpy(), torch.softmax(logits[-m:], -1).numpy(), risk[-m:].numpy()
+    if lm.booster is not None and features is not None and lm.graph.label_classes:
+        proba = lm.booster.blend(proba, features)
     if not lm.graph.label_classes:
         proba = proba[:, :0]
     if len(unmatched.columns):
@@ -366,7 +383,11 @@ def embed_patients(run_dir: Path, source: Path, model_dir: Path | None = None, m
     x, edges, rows, unmatched = attach(lm, new)
     with torch.no_grad():
         z, logits, risk = lm.model(x, edges, lm.graph.vocab_dict)
-    return _embedded(lm, new, z[rows], logits[rows], risk[rows], unmatched, len(rows))
+    features = None
+    if lm.booster is not None:
+        features = tree_features(x[S.PATIENT].numpy(), edges, lm.graph.data[S.GENE].num_nodes,
+                                 x[S.FUSION].shape[0] if S.FUSION in x else 0)[rows]
+    return _embedded(lm, new, z[rows], logits[rows], risk[rows], unmatched, len(rows), features)
 
 
 def write_embedded(emb: EmbeddedPatients, out: Path, run_dir: Path | None = None) -> None:

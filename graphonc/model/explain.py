@@ -53,7 +53,7 @@ class Explanation:
     a gene's role, a pathway's name). Sorted by target, then |attribution|.
     ``outputs``: per target, the explained output value, its baseline value and the
     completeness gap ``delta``.
-    ``notes``: plain sentences the reader needs to read the table right (see :func:`risk_notes`).
+    ``notes``: plain sentences the reader needs to read the table right (see :func:`output_notes`).
     """
 
     patient: str
@@ -254,24 +254,34 @@ def _linked(edges: dict, row: int) -> dict[str, set[int]]:
     return out
 
 
-def risk_notes(meta: dict) -> list[str]:
-    """What a reader of the risk attributions must know about where the risk came from.
+def output_notes(meta: dict) -> list[str]:
+    """What a reader of the attributions must know about where the outputs came from.
 
     With ``model.risk_fallback`` an ensemble member whose network risk did worse on its
     validation share than penalised Cox with splines carries that linear risk instead
     (``member_risk`` in model.json). Such a member's risk reads the patient's clinical columns
     only, so graph nodes get no part of it: without this sentence a table of clinical-only risk
-    attributions looks like the graph did not matter to the model at all.
+    attributions looks like the graph did not matter to the model at all. With label trees
+    (``model.label_boosting``, ``booster_columns`` in model.json) the reported class
+    probabilities average the network's with gradient-boosted trees', and the attributions
+    explain the network's part only.
     """
+    notes = []
     sources = meta.get("member_risk") or []
     linear = sources.count("linear")
-    if not linear:
-        return []
-    who = "The model's risk" if linear == len(sources) else f"In {linear} of {len(sources)} ensemble members the risk"
-    note = (f"{who} comes from penalised Cox with linear splines of the clinical columns, which did better than the "
-            "network's risk on validation patients (model.risk_fallback): that part of the risk is explained by "
-            "clinical columns only.")
-    return [note + (" The diagnosis still comes from the network." if meta.get("label_classes") else "")]
+    if linear:
+        who = ("The model's risk" if linear == len(sources)
+               else f"In {linear} of {len(sources)} ensemble members the risk")
+        note = (f"{who} comes from penalised Cox with linear splines of the clinical columns, which did better than "
+                "the network's risk on validation patients (model.risk_fallback): that part of the risk is explained "
+                "by clinical columns only.")
+        notes.append(note + (" The diagnosis still comes from the network." if meta.get("label_classes") else ""))
+    if meta.get("booster_columns") is not None:
+        weight = meta.get("config", {}).get("label_boosting", 0.5)
+        notes.append(f"The class probabilities shown for this patient are the network's averaged with gradient-boosted "
+                     f"trees' on the same inputs (weight {weight:g} on the trees, model.label_boosting); the diagnosis "
+                     "attributions explain the network's part, for the class the network ranks first.")
+    return notes
 
 
 def top(table: pd.DataFrame, n: int = 10, linked_only: bool = False) -> pd.DataFrame:
@@ -320,7 +330,7 @@ def explain_loaded(lm: LoadedModel, run: GraphRun, patient_id: str, steps: int =
     clinical = table["kind"] == "clinical"  # features by the column names users know, not the tables' keys
     shown = run.column_names()
     table.loc[clinical, "name"] = table.loc[clinical, "name"].map(lambda c: shown.get(c, c))
-    return Explanation(patient_id, table, outputs, predicted, risk_notes(lm.meta))
+    return Explanation(patient_id, table, outputs, predicted, output_notes(lm.meta))
 
 
 def explain_new(lm: LoadedModel, run: GraphRun, new, steps: int = 32, node_values: dict | None = None,
@@ -337,4 +347,4 @@ def explain_new(lm: LoadedModel, run: GraphRun, new, steps: int = 32, node_value
         graphs, feature_names=g.encoder.feature_names_, ids=g.ids, classes=g.label_classes,
         patient_values=new.patients.iloc[0],
         node_values=node_values if node_values is not None else node_display_values(run), steps=steps)
-    return Explanation(str(new.patients[S.ID].iloc[0]), table, outputs, predicted, risk_notes(lm.meta))
+    return Explanation(str(new.patients[S.ID].iloc[0]), table, outputs, predicted, output_notes(lm.meta))

@@ -4,7 +4,9 @@
 
     weights.pt        state dict
     model.json        ModelConfig, patient encoder, embedding vocabularies, label classes,
-                      input dimensions and edge types, training/validation patient ids
+                      input dimensions and edge types, training/validation patient ids,
+                      the columns the label trees read
+    booster.skops     the label trees (graphonc.model.boosted; skops, no pickle), when trained
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from graphonc.errors import GraphoncError
 from graphonc.graph import lineage
 from graphonc.graph.hetero import PatientFeatureEncoder
 from graphonc.graph.run import GraphRun
+from graphonc.model.boosted import LabelBooster
 from graphonc.model.data import ModelGraph, model_graph
 from graphonc.model.gnn import GNNEnsemble, ModelConfig, PatientGNN, spline_columns
 from graphonc.model.inputs import ModelInputs
@@ -47,7 +50,10 @@ def save_model(fit: FitResult, folder: Path) -> None:
         "best_epoch": fit.best_epoch,
         "member_best_epochs": fit.member_best_epochs,
         "member_risk": fit.member_risk,
+        "booster_columns": fit.booster.columns.tolist() if fit.booster is not None else None,
     }
+    if fit.booster is not None:
+        fit.booster.save(folder)
     torch.save(fit.model.state_dict(), folder / WEIGHTS)
     (folder / META).write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
 
@@ -57,6 +63,7 @@ class LoadedModel:
     model: PatientGNN | GNNEnsemble
     graph: ModelGraph
     meta: dict
+    booster: LabelBooster | None = None
 
 
 def load_model(folder: Path, run: GraphRun) -> LoadedModel:
@@ -80,4 +87,6 @@ def load_model(folder: Path, run: GraphRun) -> LoadedModel:
     model = nets[0] if len(nets) == 1 else GNNEnsemble(nets)
     model.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
     model.eval()
-    return LoadedModel(model, graph, meta)
+    booster = (LabelBooster.load(folder, meta["booster_columns"], cfg.label_boosting)
+               if meta.get("booster_columns") is not None else None)  # absent before the label trees
+    return LoadedModel(model, graph, meta, booster)

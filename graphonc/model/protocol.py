@@ -98,7 +98,7 @@ class GNNModel:
         from graphonc.model.train import predict
 
         g = self.fit_.graph
-        z, proba, risk = predict(self.fit_.model, g)
+        z, proba, risk = predict(self.fit_.model, g, self.fit_.booster)
         rows = g.patient_index(ids)
         return Prediction(list(ids), risk[rows], proba[rows] if g.label_classes else None, z[rows],
                           list(g.label_classes))

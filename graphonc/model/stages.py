@@ -49,7 +49,9 @@ def _prediction_table(ids: pd.Index, proba: np.ndarray, risk: np.ndarray, classe
                       split: pd.Series, val_proba: np.ndarray, val_risk: np.ndarray) -> pd.DataFrame:
     """The trained model's risk and class probabilities for every patient, and for the patients
     held out for early stopping (split "validation") their out-of-bag ones, ``oob_risk`` and
-    ``oob_prob_<class>`` (NaN elsewhere): the predictions metrics.json's validation scores."""
+    ``oob_prob_<class>`` (NaN elsewhere): the predictions metrics.json's validation scores. The
+    out-of-bag ones are the network's alone: the label trees (``model.label_boosting``) are fitted
+    on every training patient, so they have no held-out predictions."""
     df = pd.DataFrame({S.ID: ids, "split": split.to_numpy(), "risk": risk.astype("float64"),
                        "oob_risk": val_risk.astype("float64")})
     if classes:
@@ -80,7 +82,7 @@ def train_stage(run_dir: Path, config_path: Path | None = None, progress: bool =
         cfg, trials, tuning = tuned(run, ids, cfg, progress=progress)
     fit = fit_model(run, ids, cfg, progress=progress)
     seconds = time.perf_counter() - t0
-    z, proba, risk = predict(fit.model, fit.graph)
+    z, proba, risk = predict(fit.model, fit.graph, fit.booster)
     pid = fit.graph.ids[S.PATIENT]
     split = pd.Series("unlabelled", index=pid)
     split[fit.train_ids] = "train"

@@ -22,6 +22,7 @@ from torchsurv.loss.cox import neg_partial_log_likelihood
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.model.data import MUTATED_IN, ModelGraph, from_senders, model_graph, reverse
+from graphonc.model.boosted import LabelBooster, graph_tree_features
 from graphonc.model.gnn import GNNEnsemble, ModelConfig, PatientGNN, spline_columns
 from graphonc.model.sampling import NeighborSampler
 from graphonc.progress import make_progress
@@ -89,6 +90,9 @@ class FitResult:
     #: patient's class probabilities and risk averaged over the members that did not train on it.
     val_proba: np.ndarray | None = None
     val_risk: np.ndarray | None = None
+    #: Gradient-boosted trees blended into the class probabilities (``cfg.label_boosting``;
+    #: graphonc.model.boosted); None without a label or with a weight of 0.
+    booster: LabelBooster | None = None
 
 
 def split_validation(ids: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
@@ -484,15 +488,33 @@ def fit_model(run: GraphRun, train_ids: list[str], cfg: ModelConfig, progress: b
                     "--tune`, more patients, or a smaller gene vocabulary (model.gene_min_patients)",
                     "GNN" if cfg.use_graph else "MLP", "/".join(at_chance), len(val_ids), best_epoch)
     return FitResult(model, graph, cfg, history, best_epoch, senders, val_ids, at_chance, task_best,
-                     [r[1] for r in runs], member_risk, val_proba, val_risk)
+                     [r[1] for r in runs], member_risk, val_proba, val_risk, fit_booster(graph, senders, cfg))
+
+
+def fit_booster(graph: ModelGraph, senders: list[str], cfg: ModelConfig) -> LabelBooster | None:
+    """The trees of ``cfg.label_boosting`` on the labelled sender patients (graphonc.model.boosted)."""
+    p = graph.data[S.PATIENT]
+    if not cfg.label_boosting or "y" not in p or len(graph.label_classes) < 2:
+        return None
+    rows = graph.patient_index(senders)
+    rows = rows[p.y.numpy()[rows] >= 0]
+    if len(np.unique(p.y.numpy()[rows])) < 2:
+        return None
+    return LabelBooster.fit(graph_tree_features(graph.data), p.y.numpy()[rows], rows, len(graph.label_classes),
+                            p.x.shape[1], cfg.seed, cfg.label_boosting)
 
 
 @torch.no_grad()
-def predict(model: PatientGNN | GNNEnsemble, graph: ModelGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(embeddings (N, D), class probabilities (N, K), risk (N,)) for every patient of the graph."""
+def predict(model: PatientGNN | GNNEnsemble, graph: ModelGraph, booster: LabelBooster | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(embeddings (N, D), class probabilities (N, K), risk (N,)) for every patient of the graph;
+    with ``booster`` the class probabilities are the network's blended with its trees'."""
     model.eval()
     d = graph.data
     x = {t: d[t].x for t in d.node_types if "x" in d[t]}
     edges = {e: d[e].edge_index for e in d.edge_types}
     z, logits, risk = model(x, edges, graph.vocab_dict)
-    return z.numpy(), torch.softmax(logits, -1).numpy(), risk.numpy()
+    proba = torch.softmax(logits, -1).numpy()
+    if booster is not None:
+        proba = booster.blend(proba, graph_tree_features(d))
+    return z.numpy(), proba, risk.numpy()

@@ -1,0 +1,145 @@
+"""Gradient-boosted trees beside the network's classifier.
+
+The class probabilities graphonc reports are the network's and the trees' averaged,
+``(1 - w) · network + w · trees`` with ``w = model.label_boosting`` (default 0.5; 0 = the
+network alone). Embeddings, risk, explanations and the network's own validation metrics are
+the network's; only the label probabilities are blended.
+
+Why: the network and boosted trees err differently. MSK prostate, primary vs metastatic, the
+15 splits of docs/evaluation.md's plan (item 17): network AUROC 0.848, the gboost baseline 0.841,
+their average 0.858, above the trees alone on all 15 splits (+0.017 [+0.007, +0.026]), while
+averaging the trees with logistic regression (−0.004) or with the MLP ablation (−0.002) does not
+beat the trees alone: what the trees miss is what message passing adds.
+
+The trees read what the network reads, from the model graph, so that a patient attached
+receive-only (a test patient, a new patient of ``embed`` or the service) gets its features the
+same way: the patient's encoded columns and, for every gene node, whether the patient carries a
+mutation in it, an amplification, a deep deletion, or a fusion with it as a partner. A gene
+column carried by fewer than ``MIN_PATIENTS`` fit patients is left out (as the gboost baseline's
+gene columns). The estimator is the gboost baseline's
+(:class:`graphonc.model.baselines.GradientBoostingBaseline`, same hyper-parameters, balanced
+class weights), fitted on every labelled training patient.
+
+Saved with skops (``booster.skops``, no pickle) and loaded trusting only the types in
+:data:`TRUSTED`; a file holding any other type is refused.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from graphonc.errors import GraphoncError
+from graphonc.graph import schema as S
+from graphonc.model.data import MUTATED_IN, reverse
+
+#: Gene → Patient edge types whose genes become 0/1 columns, in column-block order.
+GENE_KINDS = (reverse(MUTATED_IN), reverse((S.PATIENT, "HAS_CNA_AMP", S.GENE)),
+              reverse((S.PATIENT, "HAS_CNA_HOMDEL", S.GENE)))
+#: Fusion → Patient and Fusion → Gene: a patient's fusion partner genes, the last column block.
+INTO_FUSION_CARRIER = reverse(S.HAS_FUSION)
+#: A gene column is kept when at least this many fit patients carry that alteration (the gboost
+#: baseline's TabularModel default).
+MIN_PATIENTS = 5
+BOOSTER_FILE = "booster.skops"
+#: The only types ``booster.skops`` may hold beyond skops' defaults.
+TRUSTED = ("graphonc.model.baselines.GradientBoostingBaseline",
+           "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor")
+
+
+def _pairs(edges: dict, etype) -> tuple[np.ndarray, np.ndarray]:
+    """(source rows, destination rows) of one edge type in ``edges`` (tensors or arrays, (2, E))."""
+    ei = edges.get(etype)
+    if ei is None:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    ei = np.asarray(ei)
+    return ei[0].astype(np.int64), ei[1].astype(np.int64)
+
+
+def _incidence(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    m = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=shape)
+    m.data[:] = 1.0  # duplicates (two mutations in one gene) count once
+    return m
+
+
+def tree_features(x_patient: np.ndarray, edges: dict, n_genes: int, n_fusions: int = 0) -> sp.csr_matrix:
+    """(N, F + 4·G) sparse: the patients' encoded columns, then per gene node a 0/1 column for each
+    of mutated, amplified, deeply deleted and fusion partner.
+
+    Args:
+        x_patient: (N, F) the model graph's patient features (rows = patients).
+        edges: edge_index by edge type; Gene/Fusion → Patient edges end at rows of ``x_patient``.
+        n_genes: G, the gene nodes of the graph.
+        n_fusions: fusion nodes (rows of ``FUSION_PARTNER`` sources and fusion-carrier senders).
+    """
+    n = x_patient.shape[0]
+    blocks = [sp.csr_matrix(np.asarray(x_patient, dtype=np.float32))]
+    for kind in GENE_KINDS:
+        g, p = _pairs(edges, kind)
+        blocks.append(_incidence(p, g, (n, n_genes)))
+    f, p = _pairs(edges, INTO_FUSION_CARRIER)
+    fg, gg = _pairs(edges, S.FUSION_PARTNER)
+    carriers = _incidence(p, f, (n, n_fusions))
+    partners = _incidence(fg, gg, (n_fusions, n_genes))
+    fused = (carriers @ partners).tocsr()
+    fused.data[:] = 1.0
+    blocks.append(fused)
+    return sp.hstack(blocks, format="csr")
+
+
+def graph_tree_features(data) -> sp.csr_matrix:
+    """:func:`tree_features` of every patient of a model graph (a PyG ``HeteroData``)."""
+    return tree_features(data[S.PATIENT].x.numpy(), {e: data[e].edge_index for e in data.edge_types},
+                         data[S.GENE].num_nodes if S.GENE in data.node_types else 0,
+                         data[S.FUSION].num_nodes if S.FUSION in data.node_types else 0)
+
+
+@dataclass
+class LabelBooster:
+    """The fitted trees, the columns of :func:`tree_features` they read and their weight."""
+
+    columns: np.ndarray   # (C,) kept column indices of tree_features
+    estimator: object     # fitted GradientBoostingBaseline
+    weight: float         # model.label_boosting
+
+    @classmethod
+    def fit(cls, features: sp.csr_matrix, y: np.ndarray, rows: np.ndarray, n_classes: int, n_clinical: int,
+            seed: int, weight: float) -> "LabelBooster":
+        """Fit on patient ``rows`` of ``features`` with labels ``y`` (class indices of those rows);
+        the first ``n_clinical`` columns (the encoded clinical ones) are always kept."""
+        from graphonc.model.baselines import GradientBoostingBaseline
+
+        sub = features[rows]
+        carried = np.asarray(sub.sum(axis=0)).ravel()
+        keep = np.arange(features.shape[1])
+        keep = keep[(keep < n_clinical) | (carried >= MIN_PATIENTS)]
+        est = GradientBoostingBaseline(n_classes=n_classes, random_state=seed)
+        est.fit(sub[:, keep].toarray(), np.asarray(y, dtype=np.int64))
+        return cls(keep, est, weight)
+
+    def predict_proba(self, features: sp.csr_matrix) -> np.ndarray:
+        """(N, K) class probabilities of the rows of ``features``."""
+        return self.estimator.predict_proba(features[:, self.columns].toarray())
+
+    def blend(self, network: np.ndarray, features: sp.csr_matrix) -> np.ndarray:
+        """``(1 - weight) · network + weight · trees`` (N, K) for the rows of ``features``."""
+        return (1.0 - self.weight) * network + self.weight * self.predict_proba(features)
+
+    def save(self, folder: Path) -> None:
+        import skops.io as sio
+
+        sio.dump(self.estimator, Path(folder) / BOOSTER_FILE)
+
+    @classmethod
+    def load(cls, folder: Path, columns: list[int], weight: float) -> "LabelBooster":
+        import skops.io as sio
+
+        path = Path(folder) / BOOSTER_FILE
+        untrusted = sio.get_untrusted_types(file=path)
+        if set(untrusted) - set(TRUSTED):
+            raise GraphoncError(f"{path}: holds types graphonc does not load "
+                                f"({sorted(set(untrusted) - set(TRUSTED))[:3]}). Fix: retrain the model "
+                                "with `graphonc train` rather than using a booster file from elsewhere.")
+        return cls(np.asarray(columns, dtype=np.int64), sio.load(path, trusted=list(untrusted)), weight)
