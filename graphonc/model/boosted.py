@@ -38,8 +38,10 @@ from graphonc.model.data import MUTATED_IN, reverse
 #: Gene → Patient edge types whose genes become 0/1 columns, in column-block order.
 GENE_KINDS = (reverse(MUTATED_IN), reverse((S.PATIENT, "HAS_CNA_AMP", S.GENE)),
               reverse((S.PATIENT, "HAS_CNA_HOMDEL", S.GENE)))
-#: Fusion → Patient and Fusion → Gene: a patient's fusion partner genes, the last column block.
+#: Fusion → Patient and Gene → Fusion: a patient's fusion partner genes, the last column block
+#: (the reverse edges, which a fusion attached receive-only has too).
 INTO_FUSION_CARRIER = reverse(S.HAS_FUSION)
+INTO_FUSION = reverse(S.FUSION_PARTNER)
 #: A gene column is kept when at least this many fit patients carry that alteration (the gboost
 #: baseline's TabularModel default).
 MIN_PATIENTS = 5
@@ -72,7 +74,7 @@ def tree_features(x_patient: np.ndarray, edges: dict, n_genes: int, n_fusions: i
         x_patient: (N, F) the model graph's patient features (rows = patients).
         edges: edge_index by edge type; Gene/Fusion → Patient edges end at rows of ``x_patient``.
         n_genes: G, the gene nodes of the graph.
-        n_fusions: fusion nodes (rows of ``FUSION_PARTNER`` sources and fusion-carrier senders).
+        n_fusions: fusion nodes (rows of Fusion → Patient senders and Gene → Fusion receivers).
     """
     n = x_patient.shape[0]
     blocks = [sp.csr_matrix(np.asarray(x_patient, dtype=np.float32))]
@@ -80,7 +82,7 @@ def tree_features(x_patient: np.ndarray, edges: dict, n_genes: int, n_fusions: i
         g, p = _pairs(edges, kind)
         blocks.append(_incidence(p, g, (n, n_genes)))
     f, p = _pairs(edges, INTO_FUSION_CARRIER)
-    fg, gg = _pairs(edges, S.FUSION_PARTNER)
+    gg, fg = _pairs(edges, INTO_FUSION)
     carriers = _incidence(p, f, (n, n_fusions))
     partners = _incidence(fg, gg, (n_fusions, n_genes))
     fused = (carriers @ partners).tocsr()

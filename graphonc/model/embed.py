@@ -31,7 +31,7 @@ from graphonc.graph.clinical import patient_table
 from graphonc.graph.hetero import node_features, split_edges
 from graphonc.graph.mutations import add_assay_columns, filter_mutations, mutation_tables, panel_tables
 from graphonc.graph.run import GraphRun, atomic_dir, write_parquet
-from graphonc.model.boosted import GENE_KINDS, INTO_FUSION_CARRIER, tree_features
+from graphonc.model.boosted import GENE_KINDS, INTO_FUSION, INTO_FUSION_CARRIER, tree_features
 from graphonc.model.data import MUTATED_IN, reverse
 from graphonc.model.gnn import combine, members
 from graphonc.model.io import LoadedModel, load_model
@@ -334,12 +334,12 @@ class FrozenGraph:
             d = lm.graph.data
             own = {e: np.vstack(linked[e]) for e in (*GENE_KINDS, INTO_FUSION_CARRIER) if e in linked}
             old_f = d[S.FUSION].num_nodes if S.FUSION in d.node_types else 0
-            partners = [d[S.FUSION_PARTNER].edge_index.numpy()] if S.FUSION_PARTNER in d.edge_types else []
-            if reverse(S.FUSION_PARTNER) in linked:  # a new fusion's partners: (its row, gene row)
-                genes, pos = linked[reverse(S.FUSION_PARTNER)]
-                partners.append(np.vstack([old_f + pos, genes]))
+            partners = [d[INTO_FUSION].edge_index.numpy()] if INTO_FUSION in d.edge_types else []
+            if INTO_FUSION in linked:  # a new fusion's partners: (gene row, its row after the run's fusions)
+                genes, pos = linked[INTO_FUSION]
+                partners.append(np.vstack([genes, old_f + pos]))
             if partners:
-                own[S.FUSION_PARTNER] = np.hstack(partners)
+                own[INTO_FUSION] = np.hstack(partners)
             features = tree_features(x[S.PATIENT].numpy(), own, d[S.GENE].num_nodes,
                                      old_f + len(new.new_nodes().get(S.FUSION, [])))
         return _embedded(lm, new, z, logits, risk, unmatched, m, features)
