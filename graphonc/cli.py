@@ -197,6 +197,11 @@ def train_cmd(
         if linear:
             out_console.print(term(f"risk from penalised Cox with splines in {linear} of {len(m['member_risk'])} "
                                    "networks (model.risk_fallback)"))
+        if m.get("label_trees"):
+            lt = m["label_trees"]
+            out_console.print(term(f"class probabilities: the network's averaged with gradient-boosted trees' on "
+                                   f"{lt['columns']} input columns, weight {lt['weight']:g} on the trees "
+                                   "(model.label_boosting); the label metrics above are the network's"))
         if m.get("at_chance"):
             err_console.print(term(f"warning: the {', '.join(m['at_chance'])} head(s) stayed at chance on the "
                                    "validation patients (flagged in metrics.json); try --tune"))

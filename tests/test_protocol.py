@@ -393,3 +393,4 @@ def test_train_tune_cli_says_what_tuning_chose_and_keeps_the_trials(cesc_run, tm
     before = model_config(GraphRun.open(root))  # the run's own model: section
     assert tn["changed"] == {k: v for k, v in tn["chosen"].items() if v != getattr(before, k)}
     assert f"tuning: {tn['screened']} candidates screened, {tn['confirmed']} confirmed" in " ".join(res.output.split())
+    assert "the network's averaged with gradient-boosted trees'" in " ".join(res.output.split())

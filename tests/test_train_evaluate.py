@@ -62,6 +62,10 @@ def test_train_writes_the_model_folder(trained):
     saved = json.loads((m / "model.json").read_text())
     assert metrics["member_risk"] == saved["member_risk"] and set(metrics["member_risk"]) <= {"network", "linear"}
     assert len(metrics["member_risk"]) == len(saved["member_best_epochs"]) >= 1
+    # the label trees blended into the class probabilities (model.label_boosting) are saved beside the network
+    assert (m / "booster.skops").exists()
+    assert metrics["label_trees"] == {"weight": 0.5, "columns": len(saved["booster_columns"])}
+    assert saved["booster_columns"][:3] == [0, 1, 2]  # the encoded clinical columns always come first
 
 
 def test_reload_in_a_fresh_process_is_bit_identical(trained):

@@ -94,7 +94,10 @@ def train_stage(run_dir: Path, config_path: Path | None = None, progress: bool =
     metrics = {"validation": metrics, "best_epoch": fit.best_epoch, "task_best_epochs": fit.task_best_epochs,
                "epochs_run": len(fit.history), "at_chance": fit.at_chance, "member_risk": fit.member_risk,
                "n_train": len(fit.train_ids), "n_validation": len(fit.val_ids), "train_seconds": round(seconds, 2),
-               "device": str(pick_device(cfg.device)), "tuned": bool(tune)}
+               "device": str(pick_device(cfg.device)), "tuned": bool(tune),
+               # the label trees blended into the class probabilities (the validation scores are the network's)
+               "label_trees": ({"weight": cfg.label_boosting, "columns": int(len(fit.booster.columns))}
+                               if fit.booster is not None else None)}
     if tuning is not None:
         metrics["tuning"] = tuning
     with atomic_dir(run.layout.model_dir) as tmp:
