@@ -17,7 +17,7 @@ from graphonc.model.train import fit_model, predict
 TINY = ModelConfig(hidden=16, embedding_dim=8, epochs=3, patience=100, seed=2, ensemble=1)
 
 
-def test_tree_features_hold_every_alteration_of_the_run(prostate_run):
+def test_tree_features_hold_every_alteration_of_the_run(prostate_run, monkeypatch):
     """Per patient, the 0/1 gene columns are its mutated, amplified, deleted and fusion-partner
     genes as the run's own tables list them, among the model graph's genes (its vocabulary,
     fitted on the senders: the genes the network can see)."""
@@ -46,6 +46,24 @@ def test_tree_features_hold_every_alteration_of_the_run(prostate_run):
     assert carried(blocks[3]) == set(zip(fu[f"{S.SRC}_x"], fu[f"{S.DST}_y"])) and len(fu) > 100
     assert x[:, :n_x].toarray() == pytest.approx(g.data[S.PATIENT].x.numpy())
     assert GENE_KINDS[0][1] == "rev_MUTATED_IN"
+    # the trees' columns: the clinical ones, and the gene columns of at least MIN_PATIENTS fit
+    # patients, the most carried first when the dense matrix would pass MAX_DENSE_BYTES
+    import graphonc.model.boosted as boosted
+
+    fit = g.patient_index(senders)
+    y = g.data[S.PATIENT].y.numpy()[fit]
+    carried = np.asarray(x[fit].sum(axis=0)).ravel()
+    monkeypatch.setattr(boosted, "PREDICT_BLOCK", 500)  # predictions block by block equal one block
+    full = LabelBooster.fit(x, y[y >= 0], fit[y >= 0], len(g.label_classes), n_x, 0, 0.5)
+    gene_cols = full.columns[n_x:]
+    assert list(full.columns[:n_x]) == list(range(n_x)) and (carried[gene_cols] >= boosted.MIN_PATIENTS).all()
+    assert (carried[n_x:] >= boosted.MIN_PATIENTS).sum() == len(gene_cols) > 100
+    p = full.predict_proba(x)
+    np.testing.assert_allclose(p, full.estimator.predict_proba(x[:, full.columns].toarray()))
+    monkeypatch.setattr(boosted, "MAX_DENSE_BYTES", 8 * int((y >= 0).sum()) * (n_x + 20))
+    capped = LabelBooster.fit(x, y[y >= 0], fit[y >= 0], len(g.label_classes), n_x, 0, 0.5)
+    assert len(capped.columns) == n_x + 20
+    assert carried[capped.columns[n_x:]].min() >= np.sort(carried[gene_cols])[-20]  # the 20 most carried
 
 
 @pytest.mark.slow  # trains two small networks and the trees on a METABRIC fold

@@ -25,6 +25,7 @@ Saved with skops (``booster.skops``, no pickle) and loaded trusting only the typ
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,8 @@ import scipy.sparse as sp
 from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
 from graphonc.model.data import MUTATED_IN, reverse
+
+log = logging.getLogger("graphonc")
 
 #: Gene → Patient edge types whose genes become 0/1 columns, in column-block order.
 GENE_KINDS = (reverse(MUTATED_IN), reverse((S.PATIENT, "HAS_CNA_AMP", S.GENE)),
@@ -45,6 +48,11 @@ INTO_FUSION = reverse(S.FUSION_PARTNER)
 #: A gene column is kept when at least this many fit patients carry that alteration (the gboost
 #: baseline's TabularModel default).
 MIN_PATIENTS = 5
+#: The trees fit on a dense float64 matrix: at most this many bytes of it. Beyond (a cohort of
+#: 100k patients on a whole exome), the gene columns carried by the most fit patients are kept.
+MAX_DENSE_BYTES = 2 * 1024 ** 3
+#: Rows per block when predicting, so a large graph is never densified at once.
+PREDICT_BLOCK = 20_000
 BOOSTER_FILE = "booster.skops"
 #: The only types ``booster.skops`` may hold beyond skops' defaults.
 TRUSTED = ("graphonc.model.baselines.GradientBoostingBaseline",
@@ -115,15 +123,25 @@ class LabelBooster:
 
         sub = features[rows]
         carried = np.asarray(sub.sum(axis=0)).ravel()
-        keep = np.arange(features.shape[1])
-        keep = keep[(keep < n_clinical) | (carried >= MIN_PATIENTS)]
+        genes = np.flatnonzero(carried >= MIN_PATIENTS)
+        genes = genes[genes >= n_clinical]
+        room = max(MAX_DENSE_BYTES // (8 * max(len(rows), 1)) - n_clinical, 0)
+        if len(genes) > room:  # the most carried first; ties by column, so the choice is deterministic
+            log.info("label trees: %d of %d gene columns kept (%d patients, within %d GB dense)", room,
+                     len(genes), len(rows), MAX_DENSE_BYTES // 1024 ** 3)
+            genes = np.sort(genes[np.lexsort((genes, -carried[genes]))[:room]])
+        keep = np.concatenate([np.arange(n_clinical), genes])
         est = GradientBoostingBaseline(n_classes=n_classes, random_state=seed)
         est.fit(sub[:, keep].toarray(), np.asarray(y, dtype=np.int64))
         return cls(keep, est, weight)
 
     def predict_proba(self, features: sp.csr_matrix) -> np.ndarray:
-        """(N, K) class probabilities of the rows of ``features``."""
-        return self.estimator.predict_proba(features[:, self.columns].toarray())
+        """(N, K) class probabilities of the rows of ``features`` (densified a block of rows at a time)."""
+        cols = features[:, self.columns]
+        if cols.shape[0] == 0:
+            return np.zeros((0, self.estimator.n_classes_))
+        return np.vstack([self.estimator.predict_proba(cols[i:i + PREDICT_BLOCK].toarray())
+                          for i in range(0, cols.shape[0], PREDICT_BLOCK)])
 
     def blend(self, network: np.ndarray, features: sp.csr_matrix) -> np.ndarray:
         """``(1 - weight) · network + weight · trees`` (N, K) for the rows of ``features``."""
