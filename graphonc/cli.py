@@ -199,9 +199,12 @@ def train_cmd(
                                    "networks (model.risk_fallback)"))
         if m.get("label_trees"):
             lt = m["label_trees"]
-            out_console.print(term(f"class probabilities: the network's averaged with gradient-boosted trees' on "
-                                   f"{lt['columns']} input columns, weight {lt['weight']:g} on the trees "
-                                   "(model.label_boosting); the label metrics above are the network's"))
+            how = "chosen by out-of-bag log-loss" if lt["chosen_by"] != "config" else "from model.label_boosting"
+            out_console.print(term(
+                f"class probabilities: the network's averaged with gradient-boosted trees' on {lt['columns']} input "
+                f"columns, weight {lt['weight']:g} on the trees ({how}); the label metrics above are the network's"
+                if lt["weight"] > 0 else
+                f"class probabilities: the network's alone (weight 0 on the gradient-boosted trees, {how})"))
         if m.get("at_chance"):
             err_console.print(term(f"warning: the {', '.join(m['at_chance'])} head(s) stayed at chance on the "
                                    "validation patients (flagged in metrics.json); try --tune"))

@@ -4,10 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from graphonc.errors import GraphoncError
 from graphonc.graph import schema as S
-from graphonc.model.boosted import GENE_KINDS, LabelBooster, graph_tree_features
+from graphonc.model.boosted import (GENE_KINDS, WEIGHTS, LabelBooster, balanced_log_loss, choose_weight,
+                                    graph_tree_features, out_of_fold_trees)
 from graphonc.model.data import model_graph
 from graphonc.model.evaluate import make_folds
 from graphonc.model.gnn import ModelConfig
@@ -104,3 +107,39 @@ def test_a_booster_file_with_other_types_is_refused(tmp_path):
     with pytest.raises(GraphoncError, match="holds types graphonc does not load"):
         LabelBooster.load(tmp_path, [0, 1, 2], 0.5)
     assert HistGradientBoostingClassifier  # the estimator inside is scikit-learn's
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(2, 5), st.integers(20, 60), st.integers(0, 2 ** 31 - 1))
+def test_the_chosen_weight_has_the_lowest_out_of_bag_loss(k, n, seed):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % k  # every class present
+    network = rng.dirichlet(np.ones(k), size=n)
+    trees = rng.dirichlet(np.ones(k), size=n)
+    w, losses = choose_weight(network, trees, y)
+    assert w in WEIGHTS and losses[w] == min(losses.values())
+    assert losses[0.0] == pytest.approx(balanced_log_loss(network, y))
+    assert choose_weight(network, network, y)[0] == 0.0  # nothing to gain: the network alone
+    truth = np.eye(k)[y] * 0.98 + 0.02 / k
+    assert choose_weight(network, truth, y)[0] == 1.0  # trees that know every label take it all
+    assert choose_weight(truth, trees, y)[0] == 0.0
+
+
+@pytest.mark.slow  # trains a small network and 6 sets of trees on a METABRIC fold
+def test_auto_weight_is_chosen_on_out_of_bag_predictions(metabric_run):
+    train, _ = make_folds(metabric_run, 5, 0)[0]
+    fit = fit_model(metabric_run, train, TINY.model_copy(update={"ensemble": 2}))
+    g, b = fit.graph, fit.booster
+    assert b is not None and set(b.oob_log_loss) == set(WEIGHTS)
+    # the network's out-of-bag rows (its members' own validation shares) against the trees' 5-fold ones
+    y = g.data[S.PATIENT].y.numpy()
+    rows = g.patient_index(fit.train_ids)
+    rows = rows[y[rows] >= 0]
+    held = np.flatnonzero(~np.isnan(fit.val_proba[:, 0]) & (y >= 0))
+    assert set(held) <= set(rows) and len(held) > 300
+    x = graph_tree_features(g.data)
+    oof = out_of_fold_trees(x, y[rows], rows, len(g.label_classes), g.data[S.PATIENT].x.shape[1], TINY.seed)
+    at = pd.Series(np.arange(len(rows)), index=rows)[held].to_numpy()
+    w, losses = choose_weight(fit.val_proba[held], oof[at], y[held])
+    assert (w, losses) == (b.weight, b.oob_log_loss)
+    assert b.active == (w > 0)

@@ -18,7 +18,8 @@ from graphonc.model.train import fit_model, predict
 
 pytestmark = pytest.mark.slow  # trains a 2-member ensemble on METABRIC
 
-SMALL = ModelConfig(hidden=16, embedding_dim=8, epochs=6, patience=100, seed=3, ensemble=2)
+# a fixed weight of the label trees, so that the reload test always has trees to reload
+SMALL = ModelConfig(hidden=16, embedding_dim=8, epochs=6, patience=100, seed=3, ensemble=2, label_boosting=0.5)
 
 
 @pytest.fixture(scope="module")

@@ -102,19 +102,21 @@ def test_notes_say_when_the_risk_is_the_linear_fallback_and_the_label_has_trees(
     run, metrics = metabric_trained
     linear = metrics["member_risk"].count("linear")
     meta = json.loads((run.layout.model_dir / "model.json").read_text())
-    assert meta["booster_columns"]  # the default model has label trees (model.label_boosting 0.5)
-    assert len(explanation.notes) == (1 if linear else 0) + 1
+    trees = meta["booster_columns"] is not None  # the label trees, where their out-of-bag weight is above 0
+    assert len(explanation.notes) == (1 if linear else 0) + (1 if trees else 0)
     if linear:
         assert "model.risk_fallback" in explanation.notes[0]
-    assert "model.label_boosting" in explanation.notes[-1] and "weight 0.5" in explanation.notes[-1]
+    if trees:
+        assert "model.label_boosting" in explanation.notes[-1]
+        assert f"weight {meta['booster_weight']:g} on the trees" in explanation.notes[-1]
     assert output_notes({"member_risk": ["network"] * 5, "label_classes": ["a", "b"]}) == []
     assert output_notes({}) == []  # a model saved before the fallback existed
     mixed = output_notes({"member_risk": ["linear", "network", "linear"], "label_classes": ["a", "b"]})
     assert mixed[0].startswith("In 2 of 3 ensemble members the risk") and "diagnosis" in mixed[0]
     only = output_notes({"member_risk": ["linear"], "label_classes": []})  # survival-only cohort
     assert only[0].startswith("The model's risk") and "diagnosis" not in only[0]
-    trees = output_notes({"member_risk": ["network"], "booster_columns": [0, 3], "config": {"label_boosting": 0.3}})
-    assert len(trees) == 1 and "weight 0.3 on the trees" in trees[0]
+    noted = output_notes({"member_risk": ["network"], "booster_columns": [0, 3], "booster_weight": 0.3})
+    assert len(noted) == 1 and "weight 0.3 on the trees" in noted[0]
 
 
 def test_the_report_and_the_service_show_the_notes(metabric_trained, explanation):

@@ -62,10 +62,15 @@ def test_train_writes_the_model_folder(trained):
     saved = json.loads((m / "model.json").read_text())
     assert metrics["member_risk"] == saved["member_risk"] and set(metrics["member_risk"]) <= {"network", "linear"}
     assert len(metrics["member_risk"]) == len(saved["member_best_epochs"]) >= 1
-    # the label trees blended into the class probabilities (model.label_boosting) are saved beside the network
-    assert (m / "booster.skops").exists()
-    assert metrics["label_trees"] == {"weight": 0.5, "columns": len(saved["booster_columns"])}
-    assert saved["booster_columns"][:3] == [0, 1, 2]  # the encoded clinical columns always come first
+    # the label trees (model.label_boosting "auto"): their weight is the one with the lowest
+    # out-of-bag log-loss, and they are saved beside the network when they count
+    lt = metrics["label_trees"]
+    assert lt["chosen_by"] == "out-of-bag log-loss" and len(lt["oob_log_loss"]) == 11
+    assert f"{lt['weight']:g}" == min(lt["oob_log_loss"], key=lambda w: (lt["oob_log_loss"][w], float(w)))
+    assert saved["booster_weight"] == lt["weight"]
+    assert (m / "booster.skops").exists() == (lt["weight"] > 0)
+    if lt["weight"] > 0:
+        assert lt["columns"] == len(saved["booster_columns"]) and saved["booster_columns"][:3] == [0, 1, 2]
 
 
 def test_reload_in_a_fresh_process_is_bit_identical(trained):

@@ -1,15 +1,21 @@
 """Gradient-boosted trees beside the network's classifier.
 
-The class probabilities graphonc reports are the network's and the trees' averaged,
-``(1 - w) · network + w · trees`` with ``w = model.label_boosting`` (default 0.5; 0 = the
-network alone). Embeddings, risk, explanations and the network's own validation metrics are
-the network's; only the label probabilities are blended.
+The class probabilities graphonc reports are the network's and the trees' blended,
+``(1 - w) · network + w · trees``. With ``model.label_boosting: auto`` (the default) ``w`` is the
+one of 0, 0.1, ..., 1 whose blend has the lowest class-balanced log-loss on out-of-bag
+predictions of the training patients: the network's are its members' own validation shares
+(scored by the members that did not train on them), the trees' come from 5-fold CV inside the
+training patients (:func:`choose_weight`). A number fixes ``w``; 0 = the network alone.
+Embeddings, risk, explanations and the network's own validation metrics are the network's; only
+the label probabilities are blended.
 
 Why: the network and boosted trees err differently. MSK prostate, primary vs metastatic, the
 15 splits of docs/evaluation.md's plan (item 17): network AUROC 0.848, the gboost baseline 0.841,
 their average 0.858, above the trees alone on all 15 splits (+0.017 [+0.007, +0.026]), while
 averaging the trees with logistic regression (−0.004) or with the MLP ablation (−0.002) does not
-beat the trees alone: what the trees miss is what message passing adds.
+beat the trees alone: what the trees miss is what message passing adds. A fixed 0.5 costs a
+cohort where the trees are weak (TCGA CESC histology, AUROC 0.595 → 0.544 on 5 splits), hence
+a weight chosen by each training set's own out-of-bag predictions.
 
 The trees read what the network reads, from the model graph, so that a patient attached
 receive-only (a test patient, a new patient of ``embed`` or the service) gets its features the
@@ -106,13 +112,28 @@ def graph_tree_features(data) -> sp.csr_matrix:
                          data[S.FUSION].num_nodes if S.FUSION in data.node_types else 0)
 
 
+#: The weights ``model.label_boosting: auto`` chooses among.
+WEIGHTS = tuple(round(w, 1) for w in np.linspace(0.0, 1.0, 11))
+#: Folds of the trees' out-of-bag predictions inside the training patients.
+OOB_FOLDS = 5
+#: Fewer labelled out-of-bag patients than this: "auto" keeps the network alone (w = 0).
+MIN_OOB_PATIENTS = 20
+
+
 @dataclass
 class LabelBooster:
-    """The fitted trees, the columns of :func:`tree_features` they read and their weight."""
+    """The fitted trees, the columns of :func:`tree_features` they read and their weight (with
+    "auto": the out-of-bag log-loss of every weight tried). A weight of 0 holds no trees."""
 
-    columns: np.ndarray   # (C,) kept column indices of tree_features
-    estimator: object     # fitted GradientBoostingBaseline
-    weight: float         # model.label_boosting
+    columns: np.ndarray          # (C,) kept column indices of tree_features
+    estimator: object | None     # fitted GradientBoostingBaseline; None with weight 0
+    weight: float
+    oob_log_loss: dict[float, float] | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether the trees change the class probabilities at all."""
+        return self.estimator is not None and self.weight > 0
 
     @classmethod
     def fit(cls, features: sp.csr_matrix, y: np.ndarray, rows: np.ndarray, n_classes: int, n_clinical: int,
@@ -145,6 +166,8 @@ class LabelBooster:
 
     def blend(self, network: np.ndarray, features: sp.csr_matrix) -> np.ndarray:
         """``(1 - weight) · network + weight · trees`` (N, K) for the rows of ``features``."""
+        if not self.active:
+            return network
         return (1.0 - self.weight) * network + self.weight * self.predict_proba(features)
 
     def save(self, folder: Path) -> None:
@@ -163,3 +186,32 @@ class LabelBooster:
                                 f"({sorted(set(untrusted) - set(TRUSTED))[:3]}). Fix: retrain the model "
                                 "with `graphonc train` rather than using a booster file from elsewhere.")
         return cls(np.asarray(columns, dtype=np.int64), sio.load(path, trusted=list(untrusted)), weight)
+
+
+def balanced_log_loss(proba: np.ndarray, y: np.ndarray) -> float:
+    """Mean −log p(true class), each class weighing the same (the label metrics are class-balanced)."""
+    counts = np.bincount(y)
+    w = 1.0 / counts[y]
+    return float(-(w * np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None))).sum() / w.sum())
+
+
+def choose_weight(network: np.ndarray, trees: np.ndarray, y: np.ndarray) -> tuple[float, dict[float, float]]:
+    """(the weight of :data:`WEIGHTS` whose blend has the lowest :func:`balanced_log_loss`, the
+    loss of every weight); ties go to the smaller weight (more of the network)."""
+    losses = {w: balanced_log_loss((1 - w) * network + w * trees, y) for w in WEIGHTS}
+    return min(WEIGHTS, key=lambda w: (round(losses[w], 12), w)), losses
+
+
+def out_of_fold_trees(features: sp.csr_matrix, y: np.ndarray, rows: np.ndarray, n_classes: int,
+                      n_clinical: int, seed: int) -> np.ndarray:
+    """(len(rows), K): each of patient ``rows``' tree probabilities from trees fitted on the other
+    folds (stratified, :data:`OOB_FOLDS` or the smallest class's size, at least 2)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.bincount(y)
+    k = int(min(OOB_FOLDS, counts[counts > 0].min()))
+    out = np.zeros((len(rows), n_classes))
+    for tr, te in StratifiedKFold(max(k, 2), shuffle=True, random_state=seed).split(rows, y):
+        trees = LabelBooster.fit(features, y[tr], rows[tr], n_classes, n_clinical, seed, 1.0)
+        out[te] = trees.predict_proba(features[rows[te]])
+    return out

@@ -330,7 +330,7 @@ class FrozenGraph:
                 outputs.append(net.heads(hp, x[S.PATIENT]))
         z, logits, risk = combine(outputs)
         features = None
-        if lm.booster is not None:  # the label trees read the same links, as edges into rows 0..m-1
+        if lm.booster is not None and lm.booster.active:  # the label trees read the same links, as edges into rows 0..m-1
             d = lm.graph.data
             own = {e: np.vstack(linked[e]) for e in (*GENE_KINDS, INTO_FUSION_CARRIER) if e in linked}
             old_f = d[S.FUSION].num_nodes if S.FUSION in d.node_types else 0
@@ -384,7 +384,7 @@ def embed_patients(run_dir: Path, source: Path, model_dir: Path | None = None, m
     with torch.no_grad():
         z, logits, risk = lm.model(x, edges, lm.graph.vocab_dict)
     features = None
-    if lm.booster is not None:
+    if lm.booster is not None and lm.booster.active:
         features = tree_features(x[S.PATIENT].numpy(), edges, lm.graph.data[S.GENE].num_nodes,
                                  x[S.FUSION].shape[0] if S.FUSION in x else 0)[rows]
     return _embedded(lm, new, z[rows], logits[rows], risk[rows], unmatched, len(rows), features)

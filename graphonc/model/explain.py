@@ -277,7 +277,7 @@ def output_notes(meta: dict) -> list[str]:
                 "by clinical columns only.")
         notes.append(note + (" The diagnosis still comes from the network." if meta.get("label_classes") else ""))
     if meta.get("booster_columns") is not None:
-        weight = meta.get("config", {}).get("label_boosting", 0.5)
+        weight = meta.get("booster_weight", 0.5)
         notes.append(f"The class probabilities shown for this patient are the network's averaged with gradient-boosted "
                      f"trees' on the same inputs (weight {weight:g} on the trees, model.label_boosting); the diagnosis "
                      "attributions explain the network's part, for the class the network ranks first.")

@@ -35,6 +35,7 @@ TRAIN = "graphonc train --run {run}"
 def save_model(fit: FitResult, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     g = fit.graph
+    active = fit.booster is not None and fit.booster.active
     meta = {
         "config": fit.cfg.model_dump(),
         "encoder": g.encoder.to_dict(),
@@ -50,9 +51,10 @@ def save_model(fit: FitResult, folder: Path) -> None:
         "best_epoch": fit.best_epoch,
         "member_best_epochs": fit.member_best_epochs,
         "member_risk": fit.member_risk,
-        "booster_columns": fit.booster.columns.tolist() if fit.booster is not None else None,
+        "booster_columns": fit.booster.columns.tolist() if active else None,
+        "booster_weight": fit.booster.weight if fit.booster is not None else 0.0,
     }
-    if fit.booster is not None:
+    if active:
         fit.booster.save(folder)
     torch.save(fit.model.state_dict(), folder / WEIGHTS)
     (folder / META).write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
@@ -87,6 +89,6 @@ def load_model(folder: Path, run: GraphRun) -> LoadedModel:
     model = nets[0] if len(nets) == 1 else GNNEnsemble(nets)
     model.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
     model.eval()
-    booster = (LabelBooster.load(folder, meta["booster_columns"], cfg.label_boosting)
+    booster = (LabelBooster.load(folder, meta["booster_columns"], meta["booster_weight"])
                if meta.get("booster_columns") is not None else None)  # absent before the label trees
     return LoadedModel(model, graph, meta, booster)

@@ -108,7 +108,9 @@ class GNNModel:
         f = self.fit_
         out = {"best_epoch": f.best_epoch, "at_chance": ",".join(f.at_chance),
                "linear_risk": f.member_risk.count("linear"),
-               "n_genes": len(f.graph.genes) if f.graph.genes is not None else np.nan}
+               "n_genes": len(f.graph.genes) if f.graph.genes is not None else np.nan,
+               # weight of the label trees in the class probabilities (model.label_boosting; 0 = the network alone)
+               "label_weight": f.booster.weight if f.booster is not None else 0.0}
         if self.tuning_ is not None:  # what tuning changed in this fold ("" = the config's values won)
             out["tuned"] = ";".join(f"{k}={v}" for k, v in self.tuning_["changed"].items())
         return out

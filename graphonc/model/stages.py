@@ -63,6 +63,17 @@ def _prediction_table(ids: pd.Index, proba: np.ndarray, risk: np.ndarray, classe
     return df
 
 
+def _label_trees(booster, cfg: ModelConfig) -> dict | None:
+    """What metrics.json says of the label trees: their weight, how it was chosen, their columns."""
+    if booster is None:
+        return None
+    out = {"weight": booster.weight, "columns": int(len(booster.columns)),
+           "chosen_by": "out-of-bag log-loss" if cfg.label_boosting == "auto" else "config"}
+    if booster.oob_log_loss:
+        out["oob_log_loss"] = {f"{w:g}": round(v, 5) for w, v in booster.oob_log_loss.items()}
+    return out
+
+
 def train_stage(run_dir: Path, config_path: Path | None = None, progress: bool = False, tune: bool = False,
                 **overrides) -> dict:
     """Train on every patient with the configured targets; write ``<run>/model/``. Returns metrics.
@@ -96,8 +107,7 @@ def train_stage(run_dir: Path, config_path: Path | None = None, progress: bool =
                "n_train": len(fit.train_ids), "n_validation": len(fit.val_ids), "train_seconds": round(seconds, 2),
                "device": str(pick_device(cfg.device)), "tuned": bool(tune),
                # the label trees blended into the class probabilities (the validation scores are the network's)
-               "label_trees": ({"weight": cfg.label_boosting, "columns": int(len(fit.booster.columns))}
-                               if fit.booster is not None else None)}
+               "label_trees": _label_trees(fit.booster, cfg)}
     if tuning is not None:
         metrics["tuning"] = tuning
     with atomic_dir(run.layout.model_dir) as tmp:

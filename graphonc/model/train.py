@@ -22,7 +22,8 @@ from torchsurv.loss.cox import neg_partial_log_likelihood
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.model.data import MUTATED_IN, ModelGraph, from_senders, model_graph, reverse
-from graphonc.model.boosted import LabelBooster, graph_tree_features
+from graphonc.model.boosted import (MIN_OOB_PATIENTS, LabelBooster, choose_weight, graph_tree_features,
+                                    out_of_fold_trees)
 from graphonc.model.gnn import GNNEnsemble, ModelConfig, PatientGNN, spline_columns
 from graphonc.model.sampling import NeighborSampler
 from graphonc.progress import make_progress
@@ -488,20 +489,44 @@ def fit_model(run: GraphRun, train_ids: list[str], cfg: ModelConfig, progress: b
                     "--tune`, more patients, or a smaller gene vocabulary (model.gene_min_patients)",
                     "GNN" if cfg.use_graph else "MLP", "/".join(at_chance), len(val_ids), best_epoch)
     return FitResult(model, graph, cfg, history, best_epoch, senders, val_ids, at_chance, task_best,
-                     [r[1] for r in runs], member_risk, val_proba, val_risk, fit_booster(graph, senders, cfg))
+                     [r[1] for r in runs], member_risk, val_proba, val_risk,
+                     fit_booster(graph, senders, cfg, val_proba))
 
 
-def fit_booster(graph: ModelGraph, senders: list[str], cfg: ModelConfig) -> LabelBooster | None:
-    """The trees of ``cfg.label_boosting`` on the labelled sender patients (graphonc.model.boosted)."""
+def fit_booster(graph: ModelGraph, senders: list[str], cfg: ModelConfig, val_proba: np.ndarray
+                ) -> LabelBooster | None:
+    """The label trees of ``cfg.label_boosting`` on the labelled sender patients, with their
+    weight: fixed, or ("auto") chosen on out-of-bag predictions, the network's ``val_proba`` (NaN
+    rows: not held out) against the trees' own 5-fold ones (graphonc.model.boosted)."""
     p = graph.data[S.PATIENT]
-    if not cfg.label_boosting or "y" not in p or len(graph.label_classes) < 2:
+    if cfg.label_boosting == 0 or "y" not in p or len(graph.label_classes) < 2:
         return None
+    y, k = p.y.numpy(), len(graph.label_classes)
     rows = graph.patient_index(senders)
-    rows = rows[p.y.numpy()[rows] >= 0]
-    if len(np.unique(p.y.numpy()[rows])) < 2:
+    rows = rows[y[rows] >= 0]
+    if len(np.unique(y[rows])) < 2:
         return None
-    return LabelBooster.fit(graph_tree_features(graph.data), p.y.numpy()[rows], rows, len(graph.label_classes),
-                            p.x.shape[1], cfg.seed, cfg.label_boosting)
+    features, n_clinical = graph_tree_features(graph.data), p.x.shape[1]
+    if cfg.label_boosting != "auto":
+        return LabelBooster.fit(features, y[rows], rows, k, n_clinical, cfg.seed, float(cfg.label_boosting))
+    held = np.flatnonzero(~np.isnan(val_proba[:, 0]) & (y >= 0))
+    if len(held) < MIN_OOB_PATIENTS:
+        log.info("label trees: %d labelled out-of-bag patients, too few to weigh them; the network alone", len(held))
+        return None
+    trees_oob = np.full((len(y), k), np.nan)
+    trees_oob[rows] = out_of_fold_trees(features, y[rows], rows, k, n_clinical, cfg.seed)
+    weight, losses = choose_weight(val_proba[held], trees_oob[held], y[held]) if np.isfinite(trees_oob[held]).all() \
+        else (None, None)
+    if weight is None:  # held-out patients outside the senders (member_validation "shared"): the full trees
+        full = LabelBooster.fit(features, y[rows], rows, k, n_clinical, cfg.seed, 1.0)
+        out = held[np.isnan(trees_oob[held, 0])]
+        trees_oob[out] = full.predict_proba(features[out])
+        weight, losses = choose_weight(val_proba[held], trees_oob[held], y[held])
+    if weight == 0:
+        return LabelBooster(np.zeros(0, np.int64), None, 0.0, losses)
+    booster = LabelBooster.fit(features, y[rows], rows, k, n_clinical, cfg.seed, weight)
+    booster.oob_log_loss = losses
+    return booster
 
 
 @torch.no_grad()
@@ -515,6 +540,6 @@ def predict(model: PatientGNN | GNNEnsemble, graph: ModelGraph, booster: LabelBo
     edges = {e: d[e].edge_index for e in d.edge_types}
     z, logits, risk = model(x, edges, graph.vocab_dict)
     proba = torch.softmax(logits, -1).numpy()
-    if booster is not None:
+    if booster is not None and booster.active:
         proba = booster.blend(proba, graph_tree_features(d))
     return z.numpy(), proba, risk.numpy()

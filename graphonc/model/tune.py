@@ -83,6 +83,10 @@ def _finite(scored: tuple[float, dict]) -> float:
     return scored[0] if np.isfinite(scored[0]) else -np.inf
 
 
+#: Candidates are scored on the network alone: the label trees (model.label_boosting) do not
+#: depend on the tuned values, and their out-of-bag folds would cost every inner fit.
+NETWORK_ONLY = {"label_boosting": 0.0}
+
 #: The tuner's clock (seconds). A module attribute so that a test can count work instead of time.
 clock = time.perf_counter
 
@@ -128,7 +132,7 @@ def tune(run: GraphRun, train_ids: Sequence[str], cfg: ModelConfig, progress: bo
     for cand in grid:
         if screens and elapsed() * (1 + 1 / len(screens)) + confirms * full() > budget:
             break
-        screens.append((score(cand, "screen", cfg.model_copy(update={**cand, "ensemble": 1})), cand))
+        screens.append((score(cand, "screen", cfg.model_copy(update={**cand, **NETWORK_ONLY, "ensemble": 1})), cand))
     current, per_full = screens[0][1], full()
     if len(screens) == 1 < len(grid):
         log.warning("tune: a budget of %.0f s left room for the current config's screen only; kept it. Fix: "
@@ -147,7 +151,7 @@ def tune(run: GraphRun, train_ids: Sequence[str], cfg: ModelConfig, progress: bo
         for cand in [current] + challengers:
             if len(confirmed) >= 2 and elapsed() + per_full > budget:
                 break
-            confirmed.append((score(cand, "confirm", cfg.model_copy(update=cand)), cand))
+            confirmed.append((score(cand, "confirm", cfg.model_copy(update={**cand, **NETWORK_ONLY})), cand))
         best = max(confirmed, key=_finite)[1]
     best_cfg = cfg.model_copy(update=best)
     chance = sum(r["at_chance"] > 0 for r in rows)
