@@ -113,7 +113,7 @@ def graph_tree_features(data) -> sp.csr_matrix:
 
 
 #: The weights ``model.label_boosting: auto`` chooses among.
-WEIGHTS = tuple(round(w, 1) for w in np.linspace(0.0, 1.0, 11))
+WEIGHTS = tuple(i / 10 for i in range(11))  # Python floats: saved and reloaded as the same number
 #: Folds of the trees' out-of-bag predictions inside the training patients.
 OOB_FOLDS = 5
 #: Fewer labelled out-of-bag patients than this: "auto" keeps the network alone (w = 0).
@@ -168,7 +168,8 @@ class LabelBooster:
         """``(1 - weight) · network + weight · trees`` (N, K) for the rows of ``features``."""
         if not self.active:
             return network
-        return (1.0 - self.weight) * network + self.weight * self.predict_proba(features)
+        # in float64 whatever the network's dtype, so a reloaded model reproduces it bit for bit
+        return (1.0 - self.weight) * np.asarray(network, dtype=np.float64) + self.weight * self.predict_proba(features)
 
     def save(self, folder: Path) -> None:
         import skops.io as sio
