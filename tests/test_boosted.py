@@ -20,6 +20,7 @@ from graphonc.model.train import fit_model, predict
 TINY = ModelConfig(hidden=16, embedding_dim=8, epochs=3, patience=100, seed=2, ensemble=1)
 
 
+@pytest.mark.slow  # builds a model graph of MSK prostate and fits the trees twice
 def test_tree_features_hold_every_alteration_of_the_run(prostate_run, monkeypatch):
     """Per patient, the 0/1 gene columns are its mutated, amplified, deleted and fusion-partner
     genes as the run's own tables list them, among the model graph's genes (its vocabulary,
