@@ -144,3 +144,9 @@ def test_auto_weight_is_chosen_on_out_of_bag_predictions(metabric_run):
     w, losses = choose_weight(fit.val_proba[held], oof[at], y[held])
     assert (w, losses) == (b.weight, b.oob_log_loss)
     assert b.active == (w > 0)
+    # one validation share for every member (member_validation "shared"): those patients are not
+    # senders, so the trees fitted on every sender give their out-of-bag predictions
+    shared = fit_model(metabric_run, train, TINY.model_copy(update={"member_validation": "shared"}))
+    held = np.flatnonzero(~np.isnan(shared.val_proba[:, 0]) & (y >= 0))
+    assert not set(shared.graph.ids[S.PATIENT][held]) & set(shared.train_ids)
+    assert set(shared.booster.oob_log_loss) == set(WEIGHTS) and shared.booster.weight in WEIGHTS

@@ -92,7 +92,8 @@ class FitResult:
     val_proba: np.ndarray | None = None
     val_risk: np.ndarray | None = None
     #: Gradient-boosted trees blended into the class probabilities (``cfg.label_boosting``;
-    #: graphonc.model.boosted); None without a label or with a weight of 0.
+    #: graphonc.model.boosted); None without a label or with ``label_boosting: 0``; with "auto"
+    #: choosing a weight of 0, one without trees that keeps the out-of-bag losses.
     booster: LabelBooster | None = None
 
 
@@ -513,20 +514,19 @@ def fit_booster(graph: ModelGraph, senders: list[str], cfg: ModelConfig, val_pro
     if len(held) < MIN_OOB_PATIENTS:
         log.info("label trees: %d labelled out-of-bag patients, too few to weigh them; the network alone", len(held))
         return None
-    trees_oob = np.full((len(y), k), np.nan)
-    trees_oob[rows] = out_of_fold_trees(features, y[rows], rows, k, n_clinical, cfg.seed)
-    weight, losses = choose_weight(val_proba[held], trees_oob[held], y[held]) if np.isfinite(trees_oob[held]).all() \
-        else (None, None)
-    if weight is None:  # held-out patients outside the senders (member_validation "shared"): the full trees
-        full = LabelBooster.fit(features, y[rows], rows, k, n_clinical, cfg.seed, 1.0)
-        out = held[np.isnan(trees_oob[held, 0])]
-        trees_oob[out] = full.predict_proba(features[out])
-        weight, losses = choose_weight(val_proba[held], trees_oob[held], y[held])
-    if weight == 0:
+    oob = np.full((len(y), k), np.nan)
+    oob[rows] = out_of_fold_trees(features, y[rows], rows, k, n_clinical, cfg.seed)
+    final = None
+    outside = held[np.isnan(oob[held, 0])]  # held out but not senders (member_validation "shared")
+    if len(outside):  # the trees of every sender never saw them
+        final = LabelBooster.fit(features, y[rows], rows, k, n_clinical, cfg.seed, 1.0)
+        oob[outside] = final.predict_proba(features[outside])
+    weight, losses = choose_weight(val_proba[held], oob[held], y[held])
+    if weight == 0:  # no trees to keep; the losses still go to metrics.json
         return LabelBooster(np.zeros(0, np.int64), None, 0.0, losses)
-    booster = LabelBooster.fit(features, y[rows], rows, k, n_clinical, cfg.seed, weight)
-    booster.oob_log_loss = losses
-    return booster
+    final = final or LabelBooster.fit(features, y[rows], rows, k, n_clinical, cfg.seed, weight)
+    final.weight, final.oob_log_loss = weight, losses
+    return final
 
 
 @torch.no_grad()
