@@ -51,8 +51,8 @@ GENE_KINDS = (reverse(MUTATED_IN), reverse((S.PATIENT, "HAS_CNA_AMP", S.GENE)),
 #: (the reverse edges, which a fusion attached receive-only has too).
 INTO_FUSION_CARRIER = reverse(S.HAS_FUSION)
 INTO_FUSION = reverse(S.FUSION_PARTNER)
-#: A gene column is kept when at least this many fit patients carry that alteration (the gboost
-#: baseline's TabularModel default).
+#: A gene column is kept when at least this many fit patients carry that alteration; also the
+#: baselines' gene columns' threshold (graphonc.model.protocol.TabularModel's default).
 MIN_PATIENTS = 5
 #: The trees fit on a dense float64 matrix: at most this many bytes of it. Beyond (a cohort of
 #: 100k patients on a whole exome), the gene columns carried by the most fit patients are kept.

@@ -30,6 +30,7 @@ from graphonc import layout as L
 from graphonc.graph import schema as S
 from graphonc.graph.run import GraphRun
 from graphonc.model.baselines import DIAGNOSIS, SURVIVAL
+from graphonc.model.boosted import MIN_PATIENTS
 from graphonc.model.folds import Split
 from graphonc.model_config import ModelConfig
 from graphonc.progress import make_progress
@@ -128,7 +129,7 @@ class TabularModel:
     """
 
     def __init__(self, name: str, estimator, task: str, features: str, cfg: ModelConfig,
-                 min_patients: int = 5) -> None:
+                 min_patients: int = MIN_PATIENTS) -> None:
         self.name, self.estimator, self.task, self.features = name, estimator, task, features
         self.tasks = (task,)
         self.cfg, self.min_patients = cfg, min_patients
